@@ -1,0 +1,96 @@
+//! Configurable limits (SPEC.md "Limits") and the checks that enforce them.
+
+use super::error::{Result, StateError};
+
+/// Limits on what a request may carry and how much an owner may store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest key in bytes (default 2 KiB).
+    pub max_key_bytes: usize,
+    /// Longest map field in bytes (default 2 KiB).
+    pub max_field_bytes: usize,
+    /// Largest value, map field value or list item in bytes (default 1 MiB).
+    pub max_value_bytes: usize,
+    /// Most ops in one transaction or batch (default 128).
+    pub max_ops: usize,
+    /// Most keys (or scanned fields) per page (default 1000).
+    pub max_page: usize,
+    /// Bytes an instance (with its sessions) may store (default 1 GiB).
+    pub instance_quota_bytes: u64,
+    /// Bytes an account scope may store (default 1 GiB).
+    pub account_quota_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_key_bytes: 2048,
+            max_field_bytes: 2048,
+            max_value_bytes: 1 << 20,
+            max_ops: 128,
+            max_page: 1000,
+            instance_quota_bytes: 1 << 30,
+            account_quota_bytes: 1 << 30,
+        }
+    }
+}
+
+impl Limits {
+    /// A key must be non-empty and within the limit.
+    pub fn check_key(&self, key: &str) -> Result<()> {
+        if key.is_empty() {
+            return Err(StateError::invalid(
+                "the key is empty; keys are 1 or more bytes of UTF-8",
+            ));
+        }
+        if key.len() > self.max_key_bytes {
+            return Err(StateError::KeyTooLarge {
+                len: key.len(),
+                max: self.max_key_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// A map field may be empty but not over the limit.
+    pub fn check_field(&self, field: &str) -> Result<()> {
+        if field.len() > self.max_field_bytes {
+            return Err(StateError::KeyTooLarge {
+                len: field.len(),
+                max: self.max_field_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// A value, field value or list item within the limit.
+    pub fn check_value(&self, value: &[u8]) -> Result<()> {
+        if value.len() > self.max_value_bytes {
+            return Err(StateError::ValueTooLarge {
+                len: value.len(),
+                max: self.max_value_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// A request of `count` ops (or batch items).
+    pub fn check_ops(&self, count: usize) -> Result<()> {
+        if count > self.max_ops {
+            return Err(StateError::TooManyOperations {
+                count,
+                max: self.max_ops,
+            });
+        }
+        Ok(())
+    }
+
+    /// A page size: `None` → the maximum; 0 is invalid; larger is clamped.
+    pub fn page(&self, limit: Option<u32>) -> Result<usize> {
+        match limit {
+            None => Ok(self.max_page),
+            Some(0) => Err(StateError::invalid("limit must be at least 1")),
+            Some(n) => Ok((n as usize).min(self.max_page)),
+        }
+    }
+}
