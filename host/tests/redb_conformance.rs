@@ -1,0 +1,25 @@
+//! The conformance suite on the embedded redb backend: real database files
+//! in a temporary directory.
+
+mod backend {
+    use tempfile::TempDir;
+    use wasm_state::store::{Store, StoreConfig};
+
+    /// Keeps the database directory alive.
+    pub struct Guard(TempDir);
+
+    /// A fresh store in a new temporary directory.
+    pub fn fresh(config: StoreConfig) -> (Store, Guard) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path().join("state.redb"), config).expect("open store");
+        (store, Guard(dir))
+    }
+
+    /// Reopen the same file (the old store has been dropped).
+    pub fn reopen(guard: Guard, config: StoreConfig) -> (Store, Guard) {
+        let store = Store::open(guard.0.path().join("state.redb"), config).expect("reopen store");
+        (store, guard)
+    }
+}
+
+mod conformance;
