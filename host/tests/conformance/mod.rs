@@ -43,13 +43,18 @@ impl Harness {
 
     /// A fresh empty store with `limits`.
     pub fn with_limits(limits: Limits) -> Harness {
+        Harness::with_config(|c| c.limits = limits)
+    }
+
+    /// A fresh empty store whose config `tweak` adjusts.
+    pub fn with_config(tweak: impl FnOnce(&mut StoreConfig)) -> Harness {
         let clock = ManualClock::new(T0);
-        let config = StoreConfig {
-            limits,
+        let mut config = StoreConfig {
             clock: std::sync::Arc::new(clock.clone()),
             sweep_interval: None,
             ..StoreConfig::default()
         };
+        tweak(&mut config);
         let (store, guard) = crate::backend::fresh(config.clone());
         Harness {
             store,
