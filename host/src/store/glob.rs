@@ -1,6 +1,7 @@
-//! Redis-style glob patterns for `map-scan`: `*`, `?`, `[abc]`, `[^a-z]`, `\`
-//! escapes. Parsed once (a malformed pattern is an error, never a panic), then
-//! matched without recursion in O(pattern × text).
+//! Redis-style glob patterns for `map-scan`: `*`, `?`, `[abc]`, `[^a-z]` (or
+//! `[!a-z]`), `\` escapes. They work on characters, not bytes, so `?` matches
+//! one emoji. Parsed once (a malformed pattern is an error, never a panic),
+//! then matched without recursion in O(pattern × text).
 
 use super::error::{Result, StateError};
 
@@ -8,10 +9,10 @@ use super::error::{Result, StateError};
 enum Token {
     Star,
     Any,
-    Byte(u8),
+    Char(char),
     Class {
         negated: bool,
-        ranges: Vec<(u8, u8)>,
+        ranges: Vec<(char, char)>,
     },
 }
 
@@ -22,54 +23,54 @@ pub struct Glob(Vec<Token>);
 impl Glob {
     /// Parse a pattern. Unclosed `[` or a trailing `\` is `invalid-argument`.
     pub fn new(pattern: &str) -> Result<Glob> {
-        let p = pattern.as_bytes();
+        let p: Vec<char> = pattern.chars().collect();
         let mut tokens = Vec::new();
         let mut i = 0;
         let bad =
             |why: &str| StateError::invalid(format!("malformed glob pattern {pattern:?}: {why}"));
         while i < p.len() {
             match p[i] {
-                b'*' => {
+                '*' => {
                     if tokens.last() != Some(&Token::Star) {
                         tokens.push(Token::Star);
                     }
                     i += 1;
                 }
-                b'?' => {
+                '?' => {
                     tokens.push(Token::Any);
                     i += 1;
                 }
-                b'\\' => {
+                '\\' => {
                     let c = *p
                         .get(i + 1)
                         .ok_or_else(|| bad("it ends with a lone '\\'"))?;
-                    tokens.push(Token::Byte(c));
+                    tokens.push(Token::Char(c));
                     i += 2;
                 }
-                b'[' => {
+                '[' => {
                     i += 1;
-                    let negated = p.get(i) == Some(&b'^');
+                    let negated = matches!(p.get(i), Some('^' | '!'));
                     if negated {
                         i += 1;
                     }
                     let mut ranges = Vec::new();
                     loop {
                         let c = *p.get(i).ok_or_else(|| bad("a '[' is never closed"))?;
-                        if c == b']' {
+                        if c == ']' {
                             i += 1;
                             break;
                         }
-                        let lo = if c == b'\\' {
+                        let lo = if c == '\\' {
                             i += 1;
                             *p.get(i).ok_or_else(|| bad("it ends with a lone '\\'"))?
                         } else {
                             c
                         };
                         i += 1;
-                        if p.get(i) == Some(&b'-') && p.get(i + 1).is_some_and(|&n| n != b']') {
+                        if p.get(i) == Some(&'-') && p.get(i + 1).is_some_and(|&n| n != ']') {
                             let mut hi = p[i + 1];
                             i += 2;
-                            if hi == b'\\' {
+                            if hi == '\\' {
                                 hi = *p.get(i).ok_or_else(|| bad("it ends with a lone '\\'"))?;
                                 i += 1;
                             }
@@ -81,7 +82,7 @@ impl Glob {
                     tokens.push(Token::Class { negated, ranges });
                 }
                 c => {
-                    tokens.push(Token::Byte(c));
+                    tokens.push(Token::Char(c));
                     i += 1;
                 }
             }
@@ -89,8 +90,12 @@ impl Glob {
         Ok(Glob(tokens))
     }
 
-    /// Does the whole of `text` match?
+    /// Does the whole of `text` match? (Invalid UTF-8 never matches.)
     pub fn matches(&self, text: &[u8]) -> bool {
+        let Ok(text) = std::str::from_utf8(text) else {
+            return false;
+        };
+        let text: Vec<char> = text.chars().collect();
         let toks = &self.0;
         let (mut t, mut s) = (0usize, 0usize);
         // Where to resume after the last `*`: (token after the star, text position).
@@ -104,7 +109,7 @@ impl Glob {
                         continue;
                     }
                     Token::Any => true,
-                    Token::Byte(b) => *b == text[s],
+                    Token::Char(c) => *c == text[s],
                     Token::Class { negated, ranges } => {
                         let hit = ranges
                             .iter()
@@ -159,6 +164,9 @@ mod tests {
         assert!(m("user:*:name", "user:42:name"));
         assert!(m("[\\]]", "]"));
         assert!(m("[a-]", "-"));
+        assert!(m("h[!e]llo", "hallo"));
+        assert!(m("?", "🦀"));
+        assert!(m("[🦀-🦁]x", "🦀x"));
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub struct Overlay<'a> {
     cleared: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
+/// A buffered write: key and value (`None` = deleted).
+type Pending<'p> = (&'p Vec<u8>, &'p Option<Vec<u8>>);
+
 fn in_range(k: &[u8], start: &[u8], end: Option<&[u8]>) -> bool {
     k >= start && end.is_none_or(|e| k < e)
 }
@@ -88,7 +91,7 @@ impl RawRead for Overlay<'_> {
         let range = self
             .pending
             .range::<[u8], _>((Bound::Included(start), upper));
-        let mut mine: Box<dyn Iterator<Item = (&Vec<u8>, &Option<Vec<u8>>)>> = if reverse {
+        let mut mine: Box<dyn Iterator<Item = Pending<'_>>> = if reverse {
             Box::new(range.rev())
         } else {
             Box::new(range)

@@ -187,6 +187,12 @@ pub fn get_all(
     scan_fields(r, &prefix, &prefix, usize::MAX, None).map(|(v, _)| v)
 }
 
+/// Field/value pairs.
+type Fields = Vec<(String, Vec<u8>)>;
+
+/// The last field a scan examined when more remain.
+type LastField = Option<Vec<u8>>;
+
 /// Up to `limit` fields of the map from `lower` on, matching `glob`; also
 /// returns whether fields remain after the last one examined.
 fn scan_fields(
@@ -195,7 +201,7 @@ fn scan_fields(
     lower: &[u8],
     limit: usize,
     glob: Option<&Glob>,
-) -> Result<(Vec<(String, Vec<u8>)>, Option<Vec<u8>>)> {
+) -> Result<(Fields, LastField)> {
     let end = layout::prefix_end(prefix);
     let mut out = Vec::new();
     let mut examined = 0usize;

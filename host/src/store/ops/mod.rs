@@ -26,6 +26,9 @@ pub fn validate(cx: &WriteCx, op: &Op) -> Result<()> {
         OpKind::ListAppend(values) | OpKind::ListPrepend(values) => limits.check_ops(values.len()),
         OpKind::ListRemove { value, .. } => limits.check_value(value),
         OpKind::ListInsert { pivot, .. } => limits.check_value(pivot),
+        OpKind::Check if op.condition.is_none() => {
+            Err(StateError::invalid("a check op needs a condition to check"))
+        }
         _ => Ok(()),
     }
 }
