@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Print criterion results as ratio tables.
 
-store groups: wasm_state time / native_redb time (same run, same process).
+store groups: wasm_state time / native_redb time (same run, same process);
+read_dispatch: spawn_blocking time / inline time.
 scale groups: time at the largest size / time at the smallest size.
 Usage: cargo bench -p wasm-state-host && python3 scripts/bench-ratios.py
 """
@@ -24,12 +25,17 @@ def fmt(ns):
     return f"{ns:.0f} ns"
 
 
+# (measured, baseline) pairs of function names within a group.
+PAIRS = [("wasm_state", "native_redb"), ("spawn_blocking", "inline")]
+
 rows = []
 for group in sorted(p for p in root.iterdir() if p.is_dir() and p.name != "report"):
     runs = {p.name: mean_ns(p) for p in group.iterdir() if (p / "new" / "estimates.json").exists()}
-    if {"native_redb", "wasm_state"} <= runs.keys():
-        a, b = runs["wasm_state"], runs["native_redb"]
-        rows.append((group.name, f"wasm_state {fmt(a)}", f"native redb {fmt(b)}", f"{a / b:.2f}x"))
+    pair = next(((x, y) for x, y in PAIRS if {x, y} <= runs.keys()), None)
+    if pair:
+        x, y = pair
+        a, b = runs[x], runs[y]
+        rows.append((group.name, f"{x} {fmt(a)}", f"{y} {fmt(b)}", f"{a / b:.2f}x"))
     elif all(k.isdigit() for k in runs) and len(runs) >= 2:
         sizes = sorted(runs, key=int)
         lo, hi = sizes[0], sizes[-1]

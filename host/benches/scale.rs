@@ -13,20 +13,33 @@ async fn fill(s: &ScopeHandle, n: u64) {
     let mut done = 0;
     while done < n {
         let m = CHUNK.min(n - done);
-        let items: Vec<Vec<u8>> = (done..done + m).map(|i| format!("item-{i}").into_bytes()).collect();
+        let items: Vec<Vec<u8>> = (done..done + m)
+            .map(|i| format!("item-{i}").into_bytes())
+            .collect();
         s.list_append("list", items).await.expect("append");
-        let fields = (done..done + m).map(|i| (format!("field-{i}"), format!("value-{i}").into_bytes())).collect();
+        let fields = (done..done + m)
+            .map(|i| (format!("field-{i}"), format!("value-{i}").into_bytes()))
+            .collect();
         s.map_set("map", fields).await.expect("map_set");
         done += m;
     }
 }
 
 fn benches(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = StoreConfig {
-        limits: Limits { max_ops: CHUNK as usize, ..Limits::default() },
-        redb: RedbOptions { durable: false, ..RedbOptions::default() },
+        limits: Limits {
+            max_ops: CHUNK as usize,
+            ..Limits::default()
+        },
+        redb: RedbOptions {
+            durable: false,
+            ..RedbOptions::default()
+        },
         ..StoreConfig::default()
     };
     let store = Store::open(dir.path().join("scale.redb"), config).unwrap();

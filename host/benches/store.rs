@@ -12,7 +12,10 @@ use wasm_state::store::{Op, OpKind, Store, StoreConfig};
 const RAW: TableDefinition<&[u8], &[u8]> = TableDefinition::new("raw");
 
 fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 struct Fixture {
@@ -26,12 +29,40 @@ fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let native = Database::create(dir.path().join("native.redb")).expect("native db");
     let w = native.begin_write().expect("write");
-    w.open_table(RAW).expect("table").insert(&b"hot"[..], &b"\"value\""[..]).expect("insert");
+    w.open_table(RAW)
+        .expect("table")
+        .insert(&b"hot"[..], &b"\"value\""[..])
+        .expect("insert");
     w.commit().expect("commit");
     let store = Store::open(dir.path().join("state.redb"), StoreConfig::default()).expect("store");
     let rt = runtime();
-    rt.block_on(store.instance("bench").unwrap().set("hot", b"\"value\"".to_vec())).expect("set");
-    Fixture { _dir: dir, native, store, rt }
+    rt.block_on(
+        store
+            .instance("bench")
+            .unwrap()
+            .set("hot", b"\"value\"".to_vec()),
+    )
+    .expect("set");
+    Fixture {
+        _dir: dir,
+        native,
+        store,
+        rt,
+    }
+}
+
+/// A second handle on the native baseline's data (a copy of the file).
+fn fixture_db(f: &Fixture) -> Database {
+    let path = f._dir.path().join("native-copy.redb");
+    let db = Database::create(path).expect("copy db");
+    native_insert(&db, &[(b"hot", b"\"value\"")]);
+    db
+}
+
+fn native_get(db: &Database) -> Option<Vec<u8>> {
+    let r = db.begin_read().unwrap();
+    let t = r.open_table(RAW).unwrap();
+    t.get(&b"hot"[..]).unwrap().map(|v| v.value().to_vec())
 }
 
 fn native_insert(db: &Database, pairs: &[(&[u8], &[u8])]) {
@@ -51,25 +82,56 @@ fn benches(c: &mut Criterion) {
     let value = b"{\"name\":\"Ada\",\"phone\":\"+441234\"}".to_vec();
 
     let mut g = c.benchmark_group("point_get");
-    g.bench_function("native_redb", |b| {
+    g.bench_function("native_redb", |b| b.iter(|| native_get(&f.native)));
+    g.bench_function("wasm_state", |b| {
+        b.iter(|| f.rt.block_on(s.get("hot")).unwrap())
+    });
+    g.finish();
+
+    // Why point reads stay inline: the same native redb get, run inline on the
+    // async task versus handed to tokio's blocking pool.
+    let mt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let native = std::sync::Arc::new(fixture_db(&f));
+    let mut g = c.benchmark_group("read_dispatch");
+    g.bench_function("inline", |b| {
         b.iter(|| {
-            let r = f.native.begin_read().unwrap();
-            let t = r.open_table(RAW).unwrap();
-            t.get(&b"hot"[..]).unwrap().map(|v| v.value().to_vec())
+            let db = native.clone();
+            mt.block_on(async move { native_get(&db) })
         })
     });
-    g.bench_function("wasm_state", |b| b.iter(|| f.rt.block_on(s.get("hot")).unwrap()));
+    g.bench_function("spawn_blocking", |b| {
+        b.iter(|| {
+            let db = native.clone();
+            mt.block_on(async move {
+                tokio::task::spawn_blocking(move || native_get(&db))
+                    .await
+                    .unwrap()
+            })
+        })
+    });
     g.finish();
 
     let mut g = c.benchmark_group("durable_set");
-    g.bench_function("native_redb", |b| b.iter(|| native_insert(&f.native, &[(b"k", &value)])));
-    g.bench_function("wasm_state", |b| b.iter(|| f.rt.block_on(s.set("k", value.clone())).unwrap()));
+    g.bench_function("native_redb", |b| {
+        b.iter(|| native_insert(&f.native, &[(b"k", &value)]))
+    });
+    g.bench_function("wasm_state", |b| {
+        b.iter(|| f.rt.block_on(s.set("k", value.clone())).unwrap())
+    });
     g.finish();
 
     let mut g = c.benchmark_group("map_set");
-    g.bench_function("native_redb", |b| b.iter(|| native_insert(&f.native, &[(b"m/f", &value)])));
+    g.bench_function("native_redb", |b| {
+        b.iter(|| native_insert(&f.native, &[(b"m/f", &value)]))
+    });
     g.bench_function("wasm_state", |b| {
-        b.iter(|| f.rt.block_on(s.map_set("m", vec![("f".into(), value.clone())])).unwrap())
+        b.iter(|| {
+            f.rt.block_on(s.map_set("m", vec![("f".into(), value.clone())]))
+                .unwrap()
+        })
     });
     g.finish();
 
@@ -82,21 +144,35 @@ fn benches(c: &mut Criterion) {
         })
     });
     g.bench_function("wasm_state", |b| {
-        b.iter(|| f.rt.block_on(s.list_append("l", vec![value.clone()])).unwrap())
+        b.iter(|| {
+            f.rt.block_on(s.list_append("l", vec![value.clone()]))
+                .unwrap()
+        })
     });
     g.finish();
 
     let keys: Vec<String> = (0..10).map(|i| format!("t{i}")).collect();
     let mut g = c.benchmark_group("transaction_10_ops");
     g.bench_function("native_redb", |b| {
-        let pairs: Vec<(&[u8], &[u8])> = keys.iter().map(|k| (k.as_bytes(), value.as_slice())).collect();
+        let pairs: Vec<(&[u8], &[u8])> = keys
+            .iter()
+            .map(|k| (k.as_bytes(), value.as_slice()))
+            .collect();
         b.iter(|| native_insert(&f.native, &pairs))
     });
     g.bench_function("wasm_state", |b| {
         b.iter(|| {
             let ops = keys
                 .iter()
-                .map(|k| Op::new(k.clone(), OpKind::Set { value: value.clone(), ttl: None }))
+                .map(|k| {
+                    Op::new(
+                        k.clone(),
+                        OpKind::Set {
+                            value: value.clone(),
+                            ttl: None,
+                        },
+                    )
+                })
                 .collect();
             f.rt.block_on(s.commit(ops)).unwrap()
         })

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod background;
 pub mod etags;
 pub mod golden_lists;
 pub mod golden_maps;

@@ -79,16 +79,20 @@ fn step() -> impl Strategy<Value = Step> {
         (k.clone(), any::<u8>()).prop_map(|(k, v)| Step::Set(k, v)),
         k.clone().prop_map(Step::Delete),
         (k.clone(), small()).prop_map(|(k, d)| Step::Increment(k, d)),
-        (k.clone(), prop::collection::vec(any::<(u8, u8)>(), 1..4)).prop_map(|(k, e)| Step::MapSet(k, e)),
-        (k.clone(), prop::collection::vec(any::<u8>(), 1..3)).prop_map(|(k, f)| Step::MapDelete(k, f)),
+        (k.clone(), prop::collection::vec(any::<(u8, u8)>(), 1..4))
+            .prop_map(|(k, e)| Step::MapSet(k, e)),
+        (k.clone(), prop::collection::vec(any::<u8>(), 1..3))
+            .prop_map(|(k, f)| Step::MapDelete(k, f)),
         (k.clone(), any::<u8>(), small()).prop_map(|(k, f, d)| Step::MapIncrement(k, f, d)),
         (k.clone(), prop::collection::vec(any::<u8>(), 1..4)).prop_map(|(k, v)| Step::Append(k, v)),
-        (k.clone(), prop::collection::vec(any::<u8>(), 1..4)).prop_map(|(k, v)| Step::Prepend(k, v)),
+        (k.clone(), prop::collection::vec(any::<u8>(), 1..4))
+            .prop_map(|(k, v)| Step::Prepend(k, v)),
         (k.clone(), prop_oneof![0u64..4, Just(u64::MAX)]).prop_map(|(k, n)| Step::StartPop(k, n)),
         (k.clone(), 0u64..4).prop_map(|(k, n)| Step::EndPop(k, n)),
         (k.clone(), any::<u8>(), -3i64..3).prop_map(|(k, v, c)| Step::Remove(k, v, c)),
         (k.clone(), small(), small()).prop_map(|(k, s, e)| Step::Trim(k, s, e)),
-        (k.clone(), any::<bool>(), any::<u8>(), any::<u8>()).prop_map(|(k, b, p, v)| Step::Insert(k, b, p, v)),
+        (k.clone(), any::<bool>(), any::<u8>(), any::<u8>())
+            .prop_map(|(k, b, p, v)| Step::Insert(k, b, p, v)),
         (k.clone(), small(), any::<u8>()).prop_map(|(k, i, v)| Step::ListSet(k, i, v)),
         (k.clone(), small()).prop_map(|(k, i)| Step::ListIndex(k, i)),
         (k.clone(), small(), small()).prop_map(|(k, s, e)| Step::ListRange(k, s, e)),
@@ -130,14 +134,22 @@ struct Model(BTreeMap<String, Val>);
 
 impl Model {
     fn map(&mut self, k: &str) -> Result<&mut BTreeMap<String, Vec<u8>>, &'static str> {
-        match self.0.entry(k.to_string()).or_insert_with(|| Val::Map(BTreeMap::new())) {
+        match self
+            .0
+            .entry(k.to_string())
+            .or_insert_with(|| Val::Map(BTreeMap::new()))
+        {
             Val::Map(m) => Ok(m),
             _ => Err("wrong-type"),
         }
     }
 
     fn list(&mut self, k: &str) -> Result<&mut VecDeque<Vec<u8>>, &'static str> {
-        match self.0.entry(k.to_string()).or_insert_with(|| Val::List(VecDeque::new())) {
+        match self
+            .0
+            .entry(k.to_string())
+            .or_insert_with(|| Val::List(VecDeque::new()))
+        {
             Val::List(l) => Ok(l),
             _ => Err("wrong-type"),
         }
@@ -176,7 +188,8 @@ impl Model {
                     Some(_) => return Err("wrong-type"),
                 };
                 let n = cur.checked_add(*d).ok_or("overflow")?;
-                self.0.insert(KEYS[*k].into(), Val::Value(n.to_string().into_bytes()));
+                self.0
+                    .insert(KEYS[*k].into(), Val::Value(n.to_string().into_bytes()));
                 Ok(Out::Int(n))
             }
             MapSet(k, entries) => {
@@ -191,7 +204,12 @@ impl Model {
             }
             MapDelete(k, fields) => match self.0.get_mut(KEYS[*k]) {
                 None => Ok(Out::Int(0)),
-                Some(Val::Map(m)) => Ok(Out::Int(fields.iter().filter(|f| m.remove(&field(**f)).is_some()).count() as i64)),
+                Some(Val::Map(m)) => Ok(Out::Int(
+                    fields
+                        .iter()
+                        .filter(|f| m.remove(&field(**f)).is_some())
+                        .count() as i64,
+                )),
                 Some(_) => Err("wrong-type"),
             },
             MapIncrement(k, f, d) => {
@@ -242,7 +260,11 @@ impl Model {
                 None => Ok(Out::Int(0)),
                 Some(Val::List(l)) => {
                     let target = item(*v);
-                    let limit = if *count == 0 { usize::MAX } else { count.unsigned_abs() as usize };
+                    let limit = if *count == 0 {
+                        usize::MAX
+                    } else {
+                        count.unsigned_abs() as usize
+                    };
                     let mut idx: Vec<usize> = (0..l.len()).filter(|&i| l[i] == target).collect();
                     if *count < 0 {
                         idx.reverse();
@@ -296,7 +318,9 @@ impl Model {
                 Some(Val::List(l)) => {
                     let len = l.len() as i128;
                     let idx = if *i < 0 { len + *i as i128 } else { *i as i128 };
-                    Ok(Out::Bytes((0..len).contains(&idx).then(|| l[idx as usize].clone())))
+                    Ok(Out::Bytes(
+                        (0..len).contains(&idx).then(|| l[idx as usize].clone()),
+                    ))
                 }
                 Some(_) => Err("wrong-type"),
             },
@@ -324,7 +348,14 @@ async fn run(s: &ScopeHandle, step: &Step) -> Out {
         Set(k, v) => o(s.set(KEYS[*k], item(*v)).await, |_| Out::Unit),
         Delete(k) => o(s.delete(KEYS[*k]).await, |b| Out::Int(b as i64)),
         Increment(k, d) => o(s.increment(KEYS[*k], *d).await, Out::Int),
-        MapSet(k, e) => o(s.map_set(KEYS[*k], e.iter().map(|(f, v)| (field(*f), item(*v))).collect()).await, |n| Out::Int(n as i64)),
+        MapSet(k, e) => o(
+            s.map_set(
+                KEYS[*k],
+                e.iter().map(|(f, v)| (field(*f), item(*v))).collect(),
+            )
+            .await,
+            |n| Out::Int(n as i64),
+        ),
         MapDelete(k, f) => {
             let fields: Vec<String> = f.iter().map(|f| field(*f)).collect();
             let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
@@ -332,13 +363,26 @@ async fn run(s: &ScopeHandle, step: &Step) -> Out {
         }
         MapIncrement(k, f, d) => o(s.map_increment(KEYS[*k], &field(*f), *d).await, Out::Int),
         MapGet(k, f) => o(s.map_get(KEYS[*k], &field(*f)).await, Out::Bytes),
-        Append(k, v) => o(s.list_append(KEYS[*k], v.iter().map(|v| item(*v)).collect()).await, |n| Out::Int(n as i64)),
-        Prepend(k, v) => o(s.list_prepend(KEYS[*k], v.iter().map(|v| item(*v)).collect()).await, |n| Out::Int(n as i64)),
+        Append(k, v) => o(
+            s.list_append(KEYS[*k], v.iter().map(|v| item(*v)).collect())
+                .await,
+            |n| Out::Int(n as i64),
+        ),
+        Prepend(k, v) => o(
+            s.list_prepend(KEYS[*k], v.iter().map(|v| item(*v)).collect())
+                .await,
+            |n| Out::Int(n as i64),
+        ),
         StartPop(k, n) => o(s.list_start_pop(KEYS[*k], *n).await, Out::Many),
         EndPop(k, n) => o(s.list_end_pop(KEYS[*k], *n).await, Out::Many),
-        Remove(k, v, c) => o(s.list_remove(KEYS[*k], item(*v), *c).await, |n| Out::Int(n as i64)),
+        Remove(k, v, c) => o(s.list_remove(KEYS[*k], item(*v), *c).await, |n| {
+            Out::Int(n as i64)
+        }),
         Trim(k, a, e) => o(s.list_trim(KEYS[*k], *a, *e).await, |_| Out::Unit),
-        Insert(k, b, p, v) => o(s.list_insert(KEYS[*k], *b, item(*p), item(*v)).await, Out::Int),
+        Insert(k, b, p, v) => o(
+            s.list_insert(KEYS[*k], *b, item(*p), item(*v)).await,
+            Out::Int,
+        ),
         ListSet(k, i, v) => o(s.list_set(KEYS[*k], *i, item(*v)).await, |_| Out::Unit),
         ListIndex(k, i) => o(s.list_index(KEYS[*k], *i).await, Out::Bytes),
         ListRange(k, a, e) => o(s.list_range(KEYS[*k], *a, *e).await, Out::Many),
@@ -354,12 +398,20 @@ async fn snapshot(s: &ScopeHandle) -> BTreeMap<String, Val> {
             wasm_state::store::KeyKind::Value => Val::Value(s.get(&k).await.unwrap().unwrap()),
             wasm_state::store::KeyKind::Map => {
                 let all = s.map_get_all(&k).await.unwrap();
-                assert_eq!(s.map_length(&k).await.unwrap(), all.len() as u64, "map length of {k}");
+                assert_eq!(
+                    s.map_length(&k).await.unwrap(),
+                    all.len() as u64,
+                    "map length of {k}"
+                );
                 Val::Map(all.into_iter().collect())
             }
             wasm_state::store::KeyKind::List => {
                 let all = s.list_range(&k, 0, -1).await.unwrap();
-                assert_eq!(s.list_length(&k).await.unwrap(), all.len() as u64, "list length of {k}");
+                assert_eq!(
+                    s.list_length(&k).await.unwrap(),
+                    all.len() as u64,
+                    "list length of {k}"
+                );
                 Val::List(all.into_iter().collect())
             }
         };
