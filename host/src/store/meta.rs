@@ -45,9 +45,10 @@ impl Meta {
         }
     }
 
-    /// Has it expired at `now`?
+    /// Has it expired at `now`? (Past its expiry time, as Redis: at the exact
+    /// millisecond it still lives with a TTL of 0.)
     pub fn expired(&self, now: u64) -> bool {
-        self.expires_at != 0 && self.expires_at <= now
+        self.expires_at != 0 && self.expires_at < now
     }
 
     /// Remaining TTL in ms at `now`, if any.

@@ -157,7 +157,7 @@ impl Store {
                 return Ok(false);
             };
             drop_session(cx, &inst, &sid, at)?;
-            Ok(at > cx.now)
+            Ok(at >= cx.now)
         })
         .await
     }

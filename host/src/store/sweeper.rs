@@ -24,9 +24,10 @@ pub struct SweepStats {
     pub sessions: u64,
 }
 
-/// Index entries with a time ≤ `now` under `tag`, at most `limit`.
+/// Index entries with a time before `now` under `tag`, at most `limit`
+/// (a key dies once its expiry has passed, as in Redis).
 fn due(cx: &WriteCx, tag: u8, now: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>> {
-    let end = [&[tag][..], &(now.saturating_add(1)).to_be_bytes()].concat();
+    let end = [&[tag][..], &now.to_be_bytes()].concat();
     let mut out = Vec::new();
     cx.r().scan(&[tag], Some(&end), false, &mut |k, _| {
         if let Some(at) = layout::be_u64(&k[1..]) {

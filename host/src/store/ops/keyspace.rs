@@ -123,7 +123,7 @@ pub fn session_expiry(r: &dyn RawRead, instance: &str, id: &str, now: u64) -> Re
         .get(&layout::session_key(instance, id))?
         .ok_or(StateError::NoSuchSession)?;
     let at = layout::be_u64(&rec).ok_or_else(|| StateError::corrupt("session record"))?;
-    if at <= now {
+    if at < now {
         return Err(StateError::NoSuchSession);
     }
     Ok(at)

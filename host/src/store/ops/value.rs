@@ -97,12 +97,13 @@ pub fn expire(
     seconds: i64,
     mode: ExpireMode,
 ) -> Result<(bool, Option<u64>)> {
-    let Some(m) = old else {
-        return Ok((false, None));
-    };
+    // Like Redis, an unrepresentable time is an error even for a missing key.
     let bad_time = || StateError::invalid(format!("invalid expire time: {seconds} seconds"));
     let ms = seconds.checked_mul(1000).ok_or_else(bad_time)?;
     let at = (cx.now as i64).checked_add(ms).ok_or_else(bad_time)?;
+    let Some(m) = old else {
+        return Ok((false, None));
+    };
     let cur = m.expires_at;
     let applies = match mode {
         ExpireMode::Always => true,
