@@ -6,4 +6,6 @@
 //! embedded redb file by default. The wasmtime bindings and runtime build on it.
 #![deny(missing_docs)]
 
+pub mod bindings;
+pub mod runtime;
 pub mod store;

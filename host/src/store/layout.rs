@@ -13,6 +13,7 @@
 //! e <lp16 instance> <lp16 id>           session record → expires_at
 //! t <expires_at: u64 BE> <lp16 instance> <lp16 id>  session expiry index
 //! u <owner>                             bytes used by an owner (owner = `a <lp16>` or `i <lp16>`)
+//! n <lp16 instance>                     instance registration → created_at, account
 //! c                                     last etag version issued
 //! ```
 
@@ -29,6 +30,8 @@ pub const SESSION: u8 = b'e';
 pub const SESSION_EXPIRY: u8 = b't';
 /// First byte of usage records.
 pub const USAGE: u8 = b'u';
+/// First byte of instance registrations.
+pub const INSTANCE: u8 = b'n';
 /// The etag version counter.
 pub const COUNTER: &[u8] = b"c";
 
@@ -211,6 +214,13 @@ pub fn key_expiry(expires_at: u64, meta_key: &[u8]) -> Vec<u8> {
     let mut v = vec![KEY_EXPIRY];
     v.extend_from_slice(&expires_at.to_be_bytes());
     v.extend_from_slice(meta_key);
+    v
+}
+
+/// Instance registration key.
+pub fn instance_key(instance: &str) -> Vec<u8> {
+    let mut v = vec![INSTANCE];
+    lp16(&mut v, instance.as_bytes());
     v
 }
 

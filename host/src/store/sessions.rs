@@ -192,7 +192,7 @@ impl Store {
         .await
     }
 
-    /// Delete an instance's state and all its sessions; nothing else.
+    /// Delete an instance's registration, state and all its sessions; nothing else.
     pub async fn destroy_instance(&self, instance: &str) -> Result<()> {
         layout::check_name("instance", instance)?;
         let inst = instance.to_string();
@@ -200,7 +200,8 @@ impl Store {
             let data = layout::instance_data_prefix(&inst);
             cx.delete_range(&data, layout::prefix_end(&data).as_deref())?;
             let sessions = layout::sessions_of(&inst);
-            cx.delete_range(&sessions, layout::prefix_end(&sessions).as_deref())
+            cx.delete_range(&sessions, layout::prefix_end(&sessions).as_deref())?;
+            cx.delete(&layout::instance_key(&inst))
         })
         .await
     }

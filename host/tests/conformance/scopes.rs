@@ -620,3 +620,47 @@ async fn a_key_ttl_inside_a_session_and_the_session_ttl_are_independent() {
     assert_eq!(stats.sessions, 1);
     assert_eq!(h.store.instance_usage("A").await.unwrap(), 0);
 }
+
+/// The instance registry: one account per instance, listed, and gone with destroy.
+#[tokio::test]
+async fn instances_are_registered_to_one_account() {
+    let h = Harness::new();
+    let a = h.store.register_instance("shop", "acme").await.unwrap();
+    assert_eq!(
+        (a.name.as_str(), a.account.as_str(), a.created_at_ms),
+        ("shop", "acme", T0)
+    );
+    h.advance(Duration::from_secs(5));
+    // Idempotent: the first registration stands.
+    assert_eq!(h.store.register_instance("shop", "acme").await.unwrap(), a);
+    let err = h
+        .store
+        .register_instance("shop", "other")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StateError::AccessDenied(_)), "{err:?}");
+    h.store.register_instance("blog", "acme").await.unwrap();
+    let names: Vec<_> = h
+        .store
+        .list_instances()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    assert_eq!(names, ["blog", "shop"]);
+    h.instance("shop").set("k", b("v")).await.unwrap();
+    h.store.destroy_instance("shop").await.unwrap();
+    assert_eq!(h.store.instance_info("shop").await.unwrap(), None);
+    assert_eq!(h.instance("shop").get("k").await.unwrap(), None);
+    assert!(h.store.instance_info("blog").await.unwrap().is_some());
+    // Once destroyed, the name is free for any account.
+    assert_eq!(
+        h.store
+            .register_instance("shop", "other")
+            .await
+            .unwrap()
+            .account,
+        "other"
+    );
+}

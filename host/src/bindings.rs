@@ -1,0 +1,619 @@
+//! The guest-facing bindings: `bindgen!` over `wit/` plus the host trait
+//! implementations, each a thin translation between WIT types and
+//! [`crate::store`] types. The shape follows wasmtime's `wasi-keyvalue`: a
+//! context ([`StateCtx`]), a view over it and the resource table
+//! ([`StateView`]), and [`add_to_linker`].
+//!
+//! A guest reaches only its own account, its own instance and the sessions
+//! of its own instance: every bucket it opens is built here from
+//! [`StateCtx`], never from a name the guest passes.
+
+use std::time::Duration;
+
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+
+use crate::store::{self, ScopeHandle, StateError, Store};
+
+#[allow(missing_docs)]
+mod generated {
+    wasmtime::component::bindgen!({
+        world: "state-guest",
+        path: "../wit",
+        imports: { default: async | trappable },
+        with: { "wasm-state:state/state.bucket": crate::store::ScopeHandle },
+    });
+}
+
+pub use generated::StateGuest;
+pub use generated::wasm_state::state::{sessions, state, types};
+
+use types::{CommitError, Error};
+
+/// Who a guest is, for its state calls.
+#[derive(Clone, Debug)]
+pub struct StateCtx {
+    store: Store,
+    instance: String,
+    account: String,
+}
+
+impl StateCtx {
+    /// The context of a guest running as `instance` of `account`.
+    pub fn new(store: Store, instance: impl Into<String>, account: impl Into<String>) -> Self {
+        StateCtx {
+            store,
+            instance: instance.into(),
+            account: account.into(),
+        }
+    }
+
+    /// The instance the guest runs as.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+}
+
+/// A guest's state context with the store's resource table.
+pub struct StateView<'a> {
+    /// The guest's identity and store.
+    pub ctx: &'a StateCtx,
+    /// Where bucket resources live.
+    pub table: &'a mut ResourceTable,
+}
+
+/// Implemented by a wasmtime store's data to expose [`StateView`].
+pub trait StateHost: Send {
+    /// The view the state imports use.
+    fn state(&mut self) -> StateView<'_>;
+}
+
+struct HasState;
+
+impl HasData for HasState {
+    type Data<'a> = StateView<'a>;
+}
+
+/// Add the `state` and `sessions` imports to a linker.
+pub fn add_to_linker<T: StateHost + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    StateGuest::add_to_linker::<T, HasState>(linker, |t| t.state())
+}
+
+impl From<StateError> for Error {
+    fn from(e: StateError) -> Self {
+        match e {
+            StateError::WrongType { .. } => Error::WrongType,
+            StateError::NotAnInteger => Error::NotAnInteger,
+            StateError::Overflow => Error::Overflow,
+            StateError::IndexOutOfRange { .. } => Error::IndexOutOfRange,
+            StateError::EtagMismatch => Error::EtagMismatch,
+            StateError::InvalidEtag(_) => Error::InvalidEtag,
+            StateError::AlreadyExists => Error::AlreadyExists,
+            StateError::NotFound => Error::NotFound,
+            StateError::NoSuchSession => Error::NoSuchSession,
+            StateError::AccessDenied(_) => Error::AccessDenied,
+            StateError::KeyTooLarge { .. } => Error::KeyTooLarge,
+            StateError::ValueTooLarge { .. } => Error::ValueTooLarge,
+            StateError::TooManyOperations { .. } => Error::TooManyOperations,
+            StateError::QuotaExceeded { .. } => Error::QuotaExceeded,
+            StateError::InvalidArgument(m) => Error::InvalidArgument(m),
+            StateError::Unavailable(m) => Error::Unavailable(m),
+            StateError::Internal(m) => Error::Internal(m),
+            StateError::Aborted { source, .. } => Error::from(*source),
+        }
+    }
+}
+
+/// A store result as a WIT result (the outer `Ok` = no trap).
+fn wit<T, U>(
+    r: Result<T, StateError>,
+    f: impl FnOnce(T) -> U,
+) -> wasmtime::Result<Result<U, Error>> {
+    Ok(r.map(f).map_err(Error::from))
+}
+
+fn ttl(ms: Option<u64>) -> Option<Duration> {
+    ms.map(Duration::from_millis)
+}
+
+fn ms(d: Option<Duration>) -> Option<u64> {
+    d.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl From<types::Condition> for store::Condition {
+    fn from(c: types::Condition) -> Self {
+        match c {
+            types::Condition::IfMatch(e) => store::Condition::IfMatch(e),
+            types::Condition::IfAbsent => store::Condition::IfAbsent,
+            types::Condition::IfExists => store::Condition::IfExists,
+        }
+    }
+}
+
+impl From<types::ExpireMode> for store::ExpireMode {
+    fn from(m: types::ExpireMode) -> Self {
+        match m {
+            types::ExpireMode::Always => store::ExpireMode::Always,
+            types::ExpireMode::Nx => store::ExpireMode::Nx,
+            types::ExpireMode::Xx => store::ExpireMode::Xx,
+            types::ExpireMode::Gt => store::ExpireMode::Gt,
+            types::ExpireMode::Lt => store::ExpireMode::Lt,
+        }
+    }
+}
+
+impl From<store::KeyKind> for types::KeyKind {
+    fn from(k: store::KeyKind) -> Self {
+        match k {
+            store::KeyKind::Value => types::KeyKind::Value,
+            store::KeyKind::Map => types::KeyKind::Map,
+            store::KeyKind::List => types::KeyKind::List,
+        }
+    }
+}
+
+fn entries(e: Vec<types::MapEntry>) -> Vec<(String, Vec<u8>)> {
+    e.into_iter().map(|e| (e.field, e.value)).collect()
+}
+
+fn map_entries(e: Vec<(String, Vec<u8>)>) -> Vec<types::MapEntry> {
+    e.into_iter()
+        .map(|(field, value)| types::MapEntry { field, value })
+        .collect()
+}
+
+impl From<types::Op> for store::Op {
+    fn from(op: types::Op) -> Self {
+        use store::OpKind as S;
+        use types::OpKind as W;
+        let kind = match op.kind {
+            W::Set(s) => S::Set {
+                value: s.value,
+                ttl: ttl(s.ttl_ms),
+            },
+            W::Delete => S::Delete,
+            W::Increment(d) => S::Increment(d),
+            W::Expire(e) => S::Expire {
+                seconds: e.seconds,
+                mode: e.mode.into(),
+            },
+            W::Persist => S::Persist,
+            W::MapSet(e) => S::MapSet(entries(e)),
+            W::MapDelete(f) => S::MapDelete(f),
+            W::MapIncrement(m) => S::MapIncrement {
+                field: m.field,
+                delta: m.delta,
+            },
+            W::ListAppend(v) => S::ListAppend(v),
+            W::ListPrepend(v) => S::ListPrepend(v),
+            W::ListStartPop(n) => S::ListStartPop(n.into()),
+            W::ListEndPop(n) => S::ListEndPop(n.into()),
+            W::ListRemove(r) => S::ListRemove {
+                value: r.value,
+                count: r.count,
+            },
+            W::ListTrim(r) => S::ListTrim {
+                start: r.start,
+                stop: r.stop,
+            },
+            W::ListInsert(i) => S::ListInsert {
+                before: i.before,
+                pivot: i.pivot,
+                value: i.value,
+            },
+            W::ListSet(s) => S::ListSet {
+                index: s.index,
+                value: s.value,
+            },
+            W::Check => S::Check,
+        };
+        store::Op {
+            key: op.key,
+            kind,
+            condition: op.condition.map(Into::into),
+        }
+    }
+}
+
+impl From<store::OpResult> for types::OpResult {
+    fn from(r: store::OpResult) -> Self {
+        let output = match r.output {
+            store::OpOutput::None => types::OpOutput::None,
+            store::OpOutput::Bool(b) => types::OpOutput::Boolean(b),
+            store::OpOutput::Int(n) => types::OpOutput::Integer(n),
+            store::OpOutput::Values(v) => types::OpOutput::Values(v),
+        };
+        types::OpResult {
+            etag: r.etag,
+            output,
+        }
+    }
+}
+
+fn commit_error(e: StateError) -> CommitError {
+    match e {
+        StateError::Aborted { index, source } => CommitError {
+            index: u32::try_from(index).unwrap_or(u32::MAX),
+            error: (*source).into(),
+        },
+        e @ StateError::TooManyOperations { max, .. } => CommitError {
+            index: u32::try_from(max).unwrap_or(u32::MAX),
+            error: e.into(),
+        },
+        e => CommitError {
+            index: 0,
+            error: e.into(),
+        },
+    }
+}
+
+fn session_info(s: store::SessionInfo) -> types::SessionInfo {
+    types::SessionInfo {
+        id: s.id,
+        expires_at_ms: s.expires_at_ms,
+    }
+}
+
+impl types::Host for StateView<'_> {}
+
+impl state::Host for StateView<'_> {
+    async fn account(&mut self) -> wasmtime::Result<Resource<ScopeHandle>> {
+        let bucket = self.ctx.store.account(&self.ctx.account)?;
+        Ok(self.table.push(bucket)?)
+    }
+
+    async fn instance(&mut self) -> wasmtime::Result<Resource<ScopeHandle>> {
+        let bucket = self.ctx.store.instance(&self.ctx.instance)?;
+        Ok(self.table.push(bucket)?)
+    }
+
+    async fn session(
+        &mut self,
+        id: String,
+    ) -> wasmtime::Result<Result<Resource<ScopeHandle>, Error>> {
+        match self.ctx.store.session(&self.ctx.instance, &id).await {
+            Ok(bucket) => Ok(Ok(self.table.push(bucket)?)),
+            Err(e) => Ok(Err(e.into())),
+        }
+    }
+}
+
+impl sessions::Host for StateView<'_> {
+    async fn create(
+        &mut self,
+        ttl_seconds: Option<u64>,
+    ) -> wasmtime::Result<Result<types::SessionInfo, Error>> {
+        let ttl = ttl_seconds.map(Duration::from_secs);
+        wit(
+            self.ctx.store.create_session(&self.ctx.instance, ttl).await,
+            session_info,
+        )
+    }
+
+    async fn extend(
+        &mut self,
+        id: String,
+        ttl_seconds: u64,
+    ) -> wasmtime::Result<Result<types::SessionInfo, Error>> {
+        let ttl = Duration::from_secs(ttl_seconds);
+        wit(
+            self.ctx
+                .store
+                .extend_session(&self.ctx.instance, &id, ttl)
+                .await,
+            session_info,
+        )
+    }
+
+    async fn end(&mut self, id: String) -> wasmtime::Result<Result<bool, Error>> {
+        wit(
+            self.ctx.store.end_session(&self.ctx.instance, &id).await,
+            |b| b,
+        )
+    }
+
+    async fn info(&mut self, id: String) -> wasmtime::Result<Result<types::SessionInfo, Error>> {
+        wit(
+            self.ctx.store.session_info(&self.ctx.instance, &id).await,
+            session_info,
+        )
+    }
+}
+
+type Res<T> = wasmtime::Result<Result<T, Error>>;
+type Bucket = Resource<ScopeHandle>;
+
+impl state::HostBucket for StateView<'_> {
+    async fn get(&mut self, b: Bucket, key: String) -> Res<Option<Vec<u8>>> {
+        wit(self.table.get(&b)?.get(&key).await, |v| v)
+    }
+
+    async fn get_entry(&mut self, b: Bucket, key: String) -> Res<Option<types::Entry>> {
+        wit(self.table.get(&b)?.get_entry(&key).await, |e| {
+            e.map(|e| types::Entry {
+                value: e.value,
+                etag: e.etag,
+                ttl_ms: ms(e.ttl),
+            })
+        })
+    }
+
+    async fn get_many(&mut self, b: Bucket, keys: Vec<String>) -> Res<Vec<Option<Vec<u8>>>> {
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        wit(self.table.get(&b)?.get_many(&keys).await, |v| v)
+    }
+
+    async fn set(
+        &mut self,
+        b: Bucket,
+        key: String,
+        value: Vec<u8>,
+        options: types::SetOptions,
+    ) -> Res<String> {
+        let options = store::SetOptions {
+            ttl: ttl(options.ttl_ms),
+            condition: options.condition.map(Into::into),
+        };
+        wit(
+            self.table.get(&b)?.set_with(&key, value, options).await,
+            |e| e,
+        )
+    }
+
+    async fn set_many(&mut self, b: Bucket, items: Vec<(String, Vec<u8>)>) -> Res<()> {
+        wit(self.table.get(&b)?.set_many(items).await, |v| v)
+    }
+
+    async fn delete(&mut self, b: Bucket, key: String) -> Res<bool> {
+        wit(self.table.get(&b)?.delete(&key).await, |v| v)
+    }
+
+    async fn delete_many(&mut self, b: Bucket, keys: Vec<String>) -> Res<u32> {
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        wit(self.table.get(&b)?.delete_many(&keys).await, |n| n as u32)
+    }
+
+    async fn exists(&mut self, b: Bucket, key: String) -> Res<bool> {
+        wit(self.table.get(&b)?.exists(&key).await, |v| v)
+    }
+
+    async fn info(&mut self, b: Bucket, key: String) -> Res<Option<types::KeyInfo>> {
+        wit(self.table.get(&b)?.info(&key).await, |i| {
+            i.map(|i| types::KeyInfo {
+                kind: i.kind.into(),
+                etag: i.etag,
+                ttl_ms: ms(i.ttl),
+            })
+        })
+    }
+
+    async fn increment(&mut self, b: Bucket, key: String, delta: i64) -> Res<i64> {
+        wit(self.table.get(&b)?.increment(&key, delta).await, |v| v)
+    }
+
+    async fn expire(
+        &mut self,
+        b: Bucket,
+        key: String,
+        seconds: i64,
+        mode: types::ExpireMode,
+    ) -> Res<bool> {
+        wit(
+            self.table.get(&b)?.expire(&key, seconds, mode.into()).await,
+            |v| v,
+        )
+    }
+
+    async fn persist(&mut self, b: Bucket, key: String) -> Res<bool> {
+        wit(self.table.get(&b)?.persist(&key).await, |v| v)
+    }
+
+    async fn ttl(&mut self, b: Bucket, key: String) -> Res<Option<u64>> {
+        wit(self.table.get(&b)?.ttl(&key).await, ms)
+    }
+
+    async fn keys(&mut self, b: Bucket, l: types::KeyListing) -> Res<types::KeyPage> {
+        let listing = store::KeyListing {
+            prefix: l.prefix,
+            start: l.start,
+            end: l.end,
+            reverse: l.reverse,
+            limit: l.limit,
+            cursor: l.cursor,
+        };
+        wit(self.table.get(&b)?.keys(listing).await, |p| {
+            types::KeyPage {
+                keys: p.keys,
+                cursor: p.cursor,
+            }
+        })
+    }
+
+    async fn delete_prefix(&mut self, b: Bucket, prefix: String) -> Res<u32> {
+        wit(self.table.get(&b)?.delete_prefix(&prefix).await, |n| {
+            u32::try_from(n).unwrap_or(u32::MAX)
+        })
+    }
+
+    async fn map_set(&mut self, b: Bucket, key: String, e: Vec<types::MapEntry>) -> Res<u32> {
+        wit(self.table.get(&b)?.map_set(&key, entries(e)).await, |n| {
+            n as u32
+        })
+    }
+
+    async fn map_get(&mut self, b: Bucket, key: String, field: String) -> Res<Option<Vec<u8>>> {
+        wit(self.table.get(&b)?.map_get(&key, &field).await, |v| v)
+    }
+
+    async fn map_get_many(
+        &mut self,
+        b: Bucket,
+        key: String,
+        fields: Vec<String>,
+    ) -> Res<Vec<Option<Vec<u8>>>> {
+        let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+        wit(self.table.get(&b)?.map_get_many(&key, &fields).await, |v| v)
+    }
+
+    async fn map_values(&mut self, b: Bucket, key: String) -> Res<Vec<Vec<u8>>> {
+        wit(self.table.get(&b)?.map_values(&key).await, |v| v)
+    }
+
+    async fn map_get_all(&mut self, b: Bucket, key: String) -> Res<Vec<types::MapEntry>> {
+        wit(self.table.get(&b)?.map_get_all(&key).await, map_entries)
+    }
+
+    async fn map_keys(&mut self, b: Bucket, key: String) -> Res<Vec<String>> {
+        wit(self.table.get(&b)?.map_keys(&key).await, |v| v)
+    }
+
+    async fn map_delete(&mut self, b: Bucket, key: String, fields: Vec<String>) -> Res<u32> {
+        let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+        wit(self.table.get(&b)?.map_delete(&key, &fields).await, |n| {
+            n as u32
+        })
+    }
+
+    async fn map_exists(&mut self, b: Bucket, key: String, field: String) -> Res<bool> {
+        wit(self.table.get(&b)?.map_exists(&key, &field).await, |v| v)
+    }
+
+    async fn map_length(&mut self, b: Bucket, key: String) -> Res<u64> {
+        wit(self.table.get(&b)?.map_length(&key).await, |v| v)
+    }
+
+    async fn map_increment(
+        &mut self,
+        b: Bucket,
+        key: String,
+        field: String,
+        delta: i64,
+    ) -> Res<i64> {
+        wit(
+            self.table.get(&b)?.map_increment(&key, &field, delta).await,
+            |v| v,
+        )
+    }
+
+    async fn map_scan(
+        &mut self,
+        b: Bucket,
+        key: String,
+        cursor: String,
+        pattern: Option<String>,
+        count: u32,
+    ) -> Res<types::ScanPage> {
+        wit(
+            self.table
+                .get(&b)?
+                .map_scan(&key, &cursor, pattern.as_deref(), count)
+                .await,
+            |p| types::ScanPage {
+                cursor: p.cursor,
+                entries: map_entries(p.entries),
+            },
+        )
+    }
+
+    async fn list_append(&mut self, b: Bucket, key: String, values: Vec<Vec<u8>>) -> Res<u64> {
+        wit(self.table.get(&b)?.list_append(&key, values).await, |v| v)
+    }
+
+    async fn list_prepend(&mut self, b: Bucket, key: String, values: Vec<Vec<u8>>) -> Res<u64> {
+        wit(self.table.get(&b)?.list_prepend(&key, values).await, |v| v)
+    }
+
+    async fn list_start_pop(&mut self, b: Bucket, key: String, count: u32) -> Res<Vec<Vec<u8>>> {
+        wit(
+            self.table.get(&b)?.list_start_pop(&key, count.into()).await,
+            |v| v,
+        )
+    }
+
+    async fn list_end_pop(&mut self, b: Bucket, key: String, count: u32) -> Res<Vec<Vec<u8>>> {
+        wit(
+            self.table.get(&b)?.list_end_pop(&key, count.into()).await,
+            |v| v,
+        )
+    }
+
+    async fn list_remove(
+        &mut self,
+        b: Bucket,
+        key: String,
+        value: Vec<u8>,
+        count: i64,
+    ) -> Res<u64> {
+        wit(
+            self.table.get(&b)?.list_remove(&key, value, count).await,
+            |v| v,
+        )
+    }
+
+    async fn list_length(&mut self, b: Bucket, key: String) -> Res<u64> {
+        wit(self.table.get(&b)?.list_length(&key).await, |v| v)
+    }
+
+    async fn list_range(
+        &mut self,
+        b: Bucket,
+        key: String,
+        start: i64,
+        stop: i64,
+    ) -> Res<Vec<Vec<u8>>> {
+        wit(
+            self.table.get(&b)?.list_range(&key, start, stop).await,
+            |v| v,
+        )
+    }
+
+    async fn list_trim(&mut self, b: Bucket, key: String, start: i64, stop: i64) -> Res<()> {
+        wit(
+            self.table.get(&b)?.list_trim(&key, start, stop).await,
+            |v| v,
+        )
+    }
+
+    async fn list_insert(
+        &mut self,
+        b: Bucket,
+        key: String,
+        before: bool,
+        pivot: Vec<u8>,
+        value: Vec<u8>,
+    ) -> Res<i64> {
+        wit(
+            self.table
+                .get(&b)?
+                .list_insert(&key, before, pivot, value)
+                .await,
+            |v| v,
+        )
+    }
+
+    async fn list_index(&mut self, b: Bucket, key: String, index: i64) -> Res<Option<Vec<u8>>> {
+        wit(self.table.get(&b)?.list_index(&key, index).await, |v| v)
+    }
+
+    async fn list_set(&mut self, b: Bucket, key: String, index: i64, value: Vec<u8>) -> Res<()> {
+        wit(
+            self.table.get(&b)?.list_set(&key, index, value).await,
+            |v| v,
+        )
+    }
+
+    async fn commit(
+        &mut self,
+        b: Bucket,
+        ops: Vec<types::Op>,
+    ) -> wasmtime::Result<Result<Vec<types::OpResult>, CommitError>> {
+        let ops = ops.into_iter().map(store::Op::from).collect();
+        let r = self.table.get(&b)?.commit(ops).await;
+        Ok(r.map(|rs| rs.into_iter().map(Into::into).collect())
+            .map_err(commit_error))
+    }
+
+    async fn drop(&mut self, b: Bucket) -> wasmtime::Result<()> {
+        self.table.delete(b)?;
+        Ok(())
+    }
+}

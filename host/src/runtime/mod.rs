@@ -1,0 +1,417 @@
+//! The runtime: components deployed as named instances and run with state.
+//!
+//! A [`Host`] owns a wasmtime engine (epoch interruption, optional pooling
+//! allocator), a linker with WASI 0.2 and the state imports, the state
+//! [`Store`], and the deployed instances. Each deployment is compiled once
+//! and kept as an `InstancePre`; every call or run instantiates it afresh in
+//! a new wasmtime store bounded by an epoch deadline and a memory limit, so a
+//! guest that loops or allocates without end is stopped with a clear error
+//! while the host goes on serving others.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), wasm_state::runtime::HostError> {
+//! use wasm_state::runtime::{Host, HostConfig};
+//! use wasmtime::component::Val;
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let host = Host::open(HostConfig::new(dir.path()))?;
+//! // Any component works; this one is WAT text exporting `add`.
+//! let adder = r#"(component
+//!     (core module $m (func (export "add") (param i32 i32) (result i32)
+//!         local.get 0 local.get 1 i32.add))
+//!     (core instance $i (instantiate $m))
+//!     (func (export "add") (param "a" u32) (param "b" u32) (result u32)
+//!         (canon lift (core func $i "add"))))"#;
+//! host.deploy("adder", adder.as_bytes()).await?;
+//! assert_eq!(host.call("adder", "add", &[Val::U32(2), Val::U32(3)]).await?, [Val::U32(5)]);
+//! host.destroy("adder").await?;
+//! # Ok(()) }
+//! ```
+
+mod ctx;
+mod epoch;
+mod error;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use wasmtime::component::{Component, InstancePre, Linker, ResourceTable, Val};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Trap};
+use wasmtime_wasi::WasiCtx;
+use wasmtime_wasi::p2::bindings::CommandPre;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+
+pub use ctx::{Ctx, MemoryLimiter};
+pub use error::HostError;
+
+use crate::bindings::{self, StateCtx};
+use crate::store::{InstanceInfo, Store, StoreConfig};
+
+/// Name of the environment variable through which a command guest learns the
+/// session it was started with (`run --session ID`).
+pub const SESSION_ENV: &str = "WASM_STATE_SESSION";
+
+/// Bounds on every guest call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuestLimits {
+    /// Wall-clock time a call may run (default 10 s).
+    pub deadline: Duration,
+    /// Bytes a guest's linear memory may grow to (default 64 MiB).
+    pub memory_bytes: usize,
+}
+
+impl Default for GuestLimits {
+    fn default() -> Self {
+        GuestLimits {
+            deadline: Duration::from_secs(10),
+            memory_bytes: 64 << 20,
+        }
+    }
+}
+
+/// How a [`Host`] is set up.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// Directory of the state database (`state.redb`); created if missing.
+    pub data_dir: PathBuf,
+    /// Account that deployed instances belong to (default `default`).
+    pub account: String,
+    /// State engine settings.
+    pub store: StoreConfig,
+    /// Per-call deadline and memory limit.
+    pub guest: GuestLimits,
+    /// Use the pooling allocator with room for this many concurrent
+    /// instances (faster instantiation; reserves address space up front).
+    pub pooling: Option<u32>,
+}
+
+impl HostConfig {
+    /// Defaults with state in `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        HostConfig {
+            data_dir: data_dir.into(),
+            account: "default".into(),
+            store: StoreConfig::default(),
+            guest: GuestLimits::default(),
+            pooling: None,
+        }
+    }
+}
+
+/// How to run a command component.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Arguments after the program name.
+    pub args: Vec<String>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+    /// A session of the instance to hand to the guest (as `WASM_STATE_SESSION`).
+    pub session: Option<String>,
+    /// Capture stdout/stderr instead of inheriting the host's.
+    pub capture: bool,
+}
+
+/// What a command run ended with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunOutput {
+    /// Exit code (0 = success).
+    pub exit_code: i32,
+    /// Captured stdout (empty when inherited).
+    pub stdout: Vec<u8>,
+    /// Captured stderr (empty when inherited).
+    pub stderr: Vec<u8>,
+}
+
+/// A component deployed as a named instance.
+struct Deployment {
+    name: String,
+    account: String,
+    pre: InstancePre<Ctx>,
+}
+
+struct Inner {
+    engine: Engine,
+    linker: Linker<Ctx>,
+    store: Store,
+    config: HostConfig,
+    deployments: RwLock<HashMap<String, Arc<Deployment>>>,
+    _ticker: epoch::EpochTicker,
+}
+
+/// The embeddable wasm-state host; cheap to clone.
+#[derive(Clone)]
+pub struct Host {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("data_dir", &self.inner.config.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+fn wasmtime_err(e: impl std::fmt::Display) -> HostError {
+    HostError::Wasmtime(e.to_string())
+}
+
+impl Host {
+    /// Open a host with its state database in `config.data_dir`.
+    pub fn open(config: HostConfig) -> Result<Host, HostError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| HostError::Io {
+            what: format!(
+                "cannot create the data directory {}",
+                config.data_dir.display()
+            ),
+            source,
+        })?;
+        let store = Store::open(config.data_dir.join("state.redb"), config.store.clone())?;
+        Host::with_store(store, config)
+    }
+
+    /// A host over an already open state store (`config.data_dir` unused).
+    pub fn with_store(store: Store, config: HostConfig) -> Result<Host, HostError> {
+        let mut wc = Config::new();
+        wc.epoch_interruption(true);
+        if let Some(n) = config.pooling {
+            let mut p = PoolingAllocationConfig::new();
+            p.total_component_instances(n)
+                .total_core_instances(n * 4)
+                .total_memories(n * 2)
+                .total_tables(n * 4)
+                .max_memory_size(config.guest.memory_bytes);
+            wc.allocation_strategy(InstanceAllocationStrategy::Pooling(p));
+        }
+        let engine = Engine::new(&wc).map_err(wasmtime_err)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(wasmtime_err)?;
+        bindings::add_to_linker(&mut linker).map_err(wasmtime_err)?;
+        let ticker = epoch::EpochTicker::start(engine.clone()).map_err(|source| HostError::Io {
+            what: "cannot start the epoch thread".into(),
+            source,
+        })?;
+        Ok(Host {
+            inner: Arc::new(Inner {
+                engine,
+                linker,
+                store,
+                config,
+                deployments: RwLock::new(HashMap::new()),
+                _ticker: ticker,
+            }),
+        })
+    }
+
+    /// The state store, for host-side reads and admin.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Deploy `wasm` (a component binary or WAT text) as instance `name` of
+    /// the host's account, replacing a deployment of the same name. The
+    /// instance's state is kept across redeploys and restarts.
+    pub async fn deploy(&self, name: &str, wasm: &[u8]) -> Result<InstanceInfo, HostError> {
+        let account = self.inner.config.account.clone();
+        self.deploy_as(name, &account, wasm).await
+    }
+
+    /// Deploy as an instance of `account`.
+    pub async fn deploy_as(
+        &self,
+        name: &str,
+        account: &str,
+        wasm: &[u8],
+    ) -> Result<InstanceInfo, HostError> {
+        let engine = self.inner.engine.clone();
+        let bytes = wasm.to_vec();
+        let component = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
+            .await
+            .map_err(wasmtime_err)?
+            .map_err(|e| HostError::InvalidComponent(format!("{e:#}")))?;
+        let pre = self.inner.linker.instantiate_pre(&component).map_err(|e| {
+            HostError::InvalidComponent(format!(
+                "{e:#}; a guest may import only WASI 0.2 and wasm-state:state"
+            ))
+        })?;
+        let info = self.inner.store.register_instance(name, account).await?;
+        let dep = Deployment {
+            name: name.into(),
+            account: account.into(),
+            pre,
+        };
+        self.deployments_mut()
+            .insert(name.to_string(), Arc::new(dep));
+        Ok(info)
+    }
+
+    /// Deploy the component file at `path`.
+    pub async fn deploy_file(&self, name: &str, path: &Path) -> Result<InstanceInfo, HostError> {
+        let bytes = tokio::fs::read(path)
+            .await
+            .map_err(|source| HostError::Io {
+                what: format!("cannot read component {}", path.display()),
+                source,
+            })?;
+        self.deploy(name, &bytes).await
+    }
+
+    /// Undeploy `name` and delete its state and sessions.
+    pub async fn destroy(&self, name: &str) -> Result<(), HostError> {
+        self.deployments_mut().remove(name);
+        self.inner.store.destroy_instance(name).await?;
+        Ok(())
+    }
+
+    /// Names of the instances deployed in this host.
+    pub fn deployed(&self) -> Vec<String> {
+        let map = self
+            .inner
+            .deployments
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut names: Vec<String> = map.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    fn deployments_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Deployment>>> {
+        self.inner
+            .deployments
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn deployment(&self, name: &str) -> Result<Arc<Deployment>, HostError> {
+        let map = self
+            .inner
+            .deployments
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        map.get(name)
+            .cloned()
+            .ok_or_else(|| HostError::NotDeployed(name.to_string()))
+    }
+
+    fn new_store(&self, dep: &Deployment, wasi: WasiCtx) -> wasmtime::Store<Ctx> {
+        let ctx = Ctx {
+            wasi,
+            table: ResourceTable::new(),
+            state: StateCtx::new(self.inner.store.clone(), &dep.name, &dep.account),
+            limiter: MemoryLimiter::new(self.inner.config.guest.memory_bytes),
+        };
+        let mut store = wasmtime::Store::new(&self.inner.engine, ctx);
+        store.limiter(|c| &mut c.limiter);
+        store.set_epoch_deadline(epoch::ticks(self.inner.config.guest.deadline));
+        store.epoch_deadline_trap();
+        store
+    }
+
+    /// Turn a wasmtime failure during a call into the error a person can act on.
+    fn classify(&self, store: &wasmtime::Store<Ctx>, err: wasmtime::Error) -> HostError {
+        let limits = self.inner.config.guest;
+        if store.data().limiter.exceeded {
+            return HostError::MemoryLimit {
+                limit: limits.memory_bytes,
+            };
+        }
+        if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            return HostError::Deadline {
+                limit: limits.deadline,
+            };
+        }
+        HostError::Trap(format!("{err:#}"))
+    }
+
+    /// Call an exported function (`name` or `interface#name`) of a fresh
+    /// instance of `instance`.
+    pub async fn call(
+        &self,
+        instance: &str,
+        export: &str,
+        args: &[Val],
+    ) -> Result<Vec<Val>, HostError> {
+        let dep = self.deployment(instance)?;
+        let mut store = self.new_store(&dep, WasiCtx::builder().build());
+        let inst = match dep.pre.instantiate_async(&mut store).await {
+            Ok(i) => i,
+            Err(e) => return Err(self.classify(&store, e)),
+        };
+        let no_export = || HostError::NoSuchExport {
+            instance: instance.into(),
+            export: export.into(),
+        };
+        let index = match export.split_once('#') {
+            Some((iface, func)) => {
+                let parent = inst
+                    .get_export_index(&mut store, None, iface)
+                    .ok_or_else(no_export)?;
+                inst.get_export_index(&mut store, Some(&parent), func)
+                    .ok_or_else(no_export)?
+            }
+            None => inst
+                .get_export_index(&mut store, None, export)
+                .ok_or_else(no_export)?,
+        };
+        let func = inst.get_func(&mut store, index).ok_or_else(no_export)?;
+        let mut results = vec![Val::Bool(false); func.ty(&store).results().len()];
+        if let Err(e) = func.call_async(&mut store, args, &mut results).await {
+            return Err(self.classify(&store, e));
+        }
+        Ok(results)
+    }
+
+    /// Run a `wasi:cli` command component deployed as `instance`.
+    pub async fn run(&self, instance: &str, options: RunOptions) -> Result<RunOutput, HostError> {
+        let dep = self.deployment(instance)?;
+        let pre = CommandPre::new(dep.pre.clone()).map_err(|e| {
+            HostError::InvalidComponent(format!("{instance:?} is not a wasi:cli command: {e:#}"))
+        })?;
+        if let Some(id) = &options.session {
+            self.inner.store.session_info(instance, id).await?;
+        }
+        let mut b = WasiCtx::builder();
+        let mut argv = vec![instance.to_string()];
+        argv.extend(options.args.iter().cloned());
+        b.args(&argv).envs(&options.env);
+        if let Some(id) = &options.session {
+            b.env(SESSION_ENV, id);
+        }
+        let (stdout, stderr) = (
+            MemoryOutputPipe::new(16 << 20),
+            MemoryOutputPipe::new(16 << 20),
+        );
+        if options.capture {
+            b.stdout(stdout.clone()).stderr(stderr.clone());
+        } else {
+            b.inherit_stdio();
+        }
+        let mut store = self.new_store(&dep, b.build());
+        let command = match pre.instantiate_async(&mut store).await {
+            Ok(c) => c,
+            Err(e) => return Err(self.classify(&store, e)),
+        };
+        let exit_code = match command.wasi_cli_run().call_run(&mut store).await {
+            Ok(Ok(())) => 0,
+            Ok(Err(())) => 1,
+            Err(e) => match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+                Some(exit) => exit.0,
+                None => return Err(self.classify(&store, e)),
+            },
+        };
+        drop(store);
+        Ok(RunOutput {
+            exit_code,
+            stdout: stdout.contents().to_vec(),
+            stderr: stderr.contents().to_vec(),
+        })
+    }
+}
