@@ -47,11 +47,12 @@ pub enum HostError {
     #[error(transparent)]
     State(#[from] StateError),
     /// Reading a component or creating the data directory failed.
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Io {
         /// What was being done.
         what: String,
         /// The cause.
+        #[source]
         source: std::io::Error,
     },
     /// Any other wasmtime failure (engine setup, linking…).

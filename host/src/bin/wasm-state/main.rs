@@ -1,0 +1,55 @@
+//! `wasm-state`: run WebAssembly components with durable state, and inspect
+//! or administer that state.
+
+mod args;
+mod inspect;
+mod manage;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use args::{Cli, Command};
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WASM_STATE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run(a) => run::run(&cli.global, a).await,
+            Command::State(a) => inspect::state(&cli.global, a)
+                .await
+                .map(|()| ExitCode::SUCCESS),
+            Command::Instances(a) => manage::instances(&cli.global, a)
+                .await
+                .map(|()| ExitCode::SUCCESS),
+            Command::Sessions(a) => manage::sessions(&cli.global, a)
+                .await
+                .map(|()| ExitCode::SUCCESS),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
