@@ -1,5 +1,6 @@
-//! The epoch ticker: advances the engine's epoch at a fixed rate so every
-//! call's deadline (a number of ticks) interrupts a guest that runs too long.
+//! The epoch ticker: advances the engine's epoch at a fixed rate; at each
+//! tick a running guest yields to the async runtime and its deadline is
+//! checked, so a guest that runs too long is interrupted within a tick.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,11 +11,6 @@ use wasmtime::Engine;
 
 /// How often the epoch advances.
 pub const TICK: Duration = Duration::from_millis(10);
-
-/// Deadline in ticks for a time limit (at least one tick).
-pub fn ticks(limit: Duration) -> u64 {
-    (limit.as_millis() / TICK.as_millis()).max(1) as u64
-}
 
 /// A thread that ticks until dropped.
 pub struct EpochTicker {

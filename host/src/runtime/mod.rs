@@ -310,8 +310,18 @@ impl Host {
         };
         let mut store = wasmtime::Store::new(&self.inner.engine, ctx);
         store.limiter(|c| &mut c.limiter);
-        store.set_epoch_deadline(epoch::ticks(self.inner.config.guest.deadline));
-        store.epoch_deadline_trap();
+        // Every tick the guest yields to the async runtime (so a busy guest
+        // never holds a tokio worker for long); past its deadline it traps.
+        let deadline = self.inner.config.guest.deadline;
+        let started = std::time::Instant::now();
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if started.elapsed() >= deadline {
+                Err(Trap::Interrupt.into())
+            } else {
+                Ok(wasmtime::UpdateDeadline::Yield(1))
+            }
+        });
         store
     }
 
