@@ -238,16 +238,16 @@ impl From<w::Error> for Error {
 
 /// Turns a rejected commit into an [`Error`]. `offset` is subtracted from the
 /// reported index (a transaction's leading `check` ops). Failures not tied to
-/// one operation (`too-many-operations`, `unavailable`, `internal`) come back
-/// bare rather than wrapped in [`Error::Transaction`].
+/// one operation (`too-many-operations`, `quota-exceeded`, `unavailable`,
+/// `internal`) come back bare rather than wrapped in [`Error::Transaction`].
 pub(crate) fn from_commit_error(e: w::CommitError, offset: u32) -> Error {
     let source = Error::from(e.error);
-    match source {
-        Error::TooManyOperations | Error::Unavailable(_) | Error::Internal(_) => source,
-        source => Error::Transaction {
-            index: e.index.saturating_sub(offset),
+    match e.index {
+        Some(index) => Error::Transaction {
+            index: index.saturating_sub(offset),
             source: Box::new(source),
         },
+        None => source,
     }
 }
 
@@ -293,7 +293,7 @@ mod tests {
     fn commit_errors_carry_the_op_index() {
         let e = from_commit_error(
             w::CommitError {
-                index: 5,
+                index: Some(5),
                 error: w::Error::EtagMismatch,
             },
             2,
@@ -309,7 +309,7 @@ mod tests {
 
         let e = from_commit_error(
             w::CommitError {
-                index: 128,
+                index: None,
                 error: w::Error::TooManyOperations,
             },
             0,

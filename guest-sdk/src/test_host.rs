@@ -300,7 +300,7 @@ impl Host for FakeHost {
                 Err(error) => {
                     inner.keys = saved;
                     return Err(w::CommitError {
-                        index: index as u32,
+                        index: Some(index as u32),
                         error,
                     });
                 }

@@ -226,7 +226,7 @@ fn commit(host: &dyn Host, checks: Vec<w::Op>, writes: Vec<w::Op>) -> Outcome {
     }
     match host.commit(&ops) {
         Ok(_) => Outcome::Committed,
-        Err(e) if (e.index as usize) < n_checks => match e.error {
+        Err(e) if e.index.is_some_and(|i| (i as usize) < n_checks) => match e.error {
             w::Error::EtagMismatch | w::Error::AlreadyExists | w::Error::NotFound => {
                 Outcome::Conflict
             }

@@ -232,15 +232,11 @@ impl From<store::OpResult> for types::OpResult {
 fn commit_error(e: StateError) -> CommitError {
     match e {
         StateError::Aborted { index, source } => CommitError {
-            index: u32::try_from(index).unwrap_or(u32::MAX),
+            index: u32::try_from(index).ok(),
             error: (*source).into(),
         },
-        e @ StateError::TooManyOperations { max, .. } => CommitError {
-            index: u32::try_from(max).unwrap_or(u32::MAX),
-            error: e.into(),
-        },
         e => CommitError {
-            index: 0,
+            index: None,
             error: e.into(),
         },
     }
