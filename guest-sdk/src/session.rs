@@ -137,6 +137,94 @@ impl Session {
     pub fn state(&self) -> Result<State> {
         State::session(self)
     }
+
+    /// Header in which an HTTP client names its session.
+    pub const HEADER: &'static str = "x-session-id";
+
+    /// Cookie in which a browser names its session.
+    pub const COOKIE: &'static str = "wasm_state_session";
+
+    /// The session an incoming HTTP request names (VCR's
+    /// `getSessionFromRequest`): the [`HEADER`](Session::HEADER) header if
+    /// present, else the [`COOKIE`](Session::COOKIE) cookie. `Ok(None)` if the
+    /// request names none; `Err(NoSuchSession)` if it names one that is
+    /// unknown, ended, expired or of another instance (the host checks).
+    ///
+    /// `headers` are (name, value) pairs in any HTTP library's form, e.g.
+    /// `req.headers().iter().map(|(k, v)| (k.as_str(), v.as_bytes()))`.
+    ///
+    /// ```no_run
+    /// use wasm_state_sdk::{Session, State};
+    /// # fn handler(headers: Vec<(String, Vec<u8>)>) -> wasm_state_sdk::Result<()> {
+    /// let pairs = headers.iter().map(|(k, v)| (k.as_str(), v.as_slice()));
+    /// let (session, created) = Session::from_request_or_create(pairs, None)?;
+    /// let cart = State::session(&session)?;
+    /// cart.list_append("items", &["apple"])?;
+    /// if created {
+    ///     // Hand the id back: `Set-Cookie: {session.cookie()}` and/or the header.
+    ///     println!("set-cookie: {}", session.cookie());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn from_request<'a>(
+        headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) -> Result<Option<Session>> {
+        match id_from_headers(headers) {
+            Some(id) => Session::open(&id).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The request's session, or a new one (with `ttl`, default 7 days) if it
+    /// names none or a dead one. Returns whether it was created, so the
+    /// handler knows to hand the id back (see [`cookie`](Session::cookie)).
+    pub fn from_request_or_create<'a>(
+        headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+        ttl: Option<Duration>,
+    ) -> Result<(Session, bool)> {
+        match Session::from_request(headers) {
+            Ok(Some(session)) => Ok((session, false)),
+            Ok(None) | Err(Error::NoSuchSession) => Session::create(ttl).map(|s| (s, true)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A `Set-Cookie` header value that hands this session to a browser
+    /// until it expires (HttpOnly, SameSite=Lax, Path=/).
+    pub fn cookie(&self) -> String {
+        let now_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let max_age = self.expires_at_ms.saturating_sub(now_ms) / 1000;
+        format!(
+            "{}={}; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Lax",
+            Session::COOKIE,
+            self.id
+        )
+    }
+}
+
+/// The session id named by request headers: the header first, then the cookie.
+fn id_from_headers<'a>(headers: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Option<String> {
+    let mut from_cookie = None;
+    for (name, value) in headers {
+        let Ok(value) = std::str::from_utf8(value) else {
+            continue;
+        };
+        if name.eq_ignore_ascii_case(Session::HEADER) {
+            let id = value.trim();
+            if !id.is_empty() {
+                return Some(id.to_string());
+            }
+        } else if name.eq_ignore_ascii_case("cookie") && from_cookie.is_none() {
+            from_cookie = value.split(';').find_map(|pair| {
+                let (k, v) = pair.trim().split_once('=')?;
+                (k == Session::COOKIE && !v.is_empty()).then(|| v.to_string())
+            });
+        }
+    }
+    from_cookie
 }
 
 #[cfg(test)]
@@ -161,6 +249,25 @@ mod tests {
         use std::os::unix::ffi::OsStringExt;
         let bad = OsString::from_vec(vec![0xff, 0xfe]);
         assert!(matches!(id_from_env(Some(bad)), Err(Error::NoSuchSession)));
+    }
+
+    #[test]
+    fn requests_name_sessions_by_header_then_cookie() {
+        let h = |pairs: &[(&'static str, &'static str)]| {
+            id_from_headers(pairs.iter().map(|(k, v)| (*k, v.as_bytes())))
+        };
+        assert_eq!(h(&[]), None);
+        assert_eq!(h(&[("X-Session-Id", "abc")]).as_deref(), Some("abc"));
+        assert_eq!(
+            h(&[("cookie", "a=1; wasm_state_session=xyz; b=2")]).as_deref(),
+            Some("xyz")
+        );
+        assert_eq!(
+            h(&[("cookie", "wasm_state_session=c"), ("x-session-id", "h")]).as_deref(),
+            Some("h")
+        );
+        assert_eq!(h(&[("cookie", "other=1"), ("x-session-id", " ")]), None);
+        assert_eq!(h(&[("cookie", "wasm_state_session=")]), None);
     }
 
     #[test]

@@ -7,5 +7,6 @@
 #![deny(missing_docs)]
 
 pub mod bindings;
+pub mod http;
 pub mod runtime;
 pub mod store;

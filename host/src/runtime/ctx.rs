@@ -4,6 +4,7 @@
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 use crate::bindings::{StateCtx, StateHost, StateView};
 
@@ -52,12 +53,45 @@ impl ResourceLimiter for MemoryLimiter {
     }
 }
 
+/// `wasi:http` hooks of a guest: outgoing HTTP requests are denied (a guest
+/// reaches the world only through its state).
+#[derive(Debug, Default)]
+pub struct NoOutgoing;
+
+type Pending = Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>;
+
+impl WasiHttpHooks for NoOutgoing {
+    fn send_request(
+        &mut self,
+        _request: http::Request<WasiBody>,
+        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Pending,
+    ) -> Box<
+        dyn Future<Output = Result<(http::Response<WasiBody>, Pending), wasmtime_wasi_http::Error>>
+            + Send,
+    > {
+        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
+    }
+}
+
 /// Everything one guest call can reach.
 pub struct Ctx {
     pub(crate) wasi: WasiCtx,
+    pub(crate) http: WasiHttpCtx,
+    pub(crate) hooks: NoOutgoing,
     pub(crate) table: ResourceTable,
     pub(crate) state: StateCtx,
     pub(crate) limiter: MemoryLimiter,
+}
+
+impl WasiHttpView for Ctx {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
 }
 
 impl WasiView for Ctx {

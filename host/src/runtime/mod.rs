@@ -189,6 +189,7 @@ impl Host {
         let engine = Engine::new(&wc).map_err(wasmtime_err)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(wasmtime_err)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(wasmtime_err)?;
         bindings::add_to_linker(&mut linker).map_err(wasmtime_err)?;
         let ticker = epoch::EpochTicker::start(engine.clone()).map_err(|source| HostError::Io {
             what: "cannot start the epoch thread".into(),
@@ -239,7 +240,7 @@ impl Host {
             .map_err(|e| HostError::InvalidComponent(format!("{e:#}")))?;
         let pre = self.inner.linker.instantiate_pre(&component).map_err(|e| {
             HostError::InvalidComponent(format!(
-                "{e:#}; a guest may import only WASI 0.2 and wasm-state:state"
+                "{e:#}; a guest may import only WASI 0.2 (with wasi:http) and wasm-state:state"
             ))
         })?;
         let info = self.inner.store.register_instance(name, account).await?;
@@ -301,9 +302,26 @@ impl Host {
             .ok_or_else(|| HostError::NotDeployed(name.to_string()))
     }
 
+    /// The pre-instantiated component of a deployed instance.
+    pub(crate) fn instance_pre(&self, name: &str) -> Result<InstancePre<Ctx>, HostError> {
+        Ok(self.deployment(name)?.pre.clone())
+    }
+
+    /// A fresh wasmtime store for one request to a deployed instance.
+    pub(crate) fn request_store(
+        &self,
+        name: &str,
+        wasi: WasiCtx,
+    ) -> Result<wasmtime::Store<Ctx>, HostError> {
+        let dep = self.deployment(name)?;
+        Ok(self.new_store(&dep, wasi))
+    }
+
     fn new_store(&self, dep: &Deployment, wasi: WasiCtx) -> wasmtime::Store<Ctx> {
         let ctx = Ctx {
             wasi,
+            http: wasmtime_wasi_http::WasiHttpCtx::new(),
+            hooks: ctx::NoOutgoing,
             table: ResourceTable::new(),
             state: StateCtx::new(self.inner.store.clone(), &dep.name, &dep.account),
             limiter: MemoryLimiter::new(self.inner.config.guest.memory_bytes),
@@ -326,7 +344,7 @@ impl Host {
     }
 
     /// Turn a wasmtime failure during a call into the error a person can act on.
-    fn classify(&self, store: &wasmtime::Store<Ctx>, err: wasmtime::Error) -> HostError {
+    pub(crate) fn classify(&self, store: &wasmtime::Store<Ctx>, err: wasmtime::Error) -> HostError {
         let limits = self.inner.config.guest;
         if store.data().limiter.exceeded {
             return HostError::MemoryLimit {

@@ -40,6 +40,8 @@ pub struct Global {
 pub enum Command {
     /// Run a wasi:cli command component as an instance, with state.
     Run(RunArgs),
+    /// Serve wasi:http components (each a named instance) over HTTP.
+    Serve(ServeArgs),
     /// Read, write and list the state of a scope.
     #[command(subcommand)]
     State(StateCmd),
@@ -71,6 +73,31 @@ pub struct RunArgs {
     /// Arguments passed to the guest (after `--`).
     #[arg(last = true)]
     pub args: Vec<String>,
+}
+
+/// `serve` arguments.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Components to serve, as `[NAME=]PATH`: each is deployed as instance
+    /// NAME (default: the file name) and mounted at `/NAME`; a single
+    /// component is also mounted at `/`.
+    #[arg(required = true, value_name = "[NAME=]PATH")]
+    pub apps: Vec<String>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Seconds a request's handler may run before it is stopped (504).
+    #[arg(long, default_value_t = 10)]
+    pub deadline: u64,
+    /// MiB of memory a request's handler may use.
+    #[arg(long, default_value_t = 64)]
+    pub memory: usize,
+    /// Most requests handled at once (pooling allocator slots).
+    #[arg(long, default_value_t = 256)]
+    pub max_instances: u32,
+    /// Seconds to let in-flight requests finish on SIGINT/SIGTERM.
+    #[arg(long, default_value_t = 30)]
+    pub grace: u64,
 }
 
 /// Which scope a state command reads or writes.

@@ -5,6 +5,7 @@ mod args;
 mod inspect;
 mod manage;
 mod run;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -15,8 +16,9 @@ use args::{Cli, Command};
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WASM_STATE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_env("WASM_STATE_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("warn,wasm_state::access=info")
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -34,6 +36,9 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(a) => run::run(&cli.global, a).await,
+            Command::Serve(a) => serve::serve(&cli.global, a)
+                .await
+                .map(|()| ExitCode::SUCCESS),
             Command::State(a) => inspect::state(&cli.global, a)
                 .await
                 .map(|()| ExitCode::SUCCESS),

@@ -10,9 +10,19 @@ use crate::args::{Global, RunArgs};
 
 /// Open a host on the data dir.
 pub fn open_host(global: &Global, guest: GuestLimits) -> anyhow::Result<Host> {
+    open_host_with(global, guest, None)
+}
+
+/// Open a host on the data dir, with the pooling allocator if `pooling` is set.
+pub fn open_host_with(
+    global: &Global,
+    guest: GuestLimits,
+    pooling: Option<u32>,
+) -> anyhow::Result<Host> {
     let mut config = HostConfig::new(&global.data);
     config.account = global.account.clone();
     config.guest = guest;
+    config.pooling = pooling;
     Host::open(config)
         .with_context(|| format!("cannot open the state in {}", global.data.display()))
 }
