@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const WORKSPACES: [&str; 1] = ["tests/guests"];
+const WORKSPACES: [&str; 2] = ["tests/guests", "examples/guests"];
 const TARGET: &str = "wasm32-wasip2";
 
 fn main() {

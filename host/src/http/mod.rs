@@ -108,7 +108,7 @@ impl HttpServer {
             pre,
         });
         self.mounts
-            .sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+            .sort_by_key(|m| std::cmp::Reverse(m.prefix.len()));
         Ok(())
     }
 
