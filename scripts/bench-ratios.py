@@ -3,8 +3,11 @@
 
 store groups: wasm_state time / native_redb time (same run, same process);
 read_dispatch: spawn_blocking time / inline time.
+guest groups (tests/benches/guest.rs): guest component time / native Rust on
+the same Store.
 scale groups: time at the largest size / time at the smallest size.
 Usage: cargo bench -p wasm-state-host && python3 scripts/bench-ratios.py
+       cargo bench -p wasm-state-e2e --bench guest && python3 scripts/bench-ratios.py
 """
 import json
 import pathlib
@@ -26,7 +29,7 @@ def fmt(ns):
 
 
 # (measured, baseline) pairs of function names within a group.
-PAIRS = [("wasm_state", "native_redb"), ("spawn_blocking", "inline")]
+PAIRS = [("wasm_state", "native_redb"), ("spawn_blocking", "inline"), ("guest", "native")]
 
 rows = []
 for group in sorted(p for p in root.iterdir() if p.is_dir() and p.name != "report"):
