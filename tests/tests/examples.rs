@@ -3,11 +3,14 @@
 //! TTL), the plugin (a guest export called from native code), and the
 //! `wasm-state` CLI running the customers sample in separate processes.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::binary;
 use wasm_state::runtime::{Host, HostConfig, HostError, RunOptions, RunOutput};
 use wasm_state::store::{ManualClock, StateError};
 use wasmtime::component::Val;
@@ -540,58 +543,6 @@ async fn plugin_batch_is_atomic_and_state_survives_a_restart() {
 }
 
 // ---- the wasm-state CLI, in separate processes ----
-
-/// The workspace root (the parent of this crate).
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
-/// The example binaries run in their own processes: the `wasm-state` CLI and
-/// `plugin-host`, built once by cargo (which says where it put them, wherever
-/// the target directory is).
-fn binary(name: &str) -> &'static Path {
-    static BINS: OnceLock<Vec<(String, PathBuf)>> = OnceLock::new();
-    let bins = BINS.get_or_init(|| {
-        let out = Command::new(env!("CARGO"))
-            .current_dir(workspace_root())
-            .args([
-                "build",
-                "-q",
-                "-p",
-                "wasm-state-host",
-                "--bin",
-                "wasm-state",
-                "-p",
-                "plugin-host",
-                "--bin",
-                "plugin-host",
-                "--message-format=json",
-            ])
-            .output()
-            .expect("run cargo build");
-        assert!(
-            out.status.success(),
-            "cargo build of the example binaries failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|m| m["reason"] == "compiler-artifact")
-            .filter_map(|m| {
-                let exe = m["executable"].as_str()?;
-                Some((m["target"]["name"].as_str()?.to_owned(), PathBuf::from(exe)))
-            })
-            .collect()
-    });
-    bins.iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, p)| p.as_path())
-        .unwrap_or_else(|| panic!("cargo did not report the {name} executable: {bins:?}"))
-}
 
 /// Runs `wasm-state --data DATA ARGS…` in its own process; (exit code, stdout, stderr).
 fn cli(data: &Path, args: &[&str]) -> (i32, String, String) {

@@ -47,6 +47,9 @@ pub struct HttpServer {
     host: Host,
     mounts: Vec<Mount>,
     grace: Duration,
+    /// One permit per instance the host can run at once: requests beyond
+    /// that wait for a slot instead of failing.
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for HttpServer {
@@ -78,10 +81,12 @@ fn text(status: StatusCode, body: &'static str) -> Response<HyperOutgoingBody> {
 impl HttpServer {
     /// A server with nothing mounted.
     pub fn new(host: Host) -> Self {
+        let slots = host.max_concurrent_instances() as usize;
         HttpServer {
             host,
             mounts: Vec::new(),
             grace: DEFAULT_GRACE,
+            slots: Arc::new(tokio::sync::Semaphore::new(slots)),
         }
     }
 
@@ -222,6 +227,14 @@ impl HttpServer {
             Ok(uri) => *req.uri_mut() = uri,
             Err(_) => return text(StatusCode::BAD_REQUEST, "bad request path\n"),
         }
+        // Wait for an instance slot first, so waiting does not count
+        // against the handler's deadline.
+        let Ok(slot) = self.slots.clone().acquire_owned().await else {
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server is shutting down\n",
+            );
+        };
         let mut store = match self
             .host
             .request_store(&mount.instance, WasiCtx::builder().build())
@@ -250,6 +263,7 @@ impl HttpServer {
         };
         let (pre, host) = (mount.pre.clone(), self.host.clone());
         let task = tokio::spawn(async move {
+            let _slot = slot;
             let proxy = match pre.instantiate_async(&mut store).await {
                 Ok(p) => p,
                 Err(e) => return Err(host.classify(&store, e)),

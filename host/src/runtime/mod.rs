@@ -212,6 +212,12 @@ impl Host {
         &self.inner.store
     }
 
+    /// How many instances can run at once: the pooling allocator's slots, or
+    /// (on-demand allocation) a large number.
+    pub fn max_concurrent_instances(&self) -> u32 {
+        self.inner.config.pooling.unwrap_or(4096)
+    }
+
     /// The wasmtime engine.
     pub fn engine(&self) -> &Engine {
         &self.inner.engine

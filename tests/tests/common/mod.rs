@@ -4,7 +4,9 @@
 
 #![allow(dead_code)] // each test crate uses its own subset
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
 
 use serde_json::Value;
 use wasm_state::runtime::{Host, HostConfig, RunOptions};
@@ -79,4 +81,56 @@ pub fn session_id(line: &str) -> String {
         .as_str()
         .unwrap_or_else(|| panic!("not a session: {line:?}"))
         .to_owned()
+}
+
+/// The workspace root (the parent of this crate).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// The example binaries run in their own processes: the `wasm-state` CLI and
+/// `plugin-host`, built once by cargo (which says where it put them, wherever
+/// the target directory is).
+pub fn binary(name: &str) -> &'static Path {
+    static BINS: OnceLock<Vec<(String, PathBuf)>> = OnceLock::new();
+    let bins = BINS.get_or_init(|| {
+        let out = Command::new(env!("CARGO"))
+            .current_dir(workspace_root())
+            .args([
+                "build",
+                "-q",
+                "-p",
+                "wasm-state-host",
+                "--bin",
+                "wasm-state",
+                "-p",
+                "plugin-host",
+                "--bin",
+                "plugin-host",
+                "--message-format=json",
+            ])
+            .output()
+            .expect("run cargo build");
+        assert!(
+            out.status.success(),
+            "cargo build of the example binaries failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|m| m["reason"] == "compiler-artifact")
+            .filter_map(|m| {
+                let exe = m["executable"].as_str()?;
+                Some((m["target"]["name"].as_str()?.to_owned(), PathBuf::from(exe)))
+            })
+            .collect()
+    });
+    bins.iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, p)| p.as_path())
+        .unwrap_or_else(|| panic!("cargo did not report the {name} executable: {bins:?}"))
 }

@@ -1,0 +1,129 @@
+//! A small HTTP/1.1 client on hyper for the serve tests, and a server
+//! harness that runs `HttpServer` in-process on a loopback port.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{HeaderMap, Request, StatusCode};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use wasm_state::http::HttpServer;
+use wasm_state::runtime::{GuestLimits, Host, HostConfig};
+use wasmtime_wasi_http::io::TokioIo;
+
+/// A response, fully read.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+/// Send one request on a new connection.
+pub async fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<Reply, String> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    tokio::spawn(conn);
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string());
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req
+        .body(Full::new(Bytes::from(body.to_string())))
+        .map_err(|e| e.to_string())?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| format!("send: {e}"))?;
+    let (parts, body) = resp.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map_err(|e| format!("body: {e}"))?
+        .to_bytes();
+    Ok(Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    })
+}
+
+/// `GET path`.
+pub async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Reply {
+    send(addr, "GET", path, headers, "").await.expect("GET")
+}
+
+/// `POST path` with a body.
+pub async fn post(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+    send(addr, "POST", path, headers, body).await.expect("POST")
+}
+
+/// An in-process server on 127.0.0.1 with its host; stops on [`Served::stop`].
+pub struct Served {
+    pub addr: SocketAddr,
+    pub host: Host,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Served {
+    /// Deploy `apps` (name, wasm path), mount each at `/name` and the first
+    /// also at `/`, and serve on an ephemeral loopback port.
+    pub async fn start(dir: &Path, apps: &[(&str, &str)], deadline: Duration) -> Served {
+        let mut config = HostConfig::new(dir);
+        config.guest = GuestLimits {
+            deadline,
+            memory_bytes: 32 << 20,
+        };
+        config.pooling = Some(64);
+        let host = Host::open(config).expect("host");
+        let mut server = HttpServer::new(host.clone()).grace(Duration::from_secs(20));
+        for (name, path) in apps {
+            host.deploy_file(name, Path::new(path))
+                .await
+                .expect("deploy");
+            server.mount(&format!("/{name}"), name).expect("mount");
+        }
+        server.mount("/", apps[0].0).expect("mount root");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(server.serve(listener, async {
+            let _ = rx.await;
+        }));
+        Served {
+            addr,
+            host,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Begin a graceful shutdown and wait for it.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("serve");
+        }
+    }
+}
