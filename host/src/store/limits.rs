@@ -19,6 +19,8 @@ pub struct Limits {
     pub instance_quota_bytes: u64,
     /// Bytes an account scope may store (default 1 GiB).
     pub account_quota_bytes: u64,
+    /// Longest TTL a session may be given (default 365 days).
+    pub max_session_ttl: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -31,6 +33,7 @@ impl Default for Limits {
             max_page: 1000,
             instance_quota_bytes: 1 << 30,
             account_quota_bytes: 1 << 30,
+            max_session_ttl: std::time::Duration::from_secs(365 * 24 * 3600),
         }
     }
 }
@@ -81,6 +84,18 @@ impl Limits {
                 count,
                 max: self.max_ops,
             });
+        }
+        Ok(())
+    }
+
+    /// A session TTL within the limit.
+    pub fn check_session_ttl(&self, ttl: std::time::Duration) -> Result<()> {
+        if ttl > self.max_session_ttl {
+            return Err(StateError::invalid(format!(
+                "a session TTL of {} s is over this host's maximum of {} s",
+                ttl.as_secs(),
+                self.max_session_ttl.as_secs()
+            )));
         }
         Ok(())
     }

@@ -80,6 +80,7 @@ impl Store {
         let (inst, sid) = (instance.to_string(), id.clone());
         let at = self
             .write(move |cx| {
+                cx.limits.check_session_ttl(ttl)?;
                 let at = deadline(cx.now, ttl)?;
                 put_session(cx, &inst, &sid, None, at)?;
                 Ok(at)
@@ -133,6 +134,7 @@ impl Store {
         let at = self
             .write(move |cx| {
                 let old = session_expiry(cx.r(), &inst, &sid, cx.now)?;
+                cx.limits.check_session_ttl(ttl)?;
                 let at = deadline(cx.now, ttl)?;
                 put_session(cx, &inst, &sid, Some(old), at)?;
                 Ok(at)

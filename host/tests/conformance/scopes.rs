@@ -664,3 +664,46 @@ async fn instances_are_registered_to_one_account() {
         "other"
     );
 }
+
+/// A session TTL over the host's maximum is refused; at the maximum it works.
+#[tokio::test]
+async fn session_ttl_is_bounded_by_the_host() {
+    let h = Harness::with_limits(Limits {
+        max_session_ttl: Duration::from_secs(3600),
+        ..Limits::default()
+    });
+    let err = h
+        .store
+        .create_session("a", Some(Duration::from_secs(3601)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StateError::InvalidArgument(ref m) if m.contains("maximum of 3600 s")),
+        "{err:?}"
+    );
+    let s = h
+        .store
+        .create_session("a", Some(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    let err = h
+        .store
+        .extend_session("a", &s.id, Duration::from_secs(7200))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StateError::InvalidArgument(_)), "{err:?}");
+    assert_eq!(
+        h.store
+            .session_info("a", &s.id)
+            .await
+            .unwrap()
+            .expires_at_ms,
+        s.expires_at_ms,
+        "unchanged"
+    );
+    assert_eq!(
+        h.store.list_sessions("a").await.unwrap().len(),
+        1,
+        "nothing created by the refused call"
+    );
+}
