@@ -94,7 +94,7 @@ impl Backend for RedbBackend {
     fn snapshot(&self) -> Result<Box<dyn RawRead + Send>> {
         let rtx = self.db.begin_read().map_err(unavailable)?;
         let table = rtx.open_table(TABLE).map_err(unavailable)?;
-        Ok(Box::new(Snapshot(table)))
+        Ok(Box::new(Tbl(table)) as Box<Snapshot>)
     }
 
     fn submit(&self, job: Box<dyn WriteJob>) {
@@ -135,7 +135,7 @@ fn commit_batch(db: &Database, batch: &mut [Box<dyn WriteJob>], durable: bool) -
         wtx.set_durability(Durability::None).map_err(unavailable)?;
     }
     {
-        let mut table = TableRw(wtx.open_table(TABLE).map_err(unavailable)?);
+        let mut table: TableRw<'_> = Tbl(wtx.open_table(TABLE).map_err(unavailable)?);
         for job in batch.iter_mut() {
             let mut overlay = Overlay::new(&mut table);
             let applied = catch_unwind(AssertUnwindSafe(|| job.apply(&mut overlay)));
@@ -190,39 +190,14 @@ fn scan_table(
     Ok(())
 }
 
-struct Snapshot(redb::ReadOnlyTable<&'static [u8], &'static [u8]>);
+/// A redb table (read-only snapshot or the writer's table) as the engine's
+/// byte-key space.
+struct Tbl<T>(T);
 
-impl RawRead for Snapshot {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .0
-            .get(key)
-            .map_err(unavailable)?
-            .map(|g| g.value().to_vec()))
-    }
+type Snapshot = Tbl<redb::ReadOnlyTable<&'static [u8], &'static [u8]>>;
+type TableRw<'t> = Tbl<redb::Table<'t, &'static [u8], &'static [u8]>>;
 
-    fn value_len(&self, key: &[u8]) -> Result<Option<usize>> {
-        Ok(self
-            .0
-            .get(key)
-            .map_err(unavailable)?
-            .map(|g| g.value().len()))
-    }
-
-    fn scan(
-        &self,
-        start: &[u8],
-        end: Option<&[u8]>,
-        reverse: bool,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
-    ) -> Result<()> {
-        scan_table(&self.0, start, end, reverse, visit)
-    }
-}
-
-struct TableRw<'t>(redb::Table<'t, &'static [u8], &'static [u8]>);
-
-impl RawRead for TableRw<'_> {
+impl<T: ReadableTable<&'static [u8], &'static [u8]>> RawRead for Tbl<T> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self
             .0
