@@ -206,7 +206,7 @@ impl HttpServer {
             %method,
             path,
             status = resp.status().as_u16(),
-            ms = started.elapsed().as_secs_f64() * 1000.0,
+            us = started.elapsed().as_micros() as u64,
             instance = instance.as_deref().unwrap_or("-"),
         );
         resp
