@@ -368,6 +368,7 @@ impl ScopeHandle {
     }
 
     /// One step of a cursor scan (start with `"0"`, done when `"0"` comes back).
+    /// A pattern is at most as long as a field may be (`key-too-large`).
     pub async fn map_scan(
         &self,
         key: &str,
@@ -376,6 +377,10 @@ impl ScopeHandle {
         count: u32,
     ) -> Result<ScanPage> {
         self.check_key(key)?;
+        if let Some(p) = pattern {
+            // A pattern longer than any field only costs matching time.
+            self.store.limits().check_field(p)?;
+        }
         let count = (count as usize).min(self.store.limits().max_page);
         let (key, cursor, pattern) = (
             key.to_string(),

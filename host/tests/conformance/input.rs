@@ -620,6 +620,13 @@ async fn malformed_globs_and_garbage_cursors() {
             );
         }
     }
+    // A pattern longer than any field could be is refused before matching.
+    let huge = "*a".repeat(5_000);
+    rejects!(
+        s,
+        StateError::KeyTooLarge { .. },
+        s.map_scan("m", "0", Some(&huge), 10)
+    );
     let long = "1".repeat(10_000) + "!";
     for cursor in [
         "garbage",
