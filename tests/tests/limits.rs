@@ -116,3 +116,25 @@ async fn the_host_keeps_serving_while_bad_guests_are_stopped() {
         Err(HostError::Deadline { .. })
     ));
 }
+
+#[tokio::test]
+async fn components_that_cannot_run_are_refused_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host(dir.path());
+    let err = host.deploy("junk", b"garbage").await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("neither a .wasm binary nor WAT text"),
+        "{err}"
+    );
+    let core_module = b"\0asm\x01\0\0\0";
+    let err = host.deploy("core", core_module).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("core wasm module, not a component"),
+        "{err}"
+    );
+    // Nothing was registered for them.
+    assert!(host.store().list_instances().await.unwrap().is_empty());
+    assert!(host.deployed().is_empty());
+}

@@ -155,6 +155,17 @@ impl std::fmt::Debug for Host {
     }
 }
 
+/// A first line for a component that does not compile, from its header.
+fn what_is_wrong(wasm: &[u8]) -> &'static str {
+    match (wasm.get(..4), wasm.get(4..8)) {
+        (Some(b"\0asm"), Some([1, 0, 0, 0])) => {
+            "this is a core wasm module, not a component; build it for wasm32-wasip2 (or wrap it with wasm-tools component new): "
+        }
+        (Some(b"\0asm"), _) => "",
+        _ => "this is neither a .wasm binary nor WAT text: ",
+    }
+}
+
 fn wasmtime_err(e: impl std::fmt::Display) -> HostError {
     HostError::Wasmtime(e.to_string())
 }
@@ -243,7 +254,7 @@ impl Host {
         let component = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
             .await
             .map_err(wasmtime_err)?
-            .map_err(|e| HostError::InvalidComponent(format!("{e:#}")))?;
+            .map_err(|e| HostError::InvalidComponent(format!("{}{e:#}", what_is_wrong(wasm))))?;
         let pre = self.inner.linker.instantiate_pre(&component).map_err(|e| {
             HostError::InvalidComponent(format!(
                 "{e:#}; a guest may import only WASI 0.2 (with wasi:http) and wasm-state:state"
