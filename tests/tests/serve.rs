@@ -283,11 +283,9 @@ async fn cli_serve_stops_gracefully_on_sigterm() {
     }
     let mut clients = visit_load(addr).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: sends SIGTERM to our own child process; no memory is involved.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "SIGTERM sent");
     let output = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
         .unwrap()
