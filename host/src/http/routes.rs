@@ -8,9 +8,7 @@ use crate::runtime::HostError;
 pub fn normalize_prefix(prefix: &str) -> Result<String, HostError> {
     let trimmed = prefix.trim_matches('/');
     if trimmed.split('/').any(|s| s == "." || s == "..") || prefix.contains(['?', '#', ' ']) {
-        return Err(HostError::InvalidComponent(format!(
-            "mount prefix {prefix:?} must be a plain path like /shop"
-        )));
+        return Err(HostError::InvalidMount(prefix.to_string()));
     }
     Ok(format!("/{trimmed}"))
 }

@@ -16,6 +16,11 @@ pub enum HostError {
     /// The bytes are not a component this host can run.
     #[error("invalid component: {0}")]
     InvalidComponent(String),
+    /// A mount prefix that is not a plain path.
+    #[error(
+        "mount prefix {0:?} must be a plain path like /shop (no `?`, `#`, spaces, `.` or `..` segments)"
+    )]
+    InvalidMount(String),
     /// The component has no such export.
     #[error(
         "instance {instance:?} has no exported function {export:?}; exports are named `name` or `interface#name`"

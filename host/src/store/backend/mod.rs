@@ -60,25 +60,6 @@ pub trait Backend: Send + Sync + 'static {
     fn submit(&self, job: Box<dyn WriteJob>);
 }
 
-/// Collect a scan into owned pairs (for small ranges).
-pub fn collect(
-    r: &(impl RawRead + ?Sized),
-    start: &[u8],
-    end: Option<&[u8]>,
-    reverse: bool,
-    limit: usize,
-) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-    let mut out = Vec::new();
-    if limit == 0 {
-        return Ok(out);
-    }
-    r.scan(start, end, reverse, &mut |k, v| {
-        out.push((k.to_vec(), v.to_vec()));
-        out.len() < limit
-    })?;
-    Ok(out)
-}
-
 pub(crate) fn unavailable(e: impl std::fmt::Display) -> StateError {
     StateError::Unavailable(format!("storage: {e}"))
 }

@@ -56,7 +56,7 @@ impl RedbBackend {
             .create(path)
             .map_err(|e| match e {
                 redb::DatabaseError::DatabaseAlreadyOpen => StateError::Unavailable(format!(
-                    "{} is already open in another process or store; close it first",
+                    "{} is in use by another process (a running `wasm-state serve`?) or store; stop that first",
                     path.display()
                 )),
                 e => StateError::Unavailable(format!("cannot open {}: {e}", path.display())),
