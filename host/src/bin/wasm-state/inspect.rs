@@ -70,39 +70,47 @@ pub async fn state(global: &Global, cmd: StateCmd) -> anyhow::Result<()> {
         }
         StateCmd::Keys { prefix, scope: s } => {
             let (_host, h) = scope(global, &s).await?;
-            let mut listing = KeyListing {
+            let mut listing = Some(KeyListing {
                 prefix,
                 ..KeyListing::default()
-            };
-            loop {
-                let page = h.keys(listing.clone()).await?;
-                for k in &page.keys {
+            });
+            while let Some(keys) = next_page(&h, &mut listing).await? {
+                for k in &keys {
                     println!("{k}");
-                }
-                match page.cursor {
-                    Some(c) => listing.cursor = Some(c),
-                    None => break,
                 }
             }
         }
         StateCmd::Dump { scope: s } => {
             let (_host, h) = scope(global, &s).await?;
-            let mut listing = KeyListing::default();
-            loop {
-                let page = h.keys(listing.clone()).await?;
-                for k in &page.keys {
+            let mut listing = Some(KeyListing::default());
+            while let Some(keys) = next_page(&h, &mut listing).await? {
+                for k in &keys {
                     if let Some(line) = dump_key(&h, k).await? {
                         println!("{line}");
                     }
-                }
-                match page.cursor {
-                    Some(c) => listing.cursor = Some(c),
-                    None => break,
                 }
             }
         }
     }
     Ok(())
+}
+
+/// The next page of keys; `listing` moves past it, and is `None` after the last.
+async fn next_page(
+    h: &ScopeHandle,
+    listing: &mut Option<KeyListing>,
+) -> anyhow::Result<Option<Vec<String>>> {
+    let Some(current) = listing.take() else {
+        return Ok(None);
+    };
+    let page = h.keys(current.clone()).await?;
+    if let Some(cursor) = page.cursor {
+        *listing = Some(KeyListing {
+            cursor: Some(cursor),
+            ..current
+        });
+    }
+    Ok(Some(page.keys))
 }
 
 async fn dump_key(h: &ScopeHandle, key: &str) -> anyhow::Result<Option<serde_json::Value>> {
