@@ -57,7 +57,8 @@ pub enum Error {
     /// A batch, transaction, `get_many`, `set_many` or `delete_many` holds
     /// more items than the host's limit (128 by default).
     TooManyOperations,
-    /// The write would take this instance's stored data beyond its quota.
+    /// The write would take this instance's stored data beyond its quota
+    /// (or a new session beyond the instance's session limit).
     QuotaExceeded,
     /// An argument is invalid in a way the other cases do not cover; the
     /// string says which and why.
@@ -157,8 +158,9 @@ impl fmt::Display for Error {
                  transactions, get_many, set_many, delete_many); nothing changed. Split the call",
             ),
             Error::QuotaExceeded => f.write_str(
-                "this instance's storage quota is used up; nothing changed. Delete data or \
-                 give keys a TTL, or ask the operator for a larger quota",
+                "this instance's storage quota (or, when creating a session, its session \
+                 limit) is used up; nothing changed. Delete data, give keys a TTL or end \
+                 sessions, or ask the operator for a larger limit",
             ),
             Error::InvalidArgument(why) => {
                 write!(

@@ -141,6 +141,22 @@
 //! # let _ = (seats_left, results); Ok(()) }
 //! ```
 //!
+//! # Queries
+//!
+//! ```no_run
+//! use wasm_state_sdk::{Filter, Order, Query, State};
+//! # fn main() -> wasm_state_sdk::Result<()> {
+//! let query = Query::new()
+//!     .filter(Filter::is_in("state", ["CA", "WA"]))
+//!     .sort("person.id", Order::Asc)
+//!     .limit(100);
+//! for hit in State::instance().query_iter::<serde_json::Value>(query) {
+//!     let hit = hit?;
+//!     println!("{} {}", hit.key, hit.value["city"]);
+//! }
+//! # Ok(()) }
+//! ```
+//!
 //! # Sessions
 //!
 //! ```no_run
@@ -176,16 +192,19 @@ mod error;
 mod host;
 mod iter;
 mod ops;
+mod query;
 mod session;
 mod state;
 #[cfg(test)]
 mod test_host;
 mod transaction;
 mod types;
+pub mod watch;
 
 pub use batch::Batch;
 pub use error::{Error, Result};
 pub use iter::{Keys, MapScan};
+pub use query::{Filter, Order, Query, QueryItem, QueryIter, QueryPage};
 pub use session::Session;
 pub use state::State;
 pub use transaction::{DEFAULT_TRANSACTION_ATTEMPTS, Transaction};

@@ -13,6 +13,7 @@ use crate::bindings::types as w;
 use crate::error::{Error, Result};
 use crate::host::Host;
 use crate::iter::{Keys, MapScan};
+use crate::query::{self, Query, QueryIter, QueryPage};
 use crate::session::Session;
 use crate::transaction::{DEFAULT_TRANSACTION_ATTEMPTS, Transaction, run};
 use crate::types::{
@@ -112,9 +113,14 @@ impl State {
     ///
     /// Fails with [`Error::NoSuchSession`] if the session is no longer live.
     pub fn session(session: &Session) -> Result<State> {
+        State::session_id(session.id())
+    }
+
+    /// The scope of the session with this id.
+    pub(crate) fn session_id(id: &str) -> Result<State> {
         Ok(State {
-            bucket: ws::session(session.id())?,
-            scope: Scope::Session(session.id().to_owned()),
+            bucket: ws::session(id)?,
+            scope: Scope::Session(id.to_owned()),
         })
     }
 
@@ -347,6 +353,24 @@ impl State {
     /// atomic steps.
     pub fn delete_prefix(&self, prefix: &str) -> Result<u32> {
         Ok(self.bucket.delete_prefix(prefix)?)
+    }
+
+    // ---- queries ----
+
+    /// One page of a query over this scope's values that are JSON objects
+    /// (Dapr's state query language; see [`Query`] for the builder and the
+    /// rules), each value deserialized as `T`. Pass the page's
+    /// [`token`](QueryPage::token) to [`Query::token`] for the next page.
+    /// A malformed query fails with [`Error::InvalidArgument`] saying what
+    /// is wrong.
+    pub fn query<T: DeserializeOwned>(&self, query: &Query) -> Result<QueryPage<T>> {
+        query::run(&self.bucket, query)
+    }
+
+    /// Every result of `query`, following the page tokens one host call at a
+    /// time.
+    pub fn query_iter<T: DeserializeOwned>(&self, query: Query) -> QueryIter<'_, T> {
+        QueryIter::new(&self.bucket, query)
     }
 
     // ---- maps ----

@@ -8,10 +8,13 @@
 //! of its own instance: every bucket it opens is built here from
 //! [`StateCtx`], never from a name the guest passes.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
+use crate::keyvalue::Keyvalue;
 use crate::store::{self, ScopeHandle, StateError, Store};
 
 #[allow(missing_docs)]
@@ -35,6 +38,10 @@ pub struct StateCtx {
     store: Store,
     instance: String,
     account: String,
+    backend_down: Arc<AtomicBool>,
+    keyvalue: Arc<Keyvalue>,
+    /// Set while the guest handles a change notification.
+    change: Option<types::ChangeInfo>,
 }
 
 impl StateCtx {
@@ -44,12 +51,71 @@ impl StateCtx {
             store,
             instance: instance.into(),
             account: account.into(),
+            backend_down: Arc::default(),
+            keyvalue: Arc::default(),
+            change: None,
+        }
+    }
+
+    /// The context of a watcher handling `change` (in `scope`, queue
+    /// position `seq`): its writes are not queued for itself again, and
+    /// `state.current-change` answers the change.
+    pub fn delivering(mut self, scope: &store::Scope, seq: u64) -> Self {
+        let scope = match scope {
+            store::Scope::Account(_) => types::ChangedScope::Account,
+            store::Scope::Instance(_) => types::ChangedScope::Instance,
+            store::Scope::Session { id, .. } => types::ChangedScope::Session(id.clone()),
+        };
+        self.change = Some(types::ChangeInfo { scope, seq });
+        self
+    }
+
+    /// A scope handle as this guest's writes must use it (marked with the
+    /// watcher's name while it handles a change).
+    pub fn scope(&self, handle: ScopeHandle) -> ScopeHandle {
+        match self.change {
+            Some(_) => handle.with_origin(&self.instance),
+            None => handle,
+        }
+    }
+
+    /// The same context with the host's `wasi:keyvalue` settings.
+    pub fn with_keyvalue(mut self, keyvalue: Arc<Keyvalue>) -> Self {
+        self.keyvalue = keyvalue;
+        self
+    }
+
+    /// Set once a state call of this guest found the storage backend
+    /// unreachable (`unavailable`): the HTTP server then answers a failed
+    /// request `503` (retry later) rather than `500`.
+    pub fn backend_down(&self) -> Arc<AtomicBool> {
+        self.backend_down.clone()
+    }
+
+    pub(crate) fn note(&self, e: &StateError) {
+        if matches!(e.root(), StateError::Unavailable(_)) {
+            self.backend_down.store(true, Ordering::Relaxed);
         }
     }
 
     /// The instance the guest runs as.
     pub fn instance(&self) -> &str {
         &self.instance
+    }
+
+    /// The account of the instance.
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+
+    /// The state store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The host's `wasi:keyvalue` settings.
+    pub fn keyvalue(&self) -> &Keyvalue {
+        &self.keyvalue
     }
 }
 
@@ -94,7 +160,9 @@ impl From<StateError> for Error {
             StateError::KeyTooLarge { .. } => Error::KeyTooLarge,
             StateError::ValueTooLarge { .. } => Error::ValueTooLarge,
             StateError::TooManyOperations { .. } => Error::TooManyOperations,
-            StateError::QuotaExceeded { .. } => Error::QuotaExceeded,
+            StateError::QuotaExceeded { .. } | StateError::TooManySessions { .. } => {
+                Error::QuotaExceeded
+            }
             StateError::InvalidArgument(m) => Error::InvalidArgument(m),
             StateError::Unavailable(m) => Error::Unavailable(m),
             StateError::Internal(m) => Error::Internal(m),
@@ -103,11 +171,16 @@ impl From<StateError> for Error {
     }
 }
 
-/// A store result as a WIT result (the outer `Ok` = no trap).
+/// A store result as a WIT result (the outer `Ok` = no trap); notes an
+/// unreachable backend for the caller (see [`StateCtx::backend_down`]).
 fn wit<T, U>(
+    ctx: &StateCtx,
     r: Result<T, StateError>,
     f: impl FnOnce(T) -> U,
 ) -> wasmtime::Result<Result<U, Error>> {
+    if let Err(e) = &r {
+        ctx.note(e);
+    }
     Ok(r.map(f).map_err(Error::from))
 }
 
@@ -253,13 +326,17 @@ impl types::Host for StateView<'_> {}
 
 impl state::Host for StateView<'_> {
     async fn account(&mut self) -> wasmtime::Result<Resource<ScopeHandle>> {
-        let bucket = self.ctx.store.account(&self.ctx.account)?;
+        let bucket = self.ctx.scope(self.ctx.store.account(&self.ctx.account)?);
         Ok(self.table.push(bucket)?)
     }
 
     async fn instance(&mut self) -> wasmtime::Result<Resource<ScopeHandle>> {
-        let bucket = self.ctx.store.instance(&self.ctx.instance)?;
+        let bucket = self.ctx.scope(self.ctx.store.instance(&self.ctx.instance)?);
         Ok(self.table.push(bucket)?)
+    }
+
+    async fn current_change(&mut self) -> wasmtime::Result<Option<types::ChangeInfo>> {
+        Ok(self.ctx.change.clone())
     }
 
     async fn session(
@@ -267,8 +344,11 @@ impl state::Host for StateView<'_> {
         id: String,
     ) -> wasmtime::Result<Result<Resource<ScopeHandle>, Error>> {
         match self.ctx.store.session(&self.ctx.instance, &id).await {
-            Ok(bucket) => Ok(Ok(self.table.push(bucket)?)),
-            Err(e) => Ok(Err(e.into())),
+            Ok(bucket) => Ok(Ok(self.table.push(self.ctx.scope(bucket))?)),
+            Err(e) => {
+                self.ctx.note(&e);
+                Ok(Err(e.into()))
+            }
         }
     }
 }
@@ -280,6 +360,7 @@ impl sessions::Host for StateView<'_> {
     ) -> wasmtime::Result<Result<types::SessionInfo, Error>> {
         let ttl = ttl_seconds.map(Duration::from_secs);
         wit(
+            self.ctx,
             self.ctx.store.create_session(&self.ctx.instance, ttl).await,
             session_info,
         )
@@ -292,6 +373,7 @@ impl sessions::Host for StateView<'_> {
     ) -> wasmtime::Result<Result<types::SessionInfo, Error>> {
         let ttl = Duration::from_secs(ttl_seconds);
         wit(
+            self.ctx,
             self.ctx
                 .store
                 .extend_session(&self.ctx.instance, &id, ttl)
@@ -302,6 +384,7 @@ impl sessions::Host for StateView<'_> {
 
     async fn end(&mut self, id: String) -> wasmtime::Result<Result<bool, Error>> {
         wit(
+            self.ctx,
             self.ctx.store.end_session(&self.ctx.instance, &id).await,
             |b| b,
         )
@@ -309,6 +392,7 @@ impl sessions::Host for StateView<'_> {
 
     async fn info(&mut self, id: String) -> wasmtime::Result<Result<types::SessionInfo, Error>> {
         wit(
+            self.ctx,
             self.ctx.store.session_info(&self.ctx.instance, &id).await,
             session_info,
         )
@@ -320,11 +404,11 @@ type Bucket = Resource<ScopeHandle>;
 
 impl state::HostBucket for StateView<'_> {
     async fn get(&mut self, b: Bucket, key: String) -> Res<Option<Vec<u8>>> {
-        wit(self.table.get(&b)?.get(&key).await, |v| v)
+        wit(self.ctx, self.table.get(&b)?.get(&key).await, |v| v)
     }
 
     async fn get_entry(&mut self, b: Bucket, key: String) -> Res<Option<types::Entry>> {
-        wit(self.table.get(&b)?.get_entry(&key).await, |e| {
+        wit(self.ctx, self.table.get(&b)?.get_entry(&key).await, |e| {
             e.map(|e| types::Entry {
                 value: e.value,
                 etag: e.etag,
@@ -335,7 +419,7 @@ impl state::HostBucket for StateView<'_> {
 
     async fn get_many(&mut self, b: Bucket, keys: Vec<String>) -> Res<Vec<Option<Vec<u8>>>> {
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        wit(self.table.get(&b)?.get_many(&keys).await, |v| v)
+        wit(self.ctx, self.table.get(&b)?.get_many(&keys).await, |v| v)
     }
 
     async fn set(
@@ -350,30 +434,35 @@ impl state::HostBucket for StateView<'_> {
             condition: options.condition.map(Into::into),
         };
         wit(
+            self.ctx,
             self.table.get(&b)?.set_with(&key, value, options).await,
             |e| e,
         )
     }
 
     async fn set_many(&mut self, b: Bucket, items: Vec<(String, Vec<u8>)>) -> Res<()> {
-        wit(self.table.get(&b)?.set_many(items).await, |v| v)
+        wit(self.ctx, self.table.get(&b)?.set_many(items).await, |v| v)
     }
 
     async fn delete(&mut self, b: Bucket, key: String) -> Res<bool> {
-        wit(self.table.get(&b)?.delete(&key).await, |v| v)
+        wit(self.ctx, self.table.get(&b)?.delete(&key).await, |v| v)
     }
 
     async fn delete_many(&mut self, b: Bucket, keys: Vec<String>) -> Res<u32> {
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        wit(self.table.get(&b)?.delete_many(&keys).await, |n| n as u32)
+        wit(
+            self.ctx,
+            self.table.get(&b)?.delete_many(&keys).await,
+            |n| n as u32,
+        )
     }
 
     async fn exists(&mut self, b: Bucket, key: String) -> Res<bool> {
-        wit(self.table.get(&b)?.exists(&key).await, |v| v)
+        wit(self.ctx, self.table.get(&b)?.exists(&key).await, |v| v)
     }
 
     async fn info(&mut self, b: Bucket, key: String) -> Res<Option<types::KeyInfo>> {
-        wit(self.table.get(&b)?.info(&key).await, |i| {
+        wit(self.ctx, self.table.get(&b)?.info(&key).await, |i| {
             i.map(|i| types::KeyInfo {
                 kind: i.kind.into(),
                 etag: i.etag,
@@ -383,7 +472,11 @@ impl state::HostBucket for StateView<'_> {
     }
 
     async fn increment(&mut self, b: Bucket, key: String, delta: i64) -> Res<i64> {
-        wit(self.table.get(&b)?.increment(&key, delta).await, |v| v)
+        wit(
+            self.ctx,
+            self.table.get(&b)?.increment(&key, delta).await,
+            |v| v,
+        )
     }
 
     async fn expire(
@@ -394,17 +487,18 @@ impl state::HostBucket for StateView<'_> {
         mode: types::ExpireMode,
     ) -> Res<bool> {
         wit(
+            self.ctx,
             self.table.get(&b)?.expire(&key, seconds, mode.into()).await,
             |v| v,
         )
     }
 
     async fn persist(&mut self, b: Bucket, key: String) -> Res<bool> {
-        wit(self.table.get(&b)?.persist(&key).await, |v| v)
+        wit(self.ctx, self.table.get(&b)?.persist(&key).await, |v| v)
     }
 
     async fn ttl(&mut self, b: Bucket, key: String) -> Res<Option<u64>> {
-        wit(self.table.get(&b)?.ttl(&key).await, ms)
+        wit(self.ctx, self.table.get(&b)?.ttl(&key).await, ms)
     }
 
     async fn keys(&mut self, b: Bucket, l: types::KeyListing) -> Res<types::KeyPage> {
@@ -416,7 +510,7 @@ impl state::HostBucket for StateView<'_> {
             limit: l.limit,
             cursor: l.cursor,
         };
-        wit(self.table.get(&b)?.keys(listing).await, |p| {
+        wit(self.ctx, self.table.get(&b)?.keys(listing).await, |p| {
             types::KeyPage {
                 keys: p.keys,
                 cursor: p.cursor,
@@ -425,19 +519,49 @@ impl state::HostBucket for StateView<'_> {
     }
 
     async fn delete_prefix(&mut self, b: Bucket, prefix: String) -> Res<u32> {
-        wit(self.table.get(&b)?.delete_prefix(&prefix).await, |n| {
-            u32::try_from(n).unwrap_or(u32::MAX)
+        wit(
+            self.ctx,
+            self.table.get(&b)?.delete_prefix(&prefix).await,
+            |n| u32::try_from(n).unwrap_or(u32::MAX),
+        )
+    }
+
+    async fn query(&mut self, b: Bucket, query: String) -> Res<types::QueryPage> {
+        let handle = self.table.get(&b)?;
+        let run = async {
+            handle.store().limits().check_value(query.as_bytes())?;
+            handle
+                .query(&store::query::Query::from_json(query.as_bytes())?)
+                .await
+        };
+        wit(self.ctx, run.await, |page| types::QueryPage {
+            results: page
+                .results
+                .into_iter()
+                .map(|r| types::QueryResult {
+                    key: r.key,
+                    value: r.value,
+                    etag: r.etag,
+                })
+                .collect(),
+            token: page.token,
         })
     }
 
     async fn map_set(&mut self, b: Bucket, key: String, e: Vec<types::MapEntry>) -> Res<u32> {
-        wit(self.table.get(&b)?.map_set(&key, entries(e)).await, |n| {
-            n as u32
-        })
+        wit(
+            self.ctx,
+            self.table.get(&b)?.map_set(&key, entries(e)).await,
+            |n| n as u32,
+        )
     }
 
     async fn map_get(&mut self, b: Bucket, key: String, field: String) -> Res<Option<Vec<u8>>> {
-        wit(self.table.get(&b)?.map_get(&key, &field).await, |v| v)
+        wit(
+            self.ctx,
+            self.table.get(&b)?.map_get(&key, &field).await,
+            |v| v,
+        )
     }
 
     async fn map_get_many(
@@ -447,34 +571,48 @@ impl state::HostBucket for StateView<'_> {
         fields: Vec<String>,
     ) -> Res<Vec<Option<Vec<u8>>>> {
         let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
-        wit(self.table.get(&b)?.map_get_many(&key, &fields).await, |v| v)
+        wit(
+            self.ctx,
+            self.table.get(&b)?.map_get_many(&key, &fields).await,
+            |v| v,
+        )
     }
 
     async fn map_values(&mut self, b: Bucket, key: String) -> Res<Vec<Vec<u8>>> {
-        wit(self.table.get(&b)?.map_values(&key).await, |v| v)
+        wit(self.ctx, self.table.get(&b)?.map_values(&key).await, |v| v)
     }
 
     async fn map_get_all(&mut self, b: Bucket, key: String) -> Res<Vec<types::MapEntry>> {
-        wit(self.table.get(&b)?.map_get_all(&key).await, map_entries)
+        wit(
+            self.ctx,
+            self.table.get(&b)?.map_get_all(&key).await,
+            map_entries,
+        )
     }
 
     async fn map_keys(&mut self, b: Bucket, key: String) -> Res<Vec<String>> {
-        wit(self.table.get(&b)?.map_keys(&key).await, |v| v)
+        wit(self.ctx, self.table.get(&b)?.map_keys(&key).await, |v| v)
     }
 
     async fn map_delete(&mut self, b: Bucket, key: String, fields: Vec<String>) -> Res<u32> {
         let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
-        wit(self.table.get(&b)?.map_delete(&key, &fields).await, |n| {
-            n as u32
-        })
+        wit(
+            self.ctx,
+            self.table.get(&b)?.map_delete(&key, &fields).await,
+            |n| n as u32,
+        )
     }
 
     async fn map_exists(&mut self, b: Bucket, key: String, field: String) -> Res<bool> {
-        wit(self.table.get(&b)?.map_exists(&key, &field).await, |v| v)
+        wit(
+            self.ctx,
+            self.table.get(&b)?.map_exists(&key, &field).await,
+            |v| v,
+        )
     }
 
     async fn map_length(&mut self, b: Bucket, key: String) -> Res<u64> {
-        wit(self.table.get(&b)?.map_length(&key).await, |v| v)
+        wit(self.ctx, self.table.get(&b)?.map_length(&key).await, |v| v)
     }
 
     async fn map_increment(
@@ -485,6 +623,7 @@ impl state::HostBucket for StateView<'_> {
         delta: i64,
     ) -> Res<i64> {
         wit(
+            self.ctx,
             self.table.get(&b)?.map_increment(&key, &field, delta).await,
             |v| v,
         )
@@ -499,6 +638,7 @@ impl state::HostBucket for StateView<'_> {
         count: u32,
     ) -> Res<types::ScanPage> {
         wit(
+            self.ctx,
             self.table
                 .get(&b)?
                 .map_scan(&key, &cursor, pattern.as_deref(), count)
@@ -511,15 +651,24 @@ impl state::HostBucket for StateView<'_> {
     }
 
     async fn list_append(&mut self, b: Bucket, key: String, values: Vec<Vec<u8>>) -> Res<u64> {
-        wit(self.table.get(&b)?.list_append(&key, values).await, |v| v)
+        wit(
+            self.ctx,
+            self.table.get(&b)?.list_append(&key, values).await,
+            |v| v,
+        )
     }
 
     async fn list_prepend(&mut self, b: Bucket, key: String, values: Vec<Vec<u8>>) -> Res<u64> {
-        wit(self.table.get(&b)?.list_prepend(&key, values).await, |v| v)
+        wit(
+            self.ctx,
+            self.table.get(&b)?.list_prepend(&key, values).await,
+            |v| v,
+        )
     }
 
     async fn list_start_pop(&mut self, b: Bucket, key: String, count: u32) -> Res<Vec<Vec<u8>>> {
         wit(
+            self.ctx,
             self.table.get(&b)?.list_start_pop(&key, count.into()).await,
             |v| v,
         )
@@ -527,6 +676,7 @@ impl state::HostBucket for StateView<'_> {
 
     async fn list_end_pop(&mut self, b: Bucket, key: String, count: u32) -> Res<Vec<Vec<u8>>> {
         wit(
+            self.ctx,
             self.table.get(&b)?.list_end_pop(&key, count.into()).await,
             |v| v,
         )
@@ -540,13 +690,14 @@ impl state::HostBucket for StateView<'_> {
         count: i64,
     ) -> Res<u64> {
         wit(
+            self.ctx,
             self.table.get(&b)?.list_remove(&key, value, count).await,
             |v| v,
         )
     }
 
     async fn list_length(&mut self, b: Bucket, key: String) -> Res<u64> {
-        wit(self.table.get(&b)?.list_length(&key).await, |v| v)
+        wit(self.ctx, self.table.get(&b)?.list_length(&key).await, |v| v)
     }
 
     async fn list_range(
@@ -557,6 +708,7 @@ impl state::HostBucket for StateView<'_> {
         stop: i64,
     ) -> Res<Vec<Vec<u8>>> {
         wit(
+            self.ctx,
             self.table.get(&b)?.list_range(&key, start, stop).await,
             |v| v,
         )
@@ -564,6 +716,7 @@ impl state::HostBucket for StateView<'_> {
 
     async fn list_trim(&mut self, b: Bucket, key: String, start: i64, stop: i64) -> Res<()> {
         wit(
+            self.ctx,
             self.table.get(&b)?.list_trim(&key, start, stop).await,
             |v| v,
         )
@@ -578,6 +731,7 @@ impl state::HostBucket for StateView<'_> {
         value: Vec<u8>,
     ) -> Res<i64> {
         wit(
+            self.ctx,
             self.table
                 .get(&b)?
                 .list_insert(&key, before, pivot, value)
@@ -587,11 +741,16 @@ impl state::HostBucket for StateView<'_> {
     }
 
     async fn list_index(&mut self, b: Bucket, key: String, index: i64) -> Res<Option<Vec<u8>>> {
-        wit(self.table.get(&b)?.list_index(&key, index).await, |v| v)
+        wit(
+            self.ctx,
+            self.table.get(&b)?.list_index(&key, index).await,
+            |v| v,
+        )
     }
 
     async fn list_set(&mut self, b: Bucket, key: String, index: i64, value: Vec<u8>) -> Res<()> {
         wit(
+            self.ctx,
             self.table.get(&b)?.list_set(&key, index, value).await,
             |v| v,
         )

@@ -15,6 +15,13 @@ mod backend {
         (store, Guard(dir))
     }
 
+    /// An etag of this engine's shape (16 hex digits of a db-wide version)
+    /// far above `real`: never issued.
+    pub fn never_issued(real: &str) -> String {
+        let version = u64::from_str_radix(real, 16).expect("redb etags are 16 hex digits");
+        format!("{:016x}", version + 1_000_000)
+    }
+
     /// Reopen the same file (the old store has been dropped).
     pub fn reopen(guard: Guard, config: StoreConfig) -> (Store, Guard) {
         let store = Store::open(guard.0.path().join("state.redb"), config).expect("reopen store");

@@ -176,7 +176,11 @@ fn types_interface_has_the_expected_types() {
         "op-output",
         "op-result",
         "commit-error",
+        "query-result",
+        "query-page",
         "session-info",
+        "changed-scope",
+        "change-info",
     ];
     assert_eq!(
         names(types.types.keys().map(String::as_str)),
@@ -254,7 +258,10 @@ fn state_interface_has_the_expected_functions() {
             ref other => panic!("unexpected function kind {other:?} for {}", f.name),
         }
     }
-    assert_eq!(free, names(["account", "instance", "session"]));
+    assert_eq!(
+        free,
+        names(["account", "current-change", "instance", "session"])
+    );
     assert_eq!(
         methods,
         names([
@@ -273,6 +280,7 @@ fn state_interface_has_the_expected_functions() {
             "ttl",
             "keys",
             "delete-prefix",
+            "query",
             "map-set",
             "map-get",
             "map-get-many",

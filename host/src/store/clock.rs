@@ -2,6 +2,8 @@
 //! embedder (and the tests) choose, so TTL tests move time instead of sleeping.
 
 use std::sync::Arc;
+
+use super::error::{Result, StateError};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -49,4 +51,25 @@ impl Clock for ManualClock {
     fn now_ms(&self) -> u64 {
         self.0.load(Ordering::SeqCst)
     }
+}
+
+/// `now + ttl` in Unix ms, or `invalid-argument` if `ttl` is zero or the
+/// time is unrepresentable.
+pub fn deadline(now: u64, ttl: Duration) -> Result<u64> {
+    let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+    if ms == 0 {
+        return Err(StateError::invalid("a TTL must be at least 1 millisecond"));
+    }
+    now.checked_add(ms)
+        .filter(|&at| at <= i64::MAX as u64)
+        .ok_or_else(|| StateError::invalid("the TTL is too large"))
+}
+
+/// The time `seconds` from `now` (Unix ms, may be in the past) for
+/// `expire`, or `invalid-argument` if it cannot be represented (Redis
+/// refuses such a time even for a missing key).
+pub fn expire_at(now: u64, seconds: i64) -> Result<i64> {
+    let bad_time = || StateError::invalid(format!("invalid expire time: {seconds} seconds"));
+    let ms = seconds.checked_mul(1000).ok_or_else(bad_time)?;
+    (now as i64).checked_add(ms).ok_or_else(bad_time)
 }

@@ -91,6 +91,18 @@ pub enum StateError {
         /// The owner's quota in bytes.
         quota: u64,
     },
+    /// An instance already has as many sessions as it may
+    /// ([`Limits::max_sessions`](super::Limits::max_sessions)); reported to
+    /// guests as `quota-exceeded`.
+    #[error(
+        "instance {instance:?} already has {max} sessions, the most it may have; end some (or let them expire) or raise the limit"
+    )]
+    TooManySessions {
+        /// The instance.
+        instance: String,
+        /// The limit.
+        max: u64,
+    },
     /// An argument that can never be valid (empty key, malformed glob or cursor…).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -111,6 +123,32 @@ pub enum StateError {
 }
 
 impl StateError {
+    /// A short kebab-case name of the error (the WIT's error case), for
+    /// metrics and logs; an aborted transaction is named after its cause.
+    pub fn code(&self) -> &'static str {
+        match self.root() {
+            StateError::WrongType { .. } => "wrong-type",
+            StateError::NotAnInteger => "not-an-integer",
+            StateError::Overflow => "overflow",
+            StateError::IndexOutOfRange { .. } => "index-out-of-range",
+            StateError::EtagMismatch => "etag-mismatch",
+            StateError::InvalidEtag(_) => "invalid-etag",
+            StateError::AlreadyExists => "already-exists",
+            StateError::NotFound => "not-found",
+            StateError::NoSuchSession => "no-such-session",
+            StateError::AccessDenied(_) => "access-denied",
+            StateError::KeyTooLarge { .. } => "key-too-large",
+            StateError::ValueTooLarge { .. } => "value-too-large",
+            StateError::TooManyOperations { .. } => "too-many-operations",
+            StateError::QuotaExceeded { .. } | StateError::TooManySessions { .. } => {
+                "quota-exceeded"
+            }
+            StateError::InvalidArgument(_) => "invalid-argument",
+            StateError::Unavailable(_) => "unavailable",
+            StateError::Internal(_) | StateError::Aborted { .. } => "internal",
+        }
+    }
+
     /// The error itself, or the cause inside an [`StateError::Aborted`].
     pub fn root(&self) -> &StateError {
         match self {

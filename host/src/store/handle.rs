@@ -1,23 +1,22 @@
 //! [`ScopeHandle`]: every operation on one scope's key space, as async
-//! methods. Writes are single-op transactions on the writer; point reads run
-//! inline on a snapshot; scans run on a blocking thread.
+//! methods. Arguments are checked here (shared by every engine); the
+//! engine does the rest atomically.
 
 use std::time::Duration;
 
+use super::engine::Engine;
 use super::error::{Result, StateError};
-use super::layout::ScopeKeys;
-use super::meta::etag_of;
-use super::ops::keyspace::{self, ensure_scope, load};
-use super::ops::{self, list, map, value};
+use super::glob::Glob;
+use super::query::{Query, QueryPage};
 use super::types::*;
-use super::{RawRead, Store};
+use super::{Store, cursor, validate};
 
 /// One scope's key space (account, instance or session).
 #[derive(Clone, Debug)]
 pub struct ScopeHandle {
     store: Store,
     scope: Scope,
-    keys: ScopeKeys,
+    origin: Option<std::sync::Arc<str>>,
 }
 
 fn owned(keys: &[&str]) -> Vec<String> {
@@ -26,8 +25,23 @@ fn owned(keys: &[&str]) -> Vec<String> {
 
 impl ScopeHandle {
     pub(crate) fn new(store: Store, scope: Scope) -> Self {
-        let keys = ScopeKeys::new(&scope);
-        ScopeHandle { store, scope, keys }
+        ScopeHandle {
+            store,
+            scope,
+            origin: None,
+        }
+    }
+
+    /// The same scope, its writes marked as made by `watcher` while it
+    /// handles a change: they are not queued for that watcher again.
+    pub fn with_origin(mut self, watcher: &str) -> Self {
+        self.origin = Some(watcher.into());
+        self
+    }
+
+    /// The store this scope lives in.
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// Which scope this is.
@@ -35,58 +49,59 @@ impl ScopeHandle {
         &self.scope
     }
 
+    fn engine(&self) -> &dyn Engine {
+        self.store.engine()
+    }
+
+    /// Count a read in the store's metrics.
+    fn counted<T>(&self, op: &'static str, r: Result<T>) -> Result<T> {
+        self.store
+            .metrics()
+            .state_op(op, r.as_ref().map_or_else(StateError::code, |_| "ok"));
+        r
+    }
+
     fn check_key(&self, key: &str) -> Result<()> {
         self.store.limits().check_key(key)
     }
 
-    /// A point read on a fresh snapshot, after checking the scope is alive.
-    fn read<R>(
-        &self,
-        key: &str,
-        f: impl FnOnce(&dyn RawRead, &ScopeKeys, u64) -> Result<R>,
-    ) -> Result<R> {
-        self.check_key(key)?;
-        self.store.read(|r, now| {
-            ensure_scope(r, &self.scope, now)?;
-            f(r, &self.keys, now)
-        })
-    }
-
-    /// A scan on a blocking thread.
-    async fn scan<R: Send + 'static>(
-        &self,
-        f: impl FnOnce(&dyn RawRead, &ScopeKeys, u64) -> Result<R> + Send + 'static,
-    ) -> Result<R> {
-        let (scope, keys) = (self.scope.clone(), self.keys.clone());
-        self.store
-            .read_blocking(move |r, now| {
-                ensure_scope(r, &scope, now)?;
-                f(r, &keys, now)
-            })
-            .await
-    }
-
     /// Apply ops atomically; errors of op `i` come back as `Aborted { index: i }`.
+    /// Every op's arguments are checked first (an argument error of any op is
+    /// reported before any op runs), then the ops run in order.
     pub async fn commit(&self, ops: Vec<Op>) -> Result<Vec<OpResult>> {
-        self.store.limits().check_ops(ops.len())?;
-        let (scope, keys) = (self.scope.clone(), self.keys.clone());
-        self.store
-            .write(move |cx| {
-                ensure_scope(cx.r(), &scope, cx.now)?;
-                ops::apply_all(cx, &keys, &ops)
-            })
-            .await
+        let names: Vec<&'static str> = ops.iter().map(|op| op.kind.name()).collect();
+        let results = match validate::commit(self.store.limits(), self.store.now_ms(), &ops) {
+            Ok(()) => {
+                self.engine()
+                    .commit(&self.scope, ops, self.origin.as_deref())
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        let metrics = self.store.metrics();
+        let result = results.as_ref().map_or_else(StateError::code, |_| "ok");
+        for name in names {
+            metrics.state_op(name, result);
+        }
+        let results = results?;
+        self.store.changed();
+        Ok(results)
     }
 
     /// Apply one op; its error comes back as is.
     pub async fn apply(&self, op: Op) -> Result<OpResult> {
-        let (scope, keys) = (self.scope.clone(), self.keys.clone());
-        self.store
-            .write(move |cx| {
-                ensure_scope(cx.r(), &scope, cx.now)?;
-                ops::apply(cx, &keys, &op)
-            })
-            .await
+        let mut results = self.commit_plain(vec![op]).await?;
+        results
+            .pop()
+            .ok_or_else(|| StateError::Internal("a commit of one op gave no result".into()))
+    }
+
+    /// A commit whose error is the failing op's own (batches, single ops).
+    async fn commit_plain(&self, ops: Vec<Op>) -> Result<Vec<OpResult>> {
+        self.commit(ops).await.map_err(|e| match e {
+            StateError::Aborted { source, .. } => *source,
+            e => e,
+        })
     }
 
     async fn op(&self, key: &str, kind: OpKind) -> Result<OpResult> {
@@ -119,20 +134,40 @@ impl ScopeHandle {
 
     /// The value of `key`, if any (`wrong-type` for a map or list).
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.read(key, |r, sk, now| {
-            Ok(value::get_value(r, sk, key, now)?.map(value::bytes))
-        })
+        Ok(self.get_entry(key).await?.map(|e| e.value))
     }
 
     /// The value with its etag and remaining TTL.
     pub async fn get_entry(&self, key: &str) -> Result<Option<Entry>> {
-        self.read(key, |r, sk, now| {
-            Ok(value::get_value(r, sk, key, now)?.map(|m| Entry {
-                etag: etag_of(m.version),
-                ttl: m.ttl_ms(now).map(Duration::from_millis),
-                value: value::bytes(m),
-            }))
-        })
+        self.check_key(key)?;
+        let keys = [key.to_string()];
+        self.counted("get", self.engine().get_entries(&self.scope, &keys).await)?
+            .pop()
+            .unwrap_or(Ok(None))
+    }
+
+    /// Several keys' values with etag and TTL, read from one consistent view,
+    /// each with its own outcome (`wrong-type` for a map or list,
+    /// `key-too-large` …), in request order.
+    pub async fn get_entries(&self, keys: Vec<String>) -> Result<Vec<Result<Option<Entry>>>> {
+        let limits = self.store.limits();
+        let (ok, bad): (Vec<usize>, Vec<usize>) =
+            (0..keys.len()).partition(|&i| limits.check_key(&keys[i]).is_ok());
+        let valid: Vec<String> = ok.iter().map(|&i| keys[i].clone()).collect();
+        let mut read = self
+            .counted("get", self.engine().get_entries(&self.scope, &valid).await)?
+            .into_iter();
+        let mut out: Vec<Result<Option<Entry>>> = Vec::with_capacity(keys.len());
+        let mut bad = bad.into_iter().peekable();
+        for (i, k) in keys.iter().enumerate() {
+            if bad.peek() == Some(&i) {
+                bad.next();
+                out.push(limits.check_key(k).map(|()| None));
+            } else {
+                out.push(read.next().unwrap_or(Ok(None)));
+            }
+        }
+        Ok(out)
     }
 
     /// Values of several keys in request order (none for missing or non-value keys).
@@ -141,16 +176,17 @@ impl ScopeHandle {
         for k in keys {
             self.check_key(k)?;
         }
-        self.store.read(|r, now| {
-            ensure_scope(r, &self.scope, now)?;
-            keys.iter()
-                .map(|k| {
-                    Ok(load(r, &self.keys, k, now)?
-                        .filter(|m| m.kind() == KeyKind::Value)
-                        .map(value::bytes))
-                })
-                .collect()
+        self.counted(
+            "get",
+            self.engine().get_entries(&self.scope, &owned(keys)).await,
+        )?
+        .into_iter()
+        .map(|r| match r {
+            Ok(e) => Ok(e.map(|e| e.value)),
+            Err(StateError::WrongType { .. }) => Ok(None),
+            Err(e) => Err(e),
         })
+        .collect()
     }
 
     /// Set a value (clears any TTL). Returns the new etag.
@@ -188,7 +224,7 @@ impl ScopeHandle {
                 )
             })
             .collect();
-        self.commit_batch(ops).await.map(|_| ())
+        self.commit_plain(ops).await.map(|_| ())
     }
 
     /// Delete a key of any type. Returns whether it existed.
@@ -210,35 +246,22 @@ impl ScopeHandle {
             .into_iter()
             .map(|k| Op::new(k, OpKind::Delete))
             .collect();
-        let results = self.commit_batch(ops).await?;
+        let results = self.commit_plain(ops).await?;
         Ok(results
             .iter()
             .filter(|r| r.output == OpOutput::Bool(true))
             .count() as u64)
     }
 
-    /// A batch is atomic like a transaction but reports the plain error.
-    async fn commit_batch(&self, ops: Vec<Op>) -> Result<Vec<OpResult>> {
-        self.commit(ops).await.map_err(|e| match e {
-            StateError::Aborted { source, .. } => *source,
-            e => e,
-        })
-    }
-
     /// Does the key exist (any type)?
     pub async fn exists(&self, key: &str) -> Result<bool> {
-        self.read(key, |r, sk, now| Ok(load(r, sk, key, now)?.is_some()))
+        Ok(self.info(key).await?.is_some())
     }
 
     /// Kind, etag and TTL of a key of any type.
     pub async fn info(&self, key: &str) -> Result<Option<KeyInfo>> {
-        self.read(key, |r, sk, now| {
-            Ok(load(r, sk, key, now)?.map(|m| KeyInfo {
-                kind: m.kind(),
-                etag: etag_of(m.version),
-                ttl: m.ttl_ms(now).map(Duration::from_millis),
-            }))
-        })
+        self.check_key(key)?;
+        self.counted("info", self.engine().info(&self.scope, key).await)
     }
 
     /// Add `delta` to a counter (missing = 0). Returns the new value.
@@ -258,17 +281,19 @@ impl ScopeHandle {
 
     /// Remaining TTL: `None` if the key has none; `not-found` if there is no key.
     pub async fn ttl(&self, key: &str) -> Result<Option<Duration>> {
-        self.read(key, |r, sk, now| {
-            let m = load(r, sk, key, now)?.ok_or(StateError::NotFound)?;
-            Ok(m.ttl_ms(now).map(Duration::from_millis))
-        })
+        Ok(self.info(key).await?.ok_or(StateError::NotFound)?.ttl)
     }
 
     /// One page of keys in key order.
     pub async fn keys(&self, listing: KeyListing) -> Result<KeyPage> {
         let page = self.store.limits().page(listing.limit)?;
-        self.scan(move |r, sk, now| keyspace::keys(r, sk, &listing, page, now))
-            .await
+        if let Some(c) = &listing.cursor {
+            cursor::decode(c)?;
+        }
+        self.counted(
+            "keys",
+            self.engine().keys(&self.scope, &listing, page).await,
+        )
     }
 
     /// Delete every key starting with `prefix` (non-empty). Returns how many.
@@ -279,13 +304,28 @@ impl ScopeHandle {
             ));
         }
         self.check_key(prefix)?;
-        let (scope, keys, prefix) = (self.scope.clone(), self.keys.clone(), prefix.to_string());
-        self.store
-            .write(move |cx| {
-                ensure_scope(cx.r(), &scope, cx.now)?;
-                keyspace::delete_prefix(cx, &keys, &prefix)
-            })
-            .await
+        let n = self
+            .engine()
+            .delete_prefix(&self.scope, prefix, self.origin.as_deref())
+            .await?;
+        self.store.changed();
+        Ok(n)
+    }
+
+    /// One page of a query over the JSON object values of this scope
+    /// (Dapr's query language; see [`query`](super::query)).
+    pub async fn query(&self, query: &Query) -> Result<QueryPage> {
+        self.query_prefix("", query).await
+    }
+
+    /// [`query`](Self::query) over the keys starting with `prefix` only;
+    /// results carry their keys without it.
+    pub async fn query_prefix(&self, prefix: &str, query: &Query) -> Result<QueryPage> {
+        let page = self.store.limits().max_page;
+        self.counted(
+            "query",
+            self.engine().query(&self.scope, prefix, query, page).await,
+        )
     }
 
     // ---- maps ----
@@ -299,23 +339,32 @@ impl ScopeHandle {
 
     /// One field's value.
     pub async fn map_get(&self, key: &str, field: &str) -> Result<Option<Vec<u8>>> {
-        self.read(key, |r, sk, now| map::get(r, sk, key, field, now))
+        Ok(self.map_get_many(key, &[field]).await?.pop().flatten())
     }
 
     /// Several fields' values, in request order.
     pub async fn map_get_many(&self, key: &str, fields: &[&str]) -> Result<Vec<Option<Vec<u8>>>> {
+        self.check_key(key)?;
         self.store.limits().check_ops(fields.len())?;
-        self.read(key, |r, sk, now| {
-            map::get_many(r, sk, key, &owned(fields), now)
-        })
+        self.counted(
+            "map-get",
+            self.engine()
+                .map_get_many(&self.scope, key, &owned(fields))
+                .await,
+        )
     }
 
     /// All field/value pairs in field order.
     pub async fn map_get_all(&self, key: &str) -> Result<Vec<(String, Vec<u8>)>> {
         self.check_key(key)?;
-        let key = key.to_string();
-        self.scan(move |r, sk, now| map::get_all(r, sk, &key, now))
-            .await
+        Ok(self
+            .counted(
+                "map-get-all",
+                self.engine()
+                    .map_fields(&self.scope, key, None, usize::MAX)
+                    .await,
+            )?
+            .entries)
     }
 
     /// All values in field order.
@@ -352,7 +401,11 @@ impl ScopeHandle {
 
     /// Number of fields (0 if no map).
     pub async fn map_length(&self, key: &str) -> Result<u64> {
-        self.read(key, |r, sk, now| map::length(r, sk, key, now))
+        self.check_key(key)?;
+        self.counted(
+            "map-length",
+            self.engine().map_length(&self.scope, key).await,
+        )
     }
 
     /// Add to a field counter. Returns the new value.
@@ -368,7 +421,9 @@ impl ScopeHandle {
     }
 
     /// One step of a cursor scan (start with `"0"`, done when `"0"` comes back).
-    /// A pattern is at most as long as a field may be (`key-too-large`).
+    /// `count` fields are examined (Redis HSCAN: work, not results); those
+    /// matching `pattern` are returned. A pattern is at most as long as a
+    /// field may be (`key-too-large`).
     pub async fn map_scan(
         &self,
         key: &str,
@@ -381,14 +436,31 @@ impl ScopeHandle {
             // A pattern longer than any field only costs matching time.
             self.store.limits().check_field(p)?;
         }
+        let glob = pattern.map(Glob::new).transpose()?;
+        let after = match cursor {
+            "0" => None,
+            c => Some(cursor::decode(c)?),
+        };
+        if count == 0 {
+            return Err(StateError::invalid("map-scan count must be at least 1"));
+        }
         let count = (count as usize).min(self.store.limits().max_page);
-        let (key, cursor, pattern) = (
-            key.to_string(),
-            cursor.to_string(),
-            pattern.map(str::to_string),
-        );
-        self.scan(move |r, sk, now| map::scan(r, sk, &key, &cursor, pattern.as_deref(), count, now))
-            .await
+        let page = self.counted(
+            "map-scan",
+            self.engine()
+                .map_fields(&self.scope, key, after, count)
+                .await,
+        )?;
+        Ok(ScanPage {
+            cursor: page
+                .last
+                .map_or_else(|| "0".to_string(), |f| cursor::encode(&f)),
+            entries: page
+                .entries
+                .into_iter()
+                .filter(|(f, _)| glob.as_ref().is_none_or(|g| g.matches(f.as_bytes())))
+                .collect(),
+        })
     }
 
     // ---- lists ----
@@ -426,15 +498,22 @@ impl ScopeHandle {
 
     /// Number of items (0 if no list).
     pub async fn list_length(&self, key: &str) -> Result<u64> {
-        self.read(key, |r, sk, now| list::length(r, sk, key, now))
+        self.check_key(key)?;
+        self.counted(
+            "list-length",
+            self.engine().list_length(&self.scope, key).await,
+        )
     }
 
     /// Items `start..=stop` (LRANGE indices).
     pub async fn list_range(&self, key: &str, start: i64, stop: i64) -> Result<Vec<Vec<u8>>> {
         self.check_key(key)?;
-        let key = key.to_string();
-        self.scan(move |r, sk, now| list::range(r, sk, &key, start, stop, now))
-            .await
+        self.counted(
+            "list-range",
+            self.engine()
+                .list_range(&self.scope, key, start, stop)
+                .await,
+        )
     }
 
     /// Keep only `start..=stop` (LTRIM indices).
@@ -465,7 +544,11 @@ impl ScopeHandle {
 
     /// The item at an index (negative from the end).
     pub async fn list_index(&self, key: &str, index: i64) -> Result<Option<Vec<u8>>> {
-        self.read(key, |r, sk, now| list::index(r, sk, key, index, now))
+        self.check_key(key)?;
+        self.counted(
+            "list-index",
+            self.engine().list_index(&self.scope, key, index).await,
+        )
     }
 
     /// Replace the item at an index.

@@ -21,6 +21,15 @@ pub struct Limits {
     pub account_quota_bytes: u64,
     /// Longest TTL a session may be given (default 365 days).
     pub max_session_ttl: std::time::Duration,
+    /// Most undelivered changes kept for one watcher per owner (its
+    /// instance with its sessions, or its account); past it the oldest
+    /// are dropped and counted (default 10 000).
+    pub watch_queue: usize,
+    /// Most sessions an instance may have at once, live or expired and not
+    /// yet swept (default 100 000): creating one more is
+    /// `quota-exceeded`, so clients that never send their session back
+    /// cannot grow the store without bound.
+    pub max_sessions: u64,
 }
 
 impl Default for Limits {
@@ -34,6 +43,8 @@ impl Default for Limits {
             instance_quota_bytes: 1 << 30,
             account_quota_bytes: 1 << 30,
             max_session_ttl: std::time::Duration::from_secs(365 * 24 * 3600),
+            watch_queue: 10_000,
+            max_sessions: 100_000,
         }
     }
 }

@@ -14,38 +14,38 @@
 //! # Ok(()) }
 //! ```
 
-pub mod backend;
 mod clock;
+pub mod cursor;
+pub mod engine;
 mod error;
 mod glob;
 mod handle;
 mod instances;
-mod job;
-pub mod layout;
+pub mod kv;
 mod limits;
-pub mod meta;
-pub mod ops;
+pub mod query;
+pub mod redis;
 mod sessions;
 mod sweeper;
 mod types;
+pub mod validate;
+pub mod watch;
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use backend::redb::{RedbBackend, RedbOptions};
-pub use backend::{Backend, RawRead, RawWrite, WriteJob};
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, SystemClock, deadline, expire_at};
+pub use engine::Engine;
 pub use error::{Result, StateError};
 pub use glob::Glob;
 pub use handle::ScopeHandle;
 pub use instances::InstanceInfo;
+pub use kv::{Backend, KvEngine, RawRead, RawWrite, RedbBackend, RedbOptions, WriteJob};
 pub use limits::Limits;
 pub use sweeper::SweepStats;
 pub use types::*;
-
-use job::Job;
-use ops::cx::WriteCx;
+pub use watch::{Change, ChangeBatch, QueueOwner, WatchTarget};
 
 /// How a [`Store`] behaves.
 #[derive(Clone)]
@@ -63,6 +63,8 @@ pub struct StoreConfig {
     pub sweep_batch: usize,
     /// redb options (used by [`Store::open`]).
     pub redb: RedbOptions,
+    /// Where operations and commits are counted.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Default for StoreConfig {
@@ -74,6 +76,7 @@ impl Default for StoreConfig {
             sweep_interval: Some(Duration::from_secs(1)),
             sweep_batch: 512,
             redb: RedbOptions::default(),
+            metrics: crate::metrics::Metrics::new(),
         }
     }
 }
@@ -89,12 +92,15 @@ impl std::fmt::Debug for StoreConfig {
 }
 
 pub(crate) struct Inner {
-    backend: Box<dyn Backend>,
+    engine: Box<dyn Engine>,
     clock: Arc<dyn Clock>,
     limits: Arc<Limits>,
     default_session_ttl: Duration,
     sweep_batch: usize,
     sweeper: std::sync::Mutex<Option<sweeper::Sweeper>>,
+    /// Bumped after every write (watchers wait on it).
+    changes: tokio::sync::watch::Sender<u64>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Drop for Inner {
@@ -114,6 +120,7 @@ pub struct Store {
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
+            .field("engine", &self.inner.engine.name())
             .field("limits", &self.inner.limits)
             .finish_non_exhaustive()
     }
@@ -122,20 +129,51 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Open (or create) a redb database file.
     pub fn open(path: impl AsRef<Path>, config: StoreConfig) -> Result<Store> {
-        let backend = RedbBackend::open(path.as_ref(), config.redb.clone())?;
+        let mut options = config.redb.clone();
+        options.metrics = Some(config.metrics.clone());
+        let backend = RedbBackend::open(path.as_ref(), options)?;
         Ok(Store::with_backend(Box::new(backend), config))
     }
 
-    /// A store over any backend.
+    /// A store over any byte-level backend (the kv engine).
     pub fn with_backend(backend: Box<dyn Backend>, config: StoreConfig) -> Store {
+        let engine = KvEngine::new(
+            backend,
+            config.clock.clone(),
+            Arc::new(config.limits.clone()),
+        );
+        Store::with_engine(Box::new(engine), config)
+    }
+
+    /// Open the store a URL names: `redis://…`, `rediss://…` or
+    /// `redis+cluster://…` (see [`redis::RedisUrl`]) for the Redis engine;
+    /// anything else is a path to a redb file.
+    pub async fn connect(location: &str, config: StoreConfig) -> Result<Store> {
+        if location.contains("://") {
+            let engine = redis::RedisEngine::connect(
+                location,
+                config.clock.clone(),
+                Arc::new(config.limits.clone()),
+            )
+            .await?;
+            Ok(Store::with_engine(Box::new(engine), config))
+        } else {
+            Store::open(location, config)
+        }
+    }
+
+    /// A store over any engine (built with this config's clock and limits).
+    pub fn with_engine(engine: Box<dyn Engine>, config: StoreConfig) -> Store {
         let store = Store {
             inner: Arc::new(Inner {
-                backend,
+                engine,
                 clock: config.clock,
                 limits: Arc::new(config.limits),
                 default_session_ttl: config.default_session_ttl,
                 sweep_batch: config.sweep_batch.max(1),
                 sweeper: std::sync::Mutex::new(None),
+                changes: tokio::sync::watch::Sender::new(0),
+                metrics: config.metrics,
             }),
         };
         if let Some(every) = config.sweep_interval {
@@ -145,6 +183,11 @@ impl Store {
             }
         }
         store
+    }
+
+    /// Where operations and commits are counted.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.inner.metrics
     }
 
     /// The limits in force.
@@ -157,9 +200,18 @@ impl Store {
         self.inner.clock.now_ms()
     }
 
+    /// The engine's name (`redb`, `redis`).
+    pub fn engine_name(&self) -> &'static str {
+        self.inner.engine.name()
+    }
+
+    pub(crate) fn engine(&self) -> &dyn Engine {
+        &*self.inner.engine
+    }
+
     /// The state shared by every instance of `account`.
     pub fn account(&self, account: &str) -> Result<ScopeHandle> {
-        layout::check_name("account", account)?;
+        check_name("account", account)?;
         Ok(ScopeHandle::new(
             self.clone(),
             Scope::Account(account.to_string()),
@@ -168,7 +220,7 @@ impl Store {
 
     /// The private state of `instance`.
     pub fn instance(&self, instance: &str) -> Result<ScopeHandle> {
-        layout::check_name("instance", instance)?;
+        check_name("instance", instance)?;
         Ok(ScopeHandle::new(
             self.clone(),
             Scope::Instance(instance.to_string()),
@@ -177,35 +229,18 @@ impl Store {
 
     /// Bytes stored by an instance (with its sessions).
     pub async fn instance_usage(&self, instance: &str) -> Result<u64> {
-        let key = layout::usage_key(&layout::instance_owner(instance));
-        self.read(move |r, _| Ok(r.get(&key)?.and_then(|b| layout::be_u64(&b)).unwrap_or(0)))
+        check_name("instance", instance)?;
+        self.engine().instance_usage(instance).await
     }
+}
 
-    /// Run `work` on the writer as one atomic request.
-    pub(crate) async fn write<R: Send + 'static>(
-        &self,
-        work: impl FnOnce(&mut WriteCx) -> Result<R> + Send + 'static,
-    ) -> Result<R> {
-        let (job, rx) = Job::new(work, self.inner.clock.clone(), self.inner.limits.clone());
-        self.inner.backend.submit(job);
-        rx.await
-            .unwrap_or_else(|_| Err(StateError::Unavailable("the store's writer stopped".into())))
+/// Check a name (account, instance) that becomes part of a scope.
+pub fn check_name(what: &str, name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > 255 {
+        return Err(StateError::invalid(format!(
+            "{what} name must be 1 to 255 bytes, got {}",
+            name.len()
+        )));
     }
-
-    /// Run a short read on a fresh snapshot, inline.
-    pub(crate) fn read<R>(&self, f: impl FnOnce(&dyn RawRead, u64) -> Result<R>) -> Result<R> {
-        let snap = self.inner.backend.snapshot()?;
-        f(&*snap, self.inner.clock.now_ms())
-    }
-
-    /// Run a long read (a scan) on a blocking thread.
-    pub(crate) async fn read_blocking<R: Send + 'static>(
-        &self,
-        f: impl FnOnce(&dyn RawRead, u64) -> Result<R> + Send + 'static,
-    ) -> Result<R> {
-        let store = self.clone();
-        tokio::task::spawn_blocking(move || store.read(f))
-            .await
-            .unwrap_or_else(|e| Err(StateError::Internal(format!("read task failed: {e}"))))
-    }
+    Ok(())
 }

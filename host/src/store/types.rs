@@ -107,6 +107,8 @@ pub struct KeyInfo {
     pub etag: String,
     /// Remaining time to live, if any.
     pub ttl: Option<Duration>,
+    /// When it expires (ms since the epoch, the store's clock), if it does.
+    pub expires_at_ms: Option<u64>,
 }
 
 /// A request for one page of ordered key listing.
@@ -229,6 +231,31 @@ pub enum OpKind {
     },
     /// Assert the op's condition without writing.
     Check,
+}
+
+impl OpKind {
+    /// The operation's name, as in the WIT (`set`, `map-set`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            OpKind::Set { .. } => "set",
+            OpKind::Delete => "delete",
+            OpKind::Increment(_) => "increment",
+            OpKind::Expire { .. } => "expire",
+            OpKind::Persist => "persist",
+            OpKind::MapSet(_) => "map-set",
+            OpKind::MapDelete(_) => "map-delete",
+            OpKind::MapIncrement { .. } => "map-increment",
+            OpKind::ListAppend(_) => "list-append",
+            OpKind::ListPrepend(_) => "list-prepend",
+            OpKind::ListStartPop(_) => "list-start-pop",
+            OpKind::ListEndPop(_) => "list-end-pop",
+            OpKind::ListRemove { .. } => "list-remove",
+            OpKind::ListTrim { .. } => "list-trim",
+            OpKind::ListInsert { .. } => "list-insert",
+            OpKind::ListSet { .. } => "list-set",
+            OpKind::Check => "check",
+        }
+    }
 }
 
 /// One operation of a transaction.

@@ -572,3 +572,53 @@ async fn the_account_quota_is_enforced_and_isolated() {
     acme.set("big2", vec![b'x'; 600]).await.unwrap();
     assert_eq!(all_keys(&acme).await, vec!["big2"]);
 }
+
+#[tokio::test]
+async fn an_instance_has_at_most_max_sessions() {
+    let h = Harness::with_limits(Limits {
+        max_sessions: 3,
+        ..Limits::default()
+    });
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(h.store.create_session("qs", None).await.unwrap().id);
+    }
+    let err = h.store.create_session("qs", None).await.unwrap_err();
+    assert!(
+        matches!(&err, StateError::TooManySessions { instance, max: 3 } if instance == "qs"),
+        "{err:?}"
+    );
+    assert_eq!(err.code(), "quota-exceeded");
+    assert_eq!(h.store.list_sessions("qs").await.unwrap().len(), 3);
+    // Another instance has its own limit.
+    h.store.create_session("qt", None).await.unwrap();
+    // Extending a session is no new session.
+    h.store
+        .extend_session("qs", &ids[0], Duration::from_secs(60))
+        .await
+        .unwrap();
+    // Ending one makes room for one.
+    assert!(h.store.end_session("qs", &ids[0]).await.unwrap());
+    ids[0] = h.store.create_session("qs", None).await.unwrap().id;
+    assert!(h.store.create_session("qs", None).await.is_err());
+    // Expired sessions count until they are swept, then not.
+    let short = Duration::from_secs(1);
+    for id in &ids {
+        h.store.extend_session("qs", id, short).await.unwrap();
+    }
+    h.clock.advance(Duration::from_secs(2));
+    assert!(h.store.create_session("qs", None).await.is_err());
+    h.store.sweep().await.unwrap();
+    for _ in 0..3 {
+        h.store.create_session("qs", None).await.unwrap();
+    }
+    assert!(h.store.create_session("qs", None).await.is_err());
+    // Destroying the instance resets it.
+    h.store.destroy_instance("qs").await.unwrap();
+    for _ in 0..3 {
+        h.store.create_session("qs", None).await.unwrap();
+    }
+    // The count survives a restart.
+    let h = h.reopen();
+    assert!(h.store.create_session("qs", None).await.is_err());
+}

@@ -1,7 +1,10 @@
 //! The conformance suite: behaviour every backend must show, written against
 //! the [`Store`] API only. A test binary includes this module after defining
-//! `crate::backend` (see `redb_conformance.rs`), so a new backend runs the
-//! same cases unchanged by adding its own binary.
+//! `crate::backend` (see `redb_conformance.rs`, `redis_conformance.rs`), so a
+//! new backend runs the same cases unchanged by adding its own binary. The
+//! backend module provides `fresh`, `reopen`, and one hook for the only
+//! engine-specific fact the cases need: `never_issued(etag)`, an etag of the
+//! engine's own shape that it has not issued (yet).
 
 #![allow(dead_code)]
 
@@ -17,6 +20,7 @@ pub mod persistence;
 pub mod scopes;
 pub mod transactions;
 pub mod ttl;
+pub mod watch;
 pub mod wrong_type;
 
 use std::time::Duration;

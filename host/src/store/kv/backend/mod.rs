@@ -1,0 +1,65 @@
+//! The storage backend contract: an ordered byte-key space with consistent
+//! snapshots for reads and one serial writer for writes.
+//!
+//! The engine's semantics (Redis rules, etags, TTL, quota) live above this
+//! trait, in [`crate::store::ops`]; a backend only stores bytes. A second
+//! backend implements [`Backend`] and runs the same conformance suite.
+
+mod overlay;
+pub mod redb;
+
+pub use overlay::Overlay;
+
+use crate::store::error::{Result, StateError};
+
+/// Read access to one consistent view of the key space.
+pub trait RawRead {
+    /// The value stored under `key`.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    /// The length of the value under `key`, without copying it.
+    fn value_len(&self, key: &[u8]) -> Result<Option<usize>> {
+        Ok(self.get(key)?.map(|v| v.len()))
+    }
+
+    /// Visit entries with `start <= key < end` (`end` none = unbounded), in
+    /// key order or reversed, until `visit` returns `false`.
+    fn scan(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        reverse: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<()>;
+}
+
+/// Write access inside one atomic request.
+pub trait RawWrite: RawRead {
+    /// Store `value` under `key`.
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()>;
+    /// Remove `key` (no error if absent).
+    fn delete(&mut self, key: &[u8]) -> Result<()>;
+    /// Remove every key in `start..end` (`end` none = unbounded).
+    fn delete_range(&mut self, start: &[u8], end: Option<&[u8]>) -> Result<()>;
+}
+
+/// One request for the writer: its writes are applied atomically if and only
+/// if [`WriteJob::apply`] returns `Ok`, even when it shares a commit with others.
+pub trait WriteJob: Send {
+    /// Make the request's writes.
+    fn apply(&mut self, tx: &mut dyn RawWrite) -> Result<()>;
+    /// Told once the commit holding the request is durable (`Ok`) or failed.
+    fn finish(self: Box<Self>, committed: Result<()>);
+}
+
+/// A storage backend.
+pub trait Backend: Send + Sync + 'static {
+    /// A consistent read-only snapshot of the whole key space.
+    fn snapshot(&self) -> Result<Box<dyn RawRead + Send>>;
+    /// Queue a write request; the backend calls its `finish` exactly once.
+    fn submit(&self, job: Box<dyn WriteJob>);
+}
+
+pub(crate) fn unavailable(e: impl std::fmt::Display) -> StateError {
+    StateError::Unavailable(format!("storage: {e}"))
+}

@@ -1,0 +1,271 @@
+//! The embedded default backend: one redb file, one table of byte keys, and a
+//! dedicated writer thread that group-commits queued requests.
+//!
+//! Reads open a redb read transaction (MVCC) and never wait for the writer.
+//! Writes are [`WriteJob`]s sent to the writer thread, which drains its queue,
+//! runs each job against its own [`Overlay`] inside one write transaction,
+//! flushes only the jobs that succeeded, and commits (fsync) once for all.
+
+use std::ops::Bound;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::{Backend, Overlay, RawRead, RawWrite, WriteJob, unavailable};
+use crate::store::error::{Result, StateError};
+
+const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("wasm-state");
+
+/// Most requests committed together.
+const MAX_BATCH: usize = 256;
+
+/// Options of the redb backend.
+#[derive(Debug, Clone)]
+pub struct RedbOptions {
+    /// fsync every commit (default). Off trades crash durability for speed.
+    pub durable: bool,
+    /// redb page cache in bytes.
+    pub cache_bytes: usize,
+    /// Where commit batch sizes and latencies are counted (set by
+    /// [`Store::open`](crate::store::Store::open) to the store's metrics).
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
+}
+
+impl Default for RedbOptions {
+    fn default() -> Self {
+        RedbOptions {
+            durable: true,
+            cache_bytes: 256 << 20,
+            metrics: None,
+        }
+    }
+}
+
+/// The redb backend.
+pub struct RedbBackend {
+    db: Arc<Database>,
+    queue: Mutex<Option<Sender<Box<dyn WriteJob>>>>,
+    /// Jobs sent and not yet taken by the writer.
+    queued: Arc<AtomicUsize>,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl RedbBackend {
+    /// Open (or create) the database file at `path`.
+    pub fn open(path: &Path, options: RedbOptions) -> Result<Self> {
+        let db = Database::builder()
+            .set_cache_size(options.cache_bytes)
+            .create(path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => StateError::Unavailable(format!(
+                    "{} is in use by another process (a running `wasm-state serve`?) or store; stop that first",
+                    path.display()
+                )),
+                e => StateError::Unavailable(format!("cannot open {}: {e}", path.display())),
+            })?;
+        let wtx = db.begin_write().map_err(unavailable)?;
+        wtx.open_table(TABLE).map_err(unavailable)?;
+        wtx.commit().map_err(unavailable)?;
+        let db = Arc::new(db);
+        let (tx, rx) = mpsc::channel();
+        let writer_db = db.clone();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let writer_queued = queued.clone();
+        let writer = std::thread::Builder::new()
+            .name("wasm-state-writer".into())
+            .spawn(move || writer_loop(&writer_db, &rx, &options, &writer_queued))
+            .map_err(|e| StateError::Internal(format!("cannot start the writer thread: {e}")))?;
+        Ok(RedbBackend {
+            db,
+            queue: Mutex::new(Some(tx)),
+            queued,
+            writer: Some(writer),
+        })
+    }
+}
+
+impl Drop for RedbBackend {
+    fn drop(&mut self) {
+        if let Ok(mut q) = self.queue.lock() {
+            q.take();
+        }
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+impl Backend for RedbBackend {
+    fn snapshot(&self) -> Result<Box<dyn RawRead + Send>> {
+        let rtx = self.db.begin_read().map_err(unavailable)?;
+        let table = rtx.open_table(TABLE).map_err(unavailable)?;
+        Ok(Box::new(Tbl(table)) as Box<Snapshot>)
+    }
+
+    fn submit(&self, job: Box<dyn WriteJob>) {
+        let queue = self.queue.lock().ok().and_then(|q| q.clone());
+        match queue {
+            Some(q) => {
+                self.queued.fetch_add(1, Ordering::Relaxed);
+                if let Err(mpsc::SendError(job)) = q.send(job) {
+                    self.queued.fetch_sub(1, Ordering::Relaxed);
+                    job.finish(Err(StateError::Unavailable("the store is closed".into())));
+                }
+            }
+            None => job.finish(Err(StateError::Unavailable("the store is closed".into()))),
+        }
+    }
+}
+
+fn writer_loop(
+    db: &Database,
+    rx: &Receiver<Box<dyn WriteJob>>,
+    options: &RedbOptions,
+    queued: &AtomicUsize,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let waiting = queued
+            .fetch_sub(batch.len(), Ordering::Relaxed)
+            .saturating_sub(batch.len());
+        let started = std::time::Instant::now();
+        let outcome = commit_batch(db, &mut batch, options.durable);
+        if let Some(m) = &options.metrics {
+            m.commit(batch.len(), started.elapsed(), waiting);
+        }
+        if let Err(e) = &outcome {
+            tracing::error!(error = %e, jobs = batch.len(), "commit failed");
+        }
+        for job in batch {
+            job.finish(outcome.clone());
+        }
+    }
+}
+
+fn commit_batch(db: &Database, batch: &mut [Box<dyn WriteJob>], durable: bool) -> Result<()> {
+    let mut wtx = db.begin_write().map_err(unavailable)?;
+    if !durable {
+        wtx.set_durability(Durability::None).map_err(unavailable)?;
+    }
+    {
+        let mut table: TableRw<'_> = Tbl(wtx.open_table(TABLE).map_err(unavailable)?);
+        for job in batch.iter_mut() {
+            let mut overlay = Overlay::new(&mut table);
+            let applied = catch_unwind(AssertUnwindSafe(|| job.apply(&mut overlay)));
+            match applied {
+                Ok(Ok(())) => overlay.flush()?,
+                Ok(Err(_)) => {}
+                Err(_) => tracing::error!("a write request panicked; its writes were discarded"),
+            }
+        }
+    }
+    wtx.commit().map_err(unavailable)
+}
+
+fn bounds<'a>(start: &'a [u8], end: Option<&'a [u8]>) -> (Bound<&'a [u8]>, Bound<&'a [u8]>) {
+    (
+        Bound::Included(start),
+        end.map_or(Bound::Unbounded, Bound::Excluded),
+    )
+}
+
+fn scan_table(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    start: &[u8],
+    end: Option<&[u8]>,
+    reverse: bool,
+    visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+) -> Result<()> {
+    if end.is_some_and(|e| e <= start) {
+        return Ok(());
+    }
+    let range = table
+        .range::<&[u8]>(bounds(start, end))
+        .map_err(unavailable)?;
+    let mut step = |item: std::result::Result<_, redb::StorageError>| -> Result<bool> {
+        let (k, v): (redb::AccessGuard<&[u8]>, redb::AccessGuard<&[u8]>) =
+            item.map_err(unavailable)?;
+        Ok(visit(k.value(), v.value()))
+    };
+    if reverse {
+        for item in range.rev() {
+            if !step(item)? {
+                break;
+            }
+        }
+    } else {
+        for item in range {
+            if !step(item)? {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A redb table (read-only snapshot or the writer's table) as the engine's
+/// byte-key space.
+struct Tbl<T>(T);
+
+type Snapshot = Tbl<redb::ReadOnlyTable<&'static [u8], &'static [u8]>>;
+type TableRw<'t> = Tbl<redb::Table<'t, &'static [u8], &'static [u8]>>;
+
+impl<T: ReadableTable<&'static [u8], &'static [u8]>> RawRead for Tbl<T> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .0
+            .get(key)
+            .map_err(unavailable)?
+            .map(|g| g.value().to_vec()))
+    }
+
+    fn value_len(&self, key: &[u8]) -> Result<Option<usize>> {
+        Ok(self
+            .0
+            .get(key)
+            .map_err(unavailable)?
+            .map(|g| g.value().len()))
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        reverse: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<()> {
+        scan_table(&self.0, start, end, reverse, visit)
+    }
+}
+
+impl RawWrite for TableRw<'_> {
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.0.insert(key, value).map_err(unavailable)?;
+        Ok(())
+    }
+
+    fn delete(&mut self, key: &[u8]) -> Result<()> {
+        self.0.remove(key).map_err(unavailable)?;
+        Ok(())
+    }
+
+    fn delete_range(&mut self, start: &[u8], end: Option<&[u8]>) -> Result<()> {
+        if end.is_some_and(|e| e <= start) {
+            return Ok(());
+        }
+        self.0
+            .retain_in::<&[u8], _>(bounds(start, end), |_, _| false)
+            .map_err(unavailable)
+    }
+}

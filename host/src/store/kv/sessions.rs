@@ -1,0 +1,100 @@
+//! Session records of the kv engine: a record with its expiry plus an
+//! expiry index entry; a session's state is the range of its scope prefix,
+//! so ending one (or destroying its instance) is a range delete.
+
+use super::backend::RawRead;
+use super::layout;
+use super::ops::cx::WriteCx;
+use crate::store::error::{Result, StateError};
+use crate::store::types::{Scope, SessionInfo};
+
+/// How many session records an instance has (live or not yet swept):
+/// the count record, or (a database written before it existed) a count.
+fn count(cx: &WriteCx, instance: &str) -> Result<u64> {
+    let prefix = layout::sessions_of(instance);
+    if let Some(b) = cx.r().get(&prefix)? {
+        return layout::be_u64(&b).ok_or_else(|| StateError::corrupt("session count"));
+    }
+    let mut n = 0u64;
+    cx.r().scan(
+        &prefix,
+        layout::prefix_end(&prefix).as_deref(),
+        false,
+        &mut |k, _| {
+            if layout::split_pair(&k[1..]).is_some() {
+                n += 1;
+            }
+            true
+        },
+    )?;
+    Ok(n)
+}
+
+/// Write (or move) a session's record and expiry index; a new session
+/// counts against [`Limits::max_sessions`](crate::store::Limits::max_sessions).
+pub fn put(cx: &mut WriteCx, instance: &str, id: &str, old: Option<u64>, at: u64) -> Result<()> {
+    if let Some(old) = old {
+        cx.delete(&layout::session_expiry(old, instance, id))?;
+    } else if stored_expiry(cx.r(), instance, id)?.is_none() {
+        let n = count(cx, instance)?;
+        if n >= cx.limits.max_sessions {
+            return Err(StateError::TooManySessions {
+                instance: instance.into(),
+                max: cx.limits.max_sessions,
+            });
+        }
+        cx.put(&layout::sessions_of(instance), &(n + 1).to_be_bytes())?;
+    }
+    cx.put(&layout::session_key(instance, id), &at.to_be_bytes())?;
+    cx.put(&layout::session_expiry(at, instance, id), &[])
+}
+
+/// Delete a session's record, index entry and data.
+pub fn drop(cx: &mut WriteCx, instance: &str, id: &str, at: u64) -> Result<()> {
+    let n = count(cx, instance)?;
+    cx.put(
+        &layout::sessions_of(instance),
+        &n.saturating_sub(1).to_be_bytes(),
+    )?;
+    cx.delete(&layout::session_key(instance, id))?;
+    cx.delete(&layout::session_expiry(at, instance, id))?;
+    let prefix = layout::scope_prefix(&Scope::Session {
+        instance: instance.into(),
+        id: id.into(),
+    });
+    cx.delete_range(&prefix, layout::prefix_end(&prefix).as_deref())
+}
+
+/// The stored expiry of a session, live or not.
+pub fn stored_expiry(r: &dyn RawRead, instance: &str, id: &str) -> Result<Option<u64>> {
+    match r.get(&layout::session_key(instance, id))? {
+        Some(b) => layout::be_u64(&b)
+            .map(Some)
+            .ok_or_else(|| StateError::corrupt("session record")),
+        None => Ok(None),
+    }
+}
+
+/// The live sessions of an instance at `now`, by id.
+pub fn list(r: &dyn RawRead, instance: &str, now: u64) -> Result<Vec<SessionInfo>> {
+    let prefix = layout::sessions_of(instance);
+    let mut out = Vec::new();
+    r.scan(
+        &prefix,
+        layout::prefix_end(&prefix).as_deref(),
+        false,
+        &mut |k, v| {
+            if let (Some((_, id)), Some(at)) = (layout::split_pair(&k[1..]), layout::be_u64(v))
+                && at > now
+            {
+                out.push(SessionInfo {
+                    instance: instance.to_string(),
+                    id,
+                    expires_at_ms: at,
+                });
+            }
+            true
+        },
+    )?;
+    Ok(out)
+}

@@ -1,0 +1,212 @@
+//! Queries over the JSON values of a scope, in Dapr's state query language:
+//! a `filter` (`EQ`, `NEQ`, `IN`, `GT`, `GTE`, `LT`, `LTE` on a dotted field
+//! path, combined with `AND` / `OR`), a `sort` by one or more paths, and a
+//! `page` with a `limit` and an opaque `token` that resumes exactly after the
+//! last result of the previous page.
+//!
+//! The rules, beside Dapr's (docs/dapr.md has the table):
+//! - only keys holding a **value** that parses as a **JSON object** take
+//!   part; other values, maps and lists are never results (with or without a
+//!   filter), and expired keys are excluded;
+//! - a comparison never matches a missing field, nor values of different
+//!   JSON types (`"1"` is not `1`; `NEQ` too needs the field present and of
+//!   the same type); numbers compare by value (`1` = `1.0`), strings by
+//!   their UTF-8 bytes; `GT`…`LTE` apply to numbers and strings only;
+//! - `sort` orders by type first (null < booleans < numbers < strings <
+//!   arrays < objects < missing), then by value; `DESC` reverses that whole
+//!   order; ties are broken by key, ascending, so the order is total;
+//! - `page.limit` defaults to, and is capped at, the host's page limit (1000
+//!   by default); the `token` names the position of the last result, not an
+//!   offset, so writes between pages never make a result repeat or skip one
+//!   that matched throughout.
+//!
+//! This module holds the semantics only; the engine feeds it the candidate
+//! values of a scope ([`Candidate`]), so every engine answers the same way.
+
+mod filter;
+mod order;
+mod parse;
+
+use std::cmp::Ordering;
+
+use serde_json::Value;
+
+use super::error::{Result, StateError};
+
+pub use filter::{Filter, Path};
+pub use order::SortKey;
+
+/// A parsed query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    /// Which values match; `None` = every JSON object.
+    pub filter: Option<Filter>,
+    /// Sort keys, most significant first (the key breaks ties).
+    pub sort: Vec<SortKey>,
+    /// Results per page; `None` = the host's page limit.
+    pub limit: Option<u32>,
+    /// Resume after the position this token names (from [`QueryPage::token`]).
+    pub token: Option<String>,
+}
+
+impl Query {
+    /// Parse Dapr's JSON query form (`{"filter": …, "sort": […], "page": {…}}`).
+    /// Every mistake is `invalid-argument` saying what is wrong and what is
+    /// allowed.
+    pub fn from_json(json: &[u8]) -> Result<Query> {
+        parse::query(json)
+    }
+
+    /// The query as Dapr JSON (the inverse of [`Query::from_json`]).
+    pub fn to_json(&self) -> Value {
+        parse::to_json(self)
+    }
+}
+
+/// One value the engine offers to a query.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// The key.
+    pub key: String,
+    /// The stored bytes.
+    pub value: Vec<u8>,
+    /// The key's etag.
+    pub etag: String,
+}
+
+/// One result of a query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryResult {
+    /// The key.
+    pub key: String,
+    /// The stored bytes (a JSON object).
+    pub value: Vec<u8>,
+    /// The key's etag.
+    pub etag: String,
+}
+
+/// One page of results.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueryPage {
+    /// Results in the query's order.
+    pub results: Vec<QueryResult>,
+    /// Pass back as `page.token` for the next page; `None` when there is none.
+    pub token: Option<String>,
+}
+
+/// A candidate that matched, with its sort values.
+struct Hit {
+    sort: Vec<Option<Value>>,
+    result: QueryResult,
+}
+
+/// A query being run: the engine offers every candidate value of the scope
+/// (in any order) and then takes the page. Values that do not match are
+/// dropped as they are offered, so memory holds only matches.
+pub struct Runner<'q> {
+    query: &'q Query,
+    limit: usize,
+    after: Option<order::Position>,
+    hits: Vec<Hit>,
+}
+
+impl<'q> Runner<'q> {
+    /// Start `query` with pages of at most `page` results (the host's page
+    /// limit). Checks the limit and the token.
+    pub fn new(query: &'q Query, page: usize) -> Result<Runner<'q>> {
+        let limit = match query.limit {
+            Some(0) => return Err(StateError::invalid("page.limit must be at least 1")),
+            Some(n) => (n as usize).min(page.max(1)),
+            None => page.max(1),
+        };
+        let after = query
+            .token
+            .as_deref()
+            .map(|t| order::Position::decode(t, query.sort.len()))
+            .transpose()?;
+        Ok(Runner {
+            query,
+            limit,
+            after,
+            hits: Vec::new(),
+        })
+    }
+
+    /// Offer one value; `etag` is only called for a match.
+    pub fn offer(&mut self, key: &str, value: &[u8], etag: impl FnOnce() -> String) {
+        // Only objects take part: skip anything else without parsing it.
+        if value.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return;
+        }
+        let Ok(doc @ Value::Object(_)) = serde_json::from_slice::<Value>(value) else {
+            return;
+        };
+        if !self.query.filter.as_ref().is_none_or(|f| f.matches(&doc)) {
+            return;
+        }
+        let sort: Vec<Option<Value>> = self
+            .query
+            .sort
+            .iter()
+            .map(|s| s.path.lookup(&doc).cloned())
+            .collect();
+        if let Some(pos) = &self.after
+            && order::compare(&self.query.sort, &sort, key, &pos.sort, &pos.key)
+                != Ordering::Greater
+        {
+            return;
+        }
+        self.hits.push(Hit {
+            sort,
+            result: QueryResult {
+                key: key.to_owned(),
+                value: value.to_vec(),
+                etag: etag(),
+            },
+        });
+    }
+
+    /// The page: the first `limit` matches after the token, in order.
+    pub fn finish(self) -> QueryPage {
+        let Runner {
+            query,
+            limit,
+            mut hits,
+            ..
+        } = self;
+        let cmp = |a: &Hit, b: &Hit| {
+            order::compare(&query.sort, &a.sort, &a.result.key, &b.sort, &b.result.key)
+        };
+        let more = hits.len() > limit;
+        if more {
+            hits.select_nth_unstable_by(limit, cmp);
+            hits.truncate(limit);
+        }
+        hits.sort_unstable_by(cmp);
+        let token = match hits.last() {
+            Some(last) if more => Some(order::Position::encode(&last.sort, &last.result.key)),
+            _ => None,
+        };
+        QueryPage {
+            results: hits.into_iter().map(|h| h.result).collect(),
+            token,
+        }
+    }
+}
+
+/// Run `query` over `candidates` and return one page of at most `page`
+/// results.
+pub fn run(
+    query: &Query,
+    candidates: impl IntoIterator<Item = Candidate>,
+    page: usize,
+) -> Result<QueryPage> {
+    let mut runner = Runner::new(query, page)?;
+    for c in candidates {
+        runner.offer(&c.key, &c.value, || c.etag);
+    }
+    Ok(runner.finish())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,313 @@
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+use super::*;
+
+/// The dataset of Dapr's query API how-to (employees by org and state).
+pub(crate) fn employees() -> Vec<Candidate> {
+    let rows = [
+        ("1", "Dev Ops", 1036, "Seattle", "WA"),
+        ("2", "Hardware", 1028, "Portland", "OR"),
+        ("3", "Finance", 1071, "Sacramento", "CA"),
+        ("4", "Dev Ops", 1042, "Spokane", "WA"),
+        ("5", "Hardware", 1007, "Los Angeles", "CA"),
+        ("6", "Finance", 1094, "Eugene", "OR"),
+        ("7", "Dev Ops", 1015, "San Francisco", "CA"),
+        ("8", "Hardware", 1077, "Redmond", "WA"),
+        ("9", "Finance", 1002, "San Diego", "CA"),
+        ("10", "Dev Ops", 1054, "New York", "NY"),
+    ];
+    rows.iter()
+        .map(|(k, org, id, city, st)| Candidate {
+            key: k.to_string(),
+            value: json!({"person": {"org": org, "id": id}, "city": city, "state": st})
+                .to_string()
+                .into_bytes(),
+            etag: format!("etag-{k}"),
+        })
+        .collect()
+}
+
+const REFERENCE_QUERY: &str = r#"{
+    "filter": {"OR": [
+        {"EQ": {"person.org": "Dev Ops"}},
+        {"AND": [{"EQ": {"person.org": "Finance"}}, {"IN": {"state": ["CA", "WA"]}}]}
+    ]},
+    "sort": [{"key": "state", "order": "DESC"}, {"key": "person.id"}],
+    "page": {"limit": 3}
+}"#;
+
+fn keys(page: &QueryPage) -> Vec<&str> {
+    page.results.iter().map(|r| r.key.as_str()).collect()
+}
+
+fn q(json: &str) -> Query {
+    Query::from_json(json.as_bytes()).expect("valid query")
+}
+
+fn all(query: &Query, data: Vec<Candidate>) -> Vec<String> {
+    let mut q = query.clone();
+    let mut out = Vec::new();
+    loop {
+        let page = run(&q, data.clone(), 1000).expect("query runs");
+        out.extend(page.results.iter().map(|r| r.key.clone()));
+        match page.token {
+            Some(t) => q.token = Some(t),
+            None => return out,
+        }
+    }
+}
+
+#[test]
+fn reference_example_order_and_paging() {
+    let mut query = q(REFERENCE_QUERY);
+    let first = run(&query, employees(), 1000).unwrap();
+    assert_eq!(keys(&first), ["1", "4", "10"]);
+    assert_eq!(first.results[0].etag, "etag-1");
+    let v: Value = serde_json::from_slice(&first.results[0].value).unwrap();
+    assert_eq!(v["city"], "Seattle");
+    query.token = first.token.clone();
+    assert!(query.token.is_some());
+    let second = run(&query, employees(), 1000).unwrap();
+    assert_eq!(keys(&second), ["9", "7", "3"]);
+    assert_eq!(second.token, None, "the last page has no token");
+}
+
+#[test]
+fn token_resumes_after_position_even_when_data_changes() {
+    let mut query = q(r#"{"sort": [{"key": "person.id"}], "page": {"limit": 4}}"#);
+    let first = run(&query, employees(), 1000).unwrap();
+    assert_eq!(keys(&first), ["9", "5", "7", "2"]);
+    // Remove a result of the first page and add one that sorts before the
+    // token: neither shifts the next page (an offset would).
+    let mut changed: Vec<Candidate> = employees().into_iter().filter(|c| c.key != "5").collect();
+    changed.push(Candidate {
+        key: "0".into(),
+        value: br#"{"person":{"id":1}}"#.to_vec(),
+        etag: "e".into(),
+    });
+    query.token = first.token;
+    let second = run(&query, changed, 1000).unwrap();
+    assert_eq!(keys(&second), ["1", "4", "10", "3"]);
+}
+
+#[test]
+fn limit_defaults_to_and_is_capped_by_the_page_limit() {
+    let data = employees();
+    let page = run(&q("{}"), data.clone(), 4).unwrap();
+    assert_eq!(page.results.len(), 4);
+    assert!(page.token.is_some());
+    let page = run(&q(r#"{"page":{"limit":50}}"#), data, 4).unwrap();
+    assert_eq!(page.results.len(), 4);
+    // Without sort: key order.
+    assert_eq!(keys(&page), ["1", "10", "2", "3"]);
+}
+
+fn docs(values: &[(&str, Value)]) -> Vec<Candidate> {
+    values
+        .iter()
+        .map(|(k, v)| Candidate {
+            key: k.to_string(),
+            value: v.to_string().into_bytes(),
+            etag: String::new(),
+        })
+        .collect()
+}
+
+#[test]
+fn only_json_objects_take_part() {
+    let mut data = docs(&[
+        ("obj", json!({"a": 1})),
+        ("num", json!(1)),
+        ("str", json!("x")),
+        ("arr", json!([{"a": 1}])),
+        ("null", Value::Null),
+    ]);
+    data.push(Candidate {
+        key: "bytes".into(),
+        value: vec![0xff, 0x00],
+        etag: String::new(),
+    });
+    assert_eq!(all(&q("{}"), data.clone()), ["obj"]);
+    assert_eq!(all(&q(r#"{"filter":{"EQ":{"a":1}}}"#), data), ["obj"]);
+}
+
+#[test]
+fn comparison_rules() {
+    let data = docs(&[
+        ("int", json!({"n": 1, "s": "b"})),
+        ("float", json!({"n": 1.0, "s": "a"})),
+        ("big", json!({"n": 2.5, "s": "é"})),
+        ("str", json!({"n": "1", "s": 3})),
+        ("null", json!({"n": null})),
+        ("missing", json!({"other": true})),
+        ("nested", json!({"n": {"deep": 7}})),
+    ]);
+    let run_f = |f: &str| all(&q(&format!(r#"{{"filter":{f}}}"#)), data.clone());
+    // Numbers by value; strings never equal numbers.
+    assert_eq!(run_f(r#"{"EQ":{"n":1}}"#), ["float", "int"]);
+    assert_eq!(run_f(r#"{"EQ":{"n":"1"}}"#), ["str"]);
+    // NEQ needs the field present and of the same type.
+    assert_eq!(run_f(r#"{"NEQ":{"n":1}}"#), ["big"]);
+    assert_eq!(run_f(r#"{"NEQ":{"n":null}}"#), Vec::<String>::new());
+    assert_eq!(run_f(r#"{"EQ":{"n":null}}"#), ["null"]);
+    assert_eq!(run_f(r#"{"IN":{"n":[2.5,"1"]}}"#), ["big", "str"]);
+    // Ranges: numbers with numbers, strings with strings (by bytes).
+    assert_eq!(run_f(r#"{"GT":{"n":1}}"#), ["big"]);
+    assert_eq!(run_f(r#"{"GTE":{"n":1}}"#), ["big", "float", "int"]);
+    assert_eq!(run_f(r#"{"LT":{"s":"b"}}"#), ["float"]);
+    assert_eq!(run_f(r#"{"LTE":{"s":"b"}}"#), ["float", "int"]);
+    assert_eq!(run_f(r#"{"GT":{"s":"b"}}"#), ["big"]);
+    // Nested paths; a path through a non-object finds nothing.
+    assert_eq!(run_f(r#"{"EQ":{"n.deep":7}}"#), ["nested"]);
+    assert_eq!(run_f(r#"{"EQ":{"s.deep":7}}"#), Vec::<String>::new());
+    assert_eq!(
+        run_f(r#"{"AND":[{"GTE":{"n":1}},{"LT":{"n":2}}]}"#),
+        ["float", "int"]
+    );
+    assert_eq!(
+        run_f(r#"{"OR":[{"EQ":{"n":"1"}},{"EQ":{"other":true}}]}"#),
+        ["missing", "str"]
+    );
+}
+
+#[test]
+fn sort_orders_types_and_puts_missing_last_ascending() {
+    let data = docs(&[
+        ("a", json!({"v": "x"})),
+        ("b", json!({"v": 10})),
+        ("c", json!({"v": 9.5})),
+        ("d", json!({})),
+        ("e", json!({"v": null})),
+        ("f", json!({"v": true})),
+        ("g", json!({"v": [1]})),
+        ("h", json!({"v": {"z": 1}})),
+        ("i", json!({"v": 10})),
+    ]);
+    let asc = all(
+        &q(r#"{"sort":[{"key":"v"}],"page":{"limit":2}}"#),
+        data.clone(),
+    );
+    assert_eq!(asc, ["e", "f", "c", "b", "i", "a", "g", "h", "d"]);
+    let desc = all(
+        &q(r#"{"sort":[{"key":"v","order":"DESC"}],"page":{"limit":2}}"#),
+        data,
+    );
+    // Reversed, except that ties still go by key ascending.
+    assert_eq!(desc, ["d", "h", "g", "a", "b", "i", "c", "f", "e"]);
+}
+
+#[test]
+fn malformed_queries_say_what_is_wrong() {
+    let err = |s: &str| match Query::from_json(s.as_bytes()) {
+        Err(StateError::InvalidArgument(m)) => m,
+        other => panic!("{s}: expected invalid-argument, got {other:?}"),
+    };
+    assert!(err("nope").contains("not valid JSON"));
+    assert!(err("[]").contains("JSON object"));
+    assert!(err(r#"{"filters":{}}"#).contains("unknown field \"filters\""));
+    assert!(err(r#"{"filter":{"eq":{"a":1}}}"#).contains("unknown operator \"eq\""));
+    assert!(err(r#"{"filter":{"EQ":{"a":1},"NEQ":{"a":2}}}"#).contains("exactly one operator"));
+    assert!(err(r#"{"filter":{"EQ":{"a":1,"b":2}}}"#).contains("exactly one field path"));
+    assert!(err(r#"{"filter":{"EQ":{"a..b":1}}}"#).contains("empty segment"));
+    assert!(err(r#"{"filter":{"IN":{"a":1}}}"#).contains("array of values"));
+    assert!(err(r#"{"filter":{"GT":{"a":true}}}"#).contains("number or a string"));
+    assert!(err(r#"{"filter":{"AND":[]}}"#).contains("non-empty array"));
+    assert!(err(r#"{"filter":{"OR":[{"EQ":{"a":1}},{"XX":{}}]}}"#).contains("filter.OR[1]"));
+    assert!(err(r#"{"sort":{"key":"a"}}"#).contains("sort must be an array"));
+    assert!(err(r#"{"sort":[{"key":"a","order":"down"}]}"#).contains("ASC"));
+    assert!(err(r#"{"sort":[{"order":"ASC"}]}"#).contains("needs a `key`"));
+    assert!(err(r#"{"page":{"limit":0}}"#).contains("≥ 1"));
+    assert!(err(r#"{"page":{"limit":-3}}"#).contains("≥ 1"));
+    assert!(err(r#"{"page":{"token":5}}"#).contains("token must be a string"));
+    assert!(err(r#"{"page":{"size":5}}"#).contains("page.size"));
+    let bad_token = Query {
+        token: Some("3".into()),
+        ..q("{}")
+    };
+    assert!(matches!(
+        run(&bad_token, employees(), 10),
+        Err(StateError::InvalidArgument(m)) if m.contains("page.token")
+    ));
+    // A token of a query with another number of sort keys is refused too.
+    let page = run(&q(r#"{"page":{"limit":1}}"#), employees(), 10).unwrap();
+    let other = Query {
+        token: page.token,
+        ..q(r#"{"sort":[{"key":"state"}]}"#)
+    };
+    assert!(run(&other, employees(), 10).is_err());
+}
+
+#[test]
+fn json_form_round_trips() {
+    let query = q(REFERENCE_QUERY);
+    let again = Query::from_json(query.to_json().to_string().as_bytes()).unwrap();
+    assert_eq!(query, again);
+}
+
+fn arb_value() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        (-3i64..3).prop_map(|n| json!(n)),
+        prop_oneof![Just(0.5f64), Just(-1.5), Just(2.0)].prop_map(|f| json!(f)),
+        "[ab]{0,2}".prop_map(Value::String),
+    ]
+}
+
+fn arb_doc() -> impl Strategy<Value = Value> {
+    (
+        proptest::option::of(arb_value()),
+        proptest::option::of(arb_value()),
+    )
+        .prop_map(|(a, b)| {
+            let mut m = serde_json::Map::new();
+            if let Some(a) = a {
+                m.insert("a".into(), a);
+            }
+            if let Some(b) = b {
+                m.insert("b".into(), json!({ "c": b }));
+            }
+            Value::Object(m)
+        })
+}
+
+proptest! {
+    /// Paging with any limit yields exactly the filtered results in the
+    /// order a plain full sort gives, each once.
+    #[test]
+    fn pages_concatenate_to_the_full_sorted_result(
+        docs in proptest::collection::vec(arb_doc(), 0..40),
+        limit in 1u32..7,
+        desc_a in any::<bool>(),
+        desc_b in any::<bool>(),
+        threshold in arb_value(),
+    ) {
+        let data: Vec<Candidate> = docs.iter().enumerate().map(|(i, d)| Candidate {
+            key: format!("k{i:02}"),
+            value: d.to_string().into_bytes(),
+            etag: String::new(),
+        }).collect();
+        let filter = Filter::Or(vec![
+            Filter::Gte(Path::parse("a").unwrap(), json!(0)),
+            Filter::Neq(Path::parse("b.c").unwrap(), threshold),
+        ]);
+        let sort = vec![
+            SortKey { path: Path::parse("a").unwrap(), desc: desc_a },
+            SortKey { path: Path::parse("b.c").unwrap(), desc: desc_b },
+        ];
+        let query = Query { filter: Some(filter.clone()), sort: sort.clone(), limit: Some(limit), token: None };
+        let paged = all(&query, data.clone());
+        // The model: filter, then one full sort with the same comparator.
+        let mut expected: Vec<(Vec<Option<Value>>, String)> = data.iter().filter_map(|c| {
+            let doc: Value = serde_json::from_slice(&c.value).unwrap();
+            filter.matches(&doc).then(|| (
+                sort.iter().map(|s| s.path.lookup(&doc).cloned()).collect(),
+                c.key.clone(),
+            ))
+        }).collect();
+        expected.sort_by(|(a, ak), (b, bk)| order::compare(&sort, a, ak, b, bk));
+        let expected: Vec<String> = expected.into_iter().map(|(_, k)| k).collect();
+        prop_assert_eq!(paged, expected);
+    }
+}

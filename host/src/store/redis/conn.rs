@@ -1,0 +1,392 @@
+//! Connections to Redis or Redis Cluster: the store URL, every call bounded
+//! by a timeout, Redis failures turned into `unavailable` with a message that
+//! says what to check, and the start-up check of Redis's settings.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{RedisError, Value};
+
+use super::script::LIBRARY;
+use crate::store::error::{Result, StateError};
+
+/// Where the Redis engine keeps its state, parsed from a store URL:
+/// `redis://[:password@]host:port[/db]`, `rediss://…` (TLS), or
+/// `redis+cluster://host:port,host:port…` (`rediss+cluster://` with TLS).
+/// Query parameters: `namespace` (default `ws`: the prefix of every Redis
+/// key), `timeout_ms` (default 5000: the longest a call may take).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisUrl {
+    /// Node URLs (one, or the cluster's seed nodes), without our parameters.
+    pub nodes: Vec<String>,
+    /// Redis Cluster.
+    pub cluster: bool,
+    /// Prefix of every Redis key of this store.
+    pub namespace: String,
+    /// The longest one call may take.
+    pub timeout: Duration,
+    /// The URL as given, with any password hidden (for messages).
+    pub display: String,
+}
+
+impl std::fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.display)
+    }
+}
+
+impl std::fmt::Display for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.display)
+    }
+}
+
+/// The URL with a password replaced by `***`.
+fn hide_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}***{}", &url[..s + 3], &url[at..]),
+        _ => url.to_string(),
+    }
+}
+
+impl RedisUrl {
+    /// Parse a store URL; a mistake says what the URL should look like.
+    pub fn parse(url: &str) -> Result<RedisUrl> {
+        let bad = |why: &str| {
+            StateError::invalid(format!(
+                "store URL {}: {why}; write redis://HOST:PORT[/DB], rediss://… for TLS, or redis+cluster://HOST:PORT,HOST:PORT for Redis Cluster",
+                hide_password(url)
+            ))
+        };
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("no scheme"))?;
+        let (cluster, node_scheme) = match scheme {
+            "redis" => (false, "redis"),
+            "rediss" => (false, "rediss"),
+            "redis+cluster" => (true, "redis"),
+            "rediss+cluster" => (true, "rediss"),
+            _ => return Err(bad(&format!("unknown scheme {scheme:?}"))),
+        };
+        let (addr, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let mut namespace = "ws".to_string();
+        let mut timeout = Duration::from_secs(5);
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            match k.as_ref() {
+                "namespace" => {
+                    if v.is_empty() || v.contains(['{', '}']) {
+                        return Err(bad("namespace must be non-empty, without `{` or `}`"));
+                    }
+                    namespace = v.into_owned();
+                }
+                "timeout_ms" => {
+                    let ms: u64 = v.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
+                        bad("timeout_ms must be a whole number of milliseconds ≥ 1")
+                    })?;
+                    timeout = Duration::from_millis(ms);
+                }
+                other => {
+                    return Err(bad(&format!(
+                        "unknown parameter {other:?} (known: namespace, timeout_ms)"
+                    )));
+                }
+            }
+        }
+        if addr.is_empty() {
+            return Err(bad("no host"));
+        }
+        let nodes: Vec<String> = if cluster {
+            let (auth, hosts) = match addr.rsplit_once('@') {
+                Some((a, h)) => (format!("{a}@"), h),
+                None => (String::new(), addr),
+            };
+            hosts
+                .split(',')
+                .map(|h| format!("{node_scheme}://{auth}{}", h.trim()))
+                .collect()
+        } else {
+            vec![format!("{node_scheme}://{addr}")]
+        };
+        for n in &nodes {
+            redis::Client::open(n.as_str()).map_err(|e| bad(&e.to_string()))?;
+        }
+        Ok(RedisUrl {
+            nodes,
+            cluster,
+            namespace,
+            timeout,
+            display: hide_password(url),
+        })
+    }
+}
+
+/// A connection to Redis or to a Redis Cluster; cheap to clone.
+#[derive(Clone)]
+pub enum Conn {
+    /// One Redis server (reconnects by itself).
+    Single(ConnectionManager),
+    /// A Redis Cluster (follows redirections, reconnects by itself).
+    Cluster(ClusterConnection),
+}
+
+/// The `unavailable` error of a failed call, saying what to check.
+pub fn unavailable(url: &RedisUrl, e: &RedisError) -> StateError {
+    let hint = if e.is_connection_refusal() {
+        "is Redis running and reachable at that address?"
+    } else if e.is_timeout() {
+        "Redis did not answer in time; is it overloaded or stopped?"
+    } else if e.is_io_error() || e.is_connection_dropped() {
+        "the connection to Redis broke; it will be re-established"
+    } else {
+        "check Redis's log"
+    };
+    StateError::Unavailable(format!("redis at {url}: {e} ({hint})"))
+}
+
+fn timed_out(url: &RedisUrl) -> StateError {
+    StateError::Unavailable(format!(
+        "redis at {url} did not answer within {} ms; is it running, and not stopped or overloaded?",
+        url.timeout.as_millis()
+    ))
+}
+
+impl Conn {
+    /// Connect (bounded by the URL's timeout).
+    pub async fn open(url: &RedisUrl) -> Result<Conn> {
+        if url.nodes.iter().any(|n| n.starts_with("rediss://")) {
+            // rustls needs a crypto provider; ring is the one compiled in.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let connect = async {
+            if url.cluster {
+                let client = ClusterClient::builder(url.nodes.clone())
+                    .connection_timeout(url.timeout)
+                    .response_timeout(url.timeout)
+                    .build()?;
+                Ok(Conn::Cluster(client.get_async_connection().await?))
+            } else {
+                let client = redis::Client::open(url.nodes[0].as_str())?;
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(url.timeout))
+                    .set_response_timeout(Some(url.timeout))
+                    .set_number_of_retries(2);
+                Ok(Conn::Single(
+                    ConnectionManager::new_with_config(client, config).await?,
+                ))
+            }
+        };
+        match tokio::time::timeout(url.timeout, connect).await {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(e)) => Err(unavailable(url, &e)),
+            Err(_) => Err(StateError::Unavailable(format!(
+                "cannot connect to redis at {url} within {} ms: is Redis running and reachable at that address?",
+                url.timeout.as_millis()
+            ))),
+        }
+    }
+
+    /// A connection to one Redis server made on first use (no cluster), for
+    /// callers that cannot wait here; it must be created inside a tokio
+    /// runtime.
+    pub fn lazy(url: &RedisUrl) -> Result<Conn> {
+        if url.cluster {
+            return Err(StateError::invalid(format!(
+                "{url}: a Redis Cluster store must be opened with Store::connect (async)"
+            )));
+        }
+        let client =
+            redis::Client::open(url.nodes[0].as_str()).map_err(|e| unavailable(url, &e))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(url.timeout))
+            .set_response_timeout(Some(url.timeout))
+            .set_number_of_retries(2);
+        ConnectionManager::new_lazy_with_config(client, config)
+            .map(Conn::Single)
+            .map_err(|e| unavailable(url, &e))
+    }
+
+    /// Call the engine's function with `keys` and `args` (`FCALL`); load
+    /// the library first if this Redis does not have it yet.
+    pub async fn script(&self, url: &RedisUrl, keys: &[&str], args: &[Vec<u8>]) -> Result<Value> {
+        let mut fcall = redis::cmd("FCALL");
+        fcall.arg(&LIBRARY.function).arg(keys.len()).arg(keys);
+        for a in args {
+            fcall.arg(a.as_slice());
+        }
+        match self.cmd(url, &fcall).await {
+            Err(StateError::Unavailable(m)) if m.contains("Function not found") => {
+                self.load_library(url).await?;
+                self.cmd(url, &fcall).await
+            }
+            other => other,
+        }
+    }
+
+    /// `FUNCTION LOAD REPLACE` the engine's library (on every primary of a
+    /// cluster).
+    pub async fn load_library(&self, url: &RedisUrl) -> Result<()> {
+        let mut load = redis::cmd("FUNCTION");
+        load.arg("LOAD").arg("REPLACE").arg(&LIBRARY.source);
+        self.cmd(url, &load).await.map(|_| ()).map_err(|e| match e {
+            StateError::Unavailable(m) => StateError::Unavailable(format!(
+                "{m}; loading wasm-state's Redis function library failed (Redis 7 or later is needed)"
+            )),
+            e => e,
+        })
+    }
+
+    /// Run one plain command.
+    pub async fn cmd(&self, url: &RedisUrl, cmd: &redis::Cmd) -> Result<Value> {
+        let mut conn = self.clone();
+        let call = async {
+            match &mut conn {
+                Conn::Single(c) => cmd.query_async(c).await,
+                Conn::Cluster(c) => cmd.query_async(c).await,
+            }
+        };
+        bounded(url, call).await
+    }
+}
+
+/// A call bounded by the URL's timeout, its failure as `unavailable`.
+async fn bounded<T>(
+    url: &RedisUrl,
+    call: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(url.timeout, call).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(unavailable(url, &e)),
+        Err(_) => Err(timed_out(url)),
+    }
+}
+
+/// A setting of Redis that matters to durability or to keeping keys.
+fn config_value(v: &Value) -> Option<String> {
+    match v {
+        Value::Array(items) => items.get(1).and_then(|x| match x {
+            Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            Value::SimpleString(s) => Some(s.clone()),
+            _ => None,
+        }),
+        Value::Map(pairs) => pairs.first().and_then(|(_, x)| match x {
+            Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            Value::SimpleString(s) => Some(s.clone()),
+            _ => None,
+        }),
+        _ => None,
+    }
+}
+
+/// Check Redis's settings at start: refuse a `maxmemory-policy` that could
+/// evict keys (the state would lose data silently); warn when persistence
+/// cannot keep every acknowledged write across a Redis crash. Servers that
+/// do not allow `CONFIG GET` (some managed services) get a warning.
+pub async fn check_settings(conn: &Conn, url: &RedisUrl) -> Result<()> {
+    let get = |name: &str| {
+        let mut c = redis::cmd("CONFIG");
+        c.arg("GET").arg(name);
+        c
+    };
+    let policy = match conn.cmd(url, &get("maxmemory-policy")).await {
+        Ok(v) => config_value(&v),
+        Err(StateError::Unavailable(m))
+            if !m.contains("did not answer") && !m.contains("refused") =>
+        {
+            tracing::warn!(redis = %url, "cannot read Redis's settings (CONFIG GET is not allowed?): make sure maxmemory-policy is noeviction and appendfsync is always");
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    let maxmemory = conn
+        .cmd(url, &get("maxmemory"))
+        .await
+        .ok()
+        .and_then(|v| config_value(&v))
+        .unwrap_or_default();
+    if let Some(p) = &policy
+        && p != "noeviction"
+    {
+        if maxmemory != "0" && !maxmemory.is_empty() {
+            return Err(StateError::Unavailable(format!(
+                "redis at {url} has maxmemory {maxmemory} with maxmemory-policy {p}: it would evict state keys when full and lose data; set `CONFIG SET maxmemory-policy noeviction` (and in redis.conf)"
+            )));
+        }
+        tracing::warn!(redis = %url, policy = %p, "maxmemory-policy could evict keys once a maxmemory is set; use noeviction");
+    }
+    let aof = conn
+        .cmd(url, &get("appendonly"))
+        .await
+        .ok()
+        .and_then(|v| config_value(&v));
+    let fsync = conn
+        .cmd(url, &get("appendfsync"))
+        .await
+        .ok()
+        .and_then(|v| config_value(&v));
+    match (aof.as_deref(), fsync.as_deref()) {
+        (Some("yes"), Some("always")) => {}
+        (Some("yes"), Some(f)) => tracing::warn!(
+            redis = %url, appendfsync = f,
+            "acknowledged writes of the last second can be lost if Redis crashes; use appendfsync always for durability"
+        ),
+        _ => tracing::warn!(
+            redis = %url,
+            "Redis has no append-only file: acknowledged writes can be lost if Redis crashes; use appendonly yes and appendfsync always for durability"
+        ),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_urls() {
+        let u = RedisUrl::parse("redis://127.0.0.1:6379/2").unwrap();
+        assert_eq!(u.nodes, ["redis://127.0.0.1:6379/2"]);
+        assert!(!u.cluster);
+        assert_eq!(u.namespace, "ws");
+        let u = RedisUrl::parse("redis+cluster://:pw@a:1,b:2?namespace=t1&timeout_ms=250").unwrap();
+        assert_eq!(u.nodes, ["redis://:pw@a:1", "redis://:pw@b:2"]);
+        assert!(u.cluster);
+        assert_eq!(
+            (u.namespace.as_str(), u.timeout),
+            ("t1", Duration::from_millis(250))
+        );
+        assert_eq!(
+            u.display,
+            "redis+cluster://***@a:1,b:2?namespace=t1&timeout_ms=250"
+        );
+        let u = RedisUrl::parse("rediss://h:6380").unwrap();
+        assert_eq!(u.nodes, ["rediss://h:6380"]);
+        for bad in [
+            "localhost:6379",
+            "http://x",
+            "redis://",
+            "redis://h?timeout_ms=0",
+            "redis://h?namespace={x}",
+            "redis://h?colour=blue",
+        ] {
+            let e = RedisUrl::parse(bad).unwrap_err().to_string();
+            assert!(e.contains("redis://HOST:PORT"), "{bad}: {e}");
+        }
+        assert!(
+            !RedisUrl::parse("redis://:secret@h")
+                .unwrap_err_or_display()
+                .contains("secret")
+        );
+    }
+
+    trait DisplayOk {
+        fn unwrap_err_or_display(self) -> String;
+    }
+    impl DisplayOk for Result<RedisUrl> {
+        fn unwrap_err_or_display(self) -> String {
+            match self {
+                Ok(u) => format!("{u} {u:?}"),
+                Err(e) => e.to_string(),
+            }
+        }
+    }
+}

@@ -1,0 +1,156 @@
+-- cx.lua ↔ kv/ops/cx.rs: the context one write request runs in — its
+-- buffered view of the owner's records, the time, the quotas, etag issuing,
+-- and per-owner storage accounting that enforces quotas before anything is
+-- kept.
+--
+-- Etags: the kv engine counts versions database-wide; here every owner has
+-- its own counter, with a random nonce chosen when the owner's records are
+-- first written (`c` = nonce .. u64 BE). An etag is nonce .. 16 hex digits,
+-- so an etag of another owner, or of an owner destroyed and re-created,
+-- can never match.
+
+local cx = {}
+
+-- A context over `base` at time `now`; `limits` holds the quotas and the
+-- nonce to use if the owner has none yet.
+function cx.new(base, now, limits)
+  return {
+    raw = overlay.new(base),
+    now = now,
+    limits = limits,
+        counter = nil, -- {nonce, version, moved}
+    deltas = {},   -- owner → bytes added (or freed)
+    -- value changes of watched scopes, queued for their watchers at the end
+    watch = watch.capture(limits.origin),
+  }
+end
+
+local function record_size(key, value_len)
+  return #key + value_len
+end
+
+local function account(c, key, delta)
+  local owner = layout.owner_of(key)
+  if owner then c.deltas[owner] = (c.deltas[owner] or 0) + delta end
+end
+
+-- Read access to the request's view (reads see its own writes).
+local Reader = {}
+Reader.__index = Reader
+function Reader:get(k) return overlay.get(self.o, k) end
+function Reader:value_len(k) return overlay.value_len(self.o, k) end
+function Reader:scan(start, stop, reverse, visit) return overlay.scan(self.o, start, stop, reverse, visit) end
+
+function cx.r(c)
+  if not c.reader then c.reader = setmetatable({ o = c.raw }, Reader) end
+  return c.reader
+end
+
+-- Store a record.
+function cx.put(c, key, value)
+  if layout.owner_of(key) then
+    watch.meta_write(c.watch, cx.r(c), key, value)
+    local n = overlay.value_len(c.raw, key)
+    local old = n and record_size(key, n) or 0
+    account(c, key, record_size(key, #value) - old)
+  end
+  overlay.put(c.raw, key, value)
+end
+
+-- Delete a record.
+function cx.delete(c, key)
+    if layout.owner_of(key) then
+    local n = overlay.value_len(c.raw, key)
+    if n then
+      watch.meta_write(c.watch, cx.r(c), key, nil)
+      account(c, key, -record_size(key, n))
+    end
+  end
+  overlay.delete(c.raw, key)
+end
+
+-- Delete every record in [start, stop).
+function cx.delete_range(c, start, stop)
+    if string.sub(start, 1, 1) == layout.DATA then
+    watch.range_delete(c.watch, cx.r(c), start, stop)
+    overlay.scan(c.raw, start, stop, false, function(k, v)
+      account(c, k, -record_size(k, #v))
+      return true
+    end)
+  end
+  overlay.delete_range(c.raw, start, stop)
+end
+
+local function load_counter(c)
+  if not c.counter then
+    local b = overlay.get(c.raw, layout.COUNTER)
+    if b then
+      c.counter = { nonce = string.sub(b, 1, 8), version = bytes.read_u64(b, 9), moved = false }
+      if not c.counter.version then
+        error({ code = 'internal', msg = 'damaged record (etag counter); the database may be corrupt' })
+      end
+    else
+      c.counter = { nonce = c.limits.nonce, version = 0, moved = false }
+    end
+  end
+  return c.counter
+end
+
+-- The last etag version issued so far, and the owner's nonce.
+function cx.last_version(c)
+  local k = load_counter(c)
+  return k.version, k.nonce
+end
+
+-- Issue a new etag version.
+function cx.next_version(c)
+  local k = load_counter(c)
+  k.version = k.version + 1
+  k.moved = true
+  return k.version
+end
+
+-- The etag text of a version of this owner.
+function cx.etag_of(c, version)
+  local k = load_counter(c)
+  return k.nonce .. bytes.hex16(version)
+end
+
+-- Check quotas and record usage and the etag counter, then write
+-- everything. Called once, after the request's ops succeeded; an error here
+-- discards the whole request.
+function cx.finish(c)
+  local capture = c.watch
+  c.watch = watch.capture(nil)
+  watch.flush(c, capture)
+  if c.counter and c.counter.moved then
+    overlay.put(c.raw, layout.COUNTER, c.counter.nonce .. bytes.be_u64(c.counter.version))
+  end
+  for owner, delta in pairs(c.deltas) do
+    if delta ~= 0 then
+      local key = layout.usage_key(owner)
+      local b = overlay.get(c.raw, key)
+      local used = 0
+      if b then
+        used = bytes.read_u64(b, 1)
+        if not used then
+          error({ code = 'internal', msg = 'damaged record (usage record); the database may be corrupt' })
+        end
+      end
+      local now_used = math.max(used + delta, 0)
+      local quota = c.limits.instance_quota
+      if layout.owner_is_account(owner) then quota = c.limits.account_quota end
+      if delta > 0 and now_used > quota then
+        error({ code = 'quota-exceeded', owner = layout.owner_name(owner), would_use = now_used, quota = quota })
+      end
+      if now_used == 0 then
+        overlay.delete(c.raw, key)
+      else
+        overlay.put(c.raw, key, bytes.be_u64(now_used))
+      end
+    end
+  end
+  overlay.flush(c.raw)
+end
+
+return cx

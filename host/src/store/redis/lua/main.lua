@@ -1,0 +1,380 @@
+-- main.lua ↔ kv/mod.rs (the engine's calls): decode one call's arguments,
+-- run it on the owner's records, and encode its answer. Every call is one
+-- function call (FCALL): atomic, one round trip. keys[1], keys[2] are the
+-- owner's hash and sorted set; a write also names keys[3], its idempotency
+-- marker: a write retried after a lost answer returns the first answer
+-- instead of applying twice.
+--
+-- Answers: {'K', payload} or {'E', code, index (-1: none), details...}.
+--
+-- The library is loaded once (FUNCTION LOAD); each call only decodes its
+-- arguments (`call` holds them and the position read so far).
+
+local argv, at, base, reader
+
+local function arg()
+  local v = argv[at]
+  at = at + 1
+  return v
+end
+local function num() return tonumber(arg()) end
+local function opt() local v = arg(); if v == '' then return nil end; return v end
+
+local function scope_arg()
+  local s = { kind = arg(), name = arg(), id = arg() }
+  return s, layout.scope_keys(layout.scope_prefix(s))
+end
+
+-- The write context of a call: now, then the owner's nonce-to-be and quotas.
+local function write_cx(now)
+  local limits = { nonce = arg(), instance_quota = num(), account_quota = num(), watch_queue = num(), max_sessions = num(), origin = opt() }
+  return cx.new(base, now, limits)
+end
+
+-- The etag text of a stored version, for reads.
+local function etag_for(version)
+  local c = reader:get(layout.COUNTER)
+  return string.sub(c or '', 1, 8) .. bytes.hex16(version)
+end
+
+local function decode_ops(n)
+  local list_of_ops = {}
+  for i = 1, n do
+    local op = { key = arg(), kind = arg() }
+    local ck, ce = arg(), arg()
+    if ck ~= '' then op.cond = { kind = ck, etag = ce } end
+    local nargs = num()
+    op.args = {}
+    for j = 1, nargs do op.args[j] = arg() end
+    if op.kind == 'set' and op.args[2] == '' then op.args[2] = meta.NEVER end
+    list_of_ops[i] = op
+  end
+  return list_of_ops
+end
+
+local function encode_error(e)
+  if type(e) ~= 'table' then
+    return { 'E', 'internal', -1, 'msg', tostring(e) }
+  end
+  local out = { 'E', e.code, e.index or -1 }
+  for _, f in ipairs({ 'expected', 'found', 'len', 'etag', 'owner', 'would_use', 'quota', 'instance', 'max', 'msg' }) do
+    if e[f] ~= nil then
+      out[#out + 1] = f
+      out[#out + 1] = tostring(e[f])
+    end
+  end
+  return out
+end
+
+local commands = {}
+
+-- ---- reads of one scope ----
+
+function commands.entries()
+  local scope, sk = scope_arg()
+  local now = arg()
+  -- One round for the session, the metas and the etag counter.
+  local c = cx.new(base, now, {})
+  local first = { layout.COUNTER }
+  if scope.kind == 's' then first[#first + 1] = layout.session_key(scope.name, scope.id) end
+  for i = at, #argv do first[#first + 1] = sk:meta(argv[i]) end
+  overlay.prefetch(c.raw, first)
+  local r = cx.r(c)
+  keyspace.ensure_scope(r, scope, now)
+  local counter = r:get(layout.COUNTER)
+  local nonce = string.sub(counter or '', 1, 8)
+  local out = {}
+  while at <= #argv do
+    local key = arg()
+        local ok, m = pcall(value.get_value, r, sk, key, now)
+    if not ok then
+      local e = encode_error(m)
+      e[1] = 'e'
+      out[#out + 1] = e
+    elseif m then
+      out[#out + 1] = { 'v', m.value, nonce .. bytes.hex16(m.version), m.expires_at }
+    else
+      out[#out + 1] = { 'n' }
+    end
+  end
+  return out
+end
+
+function commands.info()
+  local scope, sk = scope_arg()
+  local now, key = arg(), arg()
+  keyspace.ensure_scope(reader, scope, now)
+  local m = keyspace.load(reader, sk, key, now)
+  if not m then return false end
+  return { m.kind, etag_for(m.version), m.expires_at }
+end
+
+function commands.keys()
+  local scope, sk = scope_arg()
+  local now = arg()
+  keyspace.ensure_scope(reader, scope, now)
+  local q = { prefix = opt(), start = opt(), stop = opt(), reverse = arg() == '1', after = opt() }
+  local page = num()
+  local keys, more = keyspace.keys(reader, sk, q, page, now)
+  local out = { more and 1 or 0 }
+  for _, k in ipairs(keys) do out[#out + 1] = k end
+  return out
+end
+
+function commands.mget()
+  local scope, sk = scope_arg()
+  local now, key = arg(), arg()
+  keyspace.ensure_scope(reader, scope, now)
+  local fields = {}
+  while at <= #argv do fields[#fields + 1] = arg() end
+  return map.get_many(reader, sk, key, fields, now)
+end
+
+function commands.mlen()
+  local scope, sk = scope_arg()
+  local now, key = arg(), arg()
+  keyspace.ensure_scope(reader, scope, now)
+  return map.length(reader, sk, key, now)
+end
+
+function commands.mfields()
+  local scope, sk = scope_arg()
+  local now, key = arg(), arg()
+  keyspace.ensure_scope(reader, scope, now)
+  local after, count = opt(), num()
+  local entries, last = map.fields(reader, sk, key, after, count, now)
+  local out = { last or false }
+  for _, e in ipairs(entries) do
+    out[#out + 1] = e[1]
+    out[#out + 1] = e[2]
+  end
+  return out
+end
+
+function commands.llen()
+  local scope, sk = scope_arg()
+  local now, key = arg(), arg()
+  keyspace.ensure_scope(reader, scope, now)
+  return list.length(reader, sk, key, now)
+end
+
+function commands.lrange()
+  local scope, sk = scope_arg()
+  local now, key = arg(), arg()
+  keyspace.ensure_scope(reader, scope, now)
+  return list.range(reader, sk, key, num(), num(), now)
+end
+
+function commands.lindex()
+  local scope, sk = scope_arg()
+  local now, key = arg(), arg()
+  keyspace.ensure_scope(reader, scope, now)
+  return list.index(reader, sk, key, num(), now)
+end
+
+-- Up to `limit` live values under `prefix` after key `after`: {more, key,
+-- etag, value, ...} (queries page through these).
+function commands.values()
+  local scope, sk = scope_arg()
+  local now = arg()
+  keyspace.ensure_scope(reader, scope, now)
+  local prefix, after, limit = arg(), opt(), num()
+  local out, n = { 0 }, 0
+  keyspace.each_live_value(reader, sk, prefix, after, now, function(key, version, v)
+    if n == limit then
+      out[1] = 1
+      return false
+    end
+    n = n + 1
+    out[#out + 1] = key
+    out[#out + 1] = etag_for(version)
+    out[#out + 1] = v
+    return true
+  end)
+  return out
+end
+
+-- ---- writes of one scope ----
+
+function commands.commit()
+  local scope, sk = scope_arg()
+  local now = arg()
+  local c = write_cx(now)
+  local list_of_ops = decode_ops(num())
+  -- What every op reads first, fetched in one round: the keys' meta
+  -- records, the etag counter, the owner's usage, the session's record.
+    local first = { layout.COUNTER, layout.usage_key(layout.owner_of(sk.prefix)),
+    layout.watchers_key(layout.watch_prefix_of(sk.prefix)) }
+  if scope.kind == 's' then first[#first + 1] = layout.session_key(scope.name, scope.id) end
+  for _, op in ipairs(list_of_ops) do first[#first + 1] = sk:meta(op.key) end
+  overlay.prefetch(c.raw, first)
+  keyspace.ensure_scope(cx.r(c), scope, now)
+  local results = ops.apply_all(c, sk, list_of_ops)
+  cx.finish(c)
+  return results
+end
+
+function commands.delprefix()
+  local scope, sk = scope_arg()
+  local now = arg()
+  local c = write_cx(now)
+  keyspace.ensure_scope(cx.r(c), scope, now)
+  local n = keyspace.delete_prefix(c, sk, arg())
+  cx.finish(c)
+  return n
+end
+
+-- ---- sessions (the instance's records) ----
+
+function commands.screate()
+  local instance, id, now, expires = arg(), arg(), arg(), arg()
+  local c = write_cx(now)
+  sessions.put(c, instance, id, nil, expires)
+  cx.finish(c)
+  return expires
+end
+
+function commands.sexpiry()
+  local instance, id, now = arg(), arg(), arg()
+  return keyspace.session_expiry(reader, instance, id, now)
+end
+
+function commands.sextend()
+  local instance, id, now, expires = arg(), arg(), arg(), arg()
+  local c = write_cx(now)
+  local old = keyspace.session_expiry(cx.r(c), instance, id, now)
+  sessions.put(c, instance, id, old, expires)
+  cx.finish(c)
+  return expires
+end
+
+function commands.send()
+  local instance, id, now = arg(), arg(), arg()
+  local c = write_cx(now)
+  local stored = sessions.stored_expiry(cx.r(c), instance, id)
+  if not stored then return 0 end
+  sessions.drop(c, instance, id, stored)
+  cx.finish(c)
+  if bytes.lt(stored, now) then return 0 end
+  return 1
+end
+
+function commands.slist()
+  local instance, now = arg(), arg()
+  return sessions.list(reader, instance, now)
+end
+
+-- ---- the owner as a whole ----
+
+function commands.usage()
+  local b = reader:get(layout.usage_key(arg()))
+  if not b then return 0 end
+  return bytes.read_u64(b, 1) or 0
+end
+
+-- Delete every record of the owner (an instance: its state, sessions,
+-- usage and etag counter; a new life gets a new nonce).
+function commands.destroy()
+  redis.call('UNLINK', base.h, base.z)
+  return 1
+end
+
+function commands.sweep()
+  local now, limit = arg(), num()
+  local c = write_cx(now)
+  local keys, sess = sweep.step(c, limit)
+  cx.finish(c)
+  return { keys, sess, sweep.next_due(reader) or false }
+end
+
+-- ---- watchers ----
+
+function commands.watching()
+  local watcher, targets, now = arg(), arg(), arg()
+  local c = write_cx(now)
+  local old = watch.set_watching(c, watcher, targets)
+  cx.finish(c)
+  return old
+end
+
+function commands.wowner()
+  local watcher, owner, now = arg(), arg(), arg()
+  local c = write_cx(now)
+  local wanted, unwanted = {}, {}
+  for _ = 1, num() do wanted[#wanted + 1] = arg() end
+  while at <= #argv do unwanted[#unwanted + 1] = arg() end
+  watch.set_owner(c, watcher, owner, wanted, unwanted)
+  cx.finish(c)
+  return 1
+end
+
+function commands.wpending()
+  local watcher, owner, holder, now = arg(), arg(), arg(), arg()
+  local c = write_cx(now)
+  local lease_ms, limit = num(), num()
+  local out = watch.pending(c, watcher, owner, holder, lease_ms, limit)
+  cx.finish(c)
+  return out
+end
+
+function commands.wack()
+  local watcher, owner, now = arg(), arg(), arg()
+  local c = write_cx(now)
+  watch.ack(c, watcher, owner, num())
+  cx.finish(c)
+  return 1
+end
+
+-- ---- the registry ----
+
+function commands.register()
+  local instance, account, now = arg(), arg(), arg()
+  local c = write_cx(now)
+  local acct, created = instances.register(c, instance, account, now)
+  cx.finish(c)
+  return { acct, created }
+end
+
+function commands.iinfo()
+  local acct, created = instances.lookup(reader, arg())
+  if not acct then return false end
+  return { acct, created }
+end
+
+function commands.ilist()
+  return instances.list(reader)
+end
+
+function commands.iforget()
+  local instance, now = arg(), arg()
+  local c = write_cx(now)
+  instances.forget(c, instance)
+  cx.finish(c)
+  return 1
+end
+
+-- ---- dispatch ----
+
+-- One call: KEYS as `keys`, ARGV as `args`.
+local function dispatch(keys, args)
+  argv, at = args, 1
+  base = backend.new(keys[1], keys[2])
+  reader = backend.reader(base)
+  -- 'f': a first attempt; 'R': a write asked again after its answer was lost.
+  local attempt = arg()
+  local name = arg()
+  local run = commands[name]
+  if not run then return { 'E', 'internal', -1, 'msg', 'unknown command ' .. tostring(name) } end
+  local marker = keys[3]
+  if marker and attempt == 'R' then
+    local seen = redis.call('GET', marker)
+    if seen then return cmsgpack.unpack(seen) end
+  end
+  local ok, res = pcall(run)
+  local answer
+  if ok then answer = { 'K', res } else answer = encode_error(res) end
+  if marker then redis.call('SET', marker, cmsgpack.pack(answer), 'PX', 120000) end
+  return answer
+end
+
+return dispatch

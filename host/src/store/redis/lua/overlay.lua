@@ -1,0 +1,150 @@
+-- overlay.lua ↔ kv/backend/overlay.rs: a write buffer over the owner's
+-- records. Reads see the buffered writes; nothing reaches Redis until
+-- flush, which runs only when the whole request succeeded — Redis has no
+-- rollback, so a request that fails simply drops its overlay and leaves no
+-- trace.
+
+local overlay = {}
+
+function overlay.new(base)
+  -- pending: key → value, or false for a delete; cleared: range deletes;
+  -- seen: what point reads found in Redis (false: absent), so a request
+  -- reads each record from Redis once.
+  return { base = base, pending = {}, cleared = {}, seen = {} }
+end
+
+local function in_range(k, start, stop)
+  return not bytes.lt(k, start) and (stop == nil or bytes.lt(k, stop))
+end
+
+local function cleared(o, k)
+  for _, r in ipairs(o.cleared) do
+    if in_range(k, r[1], r[2]) then return true end
+  end
+  return false
+end
+
+function overlay.get(o, k)
+  local v = o.pending[k]
+  if v ~= nil then
+    if v == false then return nil end
+    return v
+  end
+  if cleared(o, k) then return nil end
+  local s = o.seen[k]
+  if s == nil then
+    s = backend.get(o.base, k) or false
+    o.seen[k] = s
+  end
+  if s == false then return nil end
+  return s
+end
+
+function overlay.value_len(o, k)
+  local v = overlay.get(o, k)
+  if v == nil then return nil end
+  return #v
+end
+
+-- Buffered entries within [start, stop), in scan order.
+local function mine(o, start, stop, reverse)
+  local ks = {}
+  for k, _ in pairs(o.pending) do
+    if in_range(k, start, stop) then ks[#ks + 1] = k end
+  end
+  if reverse then
+    table.sort(ks, function(a, b) return bytes.lt(b, a) end)
+  else
+    table.sort(ks, bytes.lt)
+  end
+  return ks
+end
+
+function overlay.scan(o, start, stop, reverse, visit)
+  local ks = mine(o, start, stop, reverse)
+  local i = 1
+  local before = function(a, b)
+    if reverse then return bytes.lt(b, a) end
+    return bytes.lt(a, b)
+  end
+  local go_on = true
+  backend.scan(o.base, start, stop, reverse, function(k, v)
+    -- Emit buffered entries that come before this base entry.
+    while i <= #ks and before(ks[i], k) do
+      local mv = o.pending[ks[i]]
+      i = i + 1
+      if mv ~= false and visit(ks[i - 1], mv) == false then
+        go_on = false
+        return false
+      end
+    end
+    if i <= #ks and ks[i] == k then
+      local mv = o.pending[k]
+      i = i + 1
+      if mv ~= false then
+        go_on = visit(k, mv) ~= false
+      end
+      return go_on
+    end
+    if cleared(o, k) then return true end
+    go_on = visit(k, v) ~= false
+    return go_on
+  end)
+  if not go_on then return end
+  while i <= #ks do
+    local mv = o.pending[ks[i]]
+    if mv ~= false and visit(ks[i], mv) == false then return end
+    i = i + 1
+  end
+end
+
+function overlay.put(o, k, v)
+  o.pending[k] = v
+end
+
+function overlay.delete(o, k)
+  o.pending[k] = false
+end
+
+function overlay.delete_range(o, start, stop)
+  for k, _ in pairs(o.pending) do
+    if in_range(k, start, stop) then o.pending[k] = nil end
+  end
+  o.cleared[#o.cleared + 1] = { start, stop }
+end
+
+-- Read these records from Redis in one round (one HMGET) before the
+-- request looks at them.
+function overlay.prefetch(o, keys)
+  local missing = {}
+  for _, k in ipairs(keys) do
+    if o.seen[k] == nil and o.pending[k] == nil then missing[#missing + 1] = k end
+  end
+  local got = backend.get_many(o.base, missing)
+  for i, k in ipairs(missing) do o.seen[k] = got[i] or false end
+end
+
+-- Apply every buffered write to Redis, in as few commands as possible:
+-- range deletes, then one HSET of every put (and one ZADD of the keys that
+-- may be new), one HDEL and ZREM of every delete.
+function overlay.flush(o)
+  for _, r in ipairs(o.cleared) do
+    backend.delete_range(o.base, r[1], r[2])
+  end
+  local puts, fresh, dels = {}, {}, {}
+  for k, v in pairs(o.pending) do
+    if v == false then
+      if o.seen[k] ~= false then dels[#dels + 1] = k end
+    else
+      puts[#puts + 1] = k
+      puts[#puts + 1] = v
+      if type(o.seen[k]) ~= 'string' or cleared(o, k) then
+        fresh[#fresh + 1] = k
+      end
+    end
+  end
+  backend.put_many(o.base, puts, fresh)
+  backend.delete_many(o.base, dels)
+end
+
+return overlay

@@ -1,0 +1,75 @@
+-- sessions.lua ↔ kv/sessions.rs: session records — a record with its expiry
+-- plus an expiry index entry; a session's state is the range of its scope
+-- prefix, so ending one is a range delete. Sessions live in their
+-- instance's records (one slot: liveness checks stay atomic with the ops).
+
+local sessions = {}
+
+-- How many session records an instance has (live or not yet swept): the
+-- count record, or (records written before it existed) a count.
+local function count(c, instance)
+  local prefix = layout.sessions_of(instance)
+  local b = cx.r(c):get(prefix)
+  if b ~= nil then
+    if #b ~= 8 then error({ code = 'internal', msg = 'damaged record (session count); the database may be corrupt' }) end
+    return bytes.read_u64(b, 1)
+  end
+  local n = 0
+  cx.r(c):scan(prefix, bytes.prefix_end(prefix), false, function(k, _)
+    if layout.split_pair(string.sub(k, 2)) then n = n + 1 end
+    return true
+  end)
+  return n
+end
+
+-- Write (or move) a session's record and expiry index; a new session counts
+-- against the instance's session limit.
+function sessions.put(c, instance, id, old, at)
+  if old then
+    cx.delete(c, layout.session_expiry(old, instance, id))
+  elseif sessions.stored_expiry(cx.r(c), instance, id) == nil then
+    local n = count(c, instance)
+    if n >= c.limits.max_sessions then
+      error({ code = 'too-many-sessions', instance = instance, max = c.limits.max_sessions })
+    end
+    cx.put(c, layout.sessions_of(instance), bytes.be_u64(n + 1))
+  end
+  cx.put(c, layout.session_key(instance, id), at)
+  cx.put(c, layout.session_expiry(at, instance, id), '')
+end
+
+-- Delete a session's record, index entry and data.
+function sessions.drop(c, instance, id, at)
+  local n = count(c, instance)
+  cx.put(c, layout.sessions_of(instance), bytes.be_u64(math.max(n - 1, 0)))
+  cx.delete(c, layout.session_key(instance, id))
+  cx.delete(c, layout.session_expiry(at, instance, id))
+  local prefix = layout.scope_prefix({ kind = 's', name = instance, id = id })
+  cx.delete_range(c, prefix, bytes.prefix_end(prefix))
+end
+
+-- The stored expiry of a session, live or not (nil if none).
+function sessions.stored_expiry(r, instance, id)
+  local b = r:get(layout.session_key(instance, id))
+  if b == nil then return nil end
+  if #b < 8 then error({ code = 'internal', msg = 'damaged record (session record); the database may be corrupt' }) end
+  return string.sub(b, 1, 8)
+end
+
+-- The live sessions of an instance at `now`: {id, at, id, at, ...}.
+function sessions.list(r, instance, now)
+  local prefix = layout.sessions_of(instance)
+  local out = {}
+  r:scan(prefix, bytes.prefix_end(prefix), false, function(k, v)
+    local _, id = layout.split_pair(string.sub(k, 2))
+    local at = string.sub(v, 1, 8)
+    if id and #at == 8 and bytes.lt(now, at) then
+      out[#out + 1] = id
+      out[#out + 1] = at
+    end
+    return true
+  end)
+  return out
+end
+
+return sessions

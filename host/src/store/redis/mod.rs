@@ -1,0 +1,892 @@
+//! The Redis engine: the state of many hosts in one Redis (or a Redis
+//! Cluster). Each call of the engine seam is one server-side Lua script
+//! (EVALSHA), one round trip, atomic on the server:
+//!
+//! - the script's modules (`lua/`) mirror the kv engine's Rust modules one
+//!   for one — `value.lua` ↔ `kv/ops/value.rs`, `map.lua` ↔ `kv/ops/map.rs`
+//!   … — over the same record layout, kept per owner in a hash and a sorted
+//!   set (`keys.rs`); one conformance suite (and a differential property
+//!   test) proves the two engines agree;
+//! - every write is planned in an in-script overlay and applied only if the
+//!   whole request succeeded, so a failing op leaves nothing (Redis has no
+//!   rollback);
+//! - each owner (an instance with its sessions, or an account) lives in one
+//!   Cluster slot, so quota, session liveness and destroy stay atomic; keys
+//!   are declared by this side (Cluster-safe);
+//! - etags are an owner nonce plus a per-owner counter (no hot global key);
+//! - expiry is stored and checked against the host's clock (`ManualClock`
+//!   works), and a sweeper frees what expired;
+//! - a write carries a request id: a retry after a lost answer gets the
+//!   first answer, never a second application.
+//!
+//! Everything state-independent stays shared Rust (argument checks, cursors,
+//! globs, TTL arithmetic, session ids, errors).
+
+mod conn;
+pub mod keys;
+mod script;
+
+use std::collections::HashSet;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
+
+use redis::Value;
+
+pub use conn::RedisUrl;
+
+use super::clock::{Clock, deadline};
+use super::engine::{Engine, FieldPage, Fut};
+use super::error::{Result, StateError};
+use super::kv::watch as kv_watch;
+use super::limits::Limits;
+use super::query::{Query, QueryPage, Runner};
+use super::types::{
+    Entry, KeyInfo, KeyKind, KeyListing, KeyPage, Op, OpResult, Scope, SessionInfo,
+};
+use super::watch::{ChangeBatch, QueueOwner, WatchTarget};
+use super::{InstanceInfo, SweepStats, cursor};
+use conn::Conn;
+use keys::Owner;
+use script::{Reply, payload, read_time, scope_args, time};
+
+/// How many values one script run hands a query at a time.
+const QUERY_BATCH: usize = 1000;
+
+/// The Redis engine.
+pub struct RedisEngine {
+    conn: Conn,
+    url: RedisUrl,
+    clock: Arc<dyn Clock>,
+    limits: Arc<Limits>,
+    /// Owners this process has listed in the owners set already.
+    known_owners: Mutex<HashSet<String>>,
+    /// When each owner's next key or session expires (store-clock ms), as
+    /// its last sweep found; owners this process wrote since are absent
+    /// (unknown). Other hosts' writes are caught by a full pass every
+    /// [`FULL_SWEEP`].
+    due: Mutex<std::collections::HashMap<String, u64>>,
+    /// When the last full pass began.
+    last_full: Mutex<Option<std::time::Instant>>,
+}
+
+/// How long a host holds a watcher's queue after its last look (another
+/// host takes over a queue whose holder stopped looking this long).
+const WATCH_LEASE: Duration = Duration::from_secs(15);
+
+/// How often the sweeper visits every owner, whatever it knows.
+const FULL_SWEEP: Duration = Duration::from_secs(60);
+
+impl std::fmt::Debug for RedisEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisEngine")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Unpredictable 64-bit numbers, cheaply: a per-process randomly keyed
+/// hash (std seeds it from the OS) of a counter. Request ids and the nonce
+/// of a new owner need uniqueness and unpredictability, not secrecy.
+fn random_u64() -> u64 {
+    use std::hash::BuildHasher;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static KEY: LazyLock<std::collections::hash_map::RandomState> =
+        LazyLock::new(std::collections::hash_map::RandomState::new);
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    KEY.hash_one(COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+fn kind_of(b: &[u8]) -> Result<KeyKind> {
+    match b {
+        b"value" => Ok(KeyKind::Value),
+        b"map" => Ok(KeyKind::Map),
+        b"list" => Ok(KeyKind::List),
+        _ => Err(script::bad_reply("a key kind")),
+    }
+}
+
+impl RedisEngine {
+    /// Connect to the store at `url` and check Redis's settings.
+    pub async fn connect(url: &str, clock: Arc<dyn Clock>, limits: Arc<Limits>) -> Result<Self> {
+        let url = RedisUrl::parse(url)?;
+        let conn = Conn::open(&url).await?;
+        conn::check_settings(&conn, &url).await?;
+        Ok(RedisEngine {
+            conn,
+            url,
+            clock,
+            limits,
+            known_owners: Mutex::new(HashSet::new()),
+            due: Mutex::default(),
+            last_full: Mutex::default(),
+        })
+    }
+
+    /// An engine that connects to a single Redis server on first use (no
+    /// settings check): for synchronous callers inside a tokio runtime.
+    pub fn lazy(url: &str, clock: Arc<dyn Clock>, limits: Arc<Limits>) -> Result<Self> {
+        let url = RedisUrl::parse(url)?;
+        Ok(RedisEngine {
+            conn: Conn::lazy(&url)?,
+            url,
+            clock,
+            limits,
+            known_owners: Mutex::new(HashSet::new()),
+            due: Mutex::default(),
+            last_full: Mutex::default(),
+        })
+    }
+
+    /// The store URL (password hidden).
+    pub fn url(&self) -> &RedisUrl {
+        &self.url
+    }
+
+    fn owner(&self, scope: &Scope) -> Owner {
+        Owner::of_scope(&self.url.namespace, scope)
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// One read on an owner: the command, then its arguments.
+    async fn read(&self, owner: &Owner, mut args: Vec<Vec<u8>>) -> Result<Value> {
+        args.insert(0, b"f".to_vec());
+        let v = self
+            .conn
+            .script(&self.url, &[&owner.hash, &owner.zset], &args)
+            .await?;
+        payload(v)
+    }
+
+    /// A read of one scope: `cmd`, the scope and now, then `extra`.
+    async fn read_scope(&self, cmd: &str, scope: &Scope, extra: Vec<Vec<u8>>) -> Result<Value> {
+        let mut args = vec![cmd.as_bytes().to_vec()];
+        args.extend(scope_args(scope));
+        args.push(time(self.now()));
+        args.extend(extra);
+        self.read(&self.owner(scope), args).await
+    }
+
+    /// List an owner in the owners set once per process (the sweeper's
+    /// work list), before its first write.
+    async fn note_owner(&self, owner: &Owner) -> Result<()> {
+        let fresh = self
+            .known_owners
+            .lock()
+            .map(|mut k| k.insert(owner.tag.clone()))
+            .unwrap_or(true);
+        if fresh {
+            let mut c = redis::cmd("SADD");
+            c.arg(keys::owners_set(&self.url.namespace)).arg(&owner.tag);
+            if let Err(e) = self.conn.cmd(&self.url, &c).await {
+                if let Ok(mut k) = self.known_owners.lock() {
+                    k.remove(&owner.tag);
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// A write on an owner: the command, now, nonce and quotas, then
+    /// `extra`. It carries a request id; one retry after a lost answer
+    /// returns the first answer.
+    async fn write(&self, owner: &Owner, cmd: &str, extra: Vec<Vec<u8>>) -> Result<Value> {
+        self.note_owner(owner).await?;
+        let request = format!("{:016x}{:08x}", random_u64(), random_u64() as u32);
+        let marker = owner.marker(&self.url.namespace, &request);
+        let keys = [owner.hash.as_str(), owner.zset.as_str(), marker.as_str()];
+        if let Ok(mut due) = self.due.lock() {
+            due.remove(&owner.tag);
+        }
+        let mut args = vec![b"f".to_vec(), cmd.as_bytes().to_vec()];
+        args.extend(extra);
+        let first = self.conn.script(&self.url, &keys, &args).await;
+        let v = match first {
+            Err(StateError::Unavailable(m))
+                if m.contains("broke") || m.contains("did not answer") =>
+            {
+                // The answer was lost: ask again with the same request id.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                args[0] = b"R".to_vec();
+                self.conn.script(&self.url, &keys, &args).await.map_err(|e| match e {
+                    StateError::Unavailable(m2) => StateError::Unavailable(format!(
+                        "{m2}; an earlier attempt's answer was lost, so the write may or may not have been applied (all of it or none)"
+                    )),
+                    e => e,
+                })?
+            }
+            other => other?,
+        };
+        payload(v)
+    }
+
+    /// The write context's arguments: the nonce a new owner gets, quotas,
+    /// the watch queue bound, the origin (none).
+    fn cx_args(&self) -> Result<Vec<Vec<u8>>> {
+        self.cx_args_from(None)
+    }
+
+    /// The same, for a write made by the watcher `origin`.
+    fn cx_args_from(&self, origin: Option<&str>) -> Result<Vec<Vec<u8>>> {
+        Ok(vec![
+            format!("{:08x}", random_u64() as u32).into_bytes(),
+            self.limits.instance_quota_bytes.to_string().into_bytes(),
+            self.limits.account_quota_bytes.to_string().into_bytes(),
+            self.limits.watch_queue.max(1).to_string().into_bytes(),
+            self.limits.max_sessions.to_string().into_bytes(),
+            opt_arg(origin),
+        ])
+    }
+
+    /// The Redis owner of a queue owner.
+    fn queue_owner(&self, owner: &QueueOwner) -> Owner {
+        match owner {
+            QueueOwner::Instance(i) => Owner::instance(&self.url.namespace, i),
+            QueueOwner::Account(a) => {
+                Owner::of_scope(&self.url.namespace, &Scope::Account(a.clone()))
+            }
+        }
+    }
+
+    /// Sweep one owner; returns what was freed.
+    async fn sweep_owner(&self, owner: &Owner, limit: usize) -> Result<SweepStats> {
+        let mut args = vec![time(self.now()), limit.to_string().into_bytes()];
+        args.extend(self.cx_args()?);
+        let r = self.write(owner, "sweep", args).await?.items()?;
+        let mut it = r.into_iter();
+        let keys = it.next().map(Reply::int).transpose()?.unwrap_or(0);
+        let sessions = it.next().map(Reply::int).transpose()?.unwrap_or(0);
+        let next = match it.next().and_then(Reply::opt) {
+            Some(at) => read_time(&at.bytes()?)?,
+            None => u64::MAX,
+        };
+        if let Ok(mut due) = self.due.lock() {
+            due.insert(owner.tag.clone(), next);
+        }
+        Ok(SweepStats {
+            keys: keys.max(0) as u64,
+            sessions: sessions.max(0) as u64,
+        })
+    }
+}
+
+fn entry_of(v: Value, now: u64) -> Result<Result<Option<Entry>>> {
+    let items = v.items()?;
+    match items.first() {
+        Some(Value::BulkString(t)) if t == b"n" => Ok(Ok(None)),
+        Some(Value::BulkString(t)) if t == b"e" => {
+            let e = script::error_of(items);
+            Ok(Err(e.root().clone()))
+        }
+        Some(Value::BulkString(t)) if t == b"v" => {
+            let mut it = items.into_iter().skip(1);
+            let value = it
+                .next()
+                .ok_or_else(|| script::bad_reply("a value"))?
+                .bytes()?;
+            let etag = it
+                .next()
+                .ok_or_else(|| script::bad_reply("an etag"))?
+                .text()?;
+            let at = it
+                .next()
+                .ok_or_else(|| script::bad_reply("an expiry"))?
+                .bytes()?;
+            Ok(Ok(Some(Entry {
+                value,
+                etag,
+                ttl: script::ttl(&at, now)?,
+            })))
+        }
+        _ => Err(script::bad_reply("an entry")),
+    }
+}
+
+fn opt_bytes(v: Value) -> Result<Option<Vec<u8>>> {
+    v.opt().map(Reply::bytes).transpose()
+}
+
+fn opt_arg(s: Option<&str>) -> Vec<u8> {
+    s.map(|s| s.as_bytes().to_vec()).unwrap_or_default()
+}
+
+impl Engine for RedisEngine {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    fn get_entries<'a>(
+        &'a self,
+        scope: &'a Scope,
+        keys: &'a [String],
+    ) -> Fut<'a, Vec<Result<Option<Entry>>>> {
+        Box::pin(async move {
+            let now = self.now();
+            let args = keys.iter().map(|k| k.as_bytes().to_vec()).collect();
+            let v = self.read_scope("entries", scope, args).await?;
+            v.items()?.into_iter().map(|e| entry_of(e, now)).collect()
+        })
+    }
+
+    fn info<'a>(&'a self, scope: &'a Scope, key: &'a str) -> Fut<'a, Option<KeyInfo>> {
+        Box::pin(async move {
+            let now = self.now();
+            let v = self
+                .read_scope("info", scope, vec![key.as_bytes().to_vec()])
+                .await?;
+            let Some(v) = v.opt() else { return Ok(None) };
+            let mut it = v.items()?.into_iter();
+            let kind = kind_of(
+                &it.next()
+                    .ok_or_else(|| script::bad_reply("a kind"))?
+                    .bytes()?,
+            )?;
+            let etag = it
+                .next()
+                .ok_or_else(|| script::bad_reply("an etag"))?
+                .text()?;
+            let at = it
+                .next()
+                .ok_or_else(|| script::bad_reply("an expiry"))?
+                .bytes()?;
+            let ttl = script::ttl(&at, now)?;
+            Ok(Some(KeyInfo {
+                kind,
+                etag,
+                expires_at_ms: ttl.map(|t| now + t.as_millis() as u64),
+                ttl,
+            }))
+        })
+    }
+
+    fn keys<'a>(
+        &'a self,
+        scope: &'a Scope,
+        listing: &'a KeyListing,
+        page: usize,
+    ) -> Fut<'a, KeyPage> {
+        Box::pin(async move {
+            let after = listing.cursor.as_deref().map(cursor::decode).transpose()?;
+            let args = vec![
+                opt_arg(listing.prefix.as_deref()),
+                opt_arg(listing.start.as_deref()),
+                opt_arg(listing.end.as_deref()),
+                if listing.reverse {
+                    b"1".to_vec()
+                } else {
+                    b"0".to_vec()
+                },
+                after.unwrap_or_default(),
+                page.to_string().into_bytes(),
+            ];
+            let mut it = self
+                .read_scope("keys", scope, args)
+                .await?
+                .items()?
+                .into_iter();
+            let more = it
+                .next()
+                .ok_or_else(|| script::bad_reply("a flag"))?
+                .int()?
+                == 1;
+            let keys: Vec<String> = it.map(Reply::text).collect::<Result<_>>()?;
+            let cursor = match keys.last() {
+                Some(last) if more => Some(cursor::encode(last.as_bytes())),
+                _ => None,
+            };
+            Ok(KeyPage { keys, cursor })
+        })
+    }
+
+    fn map_get_many<'a>(
+        &'a self,
+        scope: &'a Scope,
+        key: &'a str,
+        fields: &'a [String],
+    ) -> Fut<'a, Vec<Option<Vec<u8>>>> {
+        Box::pin(async move {
+            let mut args = vec![key.as_bytes().to_vec()];
+            args.extend(fields.iter().map(|f| f.as_bytes().to_vec()));
+            let v = self.read_scope("mget", scope, args).await?;
+            if fields.is_empty() {
+                return Ok(Vec::new());
+            }
+            v.items()?.into_iter().map(opt_bytes).collect()
+        })
+    }
+
+    fn map_length<'a>(&'a self, scope: &'a Scope, key: &'a str) -> Fut<'a, u64> {
+        Box::pin(async move {
+            let v = self
+                .read_scope("mlen", scope, vec![key.as_bytes().to_vec()])
+                .await?;
+            Ok(v.int()?.max(0) as u64)
+        })
+    }
+
+    fn map_fields<'a>(
+        &'a self,
+        scope: &'a Scope,
+        key: &'a str,
+        after: Option<Vec<u8>>,
+        count: usize,
+    ) -> Fut<'a, FieldPage> {
+        Box::pin(async move {
+            let count = count.min(i64::MAX as usize);
+            let args = vec![
+                key.as_bytes().to_vec(),
+                after.unwrap_or_default(),
+                count.to_string().into_bytes(),
+            ];
+            let mut it = self
+                .read_scope("mfields", scope, args)
+                .await?
+                .items()?
+                .into_iter();
+            let last = opt_bytes(it.next().ok_or_else(|| script::bad_reply("a cursor"))?)?;
+            let mut entries = Vec::new();
+            while let (Some(f), Some(v)) = (it.next(), it.next()) {
+                entries.push((f.text()?, v.bytes()?));
+            }
+            Ok(FieldPage { entries, last })
+        })
+    }
+
+    fn list_length<'a>(&'a self, scope: &'a Scope, key: &'a str) -> Fut<'a, u64> {
+        Box::pin(async move {
+            let v = self
+                .read_scope("llen", scope, vec![key.as_bytes().to_vec()])
+                .await?;
+            Ok(v.int()?.max(0) as u64)
+        })
+    }
+
+    fn list_range<'a>(
+        &'a self,
+        scope: &'a Scope,
+        key: &'a str,
+        start: i64,
+        stop: i64,
+    ) -> Fut<'a, Vec<Vec<u8>>> {
+        Box::pin(async move {
+            let args = vec![
+                key.as_bytes().to_vec(),
+                start.to_string().into_bytes(),
+                stop.to_string().into_bytes(),
+            ];
+            let v = self.read_scope("lrange", scope, args).await?;
+            v.items()?.into_iter().map(Reply::bytes).collect()
+        })
+    }
+
+    fn list_index<'a>(
+        &'a self,
+        scope: &'a Scope,
+        key: &'a str,
+        index: i64,
+    ) -> Fut<'a, Option<Vec<u8>>> {
+        Box::pin(async move {
+            let args = vec![key.as_bytes().to_vec(), index.to_string().into_bytes()];
+            opt_bytes(self.read_scope("lindex", scope, args).await?)
+        })
+    }
+
+    fn query<'a>(
+        &'a self,
+        scope: &'a Scope,
+        prefix: &'a str,
+        query: &'a Query,
+        page: usize,
+    ) -> Fut<'a, QueryPage> {
+        Box::pin(async move {
+            // The values are read in batches (each one script run), so a
+            // query sees each batch at one moment, not the whole scope.
+            let mut runner = Runner::new(query, page)?;
+            let mut after: Option<String> = None;
+            loop {
+                let args = vec![
+                    prefix.as_bytes().to_vec(),
+                    opt_arg(after.as_deref()),
+                    QUERY_BATCH.to_string().into_bytes(),
+                ];
+                let mut it = self
+                    .read_scope("values", scope, args)
+                    .await?
+                    .items()?
+                    .into_iter();
+                let more = it
+                    .next()
+                    .ok_or_else(|| script::bad_reply("a flag"))?
+                    .int()?
+                    == 1;
+                while let (Some(k), Some(e), Some(v)) = (it.next(), it.next(), it.next()) {
+                    let key = k.text()?;
+                    let etag = e.text()?;
+                    let value = v.bytes()?;
+                    if let Some(rest) = key.strip_prefix(prefix) {
+                        runner.offer(rest, &value, || etag);
+                    }
+                    after = Some(key);
+                }
+                if !more {
+                    return Ok(runner.finish());
+                }
+            }
+        })
+    }
+
+    fn commit<'a>(
+        &'a self,
+        scope: &'a Scope,
+        ops: Vec<Op>,
+        origin: Option<&'a str>,
+    ) -> Fut<'a, Vec<OpResult>> {
+        Box::pin(async move {
+            let now = self.now();
+            let mut args: Vec<Vec<u8>> = scope_args(scope).into();
+            args.push(time(now));
+            args.extend(self.cx_args_from(origin)?);
+            script::op_args(&ops, now, &mut args)?;
+            let v = self.write(&self.owner(scope), "commit", args).await?;
+            script::op_results(v)
+        })
+    }
+
+    fn delete_prefix<'a>(
+        &'a self,
+        scope: &'a Scope,
+        prefix: &'a str,
+        origin: Option<&'a str>,
+    ) -> Fut<'a, u64> {
+        Box::pin(async move {
+            let now = self.now();
+            let mut args: Vec<Vec<u8>> = scope_args(scope).into();
+            args.push(time(now));
+            args.extend(self.cx_args_from(origin)?);
+            args.push(prefix.as_bytes().to_vec());
+            let v = self.write(&self.owner(scope), "delprefix", args).await?;
+            Ok(v.int()?.max(0) as u64)
+        })
+    }
+
+    fn create_session<'a>(&'a self, instance: &'a str, id: &'a str, ttl: Duration) -> Fut<'a, u64> {
+        Box::pin(async move {
+            let now = self.now();
+            let at = deadline(now, ttl)?;
+            let mut args = vec![
+                instance.as_bytes().to_vec(),
+                id.as_bytes().to_vec(),
+                time(now),
+                time(at),
+            ];
+            args.extend(self.cx_args()?);
+            let owner = Owner::instance(&self.url.namespace, instance);
+            read_time(&self.write(&owner, "screate", args).await?.bytes()?)
+        })
+    }
+
+    fn session_expiry<'a>(&'a self, instance: &'a str, id: &'a str) -> Fut<'a, u64> {
+        Box::pin(async move {
+            let args = vec![
+                b"sexpiry".to_vec(),
+                instance.as_bytes().to_vec(),
+                id.as_bytes().to_vec(),
+                time(self.now()),
+            ];
+            let owner = Owner::instance(&self.url.namespace, instance);
+            read_time(&self.read(&owner, args).await?.bytes()?)
+        })
+    }
+
+    fn extend_session<'a>(&'a self, instance: &'a str, id: &'a str, ttl: Duration) -> Fut<'a, u64> {
+        Box::pin(async move {
+            let now = self.now();
+            let at = deadline(now, ttl)?;
+            let mut args = vec![
+                instance.as_bytes().to_vec(),
+                id.as_bytes().to_vec(),
+                time(now),
+                time(at),
+            ];
+            args.extend(self.cx_args()?);
+            let owner = Owner::instance(&self.url.namespace, instance);
+            read_time(&self.write(&owner, "sextend", args).await?.bytes()?)
+        })
+    }
+
+    fn end_session<'a>(&'a self, instance: &'a str, id: &'a str) -> Fut<'a, bool> {
+        Box::pin(async move {
+            let now = self.now();
+            let mut args = vec![
+                instance.as_bytes().to_vec(),
+                id.as_bytes().to_vec(),
+                time(now),
+            ];
+            args.extend(self.cx_args()?);
+            let owner = Owner::instance(&self.url.namespace, instance);
+            Ok(self.write(&owner, "send", args).await?.int()? == 1)
+        })
+    }
+
+    fn list_sessions<'a>(&'a self, instance: &'a str) -> Fut<'a, Vec<SessionInfo>> {
+        Box::pin(async move {
+            let args = vec![
+                b"slist".to_vec(),
+                instance.as_bytes().to_vec(),
+                time(self.now()),
+            ];
+            let owner = Owner::instance(&self.url.namespace, instance);
+            let mut it = self.read(&owner, args).await?.items()?.into_iter();
+            let mut out = Vec::new();
+            while let (Some(id), Some(at)) = (it.next(), it.next()) {
+                out.push(SessionInfo {
+                    instance: instance.to_string(),
+                    id: id.text()?,
+                    expires_at_ms: read_time(&at.bytes()?)?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn register_instance<'a>(
+        &'a self,
+        instance: &'a str,
+        account: &'a str,
+    ) -> Fut<'a, InstanceInfo> {
+        Box::pin(async move {
+            let now = self.now();
+            let mut args = vec![
+                instance.as_bytes().to_vec(),
+                account.as_bytes().to_vec(),
+                time(now),
+            ];
+            args.extend(self.cx_args()?);
+            let registry = Owner::registry(&self.url.namespace);
+            let mut it = self
+                .write(&registry, "register", args)
+                .await?
+                .items()?
+                .into_iter();
+            let account = it
+                .next()
+                .ok_or_else(|| script::bad_reply("an account"))?
+                .text()?;
+            let created = it
+                .next()
+                .ok_or_else(|| script::bad_reply("a time"))?
+                .bytes()?;
+            Ok(InstanceInfo {
+                name: instance.to_string(),
+                account,
+                created_at_ms: read_time(&created)?,
+            })
+        })
+    }
+
+    fn instance_info<'a>(&'a self, instance: &'a str) -> Fut<'a, Option<InstanceInfo>> {
+        Box::pin(async move {
+            let registry = Owner::registry(&self.url.namespace);
+            let v = self
+                .read(
+                    &registry,
+                    vec![b"iinfo".to_vec(), instance.as_bytes().to_vec()],
+                )
+                .await?;
+            let Some(v) = v.opt() else { return Ok(None) };
+            let mut it = v.items()?.into_iter();
+            let account = it
+                .next()
+                .ok_or_else(|| script::bad_reply("an account"))?
+                .text()?;
+            let created = it
+                .next()
+                .ok_or_else(|| script::bad_reply("a time"))?
+                .bytes()?;
+            Ok(Some(InstanceInfo {
+                name: instance.to_string(),
+                account,
+                created_at_ms: read_time(&created)?,
+            }))
+        })
+    }
+
+    fn list_instances(&self) -> Fut<'_, Vec<InstanceInfo>> {
+        Box::pin(async move {
+            let registry = Owner::registry(&self.url.namespace);
+            let mut it = self
+                .read(&registry, vec![b"ilist".to_vec()])
+                .await?
+                .items()?
+                .into_iter();
+            let mut out = Vec::new();
+            while let (Some(n), Some(a), Some(c)) = (it.next(), it.next(), it.next()) {
+                out.push(InstanceInfo {
+                    name: n.text()?,
+                    account: a.text()?,
+                    created_at_ms: read_time(&c.bytes()?)?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn destroy_instance<'a>(&'a self, instance: &'a str) -> Fut<'a, ()> {
+        Box::pin(async move {
+            let now = self.now();
+            let owner = Owner::instance(&self.url.namespace, instance);
+            self.write(&owner, "destroy", Vec::new()).await?;
+            let registry = Owner::registry(&self.url.namespace);
+            let mut args = vec![instance.as_bytes().to_vec(), time(now)];
+            args.extend(self.cx_args()?);
+            self.write(&registry, "iforget", args).await?;
+            Ok(())
+        })
+    }
+
+    fn instance_usage<'a>(&'a self, instance: &'a str) -> Fut<'a, u64> {
+        Box::pin(async move {
+            let owner = Owner::instance(&self.url.namespace, instance);
+            let mut rec = vec![b'i'];
+            rec.extend((instance.len() as u16).to_be_bytes());
+            rec.extend(instance.as_bytes());
+            let v = self.read(&owner, vec![b"usage".to_vec(), rec]).await?;
+            Ok(v.int()?.max(0) as u64)
+        })
+    }
+
+    fn sweep_step(&self, limit: usize) -> Fut<'_, SweepStats> {
+        Box::pin(async move {
+            let mut c = redis::cmd("SMEMBERS");
+            c.arg(keys::owners_set(&self.url.namespace));
+            let tags = self.conn.cmd(&self.url, &c).await?;
+            let tags: Vec<Value> = match tags {
+                Value::Set(v) | Value::Array(v) => v,
+                Value::Nil => Vec::new(),
+                _ => return Err(script::bad_reply("a set of owners")),
+            };
+            let now = self.now();
+            let full = {
+                let mut last = self
+                    .last_full
+                    .lock()
+                    .map_err(|_| StateError::Internal("the sweeper's state was poisoned".into()))?;
+                let full = last.is_none_or(|t| t.elapsed() >= FULL_SWEEP);
+                if full {
+                    *last = Some(std::time::Instant::now());
+                }
+                full
+            };
+            let mut total = SweepStats::default();
+            for tag in tags {
+                let tag = tag.text()?;
+                let known = self.due.lock().ok().and_then(|d| d.get(&tag).copied());
+                if !full && known.is_some_and(|at| at >= now) {
+                    continue;
+                }
+                let owner = keys::owner_of_tag(&self.url.namespace, &tag);
+                let s = self.sweep_owner(&owner, limit).await?;
+                total.keys += s.keys;
+                total.sessions += s.sessions;
+            }
+            Ok(total)
+        })
+    }
+
+    fn watch<'a>(&'a self, watcher: &'a str, targets: &'a [WatchTarget]) -> Fut<'a, ()> {
+        Box::pin(async move {
+            // What it watched is kept with its instance; each owner's
+            // registrations and queue with that owner (one slot each).
+            let home = Owner::instance(&self.url.namespace, watcher);
+            let mut args = vec![
+                watcher.as_bytes().to_vec(),
+                kv_watch::encode_targets(targets),
+                time(self.now()),
+            ];
+            args.extend(self.cx_args()?);
+            let old =
+                kv_watch::decode_targets(&self.write(&home, "watching", args).await?.bytes()?)?;
+            let mut owners: Vec<QueueOwner> =
+                old.iter().chain(targets).map(WatchTarget::owner).collect();
+            owners.sort();
+            owners.dedup();
+            for owner in owners {
+                let (wanted, unwanted) = kv_watch::split_for_owner(&owner, &old, targets);
+                let mut args = vec![
+                    watcher.as_bytes().to_vec(),
+                    kv_watch::owner_bytes(&owner),
+                    time(self.now()),
+                ];
+                args.extend(self.cx_args()?);
+                args.push(wanted.len().to_string().into_bytes());
+                args.extend(wanted);
+                args.extend(unwanted);
+                self.write(&self.queue_owner(&owner), "wowner", args)
+                    .await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn pending<'a>(
+        &'a self,
+        watcher: &'a str,
+        owner: &'a QueueOwner,
+        holder: &'a str,
+        limit: usize,
+    ) -> Fut<'a, ChangeBatch> {
+        Box::pin(async move {
+            let mut args = vec![
+                watcher.as_bytes().to_vec(),
+                kv_watch::owner_bytes(owner),
+                holder.as_bytes().to_vec(),
+                time(self.now()),
+            ];
+            args.extend(self.cx_args()?);
+            args.push(WATCH_LEASE.as_millis().to_string().into_bytes());
+            args.push(limit.to_string().into_bytes());
+            let mut it = self
+                .write(&self.queue_owner(owner), "wpending", args)
+                .await?
+                .items()?
+                .into_iter();
+            let busy = it
+                .next()
+                .ok_or_else(|| script::bad_reply("a flag"))?
+                .int()?
+                == 1;
+            let dropped = it
+                .next()
+                .ok_or_else(|| script::bad_reply("a count"))?
+                .int()?;
+            let mut changes = Vec::new();
+            while let (Some(seq), Some(entry)) = (it.next(), it.next()) {
+                let seq = seq.int()?.max(0) as u64;
+                changes.push(kv_watch::decode_entry(seq, &entry.bytes()?)?);
+            }
+            Ok(ChangeBatch {
+                changes,
+                dropped: dropped.max(0) as u64,
+                busy,
+            })
+        })
+    }
+
+    fn ack<'a>(&'a self, watcher: &'a str, owner: &'a QueueOwner, upto: u64) -> Fut<'a, ()> {
+        Box::pin(async move {
+            let mut args = vec![
+                watcher.as_bytes().to_vec(),
+                kv_watch::owner_bytes(owner),
+                time(self.now()),
+            ];
+            args.extend(self.cx_args()?);
+            // Lua numbers are exact to 2^53, far beyond any real seq.
+            args.push(upto.min(1 << 53).to_string().into_bytes());
+            self.write(&self.queue_owner(owner), "wack", args).await?;
+            Ok(())
+        })
+    }
+}

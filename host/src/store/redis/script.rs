@@ -1,0 +1,354 @@
+//! The server-side code of the Redis engine — one Redis function library
+//! assembled from the Lua modules in `lua/` (each mirrors a Rust module of
+//! the kv engine: see the header of each file) — and the codecs of its
+//! arguments and answers.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use redis::Value;
+
+use crate::store::error::{Result, StateError};
+use crate::store::types::{Condition, ExpireMode, Op, OpKind, OpOutput, OpResult, Scope};
+
+/// The modules, in dependency order.
+const MODULES: [(&str, &str); 15] = [
+    ("bytes", include_str!("lua/bytes.lua")),
+    ("layout", include_str!("lua/layout.lua")),
+    ("meta", include_str!("lua/meta.lua")),
+    ("backend", include_str!("lua/backend.lua")),
+    ("overlay", include_str!("lua/overlay.lua")),
+    ("cx", include_str!("lua/cx.lua")),
+    ("watch", include_str!("lua/watch.lua")),
+    ("keyspace", include_str!("lua/keyspace.lua")),
+    ("value", include_str!("lua/value.lua")),
+    ("map", include_str!("lua/map.lua")),
+    ("list", include_str!("lua/list.lua")),
+    ("ops", include_str!("lua/ops.lua")),
+    ("sessions", include_str!("lua/sessions.lua")),
+    ("instances", include_str!("lua/instances.lua")),
+    ("sweep", include_str!("lua/sweep.lua")),
+];
+
+/// The engine as a Redis function library: the modules, each a local table,
+/// and one function, named after the library's hash so that hosts of
+/// different versions can share a Redis (each calls its own).
+pub struct Library {
+    /// The source for `FUNCTION LOAD`.
+    pub source: String,
+    /// The function to `FCALL`.
+    pub function: String,
+}
+
+/// The library (built once).
+pub static LIBRARY: LazyLock<Library> = LazyLock::new(|| {
+    // While a library loads, Redis gives it no standard libraries
+    // (`string`, `math`…), so the modules are built on the first call and
+    // kept for the next ones.
+    let mut body = String::new();
+    for (name, _) in MODULES {
+        body.push_str(&format!("local {name}\n"));
+    }
+    body.push_str("local dispatch\nlocal function init()\n");
+    for (name, src) in MODULES {
+        body.push_str(&format!("{name} = (function()\n{src}\nend)()\n"));
+    }
+    body.push_str("dispatch = (function()\n");
+    body.push_str(include_str!("lua/main.lua"));
+    body.push_str("\nend)()\nend\n");
+    body.push_str(
+        "local function entry(keys, args)\n  if not dispatch then init() end\n  return dispatch(keys, args)\nend\n",
+    );
+    let hash = redis::Script::new(&body).get_hash().to_string();
+    let tag = &hash[..12];
+    let function = format!("wasm_state_{tag}");
+    let source = format!(
+        "#!lua name=wasm_state_{tag}\n-- wasm-state engine (generated from store/redis/lua)\n{body}redis.register_function('{function}', entry)\n"
+    );
+    Library { source, function }
+});
+
+/// A time as the script takes it: 8 bytes big-endian.
+pub fn time(ms: u64) -> Vec<u8> {
+    ms.to_be_bytes().to_vec()
+}
+
+/// Read a time the script returned.
+pub fn read_time(b: &[u8]) -> Result<u64> {
+    b.try_into()
+        .map(u64::from_be_bytes)
+        .map_err(|_| bad_reply("a time of 8 bytes"))
+}
+
+/// The scope as the script takes it: kind, name, session id.
+pub fn scope_args(scope: &Scope) -> [Vec<u8>; 3] {
+    match scope {
+        Scope::Account(a) => [b"a".to_vec(), a.as_bytes().to_vec(), Vec::new()],
+        Scope::Instance(i) => [b"i".to_vec(), i.as_bytes().to_vec(), Vec::new()],
+        Scope::Session { instance, id } => [
+            b"s".to_vec(),
+            instance.as_bytes().to_vec(),
+            id.as_bytes().to_vec(),
+        ],
+    }
+}
+
+fn mode(m: ExpireMode) -> &'static str {
+    match m {
+        ExpireMode::Always => "always",
+        ExpireMode::Nx => "nx",
+        ExpireMode::Xx => "xx",
+        ExpireMode::Gt => "gt",
+        ExpireMode::Lt => "lt",
+    }
+}
+
+/// Append the arguments of `ops` (key, kind, condition, arguments) at time
+/// `now`. Times are computed here, by the shared rules.
+pub fn op_args(ops: &[Op], now: u64, args: &mut Vec<Vec<u8>>) -> Result<()> {
+    args.push(ops.len().to_string().into_bytes());
+    for op in ops {
+        args.push(op.key.as_bytes().to_vec());
+        let (kind, a): (&str, Vec<Vec<u8>>) = match &op.kind {
+            OpKind::Set { value, ttl } => {
+                let at = match ttl {
+                    Some(t) => time(crate::store::deadline(now, *t)?),
+                    None => Vec::new(),
+                };
+                ("set", vec![value.clone(), at])
+            }
+            OpKind::Delete => ("delete", vec![]),
+            OpKind::Increment(d) => ("incr", vec![d.to_string().into_bytes()]),
+            OpKind::Expire { seconds, mode: m } => {
+                let at = crate::store::expire_at(now, *seconds)?.max(0) as u64;
+                let delete = if *seconds <= 0 { "1" } else { "0" };
+                ("expire", vec![delete.into(), time(at), mode(*m).into()])
+            }
+            OpKind::Persist => ("persist", vec![]),
+            OpKind::MapSet(entries) => (
+                "mset",
+                entries
+                    .iter()
+                    .flat_map(|(f, v)| [f.as_bytes().to_vec(), v.clone()])
+                    .collect(),
+            ),
+            OpKind::MapDelete(fields) => (
+                "mdel",
+                fields.iter().map(|f| f.as_bytes().to_vec()).collect(),
+            ),
+            OpKind::MapIncrement { field, delta } => (
+                "mincr",
+                vec![field.as_bytes().to_vec(), delta.to_string().into_bytes()],
+            ),
+            OpKind::ListAppend(values) => ("lappend", values.clone()),
+            OpKind::ListPrepend(values) => ("lprepend", values.clone()),
+            OpKind::ListStartPop(n) => ("lspop", vec![n.to_string().into_bytes()]),
+            OpKind::ListEndPop(n) => ("lepop", vec![n.to_string().into_bytes()]),
+            OpKind::ListRemove { value, count } => {
+                ("lrem", vec![value.clone(), count.to_string().into_bytes()])
+            }
+            OpKind::ListTrim { start, stop } => (
+                "ltrim",
+                vec![
+                    start.to_string().into_bytes(),
+                    stop.to_string().into_bytes(),
+                ],
+            ),
+            OpKind::ListInsert {
+                before,
+                pivot,
+                value,
+            } => (
+                "linsert",
+                vec![
+                    if *before { "1" } else { "0" }.into(),
+                    pivot.clone(),
+                    value.clone(),
+                ],
+            ),
+            OpKind::ListSet { index, value } => {
+                ("lset", vec![index.to_string().into_bytes(), value.clone()])
+            }
+            OpKind::Check => ("check", vec![]),
+        };
+        args.push(kind.into());
+        match &op.condition {
+            None => args.extend([Vec::new(), Vec::new()]),
+            Some(Condition::IfMatch(e)) => args.extend([b"m".to_vec(), e.as_bytes().to_vec()]),
+            Some(Condition::IfAbsent) => args.extend([b"a".to_vec(), Vec::new()]),
+            Some(Condition::IfExists) => args.extend([b"e".to_vec(), Vec::new()]),
+        }
+        args.push(a.len().to_string().into_bytes());
+        args.extend(a);
+    }
+    Ok(())
+}
+
+/// A reply that is not what the script returns.
+pub fn bad_reply(what: &str) -> StateError {
+    StateError::Internal(format!(
+        "unexpected answer from the Redis engine's script (expected {what}); is another wasm-state version sharing this Redis namespace?"
+    ))
+}
+
+/// Reply accessors.
+pub trait Reply {
+    /// Bytes of a bulk string.
+    fn bytes(self) -> Result<Vec<u8>>;
+    /// UTF-8 text of a bulk string.
+    fn text(self) -> Result<String>;
+    /// An integer.
+    fn int(self) -> Result<i64>;
+    /// The items of an array.
+    fn items(self) -> Result<Vec<Value>>;
+    /// None for nil (Lua false).
+    fn opt(self) -> Option<Value>;
+}
+
+impl Reply for Value {
+    fn bytes(self) -> Result<Vec<u8>> {
+        match self {
+            Value::BulkString(b) => Ok(b),
+            Value::SimpleString(s) => Ok(s.into_bytes()),
+            Value::Okay => Ok(b"OK".to_vec()),
+            _ => Err(bad_reply("bytes")),
+        }
+    }
+
+    fn text(self) -> Result<String> {
+        String::from_utf8(self.bytes()?).map_err(|_| StateError::corrupt("text that is not UTF-8"))
+    }
+
+    fn int(self) -> Result<i64> {
+        match self {
+            Value::Int(n) => Ok(n),
+            Value::BulkString(b) => std::str::from_utf8(&b)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| bad_reply("an integer")),
+            _ => Err(bad_reply("an integer")),
+        }
+    }
+
+    fn items(self) -> Result<Vec<Value>> {
+        match self {
+            Value::Array(v) => Ok(v),
+            _ => Err(bad_reply("an array")),
+        }
+    }
+
+    fn opt(self) -> Option<Value> {
+        match self {
+            Value::Nil => None,
+            v => Some(v),
+        }
+    }
+}
+
+/// The error of an `{'E', code, index, name, value, …}` answer (or of a
+/// per-key `{'e', …}` item).
+pub fn error_of(items: Vec<Value>) -> StateError {
+    let mut it = items.into_iter().skip(1);
+    let code = it.next().and_then(|v| v.text().ok()).unwrap_or_default();
+    let index = it.next().and_then(|v| v.int().ok()).unwrap_or(-1);
+    let mut fields = std::collections::HashMap::new();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        if let (Ok(k), Ok(v)) = (k.text(), v.bytes()) {
+            fields.insert(k, String::from_utf8_lossy(&v).into_owned());
+        }
+    }
+    let f = |name: &str| fields.get(name).cloned().unwrap_or_default();
+    let n = |name: &str| f(name).parse::<u64>().unwrap_or(0);
+    let kind = |name: &str| -> &'static str {
+        match f(name).as_str() {
+            "value" => "value",
+            "map" => "map",
+            _ => "list",
+        }
+    };
+    let e = match code.as_str() {
+        "wrong-type" => StateError::WrongType {
+            expected: kind("expected"),
+            found: kind("found"),
+        },
+        "not-an-integer" => StateError::NotAnInteger,
+        "overflow" => StateError::Overflow,
+        "index-out-of-range" => StateError::IndexOutOfRange { len: n("len") },
+        "etag-mismatch" => StateError::EtagMismatch,
+        "invalid-etag" => StateError::InvalidEtag(f("etag")),
+        "already-exists" => StateError::AlreadyExists,
+        "not-found" => StateError::NotFound,
+        "no-such-session" => StateError::NoSuchSession,
+        "access-denied" => StateError::AccessDenied(f("msg")),
+        "quota-exceeded" => StateError::QuotaExceeded {
+            owner: f("owner"),
+            would_use: n("would_use"),
+            quota: n("quota"),
+        },
+        "too-many-sessions" => StateError::TooManySessions {
+            instance: f("instance"),
+            max: n("max"),
+        },
+        "invalid-argument" => StateError::InvalidArgument(f("msg")),
+        _ => StateError::Internal(format!("the Redis engine's script failed: {}", f("msg"))),
+    };
+    match usize::try_from(index) {
+        Ok(index) => StateError::Aborted {
+            index,
+            source: Box::new(e),
+        },
+        Err(_) => e,
+    }
+}
+
+/// The payload of an answer, or its error.
+pub fn payload(v: Value) -> Result<Value> {
+    let mut items = v.items()?;
+    match items.first() {
+        Some(Value::BulkString(t)) if t == b"K" => Ok(items.pop().unwrap_or(Value::Nil)),
+        Some(Value::BulkString(t)) if t == b"E" => Err(error_of(items)),
+        _ => Err(bad_reply("an answer")),
+    }
+}
+
+/// The results of a commit.
+pub fn op_results(v: Value) -> Result<Vec<OpResult>> {
+    v.items()?
+        .into_iter()
+        .map(|r| {
+            let mut r = r.items()?.into_iter();
+            let etag = r.next().and_then(Reply::opt).map(Reply::text).transpose()?;
+            let mut out = r
+                .next()
+                .ok_or_else(|| bad_reply("an op output"))?
+                .items()?
+                .into_iter();
+            let tag = out
+                .next()
+                .ok_or_else(|| bad_reply("an output tag"))?
+                .bytes()?;
+            let output = match tag.as_slice() {
+                b"n" => OpOutput::None,
+                b"b" => OpOutput::Bool(out.next().ok_or_else(|| bad_reply("a bool"))?.int()? != 0),
+                b"i" => OpOutput::Int(out.next().ok_or_else(|| bad_reply("a number"))?.int()?),
+                b"v" => OpOutput::Values(
+                    out.next()
+                        .map(Reply::items)
+                        .transpose()?
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(Reply::bytes)
+                        .collect::<Result<_>>()?,
+                ),
+                _ => return Err(bad_reply("an op output")),
+            };
+            Ok(OpResult { etag, output })
+        })
+        .collect()
+}
+
+/// Remaining TTL from a stored expiry (8 bytes; 0 = none) at `now`.
+pub fn ttl(expires_at: &[u8], now: u64) -> Result<Option<Duration>> {
+    let at = read_time(expires_at)?;
+    Ok((at != 0).then(|| Duration::from_millis(at.saturating_sub(now))))
+}

@@ -1,0 +1,225 @@
+//! A real `redis-server` (Debian's package) for the tests: started on a free
+//! loopback port with no persistence, killed when the test process exits
+//! (PR_SET_PDEATHSIG), shared by all tests of a binary; each test uses its
+//! own key namespace.
+
+#![allow(dead_code)]
+
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// A running server.
+pub struct RedisServer {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    child: Child,
+}
+
+impl RedisServer {
+    /// Start `redis-server` on a free port with extra `--name value`
+    /// arguments.
+    pub fn start(extra: &[&str]) -> RedisServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("a free port")
+            .local_addr()
+            .unwrap()
+            .port();
+        RedisServer::start_on(port, extra)
+    }
+
+    /// Start `redis-server` on `port`.
+    pub fn start_on(port: u16, extra: &[&str]) -> RedisServer {
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SAFETY: prctl in the child before exec only asks the kernel to
+        // kill it when the spawning thread dies; no memory is touched.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd
+            .spawn()
+            .expect("redis-server must be installed (apt-get install redis-server)");
+        let server = RedisServer { port, child };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&self) {
+        let started = Instant::now();
+        loop {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+                use std::io::{Read, Write};
+                let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+                if s.write_all(b"PING\r\n").is_ok() {
+                    let mut buf = [0u8; 7];
+                    if s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n" {
+                        return;
+                    }
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "redis-server did not start on port {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A store URL on this server with a fresh namespace.
+    pub fn url(&self) -> String {
+        format!(
+            "redis://127.0.0.1:{}?namespace={}",
+            self.port,
+            fresh_namespace()
+        )
+    }
+
+    /// The process id (for SIGSTOP / SIGKILL in fault tests).
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A namespace no other test uses.
+pub fn fresh_namespace() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "t{}x{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Start a server from a thread that lives as long as the process: the
+/// kernel's parent-death signal follows the thread that spawned the child,
+/// so a server started from a short-lived test thread would die with it.
+pub fn start_detached(extra: &[&str]) -> RedisServer {
+    start_detached_at(None, extra)
+}
+
+/// [`start_detached`] on a given port (a restart keeps the address).
+pub fn start_detached_on(port: u16, extra: &[&str]) -> RedisServer {
+    start_detached_at(Some(port), extra)
+}
+
+fn start_detached_at(port: Option<u16>, extra: &[&str]) -> RedisServer {
+    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let args: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let server = match port {
+            Some(p) => RedisServer::start_on(p, &args),
+            None => RedisServer::start(&args),
+        };
+        let _ = tx.send(server);
+        loop {
+            std::thread::park();
+        }
+    });
+    rx.recv().expect("redis-server started")
+}
+
+/// The server shared by the tests of this binary.
+pub fn shared() -> &'static RedisServer {
+    static SERVER: OnceLock<RedisServer> = OnceLock::new();
+    SERVER.get_or_init(|| start_detached(&[]))
+}
+
+/// Ask `redis-cli` something; its stdout.
+pub fn cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli must be installed (apt-get install redis-tools)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A Redis Cluster of `n` primaries on loopback (no replicas, no
+/// persistence), in a temporary directory.
+pub struct RedisCluster {
+    /// The primaries.
+    pub nodes: Vec<RedisServer>,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisCluster {
+    /// Start the nodes and create the cluster; waits until it is ready.
+    pub fn start(n: usize) -> RedisCluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let nodes: Vec<RedisServer> = (0..n)
+            .map(|i| {
+                let conf = dir.path().join(format!("nodes-{i}.conf"));
+                start_detached(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    conf.to_str().unwrap(),
+                    "--cluster-node-timeout",
+                    "2000",
+                    "--dir",
+                    dir.path().to_str().unwrap(),
+                ])
+            })
+            .collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.port))
+            .collect();
+        let mut args = vec!["--cluster", "create"];
+        args.extend(addrs.iter().map(String::as_str));
+        args.extend(["--cluster-replicas", "0", "--cluster-yes"]);
+        let out = Command::new("redis-cli")
+            .args(&args)
+            .output()
+            .expect("redis-cli must be installed");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let started = Instant::now();
+        for node in &nodes {
+            while !cli(node.port, &["cluster", "info"]).contains("cluster_state:ok") {
+                assert!(
+                    started.elapsed() < Duration::from_secs(30),
+                    "the cluster did not become ready"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        RedisCluster { nodes, _dir: dir }
+    }
+
+    /// A store URL on the cluster with a fresh namespace.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.port))
+            .collect();
+        format!(
+            "redis+cluster://{}?namespace={}",
+            hosts.join(","),
+            fresh_namespace()
+        )
+    }
+}
