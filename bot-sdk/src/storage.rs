@@ -1,0 +1,65 @@
+//! Bot Framework's `Storage`: items (JSON objects) read, written and deleted
+//! by key, with eTags for optimistic concurrency.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use crate::error::Result;
+
+/// Items by key (Bot Framework's `StoreItems`). Each item is a JSON object;
+/// its `eTag` member is the item's version.
+pub type StoreItems = BTreeMap<String, Value>;
+
+/// The name of an item's version member, as Bot Framework spells it.
+pub const ETAG: &str = "eTag";
+
+/// The eTag that overwrites whatever is stored (last writer wins).
+pub const ANY_ETAG: &str = "*";
+
+/// An eTag that means "only if there is no item yet" (create-only). Bot
+/// Framework has none; [`BotState`](crate::BotState)'s optimistic mode uses
+/// it for a state that did not exist when the turn loaded it. With
+/// [`MemoryStorage`](crate::MemoryStorage) it behaves the same way: an
+/// absent item is written, an existing one conflicts.
+pub const ABSENT_ETAG: &str = "#absent";
+
+/// A store of bot state (Bot Framework's `Storage`).
+///
+/// - `read` returns the items found (with their `eTag`); missing keys are
+///   simply absent from the result.
+/// - `write` stores each item: without an `eTag`, or with `"*"`, it
+///   overwrites; with another eTag it succeeds only if that is still the
+///   item's eTag, else it fails with
+///   [`BotError::EtagConflict`](crate::BotError::EtagConflict) naming the
+///   key. Every write gives the item a new eTag.
+/// - `delete` removes items; unknown keys are fine.
+///
+/// Keys may hold any characters.
+pub trait Storage {
+    /// Read items by key.
+    fn read(&self, keys: &[&str]) -> Result<StoreItems>;
+    /// Write items.
+    fn write(&self, changes: StoreItems) -> Result<()>;
+    /// Delete items.
+    fn delete(&self, keys: &[&str]) -> Result<()>;
+    /// Note that items are still in use (a storage with an idle expiry
+    /// renews it); by default nothing.
+    fn touch(&self, keys: &[&str]) -> Result<()> {
+        let _ = keys;
+        Ok(())
+    }
+}
+
+/// The eTag of an item, if it has one.
+pub fn etag_of(item: &Value) -> Option<&str> {
+    item.get(ETAG).and_then(Value::as_str)
+}
+
+/// The item without its `eTag` (what is stored and what change detection
+/// looks at).
+pub fn without_etag(item: &Value) -> Map<String, Value> {
+    let mut m = item.as_object().cloned().unwrap_or_default();
+    m.remove(ETAG);
+    m
+}
