@@ -5,7 +5,12 @@
 #   2. the same component on `wasmtime serve` (wasmtime-cli 48) — the anchor,
 #   3. a stateful handler doing one read and one durable write (POST /visit)
 #      on `wasm-state serve`,
-# all in the same run. Goal: (3) >= 80% of (2).
+#   4. a counter written only against the standard wasi:keyvalue
+#      (examples/guests/kv-counter, POST /hit: one increment) on
+#      `wasm-state serve`: durable, shared by every request,
+#   5. the same .wasm on `wasmtime serve -S keyvalue`: an in-memory copy per
+#      request (nothing is kept),
+# all in the same run. Goals: (3) >= 80% of (2); (4) >= (5).
 #
 # Needs: wrk (apt-get install wrk) and wasmtime-cli 48 on PATH or in
 # $WASMTIME (cargo install wasmtime-cli@48.0.8 --locked).
@@ -61,17 +66,32 @@ wait_up 127.0.0.1:18083
 C=$(run_wrk ours-stateful http://127.0.0.1:18083/visit "$POST_LUA")
 VISITS=$(curl -s -X POST http://127.0.0.1:18083/visit)
 
-python3 - "$A" "$B" "$C" "$DURATION" "$CONNS" "$VISITS" <<'PY'
+echo "== wasm-state serve, wasi:keyvalue counter (durable increment)" >&2
+"$BIN" --data "$DATA/d" serve --listen 127.0.0.1:18084 "$WASM/kv-counter.wasm" 2>/dev/null & PIDS+=($!)
+wait_up 127.0.0.1:18084
+D=$(run_wrk ours-keyvalue http://127.0.0.1:18084/hit "$POST_LUA")
+HITS=$(curl -s http://127.0.0.1:18084/hits)
+
+echo "== wasmtime serve -S keyvalue, same component (in-memory)" >&2
+"$WASMTIME" serve -S cli -S keyvalue --addr 127.0.0.1:18085 "$WASM/kv-counter.wasm" 2>/dev/null & PIDS+=($!)
+wait_up 127.0.0.1:18085
+E=$(run_wrk wasmtime-keyvalue http://127.0.0.1:18085/hit "$POST_LUA")
+WHITS=$(curl -s http://127.0.0.1:18085/hits)
+
+python3 - "$A" "$B" "$C" "$D" "$E" "$DURATION" "$CONNS" "$VISITS" "$HITS" "$WHITS" <<'PY'
 import sys
 def parse(line):
     name, rps, p99, errs = line.split()
     return name, float(rps), p99, errs
-rows = [parse(a) for a in sys.argv[1:4]]
+rows = [parse(a) for a in sys.argv[1:6]]
+duration, conns, visits, hits, whits = sys.argv[6:11]
 base = rows[1][1]
-print(f"wrk -t2 -c{sys.argv[5]} -d{sys.argv[4]}s on loopback (same machine, same run)")
-print("| server | req/s | p99 | non-2xx | vs wasmtime serve |")
+print(f"wrk -t2 -c{conns} -d{duration}s on loopback (same machine, same run)")
+print("| server | req/s | p99 | non-2xx | vs wasmtime serve (hello) |")
 print("|---|---|---|---|---|")
 for name, rps, p99, errs in rows:
     print(f"| {name} | {rps:,.0f} | {p99} | {errs} | {rps / base:.2f}x |")
-print(f"stateful check: last /visit answered {sys.argv[6]}")
+print(f"stateful check: last /visit answered {visits}")
+print(f"wasi:keyvalue counter: wasm-state / wasmtime -S keyvalue = {rows[3][1] / rows[4][1]:.2f}x; "
+      f"count kept by wasm-state {hits.strip()}, by wasmtime {whits.strip()} (in-memory, per request)")
 PY

@@ -1,0 +1,343 @@
+//! Change notifications end to end: a watcher built with the SDK
+//! (`tests/guests/kv-watcher`, exporting the standard
+//! `wasi:keyvalue/watcher`) deployed on the real host keeps an audit log
+//! and a secondary index from notifications — after concurrent writes,
+//! transactions and TTL expiry; a slow or trapping watcher never stalls
+//! writers; delivery survives a SIGKILL of `wasm-state serve`.
+
+mod common;
+mod http_support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use http_support::ServeProcess;
+use serde_json::Value;
+use wasm_state::runtime::{GuestLimits, Host, HostConfig, WatchScope, WatcherStatus};
+use wasm_state::store::{Limits, Op, OpKind, QueueOwner, SetOptions};
+
+const WATCHER: &str = wasm_state_e2e::KV_WATCHER;
+
+/// The watcher's audit log (its own instance scope), parsed.
+async fn audit(host: &Host, name: &str) -> Vec<Value> {
+    let s = host.store().instance(name).unwrap();
+    s.list_range("watch/audit", 0, -1)
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| {
+            let line: String = serde_json::from_slice(b).unwrap();
+            serde_json::from_str(&line).unwrap()
+        })
+        .collect()
+}
+
+/// Wait (bounded) until `done` holds of the audit log.
+async fn audit_until(
+    host: &Host,
+    name: &str,
+    what: &str,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let started = Instant::now();
+    loop {
+        let a = audit(host, name).await;
+        if done(&a) {
+            return a;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}; audit has {} entries; watchers: {:?}",
+            a.len(),
+            host.watcher_status()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn status(host: &Host, name: &str, owner: QueueOwner) -> WatcherStatus {
+    host.watcher_status()
+        .into_iter()
+        .find(|s| s.instance == name && s.owner == owner)
+        .unwrap_or_else(|| {
+            panic!(
+                "no delivery of {name} to {owner:?}: {:?}",
+                host.watcher_status()
+            )
+        })
+}
+
+fn email(w: usize, i: usize, v: usize) -> String {
+    format!("{{\"email\":\"u{w}-{i}-v{v}@example.com\"}}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_builds_an_audit_log_and_an_index_from_concurrent_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = HostConfig::new(dir.path());
+    config.watch.insert(
+        "idx".into(),
+        vec![WatchScope::Instance, WatchScope::Account],
+    );
+    let host = Host::open(config).unwrap();
+    host.deploy_file("idx", std::path::Path::new(WATCHER))
+        .await
+        .unwrap();
+    let store = host.store().clone();
+
+    // Four writers at once: 20 users each, 5 deleted, one transaction that
+    // updates 3 (one of them twice: one change), an account write each.
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..4 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let s = store.instance("idx").unwrap();
+            for i in 0..20 {
+                s.set(&format!("user/{w}-{i}"), email(w, i, 0).into_bytes())
+                    .await
+                    .unwrap();
+            }
+            for i in 0..5 {
+                assert!(s.delete(&format!("user/{w}-{i}")).await.unwrap());
+            }
+            let set = |k: String, v: String| {
+                Op::new(
+                    k,
+                    OpKind::Set {
+                        value: v.into_bytes(),
+                        ttl: None,
+                    },
+                )
+            };
+            s.commit(vec![
+                set(format!("user/{w}-10"), email(w, 10, 1)),
+                set(format!("user/{w}-11"), email(w, 11, 1)),
+                set(format!("user/{w}-10"), email(w, 10, 2)),
+                set(format!("user/{w}-12"), email(w, 12, 1)),
+            ])
+            .await
+            .unwrap();
+            // Not value changes: expiry, maps and lists are not reported.
+            s.expire(&format!("user/{w}-13"), 3600, Default::default())
+                .await
+                .unwrap();
+            s.persist(&format!("user/{w}-13")).await.unwrap();
+            s.map_set(&format!("m{w}"), vec![("f".into(), b"1".to_vec())])
+                .await
+                .unwrap();
+            store
+                .account("default")
+                .unwrap()
+                .set(&format!("shared/{w}"), b"1".to_vec())
+                .await
+                .unwrap();
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.unwrap();
+    }
+    // Two values with a TTL: a set each, and a delete each when the
+    // sweeper frees them.
+    let s = store.instance("idx").unwrap();
+    for k in ["otp/1", "otp/2"] {
+        let ttl = SetOptions {
+            ttl: Some(Duration::from_millis(300)),
+            condition: None,
+        };
+        s.set_with(k, b"\"123456\"".to_vec(), ttl).await.unwrap();
+    }
+    // 80 sets + 20 deletes + 12 transaction changes + 2 TTL sets + 2
+    // expiries on the instance queue; 4 on the account queue.
+    let total = 80 + 20 + 12 + 4 + 4;
+    let log = audit_until(&host, "idx", "every change", |a| a.len() >= total).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log2 = audit(&host, "idx").await;
+    assert_eq!(log2.len(), total, "exactly one entry per change");
+    assert_eq!(log, log2[..log.len()]);
+
+    // Per queue, seqs strictly increase (commit order); no key of the
+    // watcher's own (watch/…) was reported back to it.
+    for queue in ["instance", "account"] {
+        let seqs: Vec<u64> = log2
+            .iter()
+            .filter(|e| e["scope"] == queue)
+            .map(|e| e["seq"].as_u64().unwrap())
+            .collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{queue}: {seqs:?}");
+    }
+    assert!(
+        log2.iter()
+            .all(|e| !e["key"].as_str().unwrap().starts_with("watch/"))
+    );
+    assert_eq!(log2.iter().filter(|e| e["scope"] == "account").count(), 4);
+    // Each writer's own changes are in its commit order, and the
+    // transaction's double write of user/w-10 arrived once, final value.
+    for w in 0..4 {
+        let mine: Vec<(&str, &Value)> = log2
+            .iter()
+            .filter(|e| {
+                e["key"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("user/{w}-"))
+            })
+            .map(|e| (e["key"].as_str().unwrap(), &e["value"]))
+            .collect();
+        assert_eq!(mine.len(), 20 + 5 + 3);
+        assert_eq!(mine[0].0, format!("user/{w}-0"));
+        assert!(
+            mine[20..25].iter().all(|(_, v)| v.is_null()),
+            "deletes: {:?}",
+            &mine[20..25]
+        );
+        let ten: Vec<&Value> = mine
+            .iter()
+            .filter(|(k, _)| *k == format!("user/{w}-10"))
+            .map(|(_, v)| *v)
+            .collect();
+        assert_eq!(ten.len(), 2);
+        assert_eq!(ten[1]["email"], format!("u{w}-10-v2@example.com"));
+    }
+    // Expiry arrives as a delete.
+    let otp: Vec<&Value> = log2
+        .iter()
+        .filter(|e| e["key"] == "otp/1")
+        .map(|e| &e["value"])
+        .collect();
+    assert_eq!(otp, [&Value::String("123456".into()), &Value::Null]);
+
+    // The index equals the one computed from the users as they are now.
+    let mut want = BTreeMap::new();
+    let page = s
+        .keys(wasm_state::store::KeyListing {
+            prefix: Some("user/".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.keys.len(), 60);
+    for k in &page.keys {
+        let v: Value = serde_json::from_slice(&s.get(k).await.unwrap().unwrap()).unwrap();
+        want.insert(
+            v["email"].as_str().unwrap().to_string(),
+            k["user/".len()..].to_string(),
+        );
+    }
+    let got: BTreeMap<String, String> = s
+        .map_get_all("watch/by-email")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(f, v)| (f, serde_json::from_slice::<String>(&v).unwrap()))
+        .collect();
+    assert_eq!(got, want);
+    let st = status(&host, "idx", QueueOwner::Instance("idx".into()));
+    assert_eq!((st.failed, st.dropped), (0, 0));
+    assert!(st.delivered >= 116);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_or_trapping_watcher_never_stalls_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = HostConfig::new(dir.path());
+    config.store.limits = Limits {
+        watch_queue: 8,
+        ..Limits::default()
+    };
+    config.guest = GuestLimits {
+        deadline: Duration::from_secs(1),
+        memory_bytes: 64 << 20,
+    };
+    let host = Host::open(config).unwrap();
+    host.deploy_file("idx", std::path::Path::new(WATCHER))
+        .await
+        .unwrap();
+    let s = host.store().instance("idx").unwrap();
+
+    // A watcher call that takes 400 ms while 50 writes go in: every write
+    // returns; the queue keeps the newest 8 and counts the rest.
+    s.set("slow/1", b"400".to_vec()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for i in 0..50 {
+        s.set(&format!("k{i:02}"), b"1".to_vec()).await.unwrap();
+    }
+    let owner = QueueOwner::Instance("idx".into());
+    let log = audit_until(&host, "idx", "k49", |a| a.iter().any(|e| e["key"] == "k49")).await;
+    let st = status(&host, "idx", owner.clone());
+    assert!(st.dropped > 0, "{st:?}");
+    // Nothing lost unaccounted: every change was delivered or dropped (the
+    // change in delivery while the queue overflowed, slow/1, may be both).
+    let accounted = log.len() as u64 + st.dropped;
+    assert!((51..=52).contains(&accounted), "{st:?}; {log:?}");
+    assert!(log.len() <= 8 + 2, "{} delivered", log.len());
+
+    // A trapping call is tried 3 times, then skipped; later changes flow.
+    s.set("trap/1", b"1".to_vec()).await.unwrap();
+    s.set("after-trap", b"1".to_vec()).await.unwrap();
+    audit_until(&host, "idx", "after-trap", |a| {
+        a.iter().any(|e| e["key"] == "after-trap")
+    })
+    .await;
+    let acc = host.store().account("default").unwrap();
+    assert_eq!(
+        acc.get("trap-attempts").await.unwrap().as_deref(),
+        Some(&b"3"[..])
+    );
+    // A call past the deadline (1 s here) is stopped like any guest.
+    s.set("slow/forever", b"600000".to_vec()).await.unwrap();
+    s.set("after-forever", b"1".to_vec()).await.unwrap();
+    audit_until(&host, "idx", "after-forever", |a| {
+        a.iter().any(|e| e["key"] == "after-forever")
+    })
+    .await;
+    let st = status(&host, "idx", owner);
+    assert_eq!(st.failed, 2, "{st:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_are_delivered_exactly_once_in_effect_across_a_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    let global = ["--data", data.as_str()];
+    let app = format!("idx={WATCHER}");
+    let mut serve = ServeProcess::start(&global, &[&app]).await;
+    let addr = serve.addr;
+    // The watcher is busy for 1.5 s with the first change while 20 more are
+    // acknowledged to the client; then the host dies.
+    let r = http_support::post(addr, "/put?key=slow/a", &[], "1500").await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.body);
+    for i in 0..20 {
+        let r = http_support::post(
+            addr,
+            &format!("/put?key=user/{i}"),
+            &[],
+            &format!("{{\"email\":\"{i}@x\"}}"),
+        )
+        .await;
+        assert_eq!(r.status.as_u16(), 200, "{}", r.body);
+    }
+    serve.kill();
+    // Restarted, it delivers what was not acknowledged: each change's effect
+    // once (the watcher skips a seq it has recorded).
+    let serve = ServeProcess::start_on(addr, &global, &[&app]).await;
+    let started = Instant::now();
+    let lines = loop {
+        let body = http_support::get(serve.addr, "/audit", &[]).await.body;
+        let lines: Vec<Value> = body
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if lines.len() >= 21 {
+            break lines;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "audit: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let body = http_support::get(serve.addr, "/audit", &[]).await.body;
+    assert_eq!(body.lines().count(), 21, "{body}");
+    let keys: Vec<&str> = lines.iter().map(|e| e["key"].as_str().unwrap()).collect();
+    let mut want = vec!["slow/a".to_string()];
+    want.extend((0..20).map(|i| format!("user/{i}")));
+    assert_eq!(keys, want);
+}
