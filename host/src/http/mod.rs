@@ -7,46 +7,44 @@
 //! reveals nothing of the host; details go to the log. The server keeps
 //! serving either way.
 
+mod apps;
 mod routes;
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use http_body_util::BodyExt;
 use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio::task::JoinSet;
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi_http::WasiHttpView;
-use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+pub use apps::{AppInfo, Apps};
 pub use routes::normalize_prefix;
 
-use crate::runtime::{Ctx, Host, HostError};
+use crate::runtime::{Ctx, Deployment, Host, HostError};
+use crate::server::{self, ConnLimits};
 
-/// How long shutdown waits for in-flight requests.
-pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
-
+#[derive(Clone)]
 struct Mount {
     prefix: String,
     instance: String,
     pre: ProxyPre<Ctx>,
+    dep: Arc<Deployment>,
 }
 
 /// Serves deployed `wasi:http` components over HTTP/1.1.
 pub struct HttpServer {
     host: Host,
-    mounts: Vec<Mount>,
-    grace: Duration,
+    apps: Apps,
+    limits: ConnLimits,
     /// One permit per instance the host can run at once: requests beyond
     /// that wait for a slot instead of failing.
     slots: Arc<tokio::sync::Semaphore>,
@@ -55,9 +53,10 @@ pub struct HttpServer {
 impl std::fmt::Debug for HttpServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mounts: Vec<_> = self
-            .mounts
+            .apps
+            .table()
             .iter()
-            .map(|m| (&m.prefix, &m.instance))
+            .map(|m| (m.prefix.clone(), m.instance.clone()))
             .collect();
         f.debug_struct("HttpServer")
             .field("mounts", &mounts)
@@ -78,21 +77,77 @@ fn text(status: StatusCode, body: &'static str) -> Response<HyperOutgoingBody> {
     resp
 }
 
+/// A guest's response body that ends in an error (so the client sees a
+/// cut response, not a complete one) when the handler failed while
+/// streaming it.
+struct Checked {
+    inner: HyperOutgoingBody,
+    failed: Arc<AtomicBool>,
+}
+
+impl Checked {
+    fn wrap(inner: HyperOutgoingBody, failed: Arc<AtomicBool>) -> HyperOutgoingBody {
+        Checked { inner, failed }.boxed_unsync()
+    }
+}
+
+impl hyper::body::Body for Checked {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, wasmtime_wasi_http::Error>>> {
+        match std::pin::Pin::new(&mut self.inner).poll_frame(cx) {
+            std::task::Poll::Ready(None) if self.failed.load(Ordering::SeqCst) => {
+                std::task::Poll::Ready(Some(Err(wasmtime_wasi_http::Error::InternalError(Some(
+                    "the handler failed while sending its response".into(),
+                )))))
+            }
+            other => other,
+        }
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// `503` with `Retry-After`: the state store could not be reached.
+fn store_unavailable() -> Response<HyperOutgoingBody> {
+    let mut resp = text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the state store is unavailable; retry later\n",
+    );
+    resp.headers_mut().insert(
+        hyper::header::RETRY_AFTER,
+        hyper::header::HeaderValue::from_static("1"),
+    );
+    resp
+}
+
 impl HttpServer {
     /// A server with nothing mounted.
     pub fn new(host: Host) -> Self {
         let slots = host.max_concurrent_instances() as usize;
         HttpServer {
+            apps: Apps::new(host.clone()),
             host,
-            mounts: Vec::new(),
-            grace: DEFAULT_GRACE,
+            limits: ConnLimits::default(),
             slots: Arc::new(tokio::sync::Semaphore::new(slots)),
         }
     }
 
     /// How long shutdown waits for in-flight requests (default 30 s).
     pub fn grace(mut self, grace: Duration) -> Self {
-        self.grace = grace;
+        self.limits.grace = grace;
+        self
+    }
+
+    /// Connection limits and timeouts (see [`ConnLimits`]).
+    pub fn limits(mut self, limits: ConnLimits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -100,21 +155,13 @@ impl HttpServer {
     /// `prefix` (`/` for everything); the guest sees paths with the prefix
     /// removed. The longest matching prefix wins.
     pub fn mount(&mut self, prefix: &str, instance: &str) -> Result<(), HostError> {
-        let pre = ProxyPre::new(self.host.instance_pre(instance)?).map_err(|e| {
-            HostError::InvalidComponent(format!(
-                "{instance:?} is not a wasi:http handler (it must export wasi:http/incoming-handler): {e:#}"
-            ))
-        })?;
-        let prefix = normalize_prefix(prefix)?;
-        self.mounts.retain(|m| m.prefix != prefix);
-        self.mounts.push(Mount {
-            prefix,
-            instance: instance.into(),
-            pre,
-        });
-        self.mounts
-            .sort_by_key(|m| std::cmp::Reverse(m.prefix.len()));
-        Ok(())
+        self.apps.mount(prefix, instance)
+    }
+
+    /// The handle that deploys, lists and undeploys apps while the server
+    /// runs (the admin API's `apps` endpoints).
+    pub fn apps(&self) -> Apps {
+        self.apps.clone()
     }
 
     /// Accept connections on `listener` until `shutdown` completes, then stop
@@ -125,67 +172,21 @@ impl HttpServer {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
-        let grace = self.grace;
+        let limits = self.limits;
         let this = Arc::new(self);
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let mut conns = JoinSet::new();
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => break,
-                accepted = listener.accept() => {
-                    let (stream, _peer) = match accepted {
-                        Ok(c) => c,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "accept failed");
-                            continue;
-                        }
-                    };
-                    let (this, mut stop) = (this.clone(), stop_rx.clone());
-                    conns.spawn(async move {
-                        let svc = service_fn(move |req| {
-                            let this = this.clone();
-                            async move { Ok::<_, Infallible>(this.handle(req).await) }
-                        });
-                        let conn = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), svc);
-                        tokio::pin!(conn);
-                        let done = tokio::select! {
-                            r = conn.as_mut() => r,
-                            _ = stop.changed() => {
-                                conn.as_mut().graceful_shutdown();
-                                conn.await
-                            }
-                        };
-                        if let Err(e) = done {
-                            tracing::debug!(error = %e, "connection ended with an error");
-                        }
-                    });
-                }
-                Some(_) = conns.join_next(), if !conns.is_empty() => {}
-            }
-        }
-        drop(listener);
-        tracing::info!(
-            connections = conns.len(),
-            "shutting down: finishing in-flight requests"
-        );
-        let _ = stop_tx.send(true);
-        let drained =
-            tokio::time::timeout(grace, async { while conns.join_next().await.is_some() {} }).await;
-        if drained.is_err() {
-            tracing::warn!(
-                connections = conns.len(),
-                "grace period over; dropping the rest"
-            );
-            conns.abort_all();
-        }
-        Ok(())
+        server::serve(listener, shutdown, limits, move |req| {
+            this.clone().handle(req)
+        })
+        .await
     }
 
-    fn route(&self, path: &str) -> Option<(&Mount, String)> {
-        self.mounts
+    /// The mount serving `path` now (a request keeps the component it
+    /// was routed to, even if a deploy swaps it meanwhile).
+    fn route(&self, path: &str) -> Option<(Mount, String)> {
+        self.apps
+            .table()
             .iter()
-            .find_map(|m| routes::strip(&m.prefix, path).map(|rest| (m, rest)))
+            .find_map(|m| routes::strip(&m.prefix, path).map(|rest| (m.clone(), rest)))
     }
 
     async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<HyperOutgoingBody> {
@@ -198,9 +199,14 @@ impl HttpServer {
             ),
             Some((mount, rest)) => {
                 let instance = mount.instance.clone();
-                (self.call(mount, req, &rest).await, Some(instance))
+                (self.call(&mount, req, &rest).await, Some(instance))
             }
         };
+        self.host.store().metrics().request(
+            instance.as_deref().unwrap_or("-"),
+            resp.status().as_u16(),
+            started.elapsed(),
+        );
         tracing::info!(
             target: "wasm_state::access",
             %method,
@@ -235,19 +241,9 @@ impl HttpServer {
                 "the server is shutting down\n",
             );
         };
-        let mut store = match self
+        let mut store = self
             .host
-            .request_store(&mount.instance, WasiCtx::builder().build())
-        {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(instance = %mount.instance, error = %e, "cannot serve");
-                return text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "this app is not available\n",
-                );
-            }
-        };
+            .request_store(&mount.dep, WasiCtx::builder().build());
         let (tx, rx) = tokio::sync::oneshot::channel();
         let prepared = store
             .data_mut()
@@ -261,26 +257,67 @@ impl HttpServer {
                 return text(StatusCode::BAD_REQUEST, "bad request\n");
             }
         };
+        let backend_down = store.data().state.backend_down();
         let (pre, host) = (mount.pre.clone(), self.host.clone());
+        // Set when the handler failed (trap, deadline), before its store —
+        // and with it a response body still streaming — is dropped: the
+        // body then ends in an error instead of looking complete.
+        let failed = Arc::new(AtomicBool::new(false));
+        let task_failed = failed.clone();
+        let deadline = self.host.guest_limits().deadline;
+        let instance = mount.instance.clone();
         let task = tokio::spawn(async move {
             let _slot = slot;
-            let proxy = match pre.instantiate_async(&mut store).await {
-                Ok(p) => p,
-                Err(e) => return Err(host.classify(&store, e)),
+            let work = async {
+                let proxy = match pre.instantiate_async(&mut store).await {
+                    Ok(p) => p,
+                    Err(e) => return Err(host.classify(&store, e)),
+                };
+                match proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, incoming, out)
+                    .await
+                {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(host.classify(&store, e)),
+                }
             };
-            match proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, incoming, out)
-                .await
-            {
-                Ok(()) => Ok(()),
-                Err(e) => Err(host.classify(&store, e)),
+            // The epoch deadline stops running wasm; this one also stops a
+            // guest waiting in a host call (a sleep, a stalled client's
+            // body), so no request holds its slot past the deadline.
+            let work = std::pin::pin!(work);
+            let result = match tokio::time::timeout(deadline, work).await {
+                Ok(r) => r,
+                Err(_) => {
+                    host.store().metrics().guest_failure(&instance, "deadline");
+                    Err(HostError::Deadline { limit: deadline })
+                }
+            };
+            if result.is_err() {
+                task_failed.store(true, Ordering::SeqCst);
             }
+            result
         });
+        let unavailable = || backend_down.load(std::sync::atomic::Ordering::Relaxed);
         match rx.await {
-            Ok(Ok(resp)) => resp,
+            // A handler that failed because the state store was unreachable
+            // answers 503 (retry later), not 500, whatever it chose.
+            Ok(Ok(mut resp))
+                if resp.status() == StatusCode::INTERNAL_SERVER_ERROR && unavailable() =>
+            {
+                *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                resp.headers_mut().insert(
+                    hyper::header::RETRY_AFTER,
+                    hyper::header::HeaderValue::from_static("1"),
+                );
+                resp.map(|b| Checked::wrap(b, failed))
+            }
+            Ok(Ok(resp)) => resp.map(|b| Checked::wrap(b, failed)),
             Ok(Err(code)) => {
                 tracing::warn!(instance = %mount.instance, error = ?code, "the guest answered with an error");
+                if unavailable() {
+                    return store_unavailable();
+                }
                 text(StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n")
             }
             Err(_) => {
@@ -292,6 +329,9 @@ impl HttpServer {
                     Err(e) => HostError::Trap(format!("the handler task failed: {e}")),
                 };
                 tracing::warn!(instance = %mount.instance, error = %err, "request failed");
+                if unavailable() {
+                    return store_unavailable();
+                }
                 match err {
                     HostError::Deadline { .. } => {
                         text(StatusCode::GATEWAY_TIMEOUT, "the handler took too long\n")

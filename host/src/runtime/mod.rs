@@ -29,9 +29,11 @@
 //! # Ok(()) }
 //! ```
 
+pub mod cache;
 mod ctx;
 mod epoch;
 mod error;
+pub mod watchers;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -44,11 +46,14 @@ use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
+pub use cache::{CacheOutcome, ComponentCache};
 pub use ctx::{Ctx, MemoryLimiter};
 pub use error::HostError;
 
 use crate::bindings::{self, StateCtx};
+use crate::keyvalue::{self, BucketMap, Keyvalue};
 use crate::store::{InstanceInfo, Store, StoreConfig};
+pub use watchers::{WatchScope, WatcherStatus};
 
 /// How long a call runs before it starts yielding at every epoch tick.
 const YIELD_AFTER: Duration = Duration::from_millis(20);
@@ -79,7 +84,13 @@ impl Default for GuestLimits {
 #[derive(Debug, Clone)]
 pub struct HostConfig {
     /// Directory of the state database (`state.redb`); created if missing.
+    /// Unused when `store_url` names a Redis store.
     pub data_dir: PathBuf,
+    /// Keep the state in Redis instead: `redis://HOST:PORT[/DB]`,
+    /// `rediss://…` or `redis+cluster://HOST:PORT,…` (see
+    /// [`RedisUrl`](crate::store::redis::RedisUrl)); open with
+    /// [`Host::connect`]. `None`: the embedded redb file.
+    pub store_url: Option<String>,
     /// Account that deployed instances belong to (default `default`).
     pub account: String,
     /// State engine settings.
@@ -89,17 +100,31 @@ pub struct HostConfig {
     /// Use the pooling allocator with room for this many concurrent
     /// instances (faster instantiation; reserves address space up front).
     pub pooling: Option<u32>,
+    /// `wasi:keyvalue` bucket names the operator mapped to scopes (beyond
+    /// the built-in `""`, `default`, `account` and `session:<id>`).
+    pub keyvalue_buckets: BucketMap,
+    /// What each watcher (by instance name) watches; a watcher not named
+    /// here watches its instance scope.
+    pub watch: HashMap<String, Vec<WatchScope>>,
+    /// Where compiled components are cached (default `DATA_DIR/cache`);
+    /// `None` compiles every deploy.
+    pub component_cache: Option<PathBuf>,
 }
 
 impl HostConfig {
     /// Defaults with state in `data_dir`.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        let data_dir = data_dir.into();
         HostConfig {
-            data_dir: data_dir.into(),
+            component_cache: Some(data_dir.join("cache")),
+            data_dir,
+            store_url: None,
             account: "default".into(),
             store: StoreConfig::default(),
             guest: GuestLimits::default(),
             pooling: None,
+            keyvalue_buckets: BucketMap::default(),
+            watch: HashMap::new(),
         }
     }
 }
@@ -115,6 +140,10 @@ pub struct RunOptions {
     pub session: Option<String>,
     /// Capture stdout/stderr instead of inheriting the host's.
     pub capture: bool,
+    /// With `capture`: what the guest reads from stdin (nothing if `None`).
+    pub stdin: Option<Vec<u8>>,
+    /// A deadline for this run instead of the host's.
+    pub deadline: Option<Duration>,
 }
 
 /// What a command run ended with.
@@ -128,11 +157,28 @@ pub struct RunOutput {
     pub stderr: Vec<u8>,
 }
 
-/// A component deployed as a named instance.
-struct Deployment {
+/// A component deployed as a named instance (held by whoever serves it, so
+/// a redeploy does not pull it from under requests in flight).
+pub struct Deployment {
     name: String,
     account: String,
     pre: InstancePre<Ctx>,
+    /// Its `wasi:keyvalue/watcher` export, if it has one.
+    watcher: Option<watchers::WatcherExport>,
+    /// Its delivery tasks (a watcher), stopped when it goes.
+    deliveries: std::sync::Mutex<Option<watchers::Deliveries>>,
+}
+
+impl Deployment {
+    /// The instance name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The pre-instantiated component.
+    pub fn pre(&self) -> &InstancePre<Ctx> {
+        &self.pre
+    }
 }
 
 struct Inner {
@@ -140,6 +186,7 @@ struct Inner {
     linker: Linker<Ctx>,
     store: Store,
     config: HostConfig,
+    keyvalue: Arc<Keyvalue>,
     deployments: RwLock<HashMap<String, Arc<Deployment>>>,
     _ticker: epoch::EpochTicker,
 }
@@ -174,8 +221,26 @@ fn wasmtime_err(e: impl std::fmt::Display) -> HostError {
 }
 
 impl Host {
-    /// Open a host with its state database in `config.data_dir`.
+    /// Open a host on the store `config` names: the redb file in
+    /// `config.data_dir`, or the Redis store of `config.store_url`.
+    pub async fn connect(config: HostConfig) -> Result<Host, HostError> {
+        match &config.store_url {
+            Some(url) => {
+                let store = Store::connect(url, config.store.clone()).await?;
+                Host::with_store(store, config)
+            }
+            None => Host::open(config),
+        }
+    }
+
+    /// Open a host with its state database in `config.data_dir` (for a
+    /// Redis store, use [`Host::connect`]).
     pub fn open(config: HostConfig) -> Result<Host, HostError> {
+        if let Some(url) = &config.store_url {
+            return Err(HostError::State(crate::store::StateError::invalid(
+                format!("the store {url} is opened with Host::connect (async), not Host::open"),
+            )));
+        }
         std::fs::create_dir_all(&config.data_dir).map_err(|source| HostError::Io {
             what: format!(
                 "cannot create the data directory {}",
@@ -197,7 +262,16 @@ impl Host {
                 .total_core_instances(n * 4)
                 .total_memories(n * 2)
                 .total_tables(n * 4)
-                .max_memory_size(config.guest.memory_bytes);
+                .max_memory_size(config.guest.memory_bytes)
+                // Reset the first pages of a reused slot with memset (and,
+                // where the kernel has PAGEMAP_SCAN, only the pages that
+                // were touched) instead of madvise + page faults, and batch
+                // the rest: each madvise of a slot costs a TLB shootdown
+                // on every core (docs/benchmarks.md).
+                .linear_memory_keep_resident(1 << 20)
+                .table_keep_resident(64 << 10)
+                .pagemap_scan(wasmtime::Enabled::Auto)
+                .decommit_batch_size(16);
             wc.allocation_strategy(InstanceAllocationStrategy::Pooling(p));
         }
         let engine = Engine::new(&wc).map_err(wasmtime_err)?;
@@ -205,6 +279,7 @@ impl Host {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(wasmtime_err)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(wasmtime_err)?;
         bindings::add_to_linker(&mut linker).map_err(wasmtime_err)?;
+        keyvalue::add_to_linker(&mut linker).map_err(wasmtime_err)?;
         let ticker = epoch::EpochTicker::start(engine.clone()).map_err(|source| HostError::Io {
             what: "cannot start the epoch thread".into(),
             source,
@@ -214,6 +289,7 @@ impl Host {
                 engine,
                 linker,
                 store,
+                keyvalue: Arc::new(Keyvalue::new(config.keyvalue_buckets.clone())),
                 config,
                 deployments: RwLock::new(HashMap::new()),
                 _ticker: ticker,
@@ -230,6 +306,22 @@ impl Host {
     /// (on-demand allocation) a large number.
     pub fn max_concurrent_instances(&self) -> u32 {
         self.inner.config.pooling.unwrap_or(4096)
+    }
+
+    /// The deadline and memory limit of every call.
+    pub fn guest_limits(&self) -> GuestLimits {
+        self.inner.config.guest
+    }
+
+    /// The account deployed instances belong to.
+    pub fn account(&self) -> &str {
+        &self.inner.config.account
+    }
+
+    /// The data directory (the redb file, the component cache, the admin
+    /// socket).
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.config.data_dir
     }
 
     /// The wasmtime engine.
@@ -252,25 +344,78 @@ impl Host {
         account: &str,
         wasm: &[u8],
     ) -> Result<InstanceInfo, HostError> {
+        let pre = self.compile(wasm).await?;
+        self.install(name, account, pre).await
+    }
+
+    /// Compile `wasm` (or load it from the component cache) and link it,
+    /// without deploying it: a component that does not compile or link is
+    /// refused here, before anything changes.
+    pub async fn compile(&self, wasm: &[u8]) -> Result<InstancePre<Ctx>, HostError> {
         let engine = self.inner.engine.clone();
         let bytes = wasm.to_vec();
-        let component = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
-            .await
-            .map_err(wasmtime_err)?
-            .map_err(|e| HostError::InvalidComponent(format!("{}{e:#}", what_is_wrong(wasm))))?;
-        let pre = self.inner.linker.instantiate_pre(&component).map_err(|e| {
+        let cache = self
+            .inner
+            .config
+            .component_cache
+            .clone()
+            .map(cache::ComponentCache::new);
+        let started = std::time::Instant::now();
+        let (component, outcome) = tokio::task::spawn_blocking(move || match cache {
+            Some(c) => c.load_or_compile(&engine, &bytes),
+            None => Component::new(&engine, &bytes).map(|c| (c, cache::CacheOutcome::Compiled)),
+        })
+        .await
+        .map_err(wasmtime_err)?
+        .map_err(|e| HostError::InvalidComponent(format!("{}{e:#}", what_is_wrong(wasm))))?;
+        tracing::debug!(
+            ?outcome,
+            ms = started.elapsed().as_millis() as u64,
+            "component ready"
+        );
+        self.inner.linker.instantiate_pre(&component).map_err(|e| {
             HostError::InvalidComponent(format!(
-                "{e:#}; a guest may import only WASI 0.2 (with wasi:http) and wasm-state:state"
+                "{e:#}; a guest may import only WASI 0.2 (with wasi:http), wasm-state:state \
+                 and wasi:keyvalue@0.2.0-draft or @0.2.0-draft2"
             ))
-        })?;
+        })
+    }
+
+    /// Deploy a compiled component (see [`Host::compile`]) as instance
+    /// `name` of `account`, replacing a deployment of the same name.
+    pub async fn install(
+        &self,
+        name: &str,
+        account: &str,
+        pre: InstancePre<Ctx>,
+    ) -> Result<InstanceInfo, HostError> {
         let info = self.inner.store.register_instance(name, account).await?;
-        let dep = Deployment {
+        let watcher = watchers::WatcherExport::of(&pre);
+        let targets = match &watcher {
+            Some(_) => {
+                let scopes = self
+                    .inner
+                    .config
+                    .watch
+                    .get(name)
+                    .map_or(&[WatchScope::Instance][..], Vec::as_slice);
+                watchers::targets(name, account, scopes)
+            }
+            None => Vec::new(),
+        };
+        self.inner.store.watch(name, &targets).await?;
+        let dep = Arc::new(Deployment {
             name: name.into(),
             account: account.into(),
             pre,
-        };
-        self.deployments_mut()
-            .insert(name.to_string(), Arc::new(dep));
+            watcher,
+            deliveries: std::sync::Mutex::new(None),
+        });
+        if !targets.is_empty() {
+            let d = watchers::start(self, &dep, &targets);
+            *dep.deliveries.lock().unwrap_or_else(|p| p.into_inner()) = Some(d);
+        }
+        self.deployments_mut().insert(name.to_string(), dep);
         Ok(info)
     }
 
@@ -290,6 +435,12 @@ impl Host {
         self.deployments_mut().remove(name);
         self.inner.store.destroy_instance(name).await?;
         Ok(())
+    }
+
+    /// Stop serving `name` (its state, sessions and watcher queues stay;
+    /// deploy it again to resume). Returns whether it was deployed.
+    pub fn undeploy(&self, name: &str) -> bool {
+        self.deployments_mut().remove(name).is_some()
     }
 
     /// Names of the instances deployed in this host.
@@ -322,28 +473,51 @@ impl Host {
             .ok_or_else(|| HostError::NotDeployed(name.to_string()))
     }
 
-    /// The pre-instantiated component of a deployed instance.
-    pub(crate) fn instance_pre(&self, name: &str) -> Result<InstancePre<Ctx>, HostError> {
-        Ok(self.deployment(name)?.pre.clone())
+    /// The deployment of `name`, as it is now (kept by whoever holds it
+    /// across redeploys).
+    pub(crate) fn deployment_of(&self, name: &str) -> Result<Arc<Deployment>, HostError> {
+        self.deployment(name)
     }
 
-    /// A fresh wasmtime store for one request to a deployed instance.
-    pub(crate) fn request_store(
-        &self,
-        name: &str,
-        wasi: WasiCtx,
-    ) -> Result<wasmtime::Store<Ctx>, HostError> {
-        let dep = self.deployment(name)?;
-        Ok(self.new_store(&dep, wasi))
+    /// A fresh wasmtime store for one request to a deployment.
+    pub(crate) fn request_store(&self, dep: &Deployment, wasi: WasiCtx) -> wasmtime::Store<Ctx> {
+        self.new_store(dep, wasi)
+    }
+
+    /// How the watchers deployed here deliver, per queue.
+    pub fn watcher_status(&self) -> Vec<watchers::WatcherStatus> {
+        let map = self
+            .inner
+            .deployments
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut out = Vec::new();
+        for dep in map.values() {
+            if let Some(d) = &*dep.deliveries.lock().unwrap_or_else(|p| p.into_inner()) {
+                out.extend(d.status(&dep.name));
+            }
+        }
+        out.sort_by(|a, b| (&a.instance, &a.owner).cmp(&(&b.instance, &b.owner)));
+        out
     }
 
     fn new_store(&self, dep: &Deployment, wasi: WasiCtx) -> wasmtime::Store<Ctx> {
+        self.new_store_with(dep, wasi, self.inner.config.guest.deadline)
+    }
+
+    fn new_store_with(
+        &self,
+        dep: &Deployment,
+        wasi: WasiCtx,
+        deadline: Duration,
+    ) -> wasmtime::Store<Ctx> {
         let ctx = Ctx {
             wasi,
             http: wasmtime_wasi_http::WasiHttpCtx::new(),
             hooks: ctx::NoOutgoing,
             table: ResourceTable::new(),
-            state: StateCtx::new(self.inner.store.clone(), &dep.name, &dep.account),
+            state: StateCtx::new(self.inner.store.clone(), &dep.name, &dep.account)
+                .with_keyvalue(self.inner.keyvalue.clone()),
             limiter: MemoryLimiter::new(self.inner.config.guest.memory_bytes),
         };
         let mut store = wasmtime::Store::new(&self.inner.engine, ctx);
@@ -353,7 +527,6 @@ impl Host {
         // guest never holds a tokio worker for long. Short calls (most
         // requests) never yield: a yield sends them to the back of the run
         // queue, which measurably hurt tail latency (docs/benchmarks.md).
-        let deadline = self.inner.config.guest.deadline;
         let started = std::time::Instant::now();
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
@@ -372,17 +545,28 @@ impl Host {
     /// Turn a wasmtime failure during a call into the error a person can act on.
     pub(crate) fn classify(&self, store: &wasmtime::Store<Ctx>, err: wasmtime::Error) -> HostError {
         let limits = self.inner.config.guest;
-        if store.data().limiter.exceeded {
-            return HostError::MemoryLimit {
-                limit: limits.memory_bytes,
-            };
-        }
-        if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-            return HostError::Deadline {
-                limit: limits.deadline,
-            };
-        }
-        HostError::Trap(format!("{err:#}"))
+        let (error, kind) = if store.data().limiter.exceeded {
+            (
+                HostError::MemoryLimit {
+                    limit: limits.memory_bytes,
+                },
+                "memory-limit",
+            )
+        } else if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            (
+                HostError::Deadline {
+                    limit: limits.deadline,
+                },
+                "deadline",
+            )
+        } else {
+            (HostError::Trap(format!("{err:#}")), "trap")
+        };
+        self.inner
+            .store
+            .metrics()
+            .guest_failure(store.data().state.instance(), kind);
+        error
     }
 
     /// Call an exported function (`name` or `interface#name`) of a fresh
@@ -394,7 +578,17 @@ impl Host {
         args: &[Val],
     ) -> Result<Vec<Val>, HostError> {
         let dep = self.deployment(instance)?;
-        let mut store = self.new_store(&dep, WasiCtx::builder().build());
+        self.call_deployment(&dep, export, args).await
+    }
+
+    async fn call_deployment(
+        &self,
+        dep: &Arc<Deployment>,
+        export: &str,
+        args: &[Val],
+    ) -> Result<Vec<Val>, HostError> {
+        let instance = dep.name.as_str();
+        let mut store = self.new_store(dep, WasiCtx::builder().build());
         let inst = match dep.pre.instantiate_async(&mut store).await {
             Ok(i) => i,
             Err(e) => return Err(self.classify(&store, e)),
@@ -426,6 +620,91 @@ impl Host {
     /// Run a `wasi:cli` command component deployed as `instance`.
     pub async fn run(&self, instance: &str, options: RunOptions) -> Result<RunOutput, HostError> {
         let dep = self.deployment(instance)?;
+        self.run_deployment(&dep, options).await
+    }
+
+    /// Run `wasm` (a `wasi:cli` command) once as instance `name` of the
+    /// host's account, without deploying it: whatever is deployed under
+    /// that name keeps serving.
+    pub async fn run_once(
+        &self,
+        name: &str,
+        wasm: &[u8],
+        options: RunOptions,
+    ) -> Result<RunOutput, HostError> {
+        let dep = self.transient(name, wasm).await?;
+        self.run_deployment(&dep, options).await
+    }
+
+    /// Call an export of `wasm` once as instance `name`, without deploying
+    /// it (see [`Host::call`]).
+    pub async fn call_once(
+        &self,
+        name: &str,
+        wasm: &[u8],
+        export: &str,
+        args: &[Val],
+    ) -> Result<Vec<Val>, HostError> {
+        let dep = self.transient(name, wasm).await?;
+        self.call_deployment(&dep, export, args).await
+    }
+
+    /// The parameter and result types of an export of `wasm`, to convert
+    /// arguments for [`Host::call_once`].
+    pub async fn export_types(
+        &self,
+        wasm: &[u8],
+        export: &str,
+    ) -> Result<
+        (
+            Vec<wasmtime::component::Type>,
+            Vec<wasmtime::component::Type>,
+        ),
+        HostError,
+    > {
+        let pre = self.compile(wasm).await?;
+        let no_export = || HostError::NoSuchExport {
+            instance: "the component".into(),
+            export: export.into(),
+        };
+        let ty = pre.component().component_type();
+        let engine = &self.inner.engine;
+        let item = match export.split_once('#') {
+            Some((iface, func)) => match ty.get_export(engine, iface).map(|e| e.ty) {
+                Some(wasmtime::component::types::ComponentItem::ComponentInstance(i)) => {
+                    i.get_export(engine, func).map(|e| e.ty)
+                }
+                _ => None,
+            },
+            None => ty.get_export(engine, export).map(|e| e.ty),
+        };
+        match item {
+            Some(wasmtime::component::types::ComponentItem::ComponentFunc(f)) => {
+                Ok((f.params().map(|(_, t)| t).collect(), f.results().collect()))
+            }
+            _ => Err(no_export()),
+        }
+    }
+
+    async fn transient(&self, name: &str, wasm: &[u8]) -> Result<Arc<Deployment>, HostError> {
+        let pre = self.compile(wasm).await?;
+        let account = self.inner.config.account.clone();
+        self.inner.store.register_instance(name, &account).await?;
+        Ok(Arc::new(Deployment {
+            name: name.into(),
+            account,
+            pre,
+            watcher: None,
+            deliveries: std::sync::Mutex::new(None),
+        }))
+    }
+
+    async fn run_deployment(
+        &self,
+        dep: &Arc<Deployment>,
+        options: RunOptions,
+    ) -> Result<RunOutput, HostError> {
+        let instance = dep.name.as_str();
         let pre = CommandPre::new(dep.pre.clone()).map_err(|e| {
             HostError::InvalidComponent(format!("{instance:?} is not a wasi:cli command: {e:#}"))
         })?;
@@ -445,20 +724,38 @@ impl Host {
         );
         if options.capture {
             b.stdout(stdout.clone()).stderr(stderr.clone());
+            if let Some(input) = options.stdin {
+                b.stdin(wasmtime_wasi::p2::pipe::MemoryInputPipe::new(input));
+            }
         } else {
             b.inherit_stdio();
         }
-        let mut store = self.new_store(&dep, b.build());
+        let deadline = options.deadline.unwrap_or(self.inner.config.guest.deadline);
+        let mut store = self.new_store_with(dep, b.build(), deadline);
+        let classify = |store: &wasmtime::Store<Ctx>, e| match self.classify(store, e) {
+            HostError::Deadline { .. } => HostError::Deadline { limit: deadline },
+            other => other,
+        };
         let command = match pre.instantiate_async(&mut store).await {
             Ok(c) => c,
-            Err(e) => return Err(self.classify(&store, e)),
+            Err(e) => return Err(classify(&store, e)),
         };
-        let exit_code = match command.wasi_cli_run().call_run(&mut store).await {
-            Ok(Ok(())) => 0,
-            Ok(Err(())) => 1,
-            Err(e) => match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        // The epoch deadline stops running wasm; the timeout also stops a
+        // guest waiting in a host call (a sleep, a read).
+        let ran = tokio::time::timeout(deadline, command.wasi_cli_run().call_run(&mut store)).await;
+        let exit_code = match ran {
+            Err(_) => {
+                self.inner
+                    .store
+                    .metrics()
+                    .guest_failure(instance, "deadline");
+                return Err(HostError::Deadline { limit: deadline });
+            }
+            Ok(Ok(Ok(()))) => 0,
+            Ok(Ok(Err(()))) => 1,
+            Ok(Err(e)) => match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
                 Some(exit) => exit.0,
-                None => return Err(self.classify(&store, e)),
+                None => return Err(classify(&store, e)),
             },
         };
         drop(store);

@@ -127,3 +127,65 @@ impl Served {
         }
     }
 }
+
+/// A free loopback address (bound and released).
+pub fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+}
+
+/// A `wasm-state … serve` process of its own, killed when dropped.
+pub struct ServeProcess {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    child: std::process::Child,
+}
+
+impl ServeProcess {
+    /// `wasm-state GLOBAL… serve --listen ADDR SERVE…` on a free port; waits
+    /// until it accepts connections.
+    pub async fn start(global: &[&str], serve: &[&str]) -> ServeProcess {
+        Self::start_on(free_addr(), global, serve).await
+    }
+
+    /// The same on `addr`.
+    pub async fn start_on(addr: SocketAddr, global: &[&str], serve: &[&str]) -> ServeProcess {
+        let mut child = std::process::Command::new(crate::common::binary("wasm-state"))
+            .args(global)
+            .args(["serve", "--listen", &addr.to_string()])
+            .args(serve)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start wasm-state serve");
+        let started = std::time::Instant::now();
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "serve did not start"
+            );
+            assert!(child.try_wait().unwrap().is_none(), "serve exited early");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        ServeProcess { addr, child }
+    }
+
+    /// Kill it (SIGKILL) and reap it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

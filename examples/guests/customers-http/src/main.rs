@@ -45,6 +45,8 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, wstd::http::Erro
             StateError::InvalidArgument(_)
             | StateError::KeyTooLarge
             | StateError::ValueTooLarge => StatusCode::BAD_REQUEST,
+            // Out of storage or sessions: the operator's limits.
+            StateError::QuotaExceeded => StatusCode::INSUFFICIENT_STORAGE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         reply(status, format!("{e}\n"))

@@ -18,22 +18,44 @@ pub struct Cli {
 /// Options of every command.
 #[derive(Debug, Args)]
 pub struct Global {
-    /// Directory holding the state database (created if missing).
+    /// Directory holding the state database (created if missing; default
+    /// the manifest's `store.data`, else .wasm-state). A server running on
+    /// it answers every command through its admin socket (DATA/admin.sock).
+    #[arg(long, global = true, env = "WASM_STATE_DATA")]
+    pub data: Option<PathBuf>,
+    /// The manifest to read (default: wasm-state.toml in the current
+    /// directory, if there is one).
+    #[arg(long, global = true, env = "WASM_STATE_MANIFEST", value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    /// Seconds to wait for the data dir while another command holds it.
     #[arg(
         long,
         global = true,
-        env = "WASM_STATE_DATA",
-        default_value = ".wasm-state"
+        env = "WASM_STATE_BUSY_TIMEOUT",
+        default_value_t = 30,
+        value_name = "SECONDS"
     )]
-    pub data: PathBuf,
-    /// Account that instances belong to.
-    #[arg(
-        long,
-        global = true,
-        env = "WASM_STATE_ACCOUNT",
-        default_value = "default"
-    )]
-    pub account: String,
+    pub busy_timeout: u64,
+    /// Keep the state in Redis instead of the data dir's redb file:
+    /// redis://HOST:PORT[/DB], rediss://… (TLS) or
+    /// redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster); optional
+    /// parameters ?namespace=NAME&timeout_ms=N. Several hosts may share one.
+    #[arg(long, global = true, env = "WASM_STATE_STORE", value_name = "URL")]
+    pub store: Option<String>,
+    /// Account that instances belong to (default: the manifest's, else
+    /// "default").
+    #[arg(long, global = true, env = "WASM_STATE_ACCOUNT")]
+    pub account: Option<String>,
+    /// Map a wasi:keyvalue bucket name to a scope, as
+    /// NAME=instance[:PREFIX] or NAME=account[:PREFIX] (repeatable). Built
+    /// in: "" and "default" (instance), "account", "session:<id>".
+    #[arg(long = "kv-bucket", global = true, value_name = "NAME=SCOPE[:PREFIX]")]
+    pub kv_buckets: Vec<String>,
+    /// What the watcher deployed as instance NAME (a component exporting
+    /// wasi:keyvalue/watcher) watches: a comma-separated list of instance,
+    /// sessions, account (repeatable; default: instance).
+    #[arg(long = "watch", global = true, value_name = "NAME=SCOPES")]
+    pub watch: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -51,6 +73,72 @@ pub enum Command {
     /// List or end sessions of an instance.
     #[command(subcommand)]
     Sessions(SessionsCmd),
+    /// Scaffold a new guest crate (http, command or plugin) with a manifest.
+    New(crate::scaffold::NewArgs),
+    /// Call an exported function of a component once, as an instance.
+    Call(CallArgs),
+    /// Deploy, list or undeploy the apps of a running server (no restart).
+    #[command(subcommand)]
+    Apps(AppsCmd),
+    /// Write state as JSON lines to stdout: every key with its type,
+    /// content and expiry, and sessions with theirs.
+    Export(ExportArgs),
+    /// Read an export (stdin or FILE) into the state: checked whole first
+    /// (a bad line imports nothing), then applied key by key; running it
+    /// again resumes an interrupted import.
+    Import {
+        /// The export file (default: stdin).
+        file: Option<PathBuf>,
+    },
+}
+
+/// `export` arguments.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// An instance, with its sessions.
+    #[arg(long, short, conflicts_with = "all")]
+    pub instance: Option<String>,
+    /// Every instance with its sessions, and their accounts' shared state.
+    /// (`--account NAME` alone exports that account's shared state.)
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// `call` arguments.
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// The component (.wasm).
+    pub component: PathBuf,
+    /// The export: `name` or `interface#name`.
+    pub function: String,
+    /// Its arguments: strings as they are, numbers and booleans as text,
+    /// other types as JSON.
+    pub args: Vec<String>,
+    /// Instance name (default: the file name without extension).
+    #[arg(long, short)]
+    pub instance: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppsCmd {
+    /// Deploy (or replace) an app on the running server: new requests go to
+    /// the new component, requests in flight finish on the old one.
+    Deploy {
+        /// The app (instance) name.
+        name: String,
+        /// The component (.wasm), a wasi:http handler.
+        component: PathBuf,
+        /// The path prefix it answers (default: where it answered, else /NAME).
+        #[arg(long)]
+        route: Option<String>,
+    },
+    /// List the apps the running server serves, with their routes.
+    List,
+    /// Stop serving an app (its state stays).
+    Undeploy {
+        /// The app name.
+        name: String,
+    },
 }
 
 /// `run` arguments.
@@ -80,24 +168,80 @@ pub struct RunArgs {
 pub struct ServeArgs {
     /// Components to serve, as `[NAME=]PATH`: each is deployed as instance
     /// NAME (default: the file name) and mounted at `/NAME`; a single
-    /// component is also mounted at `/`.
-    #[arg(required = true, value_name = "[NAME=]PATH")]
+    /// component is also mounted at `/`. Without any, the manifest's apps
+    /// are served; with neither, the server holds the data dir for the CLI
+    /// and waits for `wasm-state apps deploy`.
+    #[arg(value_name = "[NAME=]PATH")]
     pub apps: Vec<String>,
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub listen: std::net::SocketAddr,
-    /// Seconds a request's handler may run before it is stopped (504).
-    #[arg(long, default_value_t = 10)]
-    pub deadline: u64,
-    /// MiB of memory a request's handler may use.
-    #[arg(long, default_value_t = 64)]
-    pub memory: usize,
-    /// Most requests handled at once (pooling allocator slots).
-    #[arg(long, default_value_t = 256)]
-    pub max_instances: u32,
-    /// Seconds to let in-flight requests finish on SIGINT/SIGTERM.
-    #[arg(long, default_value_t = 30)]
-    pub grace: u64,
+    /// Address to serve apps on (default: the manifest's, else
+    /// 127.0.0.1:8080).
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Serve /metrics (Prometheus) and the state explorer on this loopback
+    /// address (a port alone means 127.0.0.1:PORT); off unless given.
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
+    pub admin_listen: Option<std::net::SocketAddr>,
+    /// Seconds a request's handler may run before it is stopped (504)
+    /// [default: 10].
+    #[arg(long)]
+    pub deadline: Option<u64>,
+    /// MiB of memory a request's handler may use [default: 64].
+    #[arg(long)]
+    pub memory: Option<usize>,
+    /// Most requests handled at once (pooling allocator slots) [default: 256].
+    #[arg(long)]
+    pub max_instances: Option<u32>,
+    /// Seconds to let in-flight requests finish on SIGINT/SIGTERM [default: 30].
+    #[arg(long)]
+    pub grace: Option<u64>,
+    #[command(flatten)]
+    pub dapr: DaprArgs,
+}
+
+/// The Dapr-compatible state API of `serve`.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Dapr-compatible state API")]
+pub struct DaprArgs {
+    /// Answer Dapr's state API (v1.0) on this address (a port alone means
+    /// 127.0.0.1:PORT); off unless given.
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
+    pub dapr_listen: Option<std::net::SocketAddr>,
+    /// Require this token in the `dapr-api-token` header of every API
+    /// request but the health checks.
+    #[arg(
+        long,
+        env = "DAPR_API_TOKEN",
+        hide_env_values = true,
+        requires = "dapr_listen"
+    )]
+    pub dapr_api_token: Option<String>,
+    /// The app id: prefixes keys of stores with `keyPrefix: appid` (the
+    /// default) as `APPID||key`, and is reported by /v1.0/metadata.
+    #[arg(long, env = "APP_ID", requires = "dapr_listen")]
+    pub app_id: Option<String>,
+    /// A directory of Dapr component YAML files (as `dapr run
+    /// --resources-path`) defining the state stores; without it there is one
+    /// store, `statestore`, on the account's shared state.
+    #[arg(
+        long,
+        value_name = "DIR",
+        alias = "resources-path",
+        requires = "dapr_listen"
+    )]
+    pub components: Option<PathBuf>,
+    /// Largest request body the API accepts, in KiB.
+    #[arg(long, default_value_t = 4096, value_name = "KIB")]
+    pub dapr_max_body: usize,
+}
+
+/// `HOST:PORT`, or a port alone for loopback.
+fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    s.parse().map_err(|_| {
+        format!("{s:?} is not an address; write HOST:PORT like 127.0.0.1:3500, or a port alone")
+    })
 }
 
 /// Which scope a state command reads or writes.

@@ -1,91 +1,147 @@
-//! `wasm-state state …`: read and write any scope's state.
+//! `wasm-state state …`: read and write any scope's state, through the
+//! running server or on the data dir.
 
-use std::time::Duration;
-
-use anyhow::{Context, bail};
-use wasm_state::store::{KeyKind, KeyListing, ScopeHandle, SetOptions};
+use anyhow::bail;
+use wasm_state::admin::ScopeRef;
 
 use crate::args::{Global, ScopeArgs, StateCmd};
-use crate::run::open_host;
+use crate::client::{Target, query};
+use crate::settings::Settings;
 
-async fn scope(
-    global: &Global,
-    s: &ScopeArgs,
-) -> anyhow::Result<(wasm_state::runtime::Host, ScopeHandle)> {
-    let host = open_host(global, Default::default())?;
-    let store = host.store().clone();
-    let handle = match (&s.instance, &s.session, s.shared) {
-        (_, _, true) => store.account(&global.account)?,
-        (Some(i), Some(id), _) => store.session(i, id).await.with_context(|| {
-            format!("session {id:?} of instance {i:?}; `wasm-state sessions list -i {i}` shows live sessions")
-        })?,
-        (Some(i), None, _) => store.instance(i)?,
-        (None, _, false) => bail!("say which state: --instance NAME, --instance NAME --session ID, or --shared"),
-    };
-    Ok((host, handle))
+fn scope_ref(settings: &Settings, s: &ScopeArgs) -> anyhow::Result<ScopeRef> {
+    Ok(match (&s.instance, &s.session, s.shared) {
+        (_, _, true) => ScopeRef {
+            account: Some(settings.account.clone()),
+            ..ScopeRef::default()
+        },
+        (Some(i), session, _) => ScopeRef {
+            instance: Some(i.clone()),
+            session: session.clone(),
+            account: None,
+        },
+        (None, _, false) => {
+            bail!("say which state: --instance NAME, --instance NAME --session ID, or --shared")
+        }
+    })
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A stored value as JSON: itself if it is JSON, else a string.
-fn json(bytes: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(bytes).unwrap_or_else(|_| serde_json::Value::String(text(bytes)))
+fn scope_query(s: &ScopeRef, extra: &[(&str, Option<&str>)]) -> String {
+    let mut pairs = vec![
+        ("instance", s.instance.as_deref()),
+        ("session", s.session.as_deref()),
+        ("account", s.account.as_deref()),
+    ];
+    pairs.extend_from_slice(extra);
+    query(&pairs)
 }
 
 pub async fn state(global: &Global, cmd: StateCmd) -> anyhow::Result<()> {
+    let settings = Settings::resolve(global)?;
+    let target = Target::open(global, &settings).await?;
     match cmd {
-        StateCmd::Get { key, scope: s } => {
-            let (_host, h) = scope(global, &s).await?;
-            match h.get(&key).await {
-                Ok(Some(v)) => println!("{}", text(&v)),
-                Ok(None) => bail!("no key {key:?} in {}", h.scope()),
-                Err(wasm_state::store::StateError::WrongType { found, .. }) => {
-                    bail!("{key:?} is a {found}, not a value; `wasm-state state dump` shows it")
-                }
-                Err(e) => return Err(e.into()),
-            }
+        StateCmd::Get { key, scope } => {
+            let s = scope_ref(&settings, &scope)?;
+            let bytes = match &target {
+                Target::Local(a) => a.get(&s, &key).await?,
+                Target::Remote(c) => c
+                    .send(
+                        "GET",
+                        &format!("/v1/value{}", scope_query(&s, &[("key", Some(&key))])),
+                        Vec::new(),
+                    )
+                    .await?
+                    .to_vec(),
+            };
+            println!("{}", String::from_utf8_lossy(&bytes));
         }
         StateCmd::Set {
             key,
             value,
             ttl,
-            scope: s,
+            scope,
         } => {
-            let (_host, h) = scope(global, &s).await?;
-            let options = SetOptions {
-                ttl: ttl.map(Duration::from_secs),
-                condition: None,
+            let s = scope_ref(&settings, &scope)?;
+            let (etag, described) = match &target {
+                Target::Local(a) => a.set(&s, &key, value.into_bytes(), ttl).await?,
+                Target::Remote(c) => {
+                    let ttl = ttl.map(|t| t.to_string());
+                    let v: serde_json::Value = c
+                        .json(
+                            "PUT",
+                            &format!(
+                                "/v1/key{}",
+                                scope_query(&s, &[("key", Some(&key)), ("ttl", ttl.as_deref())])
+                            ),
+                            value.into_bytes(),
+                        )
+                        .await?;
+                    (
+                        v["etag"].as_str().unwrap_or_default().to_string(),
+                        v["scope"].as_str().unwrap_or_default().to_string(),
+                    )
+                }
             };
-            let etag = h.set_with(&key, value.into_bytes(), options).await?;
-            println!("set {key:?} in {} (etag {etag})", h.scope());
+            println!("set {key:?} in {described} (etag {etag})");
         }
-        StateCmd::Delete { key, scope: s } => {
-            let (_host, h) = scope(global, &s).await?;
-            if !h.delete(&key).await? {
-                bail!("no key {key:?} in {}", h.scope());
+        StateCmd::Delete { key, scope } => {
+            let s = scope_ref(&settings, &scope)?;
+            let deleted = match &target {
+                Target::Local(a) => a.delete(&s, &key).await?,
+                Target::Remote(c) => {
+                    let v: serde_json::Value = c
+                        .json(
+                            "DELETE",
+                            &format!("/v1/key{}", scope_query(&s, &[("key", Some(&key))])),
+                            Vec::new(),
+                        )
+                        .await?;
+                    v["deleted"] == true
+                }
+            };
+            if !deleted {
+                bail!("no key {key:?} in that scope; `wasm-state state keys` lists them");
             }
             println!("deleted {key:?}");
         }
-        StateCmd::Keys { prefix, scope: s } => {
-            let (_host, h) = scope(global, &s).await?;
-            let mut listing = Some(KeyListing {
-                prefix,
-                ..KeyListing::default()
-            });
-            while let Some(keys) = next_page(&h, &mut listing).await? {
-                for k in &keys {
-                    println!("{k}");
+        StateCmd::Keys { prefix, scope } => {
+            let s = scope_ref(&settings, &scope)?;
+            let keys: Vec<String> = match &target {
+                Target::Local(a) => a.all_keys(&s, prefix).await?,
+                Target::Remote(c) => {
+                    c.json(
+                        "GET",
+                        &format!(
+                            "/v1/keys/all{}",
+                            scope_query(&s, &[("prefix", prefix.as_deref())])
+                        ),
+                        Vec::new(),
+                    )
+                    .await?
                 }
+            };
+            for k in keys {
+                println!("{k}");
             }
         }
-        StateCmd::Dump { scope: s } => {
-            let (_host, h) = scope(global, &s).await?;
-            let mut listing = Some(KeyListing::default());
-            while let Some(keys) = next_page(&h, &mut listing).await? {
-                for k in &keys {
-                    if let Some(line) = dump_key(&h, k).await? {
+        StateCmd::Dump { scope } => {
+            let s = scope_ref(&settings, &scope)?;
+            match &target {
+                Target::Local(a) => a.dump(&s, &mut |line| println!("{line}")).await?,
+                Target::Remote(c) => {
+                    let body = c
+                        .send(
+                            "GET",
+                            &format!("/v1/dump{}", scope_query(&s, &[])),
+                            Vec::new(),
+                        )
+                        .await?;
+                    for line in String::from_utf8_lossy(&body).lines() {
+                        let v: serde_json::Value = serde_json::from_str(line)?;
+                        if let Some(m) = v.get("message").and_then(|m| m.as_str())
+                            && v.get("error").is_some()
+                        {
+                            bail!("{m}");
+                        }
                         println!("{line}");
                     }
                 }
@@ -93,52 +149,4 @@ pub async fn state(global: &Global, cmd: StateCmd) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// The next page of keys; `listing` moves past it, and is `None` after the last.
-async fn next_page(
-    h: &ScopeHandle,
-    listing: &mut Option<KeyListing>,
-) -> anyhow::Result<Option<Vec<String>>> {
-    let Some(current) = listing.take() else {
-        return Ok(None);
-    };
-    let page = h.keys(current.clone()).await?;
-    if let Some(cursor) = page.cursor {
-        *listing = Some(KeyListing {
-            cursor: Some(cursor),
-            ..current
-        });
-    }
-    Ok(Some(page.keys))
-}
-
-async fn dump_key(h: &ScopeHandle, key: &str) -> anyhow::Result<Option<serde_json::Value>> {
-    let Some(info) = h.info(key).await? else {
-        return Ok(None);
-    };
-    let value = match info.kind {
-        KeyKind::Value => h.get(key).await?.map(|v| json(&v)).unwrap_or_default(),
-        KeyKind::Map => serde_json::Value::Object(
-            h.map_get_all(key)
-                .await?
-                .into_iter()
-                .map(|(f, v)| (f, json(&v)))
-                .collect(),
-        ),
-        KeyKind::List => serde_json::Value::Array(
-            h.list_range(key, 0, -1)
-                .await?
-                .iter()
-                .map(|v| json(v))
-                .collect(),
-        ),
-    };
-    Ok(Some(serde_json::json!({
-        "key": key,
-        "type": info.kind.name(),
-        "etag": info.etag,
-        "ttl_ms": info.ttl.map(|t| t.as_millis() as u64),
-        "value": value,
-    })))
 }

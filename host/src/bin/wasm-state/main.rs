@@ -2,10 +2,15 @@
 //! or administer that state.
 
 mod args;
+mod client;
 mod inspect;
 mod manage;
+mod manifest;
 mod run;
+mod scaffold;
 mod serve;
+mod settings;
+mod transfer;
 
 use std::process::ExitCode;
 
@@ -47,6 +52,17 @@ fn main() -> ExitCode {
                 .await
                 .map(|()| ExitCode::SUCCESS),
             Command::Sessions(a) => manage::sessions(&cli.global, a)
+                .await
+                .map(|()| ExitCode::SUCCESS),
+            Command::New(a) => scaffold::new(a).map(|()| ExitCode::SUCCESS),
+            Command::Call(a) => run::call(&cli.global, a).await,
+            Command::Export(a) => transfer::export(&cli.global, a)
+                .await
+                .map(|()| ExitCode::SUCCESS),
+            Command::Import { file } => transfer::import(&cli.global, file)
+                .await
+                .map(|()| ExitCode::SUCCESS),
+            Command::Apps(a) => manage::apps(&cli.global, a)
                 .await
                 .map(|()| ExitCode::SUCCESS),
         }

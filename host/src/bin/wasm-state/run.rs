@@ -1,43 +1,62 @@
-//! `wasm-state run`.
+//! `wasm-state run` and `wasm-state call`: through the running server's
+//! admin socket (its store serializes the writes with everyone else's), or
+//! on the data dir directly.
 
+use std::io::{IsTerminal, Read, Write};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use wasm_state::runtime::{GuestLimits, Host, HostConfig, RunOptions};
+use base64::Engine as _;
+use wasm_state::admin::ops::{CallRequest, CallResponse, RunRequest, RunResponse};
+use wasm_state::runtime::{GuestLimits, RunOptions, WatchScope};
 
-use crate::args::{Global, RunArgs};
+use crate::args::{CallArgs, Global, RunArgs};
+use crate::client::Target;
+use crate::settings::Settings;
 
-/// Open a host on the data dir.
-pub fn open_host(global: &Global, guest: GuestLimits) -> anyhow::Result<Host> {
-    open_host_with(global, guest, None)
+/// `NAME=instance,sessions,account`.
+pub fn parse_watch(spec: &str) -> anyhow::Result<(String, Vec<WatchScope>)> {
+    let usage = "write NAME=SCOPES, SCOPES a comma-separated list of instance, sessions, account";
+    let Some((name, scopes)) = spec.split_once('=') else {
+        bail!("--watch {spec:?}: no '='; {usage}");
+    };
+    if name.is_empty() {
+        bail!("--watch {spec:?}: the instance name is empty; {usage}");
+    }
+    let scopes = scopes
+        .split(',')
+        .map(|s| s.trim().parse::<WatchScope>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("--watch {spec:?}: {e}; {usage}"))?;
+    Ok((name.to_string(), scopes))
 }
 
-/// Open a host on the data dir, with the pooling allocator if `pooling` is set.
-pub fn open_host_with(
-    global: &Global,
-    guest: GuestLimits,
-    pooling: Option<u32>,
-) -> anyhow::Result<Host> {
-    let mut config = HostConfig::new(&global.data);
-    config.account = global.account.clone();
-    config.guest = guest;
-    config.pooling = pooling;
-    Host::open(config)
-        .with_context(|| format!("cannot open the state in {}", global.data.display()))
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+/// The instance name: given, or the file name without extension.
+fn instance_name(given: &Option<String>, component: &Path) -> anyhow::Result<String> {
+    match given {
+        Some(n) => Ok(n.clone()),
+        None => match component.file_stem().and_then(|s| s.to_str()) {
+            Some(s) => Ok(s.to_string()),
+            None => bail!(
+                "cannot name the instance after {}; pass --instance NAME",
+                component.display()
+            ),
+        },
+    }
+}
+
+fn read_component(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read component {}", path.display()))
 }
 
 pub async fn run(global: &Global, a: RunArgs) -> anyhow::Result<ExitCode> {
-    let name = match &a.instance {
-        Some(n) => n.clone(),
-        None => match a.component.file_stem().and_then(|s| s.to_str()) {
-            Some(s) => s.to_string(),
-            None => bail!(
-                "cannot name the instance after {}; pass --instance NAME",
-                a.component.display()
-            ),
-        },
-    };
+    let name = instance_name(&a.instance, &a.component)?;
     if a.deadline == 0 || a.memory == 0 {
         bail!("--deadline and --memory must be at least 1");
     }
@@ -45,26 +64,113 @@ pub async fn run(global: &Global, a: RunArgs) -> anyhow::Result<ExitCode> {
         deadline: Duration::from_secs(a.deadline),
         memory_bytes: a.memory.saturating_mul(1 << 20),
     };
-    let host = open_host(global, limits)?;
-    host.deploy_file(&name, &a.component)
-        .await
-        .with_context(|| format!("cannot deploy {}", a.component.display()))?;
-    let options = RunOptions {
-        args: a.args,
-        session: a.session.clone(),
-        ..RunOptions::default()
-    };
-    let out = match host.run(&name, options).await {
-        Ok(out) => out,
-        Err(wasm_state::runtime::HostError::State(
-            wasm_state::store::StateError::NoSuchSession,
-        )) => bail!(
+    let settings = Settings::resolve(global)?;
+    let wasm = read_component(&a.component)?;
+    let target = Target::open_with(global, &settings, limits).await?;
+    let no_session = |id: Option<String>| {
+        anyhow::anyhow!(
             "session {:?} of instance {name:?} does not exist or has expired; run without --session to start a new one (`wasm-state sessions list -i {name}` shows live ones)",
-            a.session.unwrap_or_default()
-        ),
-        Err(e) => return Err(e).context(format!("instance {name:?} failed")),
+            id.unwrap_or_default()
+        )
+    };
+    let exit_code = match target {
+        Target::Local(admin) => {
+            let options = RunOptions {
+                args: a.args,
+                session: a.session.clone(),
+                ..RunOptions::default()
+            };
+            match admin.host().run_once(&name, &wasm, options).await {
+                Ok(out) => out.exit_code,
+                Err(wasm_state::runtime::HostError::State(
+                    wasm_state::store::StateError::NoSuchSession,
+                )) => return Err(no_session(a.session)),
+                Err(e) => return Err(e).context(format!("instance {name:?} failed")),
+            }
+        }
+        Target::Remote(client) => {
+            // The guest runs in the server; what it reads is our stdin when
+            // that is a pipe or file (not a terminal).
+            let stdin = if std::io::stdin().is_terminal() {
+                None
+            } else {
+                let mut buf = Vec::new();
+                std::io::stdin()
+                    .read_to_end(&mut buf)
+                    .context("cannot read stdin")?;
+                Some(b64().encode(buf))
+            };
+            let req = RunRequest {
+                component_base64: b64().encode(&wasm),
+                instance: name.clone(),
+                session: a.session.clone(),
+                args: a.args,
+                stdin_base64: stdin,
+                deadline_seconds: Some(a.deadline),
+            };
+            let out: RunResponse = match client
+                .json("POST", "/v1/run", serde_json::to_vec(&req)?)
+                .await
+            {
+                Ok(o) => o,
+                Err(e) if e.to_string().starts_with("no such session") => {
+                    return Err(no_session(a.session));
+                }
+                Err(e) => return Err(e).context(format!("instance {name:?} failed")),
+            };
+            std::io::stdout().write_all(&b64().decode(&out.stdout_base64)?)?;
+            std::io::stderr().write_all(&b64().decode(&out.stderr_base64)?)?;
+            std::io::stdout().flush()?;
+            out.exit_code
+        }
     };
     Ok(ExitCode::from(
-        u8::try_from(out.exit_code.clamp(0, 255)).unwrap_or(1),
+        u8::try_from(exit_code.clamp(0, 255)).unwrap_or(1),
     ))
+}
+
+pub async fn call(global: &Global, a: CallArgs) -> anyhow::Result<ExitCode> {
+    let name = instance_name(&a.instance, &a.component)?;
+    let settings = Settings::resolve(global)?;
+    let wasm = read_component(&a.component)?;
+    let req = CallRequest {
+        component_base64: b64().encode(&wasm),
+        instance: name.clone(),
+        function: a.function.clone(),
+        args: a.args,
+    };
+    let out: CallResponse = match Target::open(global, &settings).await? {
+        Target::Local(admin) => admin.call(req).await?,
+        Target::Remote(client) => {
+            client
+                .json("POST", "/v1/call", serde_json::to_vec(&req)?)
+                .await?
+        }
+    };
+    // One `result<T, E>`: print T (exit 0) or E (on stderr, exit 1).
+    if let [one] = out.results.as_slice()
+        && let Some(obj) = one.as_object()
+        && obj.len() == 1
+    {
+        let show = |v: &serde_json::Value| match v {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Null => String::new(),
+            other => other.to_string(),
+        };
+        if let Some(v) = obj.get("ok") {
+            println!("{}", show(v));
+            return Ok(ExitCode::SUCCESS);
+        }
+        if let Some(v) = obj.get("err") {
+            eprintln!("{}", show(v));
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    for r in &out.results {
+        match r {
+            serde_json::Value::String(s) => println!("{s}"),
+            other => println!("{other}"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

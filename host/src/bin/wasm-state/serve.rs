@@ -1,14 +1,28 @@
-//! `wasm-state serve`.
+//! `wasm-state serve`: HTTP apps, the Dapr-compatible API, and the admin
+//! API (the data dir's socket, and optionally a loopback listener with
+//! /metrics and the state explorer).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use wasm_state::admin::AdminApi;
+use wasm_state::admin::socket::AdminSocket;
+use wasm_state::api::dapr::{DaprApi, DaprOptions, StoreSpec, components};
 use wasm_state::http::HttpServer;
 use wasm_state::runtime::GuestLimits;
 
 use crate::args::{Global, ServeArgs};
-use crate::run::open_host_with;
+use crate::client::open_host;
+use crate::settings::Settings;
+
+/// An app to serve: name, component, routes.
+struct AppSpec {
+    name: String,
+    path: PathBuf,
+    route: Option<String>,
+}
 
 /// `[NAME=]PATH` → (name, path).
 fn parse_app(spec: &str) -> anyhow::Result<(String, PathBuf)> {
@@ -29,7 +43,7 @@ fn parse_app(spec: &str) -> anyhow::Result<(String, PathBuf)> {
 }
 
 /// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -51,49 +65,235 @@ async fn shutdown_signal() {
     eprintln!("wasm-state: shutting down, finishing in-flight requests…");
 }
 
+/// The Dapr-compatible API options, from flags or the manifest.
+struct DaprSettings {
+    listen: SocketAddr,
+    api_token: Option<String>,
+    app_id: Option<String>,
+    components: Option<PathBuf>,
+    max_body_kib: usize,
+}
+
+fn dapr_settings(a: &ServeArgs, settings: &Settings) -> Option<DaprSettings> {
+    if let Some(listen) = a.dapr.dapr_listen {
+        return Some(DaprSettings {
+            listen,
+            api_token: a.dapr.dapr_api_token.clone(),
+            app_id: a.dapr.app_id.clone(),
+            components: a.dapr.components.clone(),
+            max_body_kib: a.dapr.dapr_max_body,
+        });
+    }
+    let m = settings.manifest.as_ref()?;
+    let d = m.dapr.as_ref()?;
+    Some(DaprSettings {
+        listen: d.listen,
+        api_token: a
+            .dapr
+            .dapr_api_token
+            .clone()
+            .or_else(|| d.api_token.clone()),
+        app_id: d.app_id.clone(),
+        components: d.components.as_ref().map(|c| m.resolve(c)),
+        max_body_kib: d.max_body_kib.unwrap_or(a.dapr.dapr_max_body),
+    })
+}
+
+/// The Dapr-compatible API of `serve`, if asked for.
+async fn dapr_api(
+    settings: &Settings,
+    d: Option<DaprSettings>,
+    store: &wasm_state::store::Store,
+) -> anyhow::Result<Option<(DaprApi, SocketAddr)>> {
+    let Some(d) = d else {
+        return Ok(None);
+    };
+    if d.max_body_kib == 0 {
+        bail!("--dapr-max-body must be at least 1 (KiB)");
+    }
+    let specs = match &d.components {
+        Some(dir) => {
+            let specs = components::load_dir(dir, d.app_id.as_deref())?;
+            if specs.is_empty() {
+                bail!(
+                    "{} has no state store components (spec.type: state.redb); add one, or leave out --components for the default `statestore`",
+                    dir.display()
+                );
+            }
+            specs
+        }
+        None => vec![StoreSpec::default_store()],
+    };
+    let options = DaprOptions {
+        app_id: d.app_id.clone(),
+        namespace: std::env::var("NAMESPACE").ok().filter(|n| !n.is_empty()),
+        api_token: d.api_token.clone().filter(|t| !t.is_empty()),
+        max_body_bytes: d.max_body_kib.saturating_mul(1024),
+        ..DaprOptions::default()
+    };
+    let api = DaprApi::open(store, &settings.account, specs, options, Default::default()).await?;
+    Ok(Some((api, d.listen)))
+}
+
 pub async fn serve(global: &Global, a: ServeArgs) -> anyhow::Result<()> {
-    if a.deadline == 0 || a.memory == 0 || a.max_instances == 0 {
+    let settings = Settings::resolve(global)?;
+    let m = settings.manifest.as_ref();
+    let ml = settings.limits.clone().unwrap_or_default();
+    let deadline = a.deadline.or(ml.deadline_seconds).unwrap_or(10);
+    let memory = a.memory.or(ml.memory_mib).unwrap_or(64);
+    let max_instances = a
+        .max_instances
+        .or(m.and_then(|m| m.server.max_instances))
+        .unwrap_or(256);
+    let grace = a
+        .grace
+        .or(m.and_then(|m| m.server.grace_seconds))
+        .unwrap_or(30);
+    if deadline == 0 || memory == 0 || max_instances == 0 {
         bail!("--deadline, --memory and --max-instances must be at least 1");
     }
-    let apps = a
-        .apps
-        .iter()
-        .map(|s| parse_app(s))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let limits = GuestLimits {
-        deadline: Duration::from_secs(a.deadline),
-        memory_bytes: a.memory.saturating_mul(1 << 20),
+    let apps: Vec<AppSpec> = if !a.apps.is_empty() {
+        let parsed = a
+            .apps
+            .iter()
+            .map(|s| parse_app(s))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let single = parsed.len() == 1;
+        parsed
+            .into_iter()
+            .map(|(name, path)| AppSpec {
+                route: single.then(|| "/".to_string()),
+                name,
+                path,
+            })
+            .collect()
+    } else {
+        m.map(|m| {
+            m.apps
+                .iter()
+                .map(|app| AppSpec {
+                    name: app.name.clone(),
+                    path: m.resolve(&app.component),
+                    route: app.route.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
     };
-    let host = open_host_with(global, limits, Some(a.max_instances))?;
-    let mut server = HttpServer::new(host.clone()).grace(Duration::from_secs(a.grace));
-    for (name, path) in &apps {
-        host.deploy_file(name, path)
+    let listen = a
+        .listen
+        .or(m.and_then(|m| m.server.listen))
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let admin_listen = a.admin_listen.or(m.and_then(|m| m.server.admin_listen));
+    if let Some(addr) = admin_listen
+        && !addr.ip().is_loopback()
+    {
+        bail!(
+            "the admin listener {addr} must be a loopback address (127.0.0.1 or [::1]): it can read and delete all state; put a reverse proxy with authentication in front to reach it from elsewhere"
+        );
+    }
+    let dapr = dapr_settings(&a, &settings);
+    let limits = GuestLimits {
+        deadline: Duration::from_secs(deadline),
+        memory_bytes: memory.saturating_mul(1 << 20),
+    };
+    let host = open_host(global, &settings, limits, Some(max_instances)).await?;
+    // The admin socket: every CLI command on this data dir comes through it.
+    // On Redis every process opens the store itself, so several hosts may
+    // share a data dir (the component cache); the first one answers there.
+    let mut socket = match AdminSocket::bind(&settings.data).await {
+        Ok(s) => Some(s),
+        Err(e) if settings.store_url.is_some() && e.kind() == std::io::ErrorKind::AddrInUse => {
+            tracing::warn!(error = %e, "not serving the admin socket (another host on this data dir does)");
+            None
+        }
+        Err(e) => return Err(e).context("cannot serve the admin socket"),
+    };
+    let dapr = dapr_api(&settings, dapr, host.store()).await?;
+    let serve_apps = !apps.is_empty() || dapr.is_none() || a.listen.is_some();
+    let mut server = HttpServer::new(host.clone()).grace(Duration::from_secs(grace));
+    for app in &apps {
+        host.deploy_file(&app.name, &app.path)
             .await
-            .with_context(|| format!("cannot deploy {}", path.display()))?;
-        server.mount(&format!("/{name}"), name)?;
+            .with_context(|| format!("cannot deploy {}", app.path.display()))?;
+        server.mount(&format!("/{}", app.name), &app.name)?;
+        if let Some(r) = &app.route {
+            server.mount(r, &app.name)?;
+        }
     }
-    if let [(name, _)] = apps.as_slice() {
-        server.mount("/", name)?;
+    let admin = AdminApi::new(host.clone(), serve_apps.then(|| server.apps()));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some(l) = socket.as_mut().and_then(AdminSocket::take_listener) {
+        tasks.spawn(admin.clone().serve_socket(l, stopped()));
     }
-    let listener = tokio::net::TcpListener::bind(a.listen)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {}; is another server using it? pick one with --listen",
-                a.listen
-            )
-        })?;
-    let addr = listener.local_addr()?;
-    for (name, _) in &apps {
-        eprintln!("wasm-state: serving instance {name:?} at http://{addr}/{name}");
+    if serve_apps {
+        let listener = bind(listen, "--listen").await?;
+        let addr = listener.local_addr()?;
+        for info in server.apps().list() {
+            for r in &info.routes {
+                eprintln!(
+                    "wasm-state: serving instance {:?} at http://{addr}{r}",
+                    info.name
+                );
+            }
+        }
+        if apps.is_empty() {
+            eprintln!(
+                "wasm-state: no apps yet; deploy one with `wasm-state apps deploy NAME app.wasm` (serving at http://{addr})"
+            );
+        }
+        tasks.spawn(server.serve(listener, stopped()));
     }
-    if let [(name, _)] = apps.as_slice() {
-        eprintln!("wasm-state: and {name:?} at http://{addr}/");
+    if let Some((api, addr)) = dapr {
+        let listener = bind(addr, "--dapr-listen").await?;
+        let addr = listener.local_addr()?;
+        eprintln!(
+            "wasm-state: Dapr state API at http://{addr}/v1.0/state/{{{}}}",
+            api.store_names().join(",")
+        );
+        let api = api.with_grace(Duration::from_secs(grace));
+        tasks.spawn(api.serve(listener, stopped()));
     }
-    server.serve(listener, shutdown_signal()).await?;
+    if let Some(addr) = admin_listen {
+        let listener = bind(addr, "--admin-listen").await?;
+        let addr = listener.local_addr()?;
+        eprintln!("wasm-state: admin at http://{addr}/ (state explorer) and http://{addr}/metrics");
+        tasks.spawn(admin.serve_tcp(listener, stopped()));
+    }
+    if let Some(s) = &socket {
+        eprintln!(
+            "wasm-state: admin socket {} (CLI commands on this data dir go through it)",
+            s.path().display()
+        );
+    }
+    tokio::select! {
+        () = shutdown_signal() => {}
+        Some(done) = tasks.join_next() => {
+            // A listener stopped on its own: stop the others too.
+            done.context("a listener failed")??;
+        }
+    }
+    let _ = stop_tx.send(true);
+    while let Some(done) = tasks.join_next().await {
+        done.context("a listener failed")??;
+    }
+    drop(socket);
     // The last handle: the store closes once its writer has committed
     // everything queued.
     drop(host);
     eprintln!("wasm-state: stopped; every acknowledged write is on disk");
     Ok(())
+}
+
+async fn bind(addr: SocketAddr, flag: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr}; is another server using it? pick another with {flag}")
+    })
 }

@@ -1,0 +1,90 @@
+//! The admin socket: `DATA_DIR/admin.sock`, mode 0600, answered by the
+//! process that holds the data dir.
+
+use std::path::{Path, PathBuf};
+
+use tokio::net::UnixListener;
+
+/// The socket's file name inside the data dir.
+pub const SOCKET_NAME: &str = "admin.sock";
+
+/// Where the admin socket of `data_dir` is.
+pub fn path(data_dir: &Path) -> PathBuf {
+    data_dir.join(SOCKET_NAME)
+}
+
+/// A bound admin socket; the file is removed when it is dropped.
+#[derive(Debug)]
+pub struct AdminSocket {
+    listener: Option<UnixListener>,
+    path: PathBuf,
+}
+
+impl AdminSocket {
+    /// Bind the admin socket of `data_dir`. A socket file left by a server
+    /// that crashed (nobody answers on it) is replaced; one a live server
+    /// answers on is an error. The socket is made owner-only (0600) before
+    /// it appears under its name, so nobody else can ever connect.
+    pub async fn bind(data_dir: &Path) -> std::io::Result<AdminSocket> {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot create the data dir {} ({e})", data_dir.display()),
+            )
+        })?;
+        let path = path(data_dir);
+        if path.exists() {
+            if tokio::net::UnixStream::connect(&path).await.is_ok() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    format!(
+                        "another wasm-state server answers on {}; stop it, or give this one another --data dir",
+                        path.display()
+                    ),
+                ));
+            }
+            tracing::info!(socket = %path.display(), "removing a stale admin socket");
+            std::fs::remove_file(&path)?;
+        }
+        let tmp = data_dir.join(format!(".{SOCKET_NAME}.{}", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        let listener = UnixListener::bind(&tmp).map_err(|e| {
+            // sun_path holds 108 bytes with its terminating NUL.
+            let hint = if tmp.as_os_str().len() >= 108 {
+                "; a Unix socket path must be shorter than 108 bytes — use a shorter --data path"
+            } else {
+                ""
+            };
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot create the admin socket {} ({e}){hint}",
+                    tmp.display()
+                ),
+            )
+        })?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(AdminSocket {
+            listener: Some(listener),
+            path,
+        })
+    }
+
+    /// The socket's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The listener, to serve on (once).
+    pub fn take_listener(&mut self) -> Option<UnixListener> {
+        self.listener.take()
+    }
+}
+
+impl Drop for AdminSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
