@@ -6,7 +6,7 @@ use std::path::Path;
 
 use wasm_state::runtime::{Host, HostConfig, RunOptions};
 
-const GROUPS: [&str; 12] = [
+const GROUPS: [&str; 13] = [
     "values",
     "counters",
     "ttl",
@@ -19,6 +19,7 @@ const GROUPS: [&str; 12] = [
     "transactions",
     "sessions",
     "account",
+    "queries",
 ];
 
 #[tokio::test]

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use wasm_state_sdk::{
-    Condition, Error, ExpireMode, KeyKind, KeyListing, OpOutput, Position, Session, SetOptions,
-    State,
+    Condition, Error, ExpireMode, Filter, KeyKind, KeyListing, OpOutput, Order, Position, Query,
+    Session, SetOptions, State,
 };
 
 /// Why a group failed.
@@ -812,10 +812,113 @@ fn account(st: &State) -> Check {
     Ok(())
 }
 
+#[derive(Deserialize, Debug)]
+struct Employee {
+    person: Person,
+    city: String,
+    state: String,
+}
+
+#[derive(Deserialize, Debug)]
+struct Person {
+    org: String,
+    id: u32,
+}
+
+/// Queries on a session scope of their own (the dataset of Dapr's query
+/// how-to), typed and in JSON form, paged by token.
+fn queries(_: &State) -> Check {
+    let session = Session::create(Some(Duration::from_secs(60)))?;
+    let st = State::session(&session)?;
+    let rows = [
+        ("1", "Dev Ops", 1036, "Seattle", "WA"),
+        ("2", "Hardware", 1028, "Portland", "OR"),
+        ("3", "Finance", 1071, "Sacramento", "CA"),
+        ("4", "Dev Ops", 1042, "Spokane", "WA"),
+        ("5", "Hardware", 1007, "Los Angeles", "CA"),
+        ("6", "Finance", 1094, "Eugene", "OR"),
+        ("7", "Dev Ops", 1015, "San Francisco", "CA"),
+        ("8", "Hardware", 1077, "Redmond", "WA"),
+        ("9", "Finance", 1002, "San Diego", "CA"),
+        ("10", "Dev Ops", 1054, "New York", "NY"),
+    ];
+    for (key, org, id, city, state) in rows {
+        st.set(
+            key,
+            &serde_json::json!({"person": {"org": org, "id": id}, "city": city, "state": state}),
+        )?;
+    }
+    // Not objects, or not values: never results.
+    st.set("plain", &42)?;
+    st.list_append("a-list", &[serde_json::json!({"state": "WA"})])?;
+
+    let query = Query::new()
+        .filter(Filter::or([
+            Filter::eq("person.org", "Dev Ops"),
+            Filter::and([
+                Filter::eq("person.org", "Finance"),
+                Filter::is_in("state", ["CA", "WA"]),
+            ]),
+        ]))
+        .sort("state", Order::Desc)
+        .sort("person.id", Order::Asc)
+        .limit(3);
+    let first = st.query::<Employee>(&query)?;
+    let keys: Vec<&str> = first.results.iter().map(|r| r.key.as_str()).collect();
+    same!(keys, ["1", "4", "10"]);
+    same!(first.results[0].value.city, "Seattle");
+    same!(first.results[0].value.state, "WA");
+    same!(first.results[0].value.person.org, "Dev Ops");
+    ensure!(first.token.is_some());
+    let second = st.query::<Employee>(&query.clone().token(first.token.unwrap()))?;
+    let keys: Vec<&str> = second.results.iter().map(|r| r.key.as_str()).collect();
+    same!(keys, ["9", "7", "3"]);
+    same!(second.token, None);
+
+    // Every page by iterator, from the JSON form.
+    let json = Query::from_json(
+        r#"{"filter":{"GTE":{"person.id":1040}},"sort":[{"key":"person.id","order":"DESC"}],"page":{"limit":2}}"#,
+    )?;
+    let ids: Vec<u32> = st
+        .query_iter::<Employee>(json)
+        .map(|r| r.map(|r| r.value.person.id))
+        .collect::<Result<_, _>>()?;
+    same!(ids, [1094, 1077, 1071, 1054, 1042]);
+    same!(st.query_iter::<serde_json::Value>(Query::new()).count(), 10);
+
+    // A result's etag works as a condition.
+    let hit = st.query::<serde_json::Value>(&Query::new().filter(Filter::eq("city", "Eugene")))?;
+    same!(hit.results.len(), 1);
+    st.set_with(
+        "6",
+        &serde_json::json!({"moved": true}),
+        SetOptions::condition(Condition::IfMatch(hit.results[0].etag.clone())),
+    )?;
+    fails!(
+        st.set_with(
+            "6",
+            &1,
+            SetOptions::condition(Condition::IfMatch(hit.results[0].etag.clone()))
+        ),
+        Error::EtagMismatch
+    );
+
+    match st.query::<serde_json::Value>(&Query::from_json(r#"{"filter":{"LIKE":{"a":1}}}"#)?) {
+        Err(Error::InvalidArgument(m)) => ensure!(m.contains("\"LIKE\""), "{m}"),
+        other => return Err(Fail(format!("a LIKE filter should fail: {other:?}"))),
+    }
+    fails!(
+        st.query::<serde_json::Value>(&Query::new().token("bogus")),
+        Error::InvalidArgument(_)
+    );
+    ensure!(session.end()?);
+    Ok(())
+}
+
 /// A named group of checks.
 type Group = (&'static str, fn(&State) -> Check);
 
-const GROUPS: [Group; 12] = [
+const GROUPS: [Group; 13] = [
     ("values", values),
     ("counters", counters),
     ("ttl", ttl),
@@ -828,6 +931,7 @@ const GROUPS: [Group; 12] = [
     ("transactions", transactions),
     ("sessions", sessions),
     ("account", account),
+    ("queries", queries),
 ];
 
 fn main() {
