@@ -29,7 +29,7 @@ def fmt(ns):
 
 
 # (measured, baseline) pairs of function names within a group.
-PAIRS = [("wasm_state", "native_redb"), ("spawn_blocking", "inline"), ("guest", "native")]
+PAIRS = [("wasm_state", "native_redb"), ("wasm_state", "native_redis"), ("spawn_blocking", "inline"), ("guest", "native")]
 
 rows = []
 for group in sorted(p for p in root.iterdir() if p.is_dir() and p.name != "report"):

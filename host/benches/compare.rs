@@ -1,0 +1,883 @@
+//! wasm-state next to other durable stores, same machine, same process, same
+//! run (`docs/benchmarks.md`, "Group commit scaling" and "Side by side").
+//!
+//! 1. **Group-commit scaling curve**: 1, 4, 16, 64 and 256 concurrent
+//!    writers, each doing durable sets of distinct keys with 100-byte
+//!    values, on
+//!    - wasm-state on redb (tokio tasks on one `Store`; its writer thread
+//!      group-commits what is queued; commits counted from `Store::metrics`),
+//!    - native redb, one `begin_write`/`insert`/`commit` per write
+//!      (`Durability::Immediate`), one OS thread per writer,
+//!    - Redis (`appendonly yes`, `appendfsync always`), redis-rs, one
+//!      connection per writer, one `SET` per write.
+//! 2. **Side by side**: point get, durable set, map set (one field), list
+//!    append, a 10-op transaction and 64 concurrent writers, on wasm-state
+//!    (redb), SQLite through rusqlite (WAL, `synchronous=FULL`, Spin's
+//!    key-value table), Redis `appendfsync always` and `everysec` through
+//!    redis-rs, the wasm-state Redis engine on the `always` server, and
+//!    native redb doing the same writes (for reference: what the storage
+//!    engine itself costs).
+//!
+//! Why not criterion: fsync latency on a shared disk drifts by several times
+//! within seconds, and criterion measures one function after another, so
+//! the drift lands in the ratios. Here the systems take turns instead: each
+//! round runs every system for a short slice (rotating who goes first), and
+//! a system's figure is its total over all rounds: writes over seconds for
+//! the curve, time over operations (the mean) for the table. Both tables are
+//! printed at the end, in Markdown.
+//!
+//! Needs `redis-server` (Debian's package); each server runs on a free port
+//! with AOF in its own temporary directory and is stopped at the end.
+//!
+//! ```sh
+//! cargo bench -p wasm-state-host --bench compare            # both parts
+//! cargo bench -p wasm-state-host --bench compare -- curve   # only the curve
+//! cargo bench -p wasm-state-host --bench compare -- side    # only the table
+//! ```
+//!
+//! `cargo test --benches` (or `-- --test`) runs every step once, unmeasured.
+
+#[path = "../tests/support/redis_server.rs"]
+mod redis_server;
+
+use std::hint::black_box;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use redb::{Database, Durability, ReadableDatabase, TableDefinition};
+use redis::AsyncCommands;
+use redis::aio::MultiplexedConnection;
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::runtime::Runtime;
+use tokio::task::JoinSet;
+use wasm_state::store::{Op, OpKind, ScopeHandle, Store, StoreConfig};
+
+/// Writer counts of the scaling curve.
+const WRITERS: [usize; 5] = [1, 4, 16, 64, 256];
+/// Rounds of the curve (each round measures every writer count once).
+const CURVE_ROUNDS: usize = 8;
+/// Seconds per system per writer count per round.
+const CURVE_SECS: f64 = 0.75;
+/// Writers of the side-by-side "concurrent" row.
+const CONCURRENT: usize = 64;
+/// Rounds of the side-by-side table, and the time of one slice.
+const SIDE_ROUNDS: usize = 15;
+const SIDE_SLICE: Duration = Duration::from_millis(150);
+const SIDE_WARM: Duration = Duration::from_millis(300);
+/// The native redb baseline's table.
+const RAW: TableDefinition<&str, &[u8]> = TableDefinition::new("raw");
+/// Spin's default key-value table (its SQLite backend).
+const SQL_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS spin_key_value (
+    store TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (store, key))";
+const SQL_UPSERT: &str = "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
+    ON CONFLICT (store, key) DO UPDATE SET value = excluded.value";
+const SQL_GET: &str = "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2";
+
+/// Table headings of the side-by-side systems, in the order of [`steps`].
+const SYSTEMS: [&str; 6] = [
+    "wasm-state (redb)",
+    "SQLite (WAL, FULL)",
+    "Redis `always`",
+    "Redis `everysec`",
+    "wasm-state on Redis `always`",
+    "native redb",
+];
+
+/// A 100-byte value.
+fn value() -> Vec<u8> {
+    (0..100u8).map(|i| b'a' + i % 26).collect()
+}
+
+/// A 100-byte value that differs for every `n`: rewriting a row with the
+/// bytes it already holds lets SQLite skip the page write (and the fsync).
+fn value_n(n: u64) -> Vec<u8> {
+    let mut v = value();
+    v[..16].copy_from_slice(format!("{n:016x}").as_bytes());
+    v
+}
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn store_config() -> StoreConfig {
+    // No background sweeper: nothing expires here, and its commits would
+    // be counted as batches.
+    StoreConfig {
+        sweep_interval: None,
+        ..StoreConfig::default()
+    }
+}
+
+// ---- Redis ----
+
+/// A `redis-server` with AOF on, in its own temporary directory.
+struct Redis {
+    _server: redis_server::RedisServer,
+    url: String,
+    // Removed after the server is stopped (field order).
+    _dir: tempfile::TempDir,
+}
+
+fn start_redis(appendfsync: &str) -> Redis {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = redis_server::start_detached(&[
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        appendfsync,
+        // No AOF rewrite (a fork) in the middle of a measurement.
+        "--auto-aof-rewrite-percentage",
+        "0",
+        "--dir",
+        dir.path().to_str().expect("a UTF-8 temp path"),
+    ]);
+    for (name, want) in [("appendonly", "yes"), ("appendfsync", appendfsync)] {
+        let got = redis_server::cli(server.port, &["config", "get", name]);
+        assert!(
+            got.lines().nth(1) == Some(want),
+            "redis-server {name}: wanted {want}, got {got:?}"
+        );
+    }
+    Redis {
+        url: format!("redis://127.0.0.1:{}", server.port),
+        _server: server,
+        _dir: dir,
+    }
+}
+
+/// `n` separate connections (one per writer).
+fn redis_connections(rt: &Runtime, url: &str, n: usize) -> Vec<MultiplexedConnection> {
+    rt.block_on(async {
+        let client = redis::Client::open(url).expect("redis url");
+        let mut conns = Vec::with_capacity(n);
+        for _ in 0..n {
+            conns.push(
+                client
+                    .get_multiplexed_async_connection()
+                    .await
+                    .expect("redis connection"),
+            );
+        }
+        conns
+    })
+}
+
+// ---- native redb and SQLite ----
+
+fn native_put(db: &Database, key: &str, value: &[u8]) {
+    native_write(db, &[(key, value)]);
+}
+
+/// One durable redb transaction of these inserts.
+fn native_write(db: &Database, pairs: &[(&str, &[u8])]) {
+    let mut w = db.begin_write().expect("write");
+    w.set_durability(Durability::Immediate).expect("durability");
+    {
+        let mut t = w.open_table(RAW).expect("table");
+        for (key, value) in pairs {
+            t.insert(*key, *value).expect("insert");
+        }
+    }
+    w.commit().expect("commit");
+}
+
+fn native_get(db: &Database, key: &str) -> Option<Vec<u8>> {
+    let r = db.begin_read().expect("read");
+    let t = r.open_table(RAW).expect("table");
+    t.get(key).expect("get").map(|v| v.value().to_vec())
+}
+
+fn sqlite_open(path: &Path) -> Connection {
+    let c = Connection::open(path).expect("sqlite open");
+    let mode: String = c
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .expect("journal_mode");
+    assert_eq!(mode, "wal");
+    c.pragma_update(None, "synchronous", "FULL")
+        .expect("synchronous");
+    let sync: i64 = c
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .expect("synchronous");
+    assert_eq!(sync, 2, "synchronous=FULL");
+    c.execute_batch(SQL_SCHEMA).expect("schema");
+    c
+}
+
+fn sqlite_set(c: &Connection, key: &str, value: &[u8]) {
+    c.prepare_cached(SQL_UPSERT)
+        .expect("prepare")
+        .execute(params!["bench", key, value])
+        .expect("upsert");
+}
+
+fn sqlite_get(c: &Connection, key: &str) -> Option<Vec<u8>> {
+    c.prepare_cached(SQL_GET)
+        .expect("prepare")
+        .query_row(params!["bench", key], |r| r.get(0))
+        .optional()
+        .expect("select")
+}
+
+// ---- 1. the scaling curve ----
+
+/// Writes acknowledged in `secs` seconds, and the commits they took.
+#[derive(Clone, Copy)]
+struct Rate {
+    writes: u64,
+    secs: f64,
+    commits: u64,
+}
+
+impl Rate {
+    fn per_sec(&self) -> f64 {
+        self.writes as f64 / self.secs
+    }
+}
+
+/// Commit batches the store's writer has made so far.
+fn commit_batches(store: &Store) -> u64 {
+    let text = store.metrics().encode();
+    text.lines()
+        .find_map(|l| l.strip_prefix("wasm_state_commit_batch_requests_count "))
+        .and_then(|n| n.trim().parse::<f64>().ok())
+        .expect("the commit batch count in the store's metrics") as u64
+}
+
+/// Run `n` async writers, each calling `write(writer, k)` for k = 0, 1, …
+/// one after another, until `secs` have passed; their writes.
+fn async_writers<F, Fut>(rt: &Runtime, n: usize, secs: Duration, write: F) -> u64
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let stop = Arc::new(AtomicBool::new(false));
+    let write = Arc::new(write);
+    rt.block_on(async {
+        let mut set = JoinSet::new();
+        for w in 0..n {
+            let (stop, write) = (stop.clone(), write.clone());
+            set.spawn(async move {
+                let mut done = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    write(w, done).await;
+                    done += 1;
+                }
+                done
+            });
+        }
+        tokio::time::sleep(secs).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut total = 0;
+        while let Some(r) = set.join_next().await {
+            total += r.expect("writer task");
+        }
+        total
+    })
+}
+
+fn curve_wasm_state(
+    rt: &Runtime,
+    store: &Store,
+    s: &ScopeHandle,
+    n: usize,
+    secs: Duration,
+    tag: &str,
+) -> Rate {
+    let before = commit_batches(store);
+    let started = Instant::now();
+    let (s, v, tag) = (s.clone(), value(), tag.to_string());
+    let writes = async_writers(rt, n, secs, move |w, k| {
+        let (s, v, key) = (s.clone(), v.clone(), format!("{tag}n{n}w{w}k{k}"));
+        async move {
+            s.set(&key, v).await.expect("set");
+        }
+    });
+    Rate {
+        writes,
+        secs: started.elapsed().as_secs_f64(),
+        commits: commit_batches(store) - before,
+    }
+}
+
+fn curve_native(db: &Database, n: usize, secs: Duration, tag: &str) -> Rate {
+    let stop = AtomicBool::new(false);
+    let total = AtomicU64::new(0);
+    let v = value();
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for w in 0..n {
+            let (stop, total, v) = (&stop, &total, &v);
+            scope.spawn(move || {
+                let mut done = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    native_put(db, &format!("{tag}n{n}w{w}k{done}"), v);
+                    done += 1;
+                }
+                total.fetch_add(done, Ordering::Relaxed);
+            });
+        }
+        std::thread::sleep(secs);
+        stop.store(true, Ordering::Relaxed);
+    });
+    let writes = total.into_inner();
+    Rate {
+        writes,
+        secs: started.elapsed().as_secs_f64(),
+        commits: writes,
+    }
+}
+
+fn curve_redis(
+    rt: &Runtime,
+    conns: &[MultiplexedConnection],
+    n: usize,
+    secs: Duration,
+    tag: &str,
+) -> Rate {
+    let started = Instant::now();
+    let (conns, v, tag) = (conns.to_vec(), value(), tag.to_string());
+    let writes = async_writers(rt, n, secs, move |w, k| {
+        let (mut c, v, key) = (conns[w].clone(), v.clone(), format!("{tag}n{n}w{w}k{k}"));
+        async move {
+            c.set::<_, _, ()>(key, v).await.expect("SET");
+        }
+    });
+    Rate {
+        writes,
+        secs: started.elapsed().as_secs_f64(),
+        commits: 0,
+    }
+}
+
+fn scaling_curve(quick: bool) -> String {
+    let (secs, rounds, writers): (_, _, &[usize]) = if quick {
+        (Duration::from_millis(50), 1, &WRITERS[..2])
+    } else {
+        (Duration::from_secs_f64(CURVE_SECS), CURVE_ROUNDS, &WRITERS)
+    };
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path().join("state.redb"), store_config()).expect("store");
+    let s = store.instance("curve").expect("instance");
+    let native = Database::create(dir.path().join("native.redb")).expect("native db");
+    let redis = start_redis("always");
+    let max = writers.iter().copied().max().unwrap_or(1);
+    let conns = redis_connections(&rt, &redis.url, max);
+
+    // Warm-up (file growth, connections, thread pools), not reported.
+    let warm = secs.min(Duration::from_millis(500));
+    curve_wasm_state(&rt, &store, &s, 16.min(max), warm, "warm");
+    curve_native(&native, 16.min(max), warm, "warm");
+    curve_redis(&rt, &conns, 16.min(max), warm, "warm");
+
+    eprintln!("\ngroup-commit scaling curve: {rounds} rounds, {secs:?} per point");
+    // rates[writer count][round] = (wasm-state, native, redis)
+    let mut rates = vec![Vec::new(); writers.len()];
+    for round in 0..rounds {
+        for (i, &n) in writers.iter().enumerate() {
+            // The three systems back to back, who goes first rotating, so
+            // drift on the shared disk hits all three alike.
+            let tag = format!("r{round}");
+            let mut got = [None; 3];
+            for j in 0..3 {
+                let sys = (j + round + i) % 3;
+                got[sys] = Some(match sys {
+                    0 => curve_wasm_state(&rt, &store, &s, n, secs, &tag),
+                    1 => curve_native(&native, n, secs, &tag),
+                    _ => curve_redis(&rt, &conns, n, secs, &tag),
+                });
+            }
+            let [Some(ours), Some(raw), Some(red)] = got else {
+                unreachable!("every system ran")
+            };
+            eprintln!(
+                "  round {round}, {n:>3} writers: wasm-state {:>7.0}/s ({:.1} writes/commit), native redb {:>7.0}/s, Redis always {:>7.0}/s",
+                ours.per_sec(),
+                ours.writes as f64 / ours.commits.max(1) as f64,
+                raw.per_sec(),
+                red.per_sec()
+            );
+            rates[i].push((ours, raw, red));
+        }
+    }
+    drop(conns);
+    drop(redis);
+
+    let mut out = String::from("## Group commit scaling (benches/compare.rs)\n\n");
+    out += "| writers | wasm-state writes/s | wasm-state commits/s (writes per commit) | native redb writes/s (= commits/s) | Redis `always` writes/s | wasm-state ÷ native | wasm-state ÷ Redis |\n";
+    out += "|---|---|---|---|---|---|---|\n";
+    for (&n, runs) in writers.iter().zip(&rates) {
+        // Totals over the rounds.
+        let sum = |pick: fn(&(Rate, Rate, Rate)) -> Rate| {
+            runs.iter().map(pick).fold(
+                Rate {
+                    writes: 0,
+                    secs: 0.0,
+                    commits: 0,
+                },
+                |t, r| Rate {
+                    writes: t.writes + r.writes,
+                    secs: t.secs + r.secs,
+                    commits: t.commits + r.commits,
+                },
+            )
+        };
+        let (ours, raw, red) = (sum(|r| r.0), sum(|r| r.1), sum(|r| r.2));
+        let range = |f: fn(&(Rate, Rate, Rate)) -> f64| {
+            let xs: Vec<f64> = runs.iter().map(f).collect();
+            let lo = xs.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = xs.iter().copied().fold(0.0, f64::max);
+            format!("{lo:.2}–{hi:.2}")
+        };
+        eprintln!(
+            "  {n:>3} writers: per-round wasm-state ÷ native {}, ÷ Redis {}",
+            range(|(o, r, _)| o.per_sec() / r.per_sec()),
+            range(|(o, _, d)| o.per_sec() / d.per_sec()),
+        );
+        out += &format!(
+            "| {n} | {:.0} | {:.0} ({:.1}) | {:.0} | {:.0} | {:.2}× | {:.2}× |\n",
+            ours.per_sec(),
+            ours.commits as f64 / ours.secs,
+            ours.writes as f64 / ours.commits.max(1) as f64,
+            raw.per_sec(),
+            red.per_sec(),
+            ours.per_sec() / raw.per_sec(),
+            ours.per_sec() / red.per_sec(),
+        );
+    }
+    out
+}
+
+// ---- 2. side by side ----
+
+/// One operation of one system; its argument numbers the call (to vary
+/// the value written).
+type Step<'a> = Box<dyn FnMut(u64) + 'a>;
+
+/// Mean time per call (ns) of each step, the steps taking turns.
+fn measure(steps: &mut [Step<'_>], quick: bool) -> Vec<f64> {
+    let k = steps.len();
+    let mut next = vec![0u64; k];
+    let mut per_slice = vec![1u64; k];
+    if !quick {
+        // Warm up, and size each step's slice to about SIDE_SLICE.
+        for (i, step) in steps.iter_mut().enumerate() {
+            let started = Instant::now();
+            let mut n = 0u64;
+            while n == 0 || started.elapsed() < SIDE_WARM {
+                step(next[i]);
+                next[i] += 1;
+                n += 1;
+            }
+            let each = started.elapsed().as_secs_f64() / n as f64;
+            per_slice[i] = ((SIDE_SLICE.as_secs_f64() / each) as u64).max(1);
+        }
+    }
+    let rounds = if quick { 1 } else { SIDE_ROUNDS };
+    let mut total = vec![(Duration::ZERO, 0u64); k];
+    for round in 0..rounds {
+        for j in 0..k {
+            let i = (j + round) % k;
+            let started = Instant::now();
+            for _ in 0..per_slice[i] {
+                steps[i](next[i]);
+                next[i] += 1;
+            }
+            total[i].0 += started.elapsed();
+            total[i].1 += per_slice[i];
+        }
+    }
+    total
+        .iter()
+        .map(|(t, n)| t.as_nanos() as f64 / *n as f64)
+        .collect()
+}
+
+struct Fixture {
+    rt: Runtime,
+    /// wasm-state on redb.
+    s: ScopeHandle,
+    /// wasm-state on the `always` Redis.
+    sr: ScopeHandle,
+    sqlite: Arc<Mutex<Connection>>,
+    native: Arc<Database>,
+    /// One connection for single ops, `CONCURRENT` for the concurrent row.
+    always: (MultiplexedConnection, Vec<MultiplexedConnection>),
+    everysec: (MultiplexedConnection, Vec<MultiplexedConnection>),
+    _stores: (Store, Store),
+    _redis: (Redis, Redis),
+    _dir: tempfile::TempDir,
+}
+
+fn fixture() -> Fixture {
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path().join("state.redb"), store_config()).expect("store");
+    let always = start_redis("always");
+    let everysec = start_redis("everysec");
+    let redis_store = rt
+        .block_on(Store::connect(
+            &format!("{}?namespace=cmp", always.url),
+            store_config(),
+        ))
+        .expect("wasm-state on redis");
+    let sqlite = sqlite_open(&dir.path().join("kv.sqlite"));
+    let native = Database::create(dir.path().join("native.redb")).expect("native db");
+    native_put(&native, "hot", &value());
+    let (s, sr) = (
+        store.instance("bench").expect("instance"),
+        redis_store.instance("bench").expect("instance"),
+    );
+    let v = value();
+    let conns = |url: &str| {
+        let mut c = redis_connections(&rt, url, CONCURRENT + 1);
+        let one = c.pop().expect("a connection");
+        (one, c)
+    };
+    let (a, e) = (conns(&always.url), conns(&everysec.url));
+    rt.block_on(async {
+        s.set("hot", v.clone()).await.expect("set");
+        sr.set("hot", v.clone()).await.expect("set");
+        for mut c in [a.0.clone(), e.0.clone()] {
+            c.set::<_, _, ()>("hot", &v).await.expect("SET");
+        }
+    });
+    sqlite_set(&sqlite, "hot", &v);
+    Fixture {
+        rt,
+        s,
+        sr,
+        sqlite: Arc::new(Mutex::new(sqlite)),
+        native: Arc::new(native),
+        always: a,
+        everysec: e,
+        _stores: (store, redis_store),
+        _redis: (always, everysec),
+        _dir: dir,
+    }
+}
+
+fn ten_ops(keys: &[String], v: &[u8]) -> Vec<Op> {
+    keys.iter()
+        .map(|k| {
+            Op::new(
+                k.clone(),
+                OpKind::Set {
+                    value: v.to_vec(),
+                    ttl: None,
+                },
+            )
+        })
+        .collect()
+}
+
+async fn concurrent_sets(s: &ScopeHandle, v: Vec<u8>) {
+    let mut set = JoinSet::new();
+    for i in 0..CONCURRENT {
+        let (s, v) = (s.clone(), v.clone());
+        set.spawn(async move { s.set(&format!("c{i}"), v).await });
+    }
+    while let Some(r) = set.join_next().await {
+        r.expect("task").expect("set");
+    }
+}
+
+async fn concurrent_redis(conns: &[MultiplexedConnection], v: Vec<u8>) {
+    let mut set = JoinSet::new();
+    for (i, c) in conns.iter().enumerate() {
+        let (mut c, v) = (c.clone(), v.clone());
+        set.spawn(async move { c.set::<_, _, ()>(format!("c{i}"), v).await });
+    }
+    while let Some(r) = set.join_next().await {
+        r.expect("task").expect("SET");
+    }
+}
+
+/// The steps of one operation, in the order of [`SYSTEMS`] (but the last,
+/// [`native_step`]).
+fn steps<'a>(f: &'a Fixture, op: &str, keys: &'a [String]) -> Vec<Step<'a>> {
+    let (rt, s, sr, sql) = (&f.rt, &f.s, &f.sr, &f.sqlite);
+    let (a, e) = (&f.always.0, &f.everysec.0);
+    let lock = move || sql.lock().expect("sqlite lock");
+    match op {
+        "point get" => {
+            let redis = move |c: &'a MultiplexedConnection| -> Step<'a> {
+                Box::new(move |_| {
+                    black_box(
+                        rt.block_on(c.clone().get::<_, Vec<u8>>("hot"))
+                            .expect("GET"),
+                    );
+                })
+            };
+            vec![
+                Box::new(move |_| {
+                    black_box(rt.block_on(s.get("hot")).expect("get"));
+                }),
+                Box::new(move |_| {
+                    black_box(sqlite_get(&lock(), "hot"));
+                }),
+                redis(a),
+                redis(e),
+                Box::new(move |_| {
+                    black_box(rt.block_on(sr.get("hot")).expect("get"));
+                }),
+            ]
+        }
+        "durable set" => {
+            let redis = move |c: &'a MultiplexedConnection| -> Step<'a> {
+                Box::new(move |n| {
+                    rt.block_on(c.clone().set::<_, _, ()>("k", value_n(n)))
+                        .expect("SET")
+                })
+            };
+            vec![
+                Box::new(move |n| {
+                    rt.block_on(s.set("k", value_n(n))).expect("set");
+                }),
+                Box::new(move |n| sqlite_set(&lock(), "k", &value_n(n))),
+                redis(a),
+                redis(e),
+                Box::new(move |n| {
+                    rt.block_on(sr.set("k", value_n(n))).expect("set");
+                }),
+            ]
+        }
+        // SQLite has no maps: a field is a row of its own.
+        "map set (1 field)" => {
+            let redis = move |c: &'a MultiplexedConnection| -> Step<'a> {
+                Box::new(move |n| {
+                    rt.block_on(c.clone().hset::<_, _, _, ()>("m", "f", value_n(n)))
+                        .expect("HSET")
+                })
+            };
+            vec![
+                Box::new(move |n| {
+                    rt.block_on(s.map_set("m", vec![("f".into(), value_n(n))]))
+                        .expect("map set");
+                }),
+                Box::new(move |n| sqlite_set(&lock(), "m/f", &value_n(n))),
+                redis(a),
+                redis(e),
+                Box::new(move |n| {
+                    rt.block_on(sr.map_set("m", vec![("f".into(), value_n(n))]))
+                        .expect("map set");
+                }),
+            ]
+        }
+        // SQLite has no lists: one transaction writes the item's row and
+        // the list's length row (what wasm-state's list meta record does).
+        "list append (1 item)" => {
+            let redis = move |c: &'a MultiplexedConnection| -> Step<'a> {
+                Box::new(move |n| {
+                    rt.block_on(c.clone().rpush::<_, _, ()>("l", value_n(n)))
+                        .expect("RPUSH")
+                })
+            };
+            vec![
+                Box::new(move |n| {
+                    rt.block_on(s.list_append("l", vec![value_n(n)]))
+                        .expect("list append");
+                }),
+                Box::new(move |n| {
+                    let mut c = lock();
+                    let tx = c.transaction().expect("begin");
+                    sqlite_set(&tx, &format!("l/{n:020}"), &value_n(n));
+                    sqlite_set(&tx, "l", &(n + 1).to_be_bytes());
+                    tx.commit().expect("commit");
+                }),
+                redis(a),
+                redis(e),
+                Box::new(move |n| {
+                    rt.block_on(sr.list_append("l", vec![value_n(n)]))
+                        .expect("list append");
+                }),
+            ]
+        }
+        "transaction, 10 sets" => {
+            let redis = move |c: &'a MultiplexedConnection| -> Step<'a> {
+                Box::new(move |n| {
+                    let v = value_n(n);
+                    let mut p = redis::pipe();
+                    p.atomic();
+                    for k in keys {
+                        p.set(k, &v).ignore();
+                    }
+                    rt.block_on(p.query_async::<()>(&mut c.clone()))
+                        .expect("MULTI/EXEC")
+                })
+            };
+            vec![
+                Box::new(move |n| {
+                    rt.block_on(s.commit(ten_ops(keys, &value_n(n))))
+                        .expect("commit");
+                }),
+                Box::new(move |n| {
+                    let v = value_n(n);
+                    let mut c = lock();
+                    let tx = c.transaction().expect("begin");
+                    for k in keys {
+                        sqlite_set(&tx, k, &v);
+                    }
+                    tx.commit().expect("commit");
+                }),
+                redis(a),
+                redis(e),
+                Box::new(move |n| {
+                    rt.block_on(sr.commit(ten_ops(keys, &value_n(n))))
+                        .expect("commit");
+                }),
+            ]
+        }
+        // 64 writers at once, one write each: tasks on one Store; SQLite as
+        // Spin uses it (one connection behind a mutex, each write its own
+        // transaction, on the blocking pool); Redis one connection each.
+        "64 concurrent writers" => vec![
+            Box::new(move |n| rt.block_on(concurrent_sets(s, value_n(n)))),
+            Box::new(move |n| {
+                rt.block_on(async {
+                    let mut set = JoinSet::new();
+                    for i in 0..CONCURRENT {
+                        let (sql, v) = (sql.clone(), value_n(n));
+                        set.spawn_blocking(move || {
+                            sqlite_set(&sql.lock().expect("lock"), &format!("c{i}"), &v)
+                        });
+                    }
+                    while let Some(r) = set.join_next().await {
+                        r.expect("task");
+                    }
+                })
+            }),
+            Box::new(move |n| rt.block_on(concurrent_redis(&f.always.1, value_n(n)))),
+            Box::new(move |n| rt.block_on(concurrent_redis(&f.everysec.1, value_n(n)))),
+            Box::new(move |n| rt.block_on(concurrent_sets(sr, value_n(n)))),
+        ],
+        other => unreachable!("no operation {other}"),
+    }
+}
+
+/// The same operation on native redb (the last column): plain inserts, one
+/// durable transaction per operation, as wasm-state would need at least.
+fn native_step<'a>(f: &'a Fixture, op: &str, keys: &'a [String]) -> Step<'a> {
+    let (rt, db) = (&f.rt, &f.native);
+    match op {
+        "point get" => Box::new(move |_| {
+            black_box(native_get(db, "hot"));
+        }),
+        "durable set" => Box::new(move |n| native_put(db, "k", &value_n(n))),
+        "map set (1 field)" => Box::new(move |n| native_put(db, "m/f", &value_n(n))),
+        "list append (1 item)" => Box::new(move |n| {
+            let item = format!("l/{n:020}");
+            let len = (n + 1).to_be_bytes();
+            native_write(db, &[(&item, &value_n(n)), ("l", &len)]);
+        }),
+        "transaction, 10 sets" => Box::new(move |n| {
+            let v = value_n(n);
+            let pairs: Vec<(&str, &[u8])> = keys.iter().map(|k| (k.as_str(), &v[..])).collect();
+            native_write(db, &pairs);
+        }),
+        // redb takes one writer at a time: 64 commits one after another.
+        "64 concurrent writers" => Box::new(move |n| {
+            rt.block_on(async {
+                let mut set = JoinSet::new();
+                for i in 0..CONCURRENT {
+                    let (db, v) = (db.clone(), value_n(n));
+                    set.spawn_blocking(move || native_put(&db, &format!("c{i}"), &v));
+                }
+                while let Some(r) = set.join_next().await {
+                    r.expect("task");
+                }
+            })
+        }),
+        other => unreachable!("no operation {other}"),
+    }
+}
+
+fn fmt_ns(ns: f64) -> String {
+    if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.1} µs", ns / 1e3)
+    } else {
+        format!("{ns:.0} ns")
+    }
+}
+
+fn side_by_side(quick: bool) -> String {
+    let f = fixture();
+    let keys: Vec<String> = (0..10).map(|i| format!("t{i}")).collect();
+    let mut out = String::from("## Side by side: SQLite, Redis (benches/compare.rs)\n\n");
+    out += &format!(
+        "| operation | {} | wasm-state ÷ SQLite | wasm-state ÷ Redis `always` | wasm-state on Redis ÷ Redis `always` | wasm-state ÷ native redb |\n",
+        SYSTEMS.join(" | ")
+    );
+    out += &format!("|---|{}---|---|---|---|\n", "---|".repeat(SYSTEMS.len()));
+    eprintln!(
+        "\nside by side: {} rounds of {SIDE_SLICE:?} slices per system",
+        if quick { 1 } else { SIDE_ROUNDS }
+    );
+    for op in [
+        "point get",
+        "durable set",
+        "map set (1 field)",
+        "list append (1 item)",
+        "transaction, 10 sets",
+        "64 concurrent writers",
+    ] {
+        let mut steps = steps(&f, op, &keys);
+        steps.push(native_step(&f, op, &keys));
+        let mean = measure(&mut steps, quick);
+        drop(steps);
+        let cells: Vec<String> = mean.iter().map(|m| fmt_ns(*m)).collect();
+        eprintln!("  {op}: {}", cells.join(" · "));
+        let row = if op == "64 concurrent writers" {
+            "64 concurrent writers (one round of 64 writes)"
+        } else {
+            op
+        };
+        out += &format!(
+            "| {row} | {} | {:.2}× | {:.2}× | {:.2}× | {:.2}× |\n",
+            cells.join(" | "),
+            mean[0] / mean[1],
+            mean[0] / mean[2],
+            mean[4] / mean[2],
+            mean[0] / mean[5],
+        );
+    }
+    out
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let has = |flag: &str| args.iter().any(|a| a == flag);
+    if has("--list") {
+        println!("curve: benchmark\nside: benchmark");
+        return;
+    }
+    // As criterion decides: without `--bench` (`cargo test --benches`), or
+    // with `--test`, only check that every step runs.
+    let quick = !has("--bench") || has("--test");
+    let filter = args.iter().find(|a| !a.starts_with('-'));
+    let wants = |part: &str| filter.is_none_or(|f| part.contains(f.as_str()));
+    let mut tables = Vec::new();
+    if wants("curve") {
+        tables.push(scaling_curve(quick));
+    }
+    if wants("side") {
+        tables.push(side_by_side(quick));
+    }
+    if quick {
+        eprintln!("compare: every step ran (not measured)");
+    } else {
+        println!("\n{}", tables.join("\n"));
+    }
+}
