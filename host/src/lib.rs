@@ -6,7 +6,12 @@
 //! embedded redb file by default. The wasmtime bindings and runtime build on it.
 #![deny(missing_docs)]
 
+pub mod admin;
+pub mod api;
 pub mod bindings;
 pub mod http;
+pub mod keyvalue;
+pub mod metrics;
 pub mod runtime;
+pub mod server;
 pub mod store;
