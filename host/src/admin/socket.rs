@@ -27,11 +27,12 @@ impl AdminSocket {
     /// it appears under its name, so nobody else can ever connect.
     pub async fn bind(data_dir: &Path) -> std::io::Result<AdminSocket> {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::create_dir_all(data_dir).map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!("cannot create the data dir {} ({e})", data_dir.display()),
-            )
+        crate::runtime::datadir::prepare(data_dir).map_err(|e| {
+            let kind = match &e {
+                crate::runtime::HostError::Io { source, .. } => source.kind(),
+                _ => std::io::ErrorKind::Other,
+            };
+            std::io::Error::new(kind, e.to_string())
         })?;
         let path = path(data_dir);
         if path.exists() {

@@ -31,6 +31,7 @@
 
 pub mod cache;
 mod ctx;
+pub mod datadir;
 mod epoch;
 mod error;
 pub mod watchers;
@@ -241,14 +242,11 @@ impl Host {
                 format!("the store {url} is opened with Host::connect (async), not Host::open"),
             )));
         }
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| HostError::Io {
-            what: format!(
-                "cannot create the data directory {}",
-                config.data_dir.display()
-            ),
-            source,
-        })?;
-        let store = Store::open(config.data_dir.join("state.redb"), config.store.clone())?;
+        datadir::prepare(&config.data_dir)?;
+        let file = config.data_dir.join("state.redb");
+        let created = !file.exists();
+        let store = Store::open(&file, config.store.clone())?;
+        datadir::secure_file(&file, created)?;
         Host::with_store(store, config)
     }
 
