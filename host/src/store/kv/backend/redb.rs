@@ -5,14 +5,22 @@
 //! Writes are [`WriteJob`]s sent to the writer thread, which drains its queue,
 //! runs each job against its own [`Overlay`] inside one write transaction,
 //! flushes only the jobs that succeeded, and commits (fsync) once for all.
+//!
+//! After an I/O error (a full disk, a file-size limit), redb refuses every
+//! later write until the file is reopened. The writer then drops the database
+//! and reopens it — redb's recovery brings back the last commit — failing
+//! requests with `Unavailable` meanwhile and retrying at most every
+//! [`REOPEN_EVERY`], so the store recovers by itself when space returns.
 
 use std::ops::Bound;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -23,6 +31,13 @@ const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("wasm-state");
 
 /// Most requests committed together.
 const MAX_BATCH: usize = 256;
+
+/// How often the writer retries reopening the file after an I/O error.
+const REOPEN_EVERY: Duration = Duration::from_millis(200);
+
+/// The open database, or `None` while it is being reopened after an I/O
+/// error (with the error).
+type Current = Arc<RwLock<std::result::Result<Arc<Database>, String>>>;
 
 /// Options of the redb backend.
 #[derive(Debug, Clone)]
@@ -48,7 +63,7 @@ impl Default for RedbOptions {
 
 /// The redb backend.
 pub struct RedbBackend {
-    db: Arc<Database>,
+    db: Current,
     queue: Mutex<Option<Sender<Box<dyn WriteJob>>>>,
     /// Jobs sent and not yet taken by the writer.
     queued: Arc<AtomicUsize>,
@@ -58,27 +73,23 @@ pub struct RedbBackend {
 impl RedbBackend {
     /// Open (or create) the database file at `path`.
     pub fn open(path: &Path, options: RedbOptions) -> Result<Self> {
-        let db = Database::builder()
-            .set_cache_size(options.cache_bytes)
-            .create(path)
-            .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => StateError::Unavailable(format!(
-                    "{} is in use by another process (a running `wasm-state serve`?) or store; stop that first",
-                    path.display()
-                )),
-                e => StateError::Unavailable(format!("cannot open {}: {e}", path.display())),
-            })?;
+        let db = open_file(path, options.cache_bytes)?;
         let wtx = db.begin_write().map_err(unavailable)?;
         wtx.open_table(TABLE).map_err(unavailable)?;
         wtx.commit().map_err(unavailable)?;
-        let db = Arc::new(db);
+        let db: Current = Arc::new(RwLock::new(Ok(Arc::new(db))));
         let (tx, rx) = mpsc::channel();
-        let writer_db = db.clone();
+        let writer = Writer {
+            db: db.clone(),
+            path: path.to_path_buf(),
+            options,
+            next_reopen: Instant::now(),
+        };
         let queued = Arc::new(AtomicUsize::new(0));
         let writer_queued = queued.clone();
         let writer = std::thread::Builder::new()
             .name("wasm-state-writer".into())
-            .spawn(move || writer_loop(&writer_db, &rx, &options, &writer_queued))
+            .spawn(move || writer_loop(writer, &rx, &writer_queued))
             .map_err(|e| StateError::Internal(format!("cannot start the writer thread: {e}")))?;
         Ok(RedbBackend {
             db,
@@ -102,7 +113,11 @@ impl Drop for RedbBackend {
 
 impl Backend for RedbBackend {
     fn snapshot(&self) -> Result<Box<dyn RawRead + Send>> {
-        let rtx = self.db.begin_read().map_err(unavailable)?;
+        let db = match &*self.db.read().map_err(unavailable)? {
+            Ok(db) => db.clone(),
+            Err(e) => return Err(StateError::Unavailable(e.clone())),
+        };
+        let rtx = db.begin_read().map_err(unavailable)?;
         let table = rtx.open_table(TABLE).map_err(unavailable)?;
         Ok(Box::new(Tbl(table)) as Box<Snapshot>)
     }
@@ -122,12 +137,77 @@ impl Backend for RedbBackend {
     }
 }
 
-fn writer_loop(
-    db: &Database,
-    rx: &Receiver<Box<dyn WriteJob>>,
-    options: &RedbOptions,
-    queued: &AtomicUsize,
-) {
+/// Open (or create) the file.
+fn open_file(path: &Path, cache_bytes: usize) -> Result<Database> {
+    Database::builder()
+        .set_cache_size(cache_bytes)
+        .create(path)
+        .map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StateError::Unavailable(format!(
+                "{} is in use by another process (a running `wasm-state serve`?) or store; stop that first",
+                path.display()
+            )),
+            e => StateError::Unavailable(format!("cannot open {}: {e}", path.display())),
+        })
+}
+
+/// What the writer thread owns.
+struct Writer {
+    db: Current,
+    path: PathBuf,
+    options: RedbOptions,
+    /// No reopen attempt before this.
+    next_reopen: Instant,
+}
+
+impl Writer {
+    /// The database to commit on, reopening it if an I/O error closed it.
+    fn database(&mut self) -> Result<Arc<Database>> {
+        let failed = match &*self.db.read().map_err(unavailable)? {
+            Ok(db) => return Ok(db.clone()),
+            Err(e) => e.clone(),
+        };
+        if Instant::now() < self.next_reopen {
+            return Err(StateError::Unavailable(failed));
+        }
+        self.next_reopen = Instant::now() + REOPEN_EVERY;
+        // Readers may still hold the old file for a moment (its lock too):
+        // then this attempt fails with "in use" and the next one succeeds.
+        match open_file(&self.path, self.options.cache_bytes) {
+            Ok(db) => {
+                let db = Arc::new(db);
+                *self.db.write().map_err(unavailable)? = Ok(db.clone());
+                tracing::warn!(path = %self.path.display(), "reopened the state file after an I/O error; writes resume");
+                Ok(db)
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "reopening the state file failed; will retry");
+                Err(StateError::Unavailable(failed))
+            }
+        }
+    }
+
+    /// After a failed commit: if redb now refuses writes because of an I/O
+    /// error, close the database so that it is reopened (and recovered).
+    fn check(&mut self, db: Arc<Database>, error: &StateError) {
+        let poisoned = matches!(
+            db.begin_write(),
+            Err(redb::TransactionError::Storage(
+                redb::StorageError::PreviousIo
+            ))
+        );
+        if poisoned && let Ok(mut slot) = self.db.write() {
+            tracing::error!(error = %error, path = %self.path.display(), "the state file failed to write; reopening it (writes fail until it works again)");
+            *slot = Err(format!(
+                "the state file {} could not be written ({error}); writes are refused until the disk accepts them again — free space or raise the limit",
+                self.path.display()
+            ));
+            self.next_reopen = Instant::now() + REOPEN_EVERY;
+        }
+    }
+}
+
+fn writer_loop(mut writer: Writer, rx: &Receiver<Box<dyn WriteJob>>, queued: &AtomicUsize) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -139,13 +219,20 @@ fn writer_loop(
         let waiting = queued
             .fetch_sub(batch.len(), Ordering::Relaxed)
             .saturating_sub(batch.len());
-        let started = std::time::Instant::now();
-        let outcome = commit_batch(db, &mut batch, options.durable);
-        if let Some(m) = &options.metrics {
+        let started = Instant::now();
+        let outcome = match writer.database() {
+            Ok(db) => {
+                let outcome = commit_batch(&db, &mut batch, writer.options.durable);
+                if let Err(e) = &outcome {
+                    tracing::error!(error = %e, jobs = batch.len(), "commit failed");
+                    writer.check(db, e);
+                }
+                outcome
+            }
+            Err(e) => Err(e),
+        };
+        if let Some(m) = &writer.options.metrics {
             m.commit(batch.len(), started.elapsed(), waiting);
-        }
-        if let Err(e) = &outcome {
-            tracing::error!(error = %e, jobs = batch.len(), "commit failed");
         }
         for job in batch {
             job.finish(outcome.clone());

@@ -1,0 +1,305 @@
+//! Faults in dependencies (docs/reliability.md), through the Dapr API of a
+//! real `wasm-state serve` process:
+//!
+//! - the disk refuses to grow the state file (a file-size limit set on the
+//!   running server with `prlimit`, which fails writes with `EFBIG` exactly
+//!   as a full disk fails them with `ENOSPC`): writes fail with a clear
+//!   error, nothing acknowledged is lost, reads keep working, and writes
+//!   resume by themselves once the limit is lifted — no restart;
+//! - Redis hangs (SIGSTOP) in the middle of a load, then resumes: requests
+//!   fail with 503 within the engine's timeout instead of hanging, no
+//!   transaction is partly applied, and the host recovers by itself.
+
+mod common;
+mod http_support;
+#[path = "../../host/tests/support/redis_server.rs"]
+mod redis_server;
+
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use http_support::{Reply, free_addr, get};
+
+/// A `wasm-state serve --dapr-listen` process, killed when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start the server; SIGXFSZ is ignored in it (so that a file-size limit
+/// fails the write with `EFBIG` instead of killing the process).
+async fn start(data: &Path, store: Option<&str>) -> Server {
+    let addr = free_addr();
+    let mut cmd = Command::new(common::binary("wasm-state"));
+    cmd.args(["--data", data.to_str().unwrap()]);
+    if let Some(url) = store {
+        cmd.args(["--store", url]);
+    }
+    cmd.args(["serve", "--dapr-listen", &addr.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: only an async-signal-safe call between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("start wasm-state serve");
+    let started = Instant::now();
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "serve did not start"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "serve exited early");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Server { child, addr }
+}
+
+/// Set the file-size limit (bytes) of a running process.
+fn set_file_limit(pid: u32, bytes: Option<u64>) {
+    let limit = libc::rlimit {
+        rlim_cur: bytes.unwrap_or(libc::RLIM_INFINITY),
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: plain syscall on a child of ours with valid pointers.
+    let rc = unsafe {
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_FSIZE,
+            &limit,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+}
+
+/// POST a JSON body; a connection error is a test failure with its text.
+async fn post(addr: SocketAddr, path: &str, body: &str) -> Reply {
+    http_support::send(
+        addr,
+        "POST",
+        path,
+        &[("content-type", "application/json")],
+        body,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("POST {path}: {e}"))
+}
+
+async fn save(addr: SocketAddr, body: &str) -> Reply {
+    post(addr, "/v1.0/state/statestore", body).await
+}
+
+fn value(key: &str, size: usize) -> String {
+    format!("{key}:{}", "x".repeat(size))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_fails_writes_clearly_loses_nothing_and_recovers_without_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = start(&data, None).await;
+    let file = data.join("state.redb");
+    const SIZE: usize = 64 << 10;
+
+    // Some state before the fault.
+    let mut acked = Vec::new();
+    for i in 0..8 {
+        let key = format!("before-{i}");
+        let r = save(
+            server.addr,
+            &format!(r#"[{{"key":"{key}","value":"{}"}}]"#, value(&key, SIZE)),
+        )
+        .await;
+        assert_eq!(r.status, 204, "{r:?}");
+        acked.push(key);
+    }
+
+    // The disk is full: the file may not grow past its size now.
+    let len = std::fs::metadata(&file).unwrap().len();
+    set_file_limit(server.child.id(), Some(len));
+    let mut refused = None;
+    for i in 0..2000 {
+        let key = format!("during-{i}");
+        let r = save(
+            server.addr,
+            &format!(r#"[{{"key":"{key}","value":"{}"}}]"#, value(&key, SIZE)),
+        )
+        .await;
+        match r.status.as_u16() {
+            204 => acked.push(key),
+            _ => {
+                refused = Some((key, r));
+                break;
+            }
+        }
+    }
+    let (key, r) = refused.expect("no write was refused although the file could not grow");
+    assert_eq!(r.status, 503, "a write on a full disk: {r:?}");
+    let body: serde_json::Value = serde_json::from_str(&r.body).expect("a JSON error body");
+    assert_eq!(body["errorCode"], "ERR_STATE_SAVE", "{body}");
+    let msg = body["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("too large") || msg.contains("space") || msg.contains("could not be written"),
+        "the message should say the disk refused the write: {msg}"
+    );
+    assert!(
+        std::fs::metadata(&file).unwrap().len() <= len,
+        "the file grew past its limit"
+    );
+
+    // Nothing acknowledged is lost, and reads keep working while writes
+    // are refused (after the store reopens the file).
+    let reads_back = async {
+        loop {
+            let mut ok = true;
+            for k in &acked {
+                let r = get(server.addr, &format!("/v1.0/state/statestore/{k}"), &[]).await;
+                ok &= r.status == 200 && r.body.contains(&value(k, SIZE));
+            }
+            if ok {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), reads_back)
+        .await
+        .expect("acknowledged values did not read back while the disk was full");
+    let r = get(server.addr, &format!("/v1.0/state/statestore/{key}"), &[]).await;
+    assert_eq!(r.status, 204, "the refused write left a value: {r:?}");
+    let r = save(
+        server.addr,
+        &format!(r#"[{{"key":"more","value":"{}"}}]"#, value("more", SIZE)),
+    )
+    .await;
+    assert_eq!(r.status, 503, "still full: {r:?}");
+
+    // Space returns: writes resume by themselves.
+    set_file_limit(server.child.id(), None);
+    let resumed = async {
+        loop {
+            let r = save(
+                server.addr,
+                &format!(r#"[{{"key":"after","value":"{}"}}]"#, value("after", SIZE)),
+            )
+            .await;
+            if r.status == 204 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), resumed)
+        .await
+        .expect("writes did not resume after space returned");
+    acked.push("after".into());
+
+    // And all of it survives a restart.
+    drop(server);
+    let server = start(&data, None).await;
+    for k in &acked {
+        let r = get(server.addr, &format!("/v1.0/state/statestore/{k}"), &[]).await;
+        assert_eq!(r.status, 200, "{k} lost after the restart: {r:?}");
+        assert!(r.body.contains(&value(k, SIZE)), "{k} changed");
+    }
+    let r = get(server.addr, &format!("/v1.0/state/statestore/{key}"), &[]).await;
+    assert_eq!(r.status, 204, "the refused write appeared after a restart");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_redis_gives_503_within_the_timeout_nothing_partial_and_recovers() {
+    let redis = redis_server::RedisServer::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    // Calls give up after 2 s (`timeout_ms`; 5 s by default).
+    let url = format!("{}&timeout_ms=2000", redis.url());
+    let server = start(&dir.path().join("data"), Some(&url)).await;
+    let tx = |n: u64| {
+        format!(
+            r#"{{"operations":[{{"operation":"upsert","request":{{"key":"a","value":{n}}}}},{{"operation":"upsert","request":{{"key":"b","value":{n}}}}}]}}"#
+        )
+    };
+    let addr = server.addr;
+    let post_tx = |n: u64| {
+        let body = tx(n);
+        async move { post(addr, "/v1.0/state/statestore/transaction", &body).await }
+    };
+    let r = post_tx(1).await;
+    assert_eq!(r.status, 204, "{r:?}");
+
+    // Redis hangs in the middle of a load of transactions.
+    let load = tokio::spawn({
+        let addr = server.addr;
+        async move {
+            let mut statuses = Vec::new();
+            for n in 2..200u64 {
+                let t = Instant::now();
+                let r = post(addr, "/v1.0/state/statestore/transaction", &tx(n)).await;
+                statuses.push((r.status.as_u16(), t.elapsed()));
+            }
+            statuses
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // SAFETY: signalling the redis-server child of this test.
+    unsafe { libc::kill(redis.pid(), libc::SIGSTOP) };
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let hung = get(server.addr, "/v1.0/state/statestore/a", &[]).await;
+    unsafe { libc::kill(redis.pid(), libc::SIGCONT) };
+    let statuses = load.await.unwrap();
+
+    assert_eq!(hung.status, 503, "a read while Redis hangs: {hung:?}");
+    let failed: Vec<_> = statuses.iter().filter(|(s, _)| *s != 204).collect();
+    assert!(!failed.is_empty(), "no request failed while Redis hung");
+    for (status, took) in &statuses {
+        assert!(
+            *status == 204 || *status == 503,
+            "a transaction while Redis hung answered {status}"
+        );
+        assert!(
+            // Each Redis call gives up after timeout_ms; a Dapr request
+            // makes at most a few (here: the transaction, and the read of
+            // the etags it checks).
+            *took < Duration::from_secs(7),
+            "a request hung for {took:?} instead of failing"
+        );
+    }
+
+    // Recovered, and a and b were always written together.
+    let recovered = async {
+        loop {
+            if post_tx(1000).await.status == 204 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(15), recovered)
+        .await
+        .expect("the host did not recover after Redis resumed");
+    let bulk = post(
+        server.addr,
+        "/v1.0/state/statestore/bulk",
+        r#"{"keys":["a","b"]}"#,
+    )
+    .await;
+    let items: serde_json::Value = serde_json::from_str(&bulk.body).unwrap();
+    assert_eq!(
+        items[0]["data"], items[1]["data"],
+        "a partial transaction: {items}"
+    );
+    assert_eq!(items[0]["data"], 1000);
+}
