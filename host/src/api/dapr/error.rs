@@ -18,6 +18,8 @@ pub struct ApiError {
     pub message: String,
     /// Dapr's `ErrorInfo` reason and metadata, for the errors Dapr details.
     pub reason: Option<(&'static str, serde_json::Value)>,
+    /// The methods the path takes, for the `Allow` header of a `405`.
+    pub allow: Option<&'static str>,
 }
 
 impl ApiError {
@@ -28,6 +30,7 @@ impl ApiError {
             code,
             message: message.into(),
             reason: None,
+            allow: None,
         }
     }
 
@@ -48,6 +51,12 @@ impl ApiError {
     /// The same error with Dapr's `ErrorInfo` reason (and its metadata).
     pub fn with_reason(mut self, reason: &'static str, metadata: serde_json::Value) -> ApiError {
         self.reason = Some((reason, metadata));
+        self
+    }
+
+    /// The same error with an `Allow` header listing `methods`.
+    pub fn with_allow(mut self, methods: &'static str) -> ApiError {
+        self.allow = Some(methods);
         self
     }
 
@@ -76,10 +85,13 @@ impl ApiError {
     }
 
     /// The status and message for a store error of operation `code`
-    /// (`ERR_STATE_SAVE`, `ERR_STATE_DELETE`, …): an etag mismatch is `409`,
-    /// a malformed etag and every other mistake of the request `400`, an
-    /// unreachable backend `503`, anything else `500`. `wrap` turns the
-    /// store's message into Dapr's message for the operation.
+    /// (`ERR_STATE_SAVE`, `ERR_STATE_DELETE`, …): an etag mismatch is `409`
+    /// (also for a well-formed etag the store has not issued: it is not the
+    /// key's version either, and Dapr's stores answer an etag that parses
+    /// but does not match so), a malformed etag and every other mistake of
+    /// the request `400`, an unreachable backend `503`, anything else `500`.
+    /// `wrap` turns the store's message into Dapr's message for the
+    /// operation.
     pub fn from_state(
         code: &'static str,
         e: &StateError,
@@ -90,6 +102,11 @@ impl ApiError {
             StateError::EtagMismatch | StateError::AlreadyExists => (
                 StatusCode::CONFLICT,
                 "possible etag mismatch. error from state store: ".to_string() + &root.to_string(),
+            ),
+            StateError::InvalidEtag(etag) if well_formed_etag(etag) => (
+                StatusCode::CONFLICT,
+                "possible etag mismatch. error from state store: ".to_string()
+                    + &StateError::EtagMismatch.to_string(),
             ),
             StateError::InvalidEtag(_) => (
                 StatusCode::BAD_REQUEST,
@@ -109,4 +126,9 @@ impl ApiError {
         };
         ApiError::new(status, code, message)
     }
+}
+
+/// Is this an etag as the stores write them (16 lower-case hex digits)?
+fn well_formed_etag(etag: &str) -> bool {
+    etag.len() == 16 && etag.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
 }

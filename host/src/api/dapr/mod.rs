@@ -168,7 +168,12 @@ fn empty(status: StatusCode) -> Response<Full<Bytes>> {
 
 impl ApiError {
     fn response(&self) -> Response<Full<Bytes>> {
-        json_response(self.status, self.body())
+        let mut resp = json_response(self.status, self.body());
+        if let Some(methods) = self.allow {
+            resp.headers_mut()
+                .insert(hyper::header::ALLOW, HeaderValue::from_static(methods));
+        }
+        resp
     }
 }
 

@@ -54,12 +54,15 @@ fn decode(segment: &str) -> Result<String, ApiError> {
         .map_err(|_| ApiError::malformed("the path is not valid UTF-8 once percent-decoded"))
 }
 
-fn not_allowed(method: &Method, allowed: &str) -> ApiError {
+/// `405` with the methods the path takes, in the message and the `Allow`
+/// header (RFC 9110 requires it).
+fn not_allowed(method: &Method, allow: &'static str, hint: &str) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "ERR_METHOD_NOT_ALLOWED",
-        format!("{method} is not allowed here; use {allowed}"),
+        format!("{method} is not allowed here; use {hint}"),
     )
+    .with_allow(allow)
 }
 
 /// Route a request by method and (still percent-encoded) path.
@@ -69,19 +72,23 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
     match segments.as_slice() {
         ["v1.0", "healthz"] => match *method {
             Method::GET | Method::HEAD => Ok(Route::Healthz),
-            _ => Err(not_allowed(method, "GET")),
+            _ => Err(not_allowed(method, "GET, HEAD", "GET")),
         },
         ["v1.0", "healthz", "outbound"] => match *method {
             Method::GET | Method::HEAD => Ok(Route::HealthzOutbound),
-            _ => Err(not_allowed(method, "GET")),
+            _ => Err(not_allowed(method, "GET, HEAD", "GET")),
         },
         ["v1.0", "metadata"] => match *method {
             Method::GET => Ok(Route::Metadata),
-            _ => Err(not_allowed(method, "GET")),
+            _ => Err(not_allowed(method, "GET", "GET")),
         },
         ["v1.0", "state", store] if !store.is_empty() => match *method {
             Method::POST | Method::PUT => Ok(Route::Save(decode(store)?)),
-            _ => Err(not_allowed(method, "POST to save state")),
+            _ => Err(not_allowed(
+                method,
+                "POST, PUT",
+                "POST or PUT to save state",
+            )),
         },
         ["v1.0", "state", store, "bulk"] if post_put => Ok(Route::Bulk(decode(store)?)),
         ["v1.0", "state", store, "transaction"] if post_put => {
@@ -96,8 +103,16 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
             match *method {
                 Method::GET => Ok(Route::Get(decode(store)?, key)),
                 Method::DELETE => Ok(Route::Delete(decode(store)?, key)),
+                // `…/bulk` and `…/transaction` are also the keys `bulk` and
+                // `transaction` (as in Dapr's router).
+                _ if matches!(rest, ["bulk" | "transaction"]) => Err(not_allowed(
+                    method,
+                    "GET, DELETE, POST, PUT",
+                    "POST or PUT (GET or DELETE for the key of that name)",
+                )),
                 _ => Err(not_allowed(
                     method,
+                    "GET, DELETE",
                     "GET or DELETE for a key (POST/PUT only for …/bulk and …/transaction)",
                 )),
             }
@@ -106,7 +121,7 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
             if post_put {
                 Ok(Route::Query(decode(store)?))
             } else {
-                Err(not_allowed(method, "POST or PUT"))
+                Err(not_allowed(method, "POST, PUT", "POST or PUT"))
             }
         }
         _ => Err(ApiError::new(
@@ -223,10 +238,17 @@ mod tests {
             r(Method::GET, "/nope").unwrap_err().status,
             StatusCode::NOT_FOUND
         );
+        let e = r(Method::PATCH, "/v1.0/state/s/k").unwrap_err();
         assert_eq!(
-            r(Method::PATCH, "/v1.0/state/s/k").unwrap_err().status,
-            StatusCode::METHOD_NOT_ALLOWED
+            (e.status, e.allow),
+            (StatusCode::METHOD_NOT_ALLOWED, Some("GET, DELETE"))
         );
+        let e = r(Method::PATCH, "/v1.0/state/s/bulk").unwrap_err();
+        assert_eq!(e.allow, Some("GET, DELETE, POST, PUT"));
+        let e = r(Method::GET, "/v1.0/state/s").unwrap_err();
+        assert_eq!(e.allow, Some("POST, PUT"));
+        let e = r(Method::TRACE, "/v1.0/healthz").unwrap_err();
+        assert_eq!(e.allow, Some("GET, HEAD"));
         assert_eq!(
             r(Method::GET, "/v1.0/state/s/%ff").unwrap_err().status,
             StatusCode::BAD_REQUEST

@@ -8,6 +8,7 @@ use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::header::{CONTENT_TYPE, ETAG, HeaderValue};
 use hyper::{Response, StatusCode};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -15,6 +16,41 @@ use super::error::ApiError;
 use super::request::{self, Params};
 use super::{Bound, empty, json_document, json_response};
 use crate::store::{Condition, Op, OpKind, StateError};
+
+/// A `T` read from a JSON object only. serde's derive also reads a struct
+/// from an array of its fields in order (`["k", 1]` as an item), which
+/// Dapr's decoder refuses and the API's contract does not allow.
+#[derive(Debug)]
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Only<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Only<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(Only(std::marker::PhantomData))
+            .map(Object)
+    }
+}
+
+/// `#[serde(deserialize_with)]` of an optional object member (`null` is none).
+fn optional_object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    Ok(Option::<Object<T>>::deserialize(d)?.map(|o| o.0))
+}
+
+/// `#[serde(deserialize_with)]` of an object member.
+fn object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    Ok(Object::<T>::deserialize(d)?.0)
+}
 
 /// Dapr's `options` of a write.
 #[derive(Debug, Default, Deserialize)]
@@ -36,7 +72,7 @@ struct Item {
     etag: Option<String>,
     #[serde(default)]
     metadata: Option<BTreeMap<String, String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_object")]
     options: Option<WriteOptions>,
 }
 
@@ -84,6 +120,9 @@ impl Item {
     fn upsert(&self, bound: &Bound, url: &BTreeMap<String, String>) -> Result<Op, ItemError> {
         let key = bound.key(&self.key).map_err(ItemError::Request)?;
         let mut metadata = self.metadata.clone().unwrap_or_default();
+        // The item's own TTL must be valid even where the query string's
+        // wins (Dapr would pass it over unread).
+        request::ttl(&metadata).map_err(ItemError::Store)?;
         metadata.extend(url.clone());
         let ttl = request::ttl(&metadata).map_err(ItemError::Store)?.flatten();
         let condition =
@@ -141,15 +180,33 @@ fn client_key<'a>(bound: &Bound, stored: &'a str) -> &'a str {
     stored.strip_prefix(bound.prefix.as_str()).unwrap_or(stored)
 }
 
+/// A query-string `metadata.ttlInSeconds` must be valid whatever the body
+/// holds (also with no item or no upsert to apply it to).
+fn check_url_ttl(
+    params: &Params,
+    code: &'static str,
+    wrap: impl FnOnce(&str) -> String,
+) -> Result<(), ApiError> {
+    request::ttl(&params.metadata)
+        .map(drop)
+        .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, code, wrap(&m)))
+}
+
 /// `POST /v1.0/state/{store}`: every item in one atomic commit.
 pub async fn save(
     bound: &Bound,
     body: &[u8],
     params: &Params,
 ) -> Result<Response<Full<Bytes>>, ApiError> {
-    let items: Vec<Item> = serde_json::from_slice::<Option<Vec<Item>>>(body)
+    let store = &bound.spec.name;
+    let wrap = |m: &str| format!("failed saving state in state store {store}: {m}");
+    check_url_ttl(params, "ERR_STATE_SAVE", wrap)?;
+    let items: Vec<Item> = serde_json::from_slice::<Option<Vec<Object<Item>>>>(body)
         .map_err(ApiError::bad_body)?
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .into_iter()
+        .map(|o| o.0)
+        .collect();
     if items.is_empty() {
         return Ok(empty(StatusCode::NO_CONTENT));
     }
@@ -157,8 +214,6 @@ pub async fn save(
     if items.len() > max {
         return Err(too_many("items", items.len(), max));
     }
-    let store = &bound.spec.name;
-    let wrap = |m: &str| format!("failed saving state in state store {store}: {m}");
     let ops = items
         .iter()
         .map(|i| i.upsert(bound, &params.metadata))
@@ -283,11 +338,23 @@ struct BulkRequest {
     #[serde(default)]
     keys: Vec<String>,
     #[serde(default)]
-    parallelism: Option<i64>,
+    parallelism: Option<serde_json::Number>,
     /// Checked for its shape (string values), as Dapr decodes it.
     #[serde(default)]
     #[allow(dead_code)]
     metadata: Option<BTreeMap<String, String>>,
+}
+
+/// Is `n` a whole number in `0..=i64::MAX`? `10.0` is 10, as JSON (and
+/// JSON Schema's `integer`) has it; Dapr reads `parallelism` as a Go `int`.
+fn whole_non_negative(n: &serde_json::Number) -> bool {
+    match (n.as_i64(), n.as_f64()) {
+        (Some(i), _) => i >= 0,
+        _ if n.is_u64() => false,
+        // 2^63 as f64 is exactly i64::MAX + 1.
+        (None, Some(f)) => f.fract() == 0.0 && (0.0..i64::MAX as f64).contains(&f),
+        (None, None) => false,
+    }
 }
 
 /// One item of a bulk get answer.
@@ -314,9 +381,16 @@ struct BulkMeta {
 /// `POST|PUT /v1.0/state/{store}/bulk`: `[{key, data, etag}]` in request
 /// order; a missing key has only `key`, a key that cannot be read `error`.
 pub async fn bulk(bound: &Bound, body: &[u8]) -> Result<Response<Full<Bytes>>, ApiError> {
-    let req: BulkRequest = serde_json::from_slice(body).map_err(ApiError::bad_body)?;
-    if req.parallelism.is_some_and(|p| p < 0) {
-        return Err(ApiError::malformed("parallelism must be 0 or more"));
+    let Object(req): Object<BulkRequest> =
+        serde_json::from_slice(body).map_err(ApiError::bad_body)?;
+    if req
+        .parallelism
+        .as_ref()
+        .is_some_and(|p| !whole_non_negative(p))
+    {
+        return Err(ApiError::malformed(
+            "parallelism must be a whole number from 0 to 9223372036854775807",
+        ));
     }
 
     let stored = req
@@ -406,6 +480,7 @@ pub async fn delete(
 struct TxOp {
     #[serde(default)]
     operation: String,
+    #[serde(deserialize_with = "object")]
     request: Item,
 }
 
@@ -413,7 +488,7 @@ struct TxOp {
 #[derive(Debug, Deserialize)]
 struct TxRequest {
     #[serde(default)]
-    operations: Vec<TxOp>,
+    operations: Vec<Object<TxOp>>,
     /// Checked for its shape (string values), as Dapr decodes it.
     #[serde(default)]
     #[allow(dead_code)]
@@ -427,7 +502,10 @@ pub async fn transaction(
     body: &[u8],
     params: &Params,
 ) -> Result<Response<Full<Bytes>>, ApiError> {
-    let req: TxRequest = serde_json::from_slice(body).map_err(ApiError::bad_body)?;
+    let wrap = |m: &str| format!("error while executing state transaction: {m}");
+    check_url_ttl(params, "ERR_STATE_TRANSACTION", wrap)?;
+    let Object(req): Object<TxRequest> =
+        serde_json::from_slice(body).map_err(ApiError::bad_body)?;
     if req.operations.is_empty() {
         return Ok(empty(StatusCode::NO_CONTENT));
     }
@@ -439,11 +517,10 @@ pub async fn transaction(
     // whole (it is accepted and has no effect here); each operation sees its
     // own metadata and the query string's.
     let defaults = params.metadata.clone();
-    let wrap = |m: &str| format!("error while executing state transaction: {m}");
     let ops = req
         .operations
         .iter()
-        .map(|o| match o.operation.as_str() {
+        .map(|Object(o)| match o.operation.as_str() {
             "upsert" => o.request.upsert(bound, &defaults),
             "delete" => o.request.delete(bound),
             other => Err(ItemError::Request(ApiError::new(

@@ -170,7 +170,13 @@ fn page(v: &Value) -> Result<(Option<u32>, Option<String>)> {
     for (name, v) in m {
         match name.as_str() {
             "limit" => {
-                let n = v.as_u64().filter(|&n| n >= 1).ok_or_else(|| {
+                // JSON does not tell 3 from 3.0: a whole float is a whole number.
+                let whole = v.as_u64().or_else(|| {
+                    v.as_f64()
+                        .filter(|f| f.fract() == 0.0 && *f >= 1.0 && *f < u64::MAX as f64)
+                        .map(|f| f as u64)
+                });
+                let n = whole.filter(|&n| n >= 1).ok_or_else(|| {
                     bad(format!("page.limit must be a whole number ≥ 1, not {v}"))
                 })?;
                 limit = Some(u32::try_from(n).unwrap_or(u32::MAX));
