@@ -309,6 +309,22 @@ fn curve_wasm_state(
     }
 }
 
+/// One wasm-state curve point, alone, for a profiler.
+fn profile_wasm_state(n: usize, secs: Duration) {
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path().join("profile.redb"), StoreConfig::default()).expect("open");
+    let s = store.instance("profile").expect("instance");
+    let rate = curve_wasm_state(&rt, &store, &s, n, secs, "p");
+    println!(
+        "{n} writers, {:.1} s: {:.0} writes/s, {:.0} commits/s ({:.1} writes per commit)",
+        rate.secs,
+        rate.writes as f64 / rate.secs,
+        rate.commits as f64 / rate.secs,
+        rate.writes as f64 / rate.commits.max(1) as f64
+    );
+}
+
 fn curve_native(db: &Database, n: usize, secs: Duration, tag: &str) -> Rate {
     let stop = AtomicBool::new(false);
     let total = AtomicU64::new(0);
@@ -866,6 +882,14 @@ fn main() {
     // As criterion decides: without `--bench` (`cargo test --benches`), or
     // with `--test`, only check that every step runs.
     let quick = !has("--bench") || has("--test");
+    if let Some(i) = args.iter().position(|a| a == "profile") {
+        // `-- profile N SECS`: only wasm-state, N writers for SECS seconds
+        // (to run under perf or strace; docs/benchmarks.md).
+        let n = args.get(i + 1).and_then(|a| a.parse().ok()).unwrap_or(64);
+        let secs = args.get(i + 2).and_then(|a| a.parse().ok()).unwrap_or(10);
+        profile_wasm_state(n, Duration::from_secs(secs));
+        return;
+    }
     let filter = args.iter().find(|a| !a.starts_with('-'));
     let wants = |part: &str| filter.is_none_or(|f| part.contains(f.as_str()));
     let mut tables = Vec::new();
