@@ -35,16 +35,17 @@ trap cleanup EXIT
 
 wait_up() { for _ in $(seq 100); do curl -s -o /dev/null "http://$1/" && return 0; sleep 0.1; done; echo "server on $1 did not start" >&2; exit 1; }
 
-# run_wrk NAME URL [lua] -> prints "NAME req/s p99"
+# run_wrk NAME URL [lua] -> prints "NAME req/s p50 p99 non-2xx"
 run_wrk() {
   local name=$1 url=$2 script=${3:-}
   local out
   if [ -n "$script" ]; then out=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$script" "$url"); else out=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency "$url"); fi
-  local rps p99 errors
+  local rps p50 p99 errors
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  p50=$(echo "$out" | awk '$1=="50%" {print $2}')
   p99=$(echo "$out" | awk '$1=="99%" {print $2}')
   errors=$(echo "$out" | awk '/Non-2xx/ {print $4}')
-  echo "$name $rps $p99 ${errors:-0}"
+  echo "$name $rps $p50 $p99 ${errors:-0}"
 }
 
 POST_LUA=$(mktemp)
@@ -81,16 +82,18 @@ WHITS=$(curl -s http://127.0.0.1:18085/hits)
 python3 - "$A" "$B" "$C" "$D" "$E" "$DURATION" "$CONNS" "$VISITS" "$HITS" "$WHITS" <<'PY'
 import sys
 def parse(line):
-    name, rps, p99, errs = line.split()
-    return name, float(rps), p99, errs
+    name, rps, p50, p99, errs = line.split()
+    return name, float(rps), p50, p99, errs
 rows = [parse(a) for a in sys.argv[1:6]]
 duration, conns, visits, hits, whits = sys.argv[6:11]
 base = rows[1][1]
 print(f"wrk -t2 -c{conns} -d{duration}s on loopback (same machine, same run)")
-print("| server | req/s | p99 | non-2xx | vs wasmtime serve (hello) |")
-print("|---|---|---|---|---|")
-for name, rps, p99, errs in rows:
-    print(f"| {name} | {rps:,.0f} | {p99} | {errs} | {rps / base:.2f}x |")
+print("| server | req/s | p50 | p99 | non-2xx | vs wasmtime serve (hello) |")
+print("|---|---|---|---|---|---|")
+for name, rps, p50, p99, errs in rows:
+    print(f"| {name} | {rps:,.0f} | {p50} | {p99} | {errs} | {rps / base:.2f}x |")
+print("goals (issue 13): stateless >= 1.5x, stateful >= 1.0x wasmtime serve hello; keyvalue durable >= in-memory:")
+print(f"  stateless {rows[0][1] / base:.2f}x, stateful {rows[2][1] / base:.2f}x, keyvalue {rows[3][1] / rows[4][1]:.2f}x")
 print(f"stateful check: last /visit answered {visits}")
 print(f"wasi:keyvalue counter: wasm-state / wasmtime -S keyvalue = {rows[3][1] / rows[4][1]:.2f}x; "
       f"count kept by wasm-state {hits.strip()}, by wasmtime {whits.strip()} (in-memory, per request)")
