@@ -35,6 +35,12 @@ const MAX_BATCH: usize = 256;
 /// How often the writer retries reopening the file after an I/O error.
 const REOPEN_EVERY: Duration = Duration::from_millis(200);
 
+/// The newest committed snapshot, shared by reads until the next commit, and
+/// the number of commits so far (a snapshot is cached only if no commit
+/// happened while it was being opened, so a read that starts after a write
+/// was acknowledged always sees it).
+type Cache = Arc<Mutex<(u64, Option<Arc<Snapshot>>)>>;
+
 /// The open database, or `None` while it is being reopened after an I/O
 /// error (with the error).
 type Current = Arc<RwLock<std::result::Result<Arc<Database>, String>>>;
@@ -64,6 +70,7 @@ impl Default for RedbOptions {
 /// The redb backend.
 pub struct RedbBackend {
     db: Current,
+    cache: Cache,
     queue: Mutex<Option<Sender<Box<dyn WriteJob>>>>,
     /// Jobs sent and not yet taken by the writer.
     queued: Arc<AtomicUsize>,
@@ -79,8 +86,10 @@ impl RedbBackend {
         wtx.commit().map_err(unavailable)?;
         let db: Current = Arc::new(RwLock::new(Ok(Arc::new(db))));
         let (tx, rx) = mpsc::channel();
+        let cache: Cache = Arc::new(Mutex::new((0, None)));
         let writer = Writer {
             db: db.clone(),
+            cache: cache.clone(),
             path: path.to_path_buf(),
             options,
             next_reopen: Instant::now(),
@@ -95,6 +104,7 @@ impl RedbBackend {
             db,
             queue: Mutex::new(Some(tx)),
             queued,
+            cache,
             writer: Some(writer),
         })
     }
@@ -113,13 +123,24 @@ impl Drop for RedbBackend {
 
 impl Backend for RedbBackend {
     fn snapshot(&self) -> Result<Box<dyn RawRead + Send>> {
+        let seen = {
+            let cache = self.cache.lock().map_err(unavailable)?;
+            if let Some(snap) = &cache.1 {
+                return Ok(Box::new(Shared(snap.clone())));
+            }
+            cache.0
+        };
         let db = match &*self.db.read().map_err(unavailable)? {
             Ok(db) => db.clone(),
             Err(e) => return Err(StateError::Unavailable(e.clone())),
         };
         let rtx = db.begin_read().map_err(unavailable)?;
-        let table = rtx.open_table(TABLE).map_err(unavailable)?;
-        Ok(Box::new(Tbl(table)) as Box<Snapshot>)
+        let snap = Arc::new(Tbl(rtx.open_table(TABLE).map_err(unavailable)?));
+        let mut cache = self.cache.lock().map_err(unavailable)?;
+        if cache.0 == seen && cache.1.is_none() {
+            cache.1 = Some(snap.clone());
+        }
+        Ok(Box::new(Shared(snap)))
     }
 
     fn submit(&self, job: Box<dyn WriteJob>) {
@@ -154,6 +175,7 @@ fn open_file(path: &Path, cache_bytes: usize) -> Result<Database> {
 /// What the writer thread owns.
 struct Writer {
     db: Current,
+    cache: Cache,
     path: PathBuf,
     options: RedbOptions,
     /// No reopen attempt before this.
@@ -161,6 +183,11 @@ struct Writer {
 }
 
 impl Writer {
+    /// Whether the file is closed after an I/O error.
+    fn failed(&self) -> bool {
+        self.db.read().map_or(true, |db| db.is_err())
+    }
+
     /// The database to commit on, reopening it if an I/O error closed it.
     fn database(&mut self) -> Result<Arc<Database>> {
         let failed = match &*self.db.read().map_err(unavailable)? {
@@ -198,6 +225,10 @@ impl Writer {
         );
         if poisoned && let Ok(mut slot) = self.db.write() {
             tracing::error!(error = %error, path = %self.path.display(), "the state file failed to write; reopening it (writes fail until it works again)");
+            if let Ok(mut cache) = self.cache.lock() {
+                cache.0 += 1;
+                cache.1 = None; // it holds the old file open
+            }
             *slot = Err(format!(
                 "the state file {} could not be written ({error}); writes are refused until the disk accepts them again — free space or raise the limit",
                 self.path.display()
@@ -208,7 +239,24 @@ impl Writer {
 }
 
 fn writer_loop(mut writer: Writer, rx: &Receiver<Box<dyn WriteJob>>, queued: &AtomicUsize) {
-    while let Ok(first) = rx.recv() {
+    loop {
+        // While the file is closed after an I/O error, retry reopening it
+        // even when no write comes, so that reads resume too.
+        let first = if writer.failed() {
+            match rx.recv_timeout(REOPEN_EVERY) {
+                Ok(job) => job,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = writer.database();
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        } else {
+            match rx.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            }
+        };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -233,6 +281,11 @@ fn writer_loop(mut writer: Writer, rx: &Receiver<Box<dyn WriteJob>>, queued: &At
         };
         if let Some(m) = &writer.options.metrics {
             m.commit(batch.len(), started.elapsed(), waiting);
+        }
+        // Before anyone hears of the commit, retire the cached snapshot.
+        if let Ok(mut cache) = writer.cache.lock() {
+            cache.0 += 1;
+            cache.1 = None;
         }
         for job in batch {
             job.finish(outcome.clone());
@@ -306,6 +359,29 @@ fn scan_table(
 struct Tbl<T>(T);
 
 type Snapshot = Tbl<redb::ReadOnlyTable<&'static [u8], &'static [u8]>>;
+
+/// A snapshot shared with other reads.
+struct Shared(Arc<Snapshot>);
+
+impl RawRead for Shared {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.0.get(key)
+    }
+
+    fn value_len(&self, key: &[u8]) -> Result<Option<usize>> {
+        self.0.value_len(key)
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        reverse: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<()> {
+        self.0.scan(start, end, reverse, visit)
+    }
+}
 type TableRw<'t> = Tbl<redb::Table<'t, &'static [u8], &'static [u8]>>;
 
 impl<T: ReadableTable<&'static [u8], &'static [u8]>> RawRead for Tbl<T> {
