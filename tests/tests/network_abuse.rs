@@ -255,6 +255,17 @@ async fn oversized_and_garbage_requests_get_clear_errors() {
         );
     }
 
+    // A Host that is not host[:port] (found by the serve_http fuzz target:
+    // wasi:http refused the authority and the guest's call failed with 500).
+    for host in ["example.com:8T /x", ""] {
+        let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let answer = exchange(app, req.as_bytes(), within).expect("an answer");
+        assert!(
+            status(&answer).contains("400") && answer.contains("Host header"),
+            "Host {host:?} got {answer:?}"
+        );
+    }
+
     // Both listeners still serve.
     assert_eq!(get(app, "/", &[]).await.status, 200);
     assert_eq!(get(dapr, "/v1.0/healthz", &[]).await.status, 204);

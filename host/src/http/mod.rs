@@ -193,6 +193,15 @@ impl HttpServer {
         let started = Instant::now();
         let (method, path) = (req.method().clone(), req.uri().path().to_string());
         let (resp, instance) = match self.route(&path) {
+            // wasi:http hands the guest the request's authority; one that
+            // is not `host[:port]` is the client's mistake, not the guest's.
+            Some(_) if !valid_host(&req) => (
+                text(
+                    StatusCode::BAD_REQUEST,
+                    "the Host header is not a valid host[:port]\n",
+                ),
+                None,
+            ),
             None => (
                 text(StatusCode::NOT_FOUND, "no app is mounted at this path\n"),
                 None,
@@ -340,5 +349,18 @@ impl HttpServer {
                 }
             }
         }
+    }
+}
+
+/// Whether the request's authority (its Host header, when it has one) is a
+/// valid, non-empty `host[:port]`.
+fn valid_host<B>(req: &Request<B>) -> bool {
+    match req.headers().get(hyper::http::header::HOST) {
+        None => true,
+        Some(h) => h
+            .to_str()
+            .ok()
+            .filter(|s| !s.is_empty())
+            .is_some_and(|s| s.parse::<hyper::http::uri::Authority>().is_ok()),
     }
 }
