@@ -353,8 +353,17 @@ impl HttpServer {
 }
 
 /// Whether the request's authority (its Host header, when it has one) is a
-/// valid, non-empty `host[:port]`.
+/// valid, non-empty `host[:port]`, sent once.
 fn valid_host<B>(req: &Request<B>) -> bool {
+    if req
+        .headers()
+        .get_all(hyper::http::header::HOST)
+        .iter()
+        .count()
+        > 1
+    {
+        return false;
+    }
     match req.headers().get(hyper::http::header::HOST) {
         None => true,
         Some(h) => h
