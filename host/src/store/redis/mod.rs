@@ -106,6 +106,28 @@ fn kind_of(b: &[u8]) -> Result<KeyKind> {
 }
 
 impl RedisEngine {
+    /// Create (`screate`) or extend (`sextend`) a session to live `ttl`
+    /// from now; its new expiry (Unix ms).
+    async fn session_until(
+        &self,
+        function: &str,
+        instance: &str,
+        id: &str,
+        ttl: Duration,
+    ) -> Result<u64> {
+        let now = self.now();
+        let at = deadline(now, ttl)?;
+        let mut args = vec![
+            instance.as_bytes().to_vec(),
+            id.as_bytes().to_vec(),
+            time(now),
+            time(at),
+        ];
+        args.extend(self.cx_args()?);
+        let owner = Owner::instance(&self.url.namespace, instance);
+        read_time(&self.write(&owner, function, args).await?.bytes()?)
+    }
+
     /// Connect to the store at `url` and check Redis's settings.
     pub async fn connect(url: &str, clock: Arc<dyn Clock>, limits: Arc<Limits>) -> Result<Self> {
         let url = RedisUrl::parse(url)?;
@@ -573,19 +595,7 @@ impl Engine for RedisEngine {
     }
 
     fn create_session<'a>(&'a self, instance: &'a str, id: &'a str, ttl: Duration) -> Fut<'a, u64> {
-        Box::pin(async move {
-            let now = self.now();
-            let at = deadline(now, ttl)?;
-            let mut args = vec![
-                instance.as_bytes().to_vec(),
-                id.as_bytes().to_vec(),
-                time(now),
-                time(at),
-            ];
-            args.extend(self.cx_args()?);
-            let owner = Owner::instance(&self.url.namespace, instance);
-            read_time(&self.write(&owner, "screate", args).await?.bytes()?)
-        })
+        Box::pin(self.session_until("screate", instance, id, ttl))
     }
 
     fn session_expiry<'a>(&'a self, instance: &'a str, id: &'a str) -> Fut<'a, u64> {
@@ -602,19 +612,7 @@ impl Engine for RedisEngine {
     }
 
     fn extend_session<'a>(&'a self, instance: &'a str, id: &'a str, ttl: Duration) -> Fut<'a, u64> {
-        Box::pin(async move {
-            let now = self.now();
-            let at = deadline(now, ttl)?;
-            let mut args = vec![
-                instance.as_bytes().to_vec(),
-                id.as_bytes().to_vec(),
-                time(now),
-                time(at),
-            ];
-            args.extend(self.cx_args()?);
-            let owner = Owner::instance(&self.url.namespace, instance);
-            read_time(&self.write(&owner, "sextend", args).await?.bytes()?)
-        })
+        Box::pin(self.session_until("sextend", instance, id, ttl))
     }
 
     fn end_session<'a>(&'a self, instance: &'a str, id: &'a str) -> Fut<'a, bool> {
