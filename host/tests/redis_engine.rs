@@ -327,6 +327,116 @@ async fn an_outage_is_unavailable_within_the_timeout_and_heals_by_itself() {
     assert_eq!(s.get("k").await.unwrap(), Some(b"3".to_vec()));
 }
 
+/// A TCP proxy to Redis whose open connections can be cut without a reset
+/// (bytes stop passing, the sockets stay open — what a dropped NAT entry or
+/// a partition does) while new connections pass.
+struct BlackHoleProxy {
+    addr: std::net::SocketAddr,
+    cut: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl BlackHoleProxy {
+    async fn start(redis_port: u16) -> BlackHoleProxy {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cut = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let cuts = cut.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", redis_port)).await
+                else {
+                    continue;
+                };
+                let born = cuts.load(Ordering::SeqCst);
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                for (mut from, mut to) in [
+                    (
+                        Box::new(cr) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+                        Box::new(sw) as Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
+                    ),
+                    (Box::new(sr), Box::new(cw)),
+                ] {
+                    let cuts = cuts.clone();
+                    tokio::spawn(async move {
+                        let mut buf = vec![0u8; 16 * 1024];
+                        loop {
+                            let n = match from.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            if cuts.load(Ordering::SeqCst) != born {
+                                // Cut: hold both ends open, pass nothing.
+                                std::future::pending::<()>().await;
+                            }
+                            if to.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    });
+                }
+            }
+        });
+        BlackHoleProxy { addr, cut }
+    }
+
+    /// Cut every connection open now.
+    fn cut_open_connections(&self) {
+        self.cut.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_cut_without_a_reset_is_replaced_and_the_store_heals() {
+    let server = redis_server::start_detached(&[]);
+    let proxy = BlackHoleProxy::start(server.port).await;
+    let url = format!(
+        "redis://{}?namespace={}&timeout_ms=300",
+        proxy.addr,
+        redis_server::fresh_namespace()
+    );
+    let clock = ManualClock::new(T0);
+    let store = Store::connect(&url, config(&clock)).await.unwrap();
+    let s = store.instance("svc").unwrap();
+    s.set("k", b"1".to_vec()).await.unwrap();
+    proxy.cut_open_connections();
+    // Calls on the cut connection get no answer: `unavailable` in bounded
+    // time …
+    let started = std::time::Instant::now();
+    let err = s.get("k").await.unwrap_err();
+    assert!(
+        matches!(&err, StateError::Unavailable(m) if m.contains("did not answer")),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // … and once that has lasted longer than the timeout, the store opens a
+    // new connection (redis-rs alone would wait on the dead one forever: a
+    // timeout does not make it reconnect).
+    let started = std::time::Instant::now();
+    let healed = loop {
+        match s.get("k").await {
+            Ok(v) => break v,
+            Err(StateError::Unavailable(_)) => {
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "the store did not heal after the cut"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    };
+    assert_eq!(healed, Some(b"1".to_vec()));
+    s.set("k", b"2".to_vec()).await.unwrap();
+    assert_eq!(s.get("k").await.unwrap(), Some(b"2".to_vec()));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_that_could_evict_keys_is_refused_at_start() {
     let server = redis_server::start_detached(&[

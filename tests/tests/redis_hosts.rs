@@ -186,12 +186,16 @@ async fn redis_with_appendfsync_always_keeps_acknowledged_writes_across_a_kill()
     // The host reconnects by itself and serves again.
     let started = Instant::now();
     loop {
-        if post(host.addr, "/visit", &[], "").await.status == StatusCode::OK {
+        let r = post(host.addr, "/visit", &[], "").await;
+        if r.status == StatusCode::OK {
             break;
         }
         assert!(
             started.elapsed() < Duration::from_secs(20),
-            "the host did not recover"
+            "the host did not recover: {} {}\n--- its log ---\n{}",
+            r.status,
+            r.body,
+            host.log_tail(40)
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -141,6 +141,8 @@ pub struct ServeProcess {
     /// Where it listens.
     pub addr: SocketAddr,
     child: std::process::Child,
+    /// Its stderr (the tracing log), kept for failure messages.
+    log: tempfile::NamedTempFile,
 }
 
 impl ServeProcess {
@@ -152,12 +154,13 @@ impl ServeProcess {
 
     /// The same on `addr`.
     pub async fn start_on(addr: SocketAddr, global: &[&str], serve: &[&str]) -> ServeProcess {
+        let log = tempfile::NamedTempFile::new().expect("a log file");
         let mut child = std::process::Command::new(crate::common::binary("wasm-state"))
             .args(global)
             .args(["serve", "--listen", &addr.to_string()])
             .args(serve)
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(log.reopen().expect("the log file"))
             .spawn()
             .expect("start wasm-state serve");
         let started = std::time::Instant::now();
@@ -169,7 +172,14 @@ impl ServeProcess {
             assert!(child.try_wait().unwrap().is_none(), "serve exited early");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        ServeProcess { addr, child }
+        ServeProcess { addr, child, log }
+    }
+
+    /// The last `lines` lines of its log (for a failing assertion's message).
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(self.log.path()).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
     }
 
     /// Kill it (SIGKILL) and reap it.

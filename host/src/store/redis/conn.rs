@@ -2,7 +2,8 @@
 //! by a timeout, Redis failures turned into `unavailable` with a message that
 //! says what to check, and the start-up check of Redis's settings.
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
@@ -124,9 +125,98 @@ impl RedisUrl {
 #[derive(Clone)]
 pub enum Conn {
     /// One Redis server (reconnects by itself).
-    Single(ConnectionManager),
+    Single(Arc<Single>),
     /// A Redis Cluster (follows redirections, reconnects by itself).
     Cluster(ClusterConnection),
+}
+
+/// One Redis server through redis-rs's `ConnectionManager`, which
+/// reconnects by itself — and, should it ever stay broken (its last
+/// reconnect attempt can end in an error it does not retry), is replaced by
+/// a fresh one once calls have failed at the connection level for longer
+/// than the store's timeout.
+pub struct Single {
+    client: redis::Client,
+    config: ConnectionManagerConfig,
+    state: Mutex<SingleState>,
+}
+
+struct SingleState {
+    manager: ConnectionManager,
+    /// Since when calls fail without an answer from Redis (none: the last
+    /// call was answered).
+    failing_since: Option<Instant>,
+}
+
+impl Single {
+    fn config(url: &RedisUrl) -> ConnectionManagerConfig {
+        ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(url.timeout))
+            .set_response_timeout(Some(url.timeout))
+            .set_number_of_retries(2)
+    }
+
+    fn new(
+        client: redis::Client,
+        config: ConnectionManagerConfig,
+        manager: ConnectionManager,
+    ) -> Arc<Single> {
+        Arc::new(Single {
+            client,
+            config,
+            state: Mutex::new(SingleState {
+                manager,
+                failing_since: None,
+            }),
+        })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, SingleState> {
+        // The lock only guards a clone or a swap; a poisoned one still
+        // holds a usable manager.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn manager(&self) -> ConnectionManager {
+        self.state().manager.clone()
+    }
+
+    /// Note how a call ended: answered (even with an error reply), or not
+    /// answered at all; replace the manager after `timeout` of the latter.
+    fn outcome(&self, answered: bool, timeout: Duration) {
+        let mut s = self.state();
+        if answered {
+            s.failing_since = None;
+            return;
+        }
+        let now = Instant::now();
+        match s.failing_since {
+            None => s.failing_since = Some(now),
+            Some(since) if now.duration_since(since) >= timeout => {
+                if let Ok(fresh) = ConnectionManager::new_lazy_with_config(
+                    self.client.clone(),
+                    self.config.clone(),
+                ) {
+                    tracing::info!(
+                        "replacing the Redis connection after {} ms without answers",
+                        now.duration_since(since).as_millis()
+                    );
+                    s.manager = fresh;
+                }
+                s.failing_since = Some(now);
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+/// Whether a failed call got an answer from Redis (an error reply), as
+/// opposed to no answer (refused, dropped, timed out).
+fn answered(e: &RedisError) -> bool {
+    matches!(
+        e.kind(),
+        redis::ErrorKind::Server(_) | redis::ErrorKind::Extension
+    )
 }
 
 /// The `unavailable` error of a failed call, saying what to check.
@@ -166,13 +256,10 @@ impl Conn {
                 Ok(Conn::Cluster(client.get_async_connection().await?))
             } else {
                 let client = redis::Client::open(url.nodes[0].as_str())?;
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(url.timeout))
-                    .set_response_timeout(Some(url.timeout))
-                    .set_number_of_retries(2);
-                Ok(Conn::Single(
-                    ConnectionManager::new_with_config(client, config).await?,
-                ))
+                let config = Single::config(url);
+                let manager =
+                    ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
+                Ok(Conn::Single(Single::new(client, config, manager)))
             }
         };
         match tokio::time::timeout(url.timeout, connect).await {
@@ -196,13 +283,10 @@ impl Conn {
         }
         let client =
             redis::Client::open(url.nodes[0].as_str()).map_err(|e| unavailable(url, &e))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(url.timeout))
-            .set_response_timeout(Some(url.timeout))
-            .set_number_of_retries(2);
-        ConnectionManager::new_lazy_with_config(client, config)
-            .map(Conn::Single)
-            .map_err(|e| unavailable(url, &e))
+        let config = Single::config(url);
+        let manager = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+            .map_err(|e| unavailable(url, &e))?;
+        Ok(Conn::Single(Single::new(client, config, manager)))
     }
 
     /// Call the engine's function with `keys` and `args` (`FCALL`); load
@@ -237,23 +321,34 @@ impl Conn {
 
     /// Run one plain command.
     pub async fn cmd(&self, url: &RedisUrl, cmd: &redis::Cmd) -> Result<Value> {
-        let mut conn = self.clone();
-        let call = async {
-            match &mut conn {
-                Conn::Single(c) => cmd.query_async(c).await,
-                Conn::Cluster(c) => cmd.query_async(c).await,
+        match self {
+            Conn::Single(single) => {
+                let mut manager = single.manager();
+                let result = tokio::time::timeout(url.timeout, cmd.query_async(&mut manager)).await;
+                single.outcome(
+                    matches!(&result, Ok(Ok(_))) || matches!(&result, Ok(Err(e)) if answered(e)),
+                    url.timeout,
+                );
+                settle(url, result)
             }
-        };
-        bounded(url, call).await
+            Conn::Cluster(c) => {
+                let mut c = c.clone();
+                settle(
+                    url,
+                    tokio::time::timeout(url.timeout, cmd.query_async(&mut c)).await,
+                )
+            }
+        }
     }
 }
 
-/// A call bounded by the URL's timeout, its failure as `unavailable`.
-async fn bounded<T>(
+/// A call bounded by the URL's timeout: its value, or its failure as
+/// `unavailable`.
+fn settle<T>(
     url: &RedisUrl,
-    call: impl std::future::Future<Output = redis::RedisResult<T>>,
+    result: std::result::Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
 ) -> Result<T> {
-    match tokio::time::timeout(url.timeout, call).await {
+    match result {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(unavailable(url, &e)),
         Err(_) => Err(timed_out(url)),
