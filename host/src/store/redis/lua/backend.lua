@@ -4,9 +4,14 @@
 -- bytes, as redb does). Both Redis keys carry the owner's hash tag, so they
 -- share a Cluster slot.
 
+local min = math.min
+
 local backend = {}
 
 local BATCH = 256
+-- Numbers given to redis.call are formatted with printf on every call;
+-- constants go as text.
+local BATCH_TEXT = '256'
 
 function backend.new(hash, zset)
   return { h = hash, z = zset }
@@ -32,9 +37,9 @@ function backend.scan(t, start, stop, reverse, visit)
   while true do
     local ks
     if reverse then
-      ks = redis.call('ZREVRANGEBYLEX', t.z, hi, lo, 'LIMIT', 0, BATCH)
+      ks = redis.call('ZREVRANGEBYLEX', t.z, hi, lo, 'LIMIT', '0', BATCH_TEXT)
     else
-      ks = redis.call('ZRANGEBYLEX', t.z, lo, hi, 'LIMIT', 0, BATCH)
+      ks = redis.call('ZRANGEBYLEX', t.z, lo, hi, 'LIMIT', '0', BATCH_TEXT)
     end
     if #ks == 0 then return end
     local vs = redis.call('HMGET', t.h, unpack(ks))
@@ -48,9 +53,12 @@ end
 
 -- Values of `keys` (false for absent), in one HMGET per batch.
 function backend.get_many(t, keys)
+  local n = #keys
+  if n == 0 then return {} end
+  if n <= BATCH then return redis.call('HMGET', t.h, unpack(keys)) end
   local out = {}
   for i = 1, #keys, BATCH do
-    local part = { unpack(keys, i, math.min(i + BATCH - 1, #keys)) }
+    local part = { unpack(keys, i, min(i + BATCH - 1, #keys)) }
     local vs = redis.call('HMGET', t.h, unpack(part))
     for j = 1, #part do out[i + j - 1] = vs[j] end
   end
@@ -61,12 +69,12 @@ end
 -- new to the order (adding a present one changes nothing).
 function backend.put_many(t, kvs, fresh)
   for i = 1, #kvs, 2 * BATCH do
-    redis.call('HSET', t.h, unpack(kvs, i, math.min(i + 2 * BATCH - 1, #kvs)))
+    redis.call('HSET', t.h, unpack(kvs, i, min(i + 2 * BATCH - 1, #kvs)))
   end
   for i = 1, #fresh, BATCH do
     local args = {}
-    for j = i, math.min(i + BATCH - 1, #fresh) do
-      args[#args + 1] = 0
+    for j = i, min(i + BATCH - 1, #fresh) do
+      args[#args + 1] = '0'
       args[#args + 1] = fresh[j]
     end
     redis.call('ZADD', t.z, unpack(args))
@@ -75,7 +83,7 @@ end
 
 function backend.delete_many(t, keys)
   for i = 1, #keys, BATCH do
-    local part = { unpack(keys, i, math.min(i + BATCH - 1, #keys)) }
+    local part = { unpack(keys, i, min(i + BATCH - 1, #keys)) }
     redis.call('HDEL', t.h, unpack(part))
     redis.call('ZREM', t.z, unpack(part))
   end
@@ -85,7 +93,7 @@ function backend.delete_range(t, start, stop)
   if stop and not bytes.lt(start, stop) then return end
   local lo, hi = '[' .. start, stop and ('(' .. stop) or '+'
   while true do
-    local ks = redis.call('ZRANGEBYLEX', t.z, lo, hi, 'LIMIT', 0, BATCH)
+    local ks = redis.call('ZRANGEBYLEX', t.z, lo, hi, 'LIMIT', '0', BATCH_TEXT)
     if #ks == 0 then return end
     redis.call('HDEL', t.h, unpack(ks))
     redis.call('ZREM', t.z, unpack(ks))

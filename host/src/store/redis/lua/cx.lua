@@ -9,6 +9,8 @@
 -- so an etag of another owner, or of an owner destroyed and re-created,
 -- can never match.
 
+local sub, max = string.sub, math.max
+
 local cx = {}
 
 -- A context over `base` at time `now`; `limits` holds the quotas and the
@@ -71,7 +73,7 @@ end
 
 -- Delete every record in [start, stop).
 function cx.delete_range(c, start, stop)
-    if string.sub(start, 1, 1) == layout.DATA then
+    if sub(start, 1, 1) == layout.DATA then
     watch.range_delete(c.watch, cx.r(c), start, stop)
     overlay.scan(c.raw, start, stop, false, function(k, v)
       account(c, k, -record_size(k, #v))
@@ -85,7 +87,7 @@ local function load_counter(c)
   if not c.counter then
     local b = overlay.get(c.raw, layout.COUNTER)
     if b then
-      c.counter = { nonce = string.sub(b, 1, 8), version = bytes.read_u64(b, 9), moved = false }
+      c.counter = { nonce = sub(b, 1, 8), version = bytes.read_u64(b, 9), moved = false }
       if not c.counter.version then
         error({ code = 'internal', msg = 'damaged record (etag counter); the database may be corrupt' })
       end
@@ -137,7 +139,7 @@ function cx.finish(c)
           error({ code = 'internal', msg = 'damaged record (usage record); the database may be corrupt' })
         end
       end
-      local now_used = math.max(used + delta, 0)
+      local now_used = max(used + delta, 0)
       local quota = c.limits.instance_quota
       if layout.owner_is_account(owner) then quota = c.limits.account_quota end
       if delta > 0 and now_used > quota then

@@ -1,6 +1,8 @@
 -- instances.lua ↔ kv/instances.rs: instance registrations, `n <instance>` →
 -- created-at and account, in the registry's own records (one slot for all).
 
+local sub = string.sub
+
 local instances = {}
 
 -- The registration of `name`: account, created_at (8 bytes BE), or nil.
@@ -8,7 +10,7 @@ function instances.lookup(r, name)
   local v = r:get(layout.instance_key(name))
   if v == nil then return nil end
   if #v < 8 then error({ code = 'internal', msg = 'damaged record (instance record); the database may be corrupt' }) end
-  return string.sub(v, 9), string.sub(v, 1, 8)
+  return sub(v, 9), sub(v, 1, 8)
 end
 
 -- Register `instance` to `account` (idempotent; another account is
@@ -31,9 +33,9 @@ function instances.list(r)
   local prefix = layout.INSTANCE
   local out = {}
   r:scan(prefix, bytes.prefix_end(prefix), false, function(k, v)
-    out[#out + 1] = string.sub(k, 4)
-    out[#out + 1] = string.sub(v, 9)
-    out[#out + 1] = string.sub(v, 1, 8)
+    out[#out + 1] = sub(k, 4)
+    out[#out + 1] = sub(v, 9)
+    out[#out + 1] = sub(v, 1, 8)
     return true
   end)
   return out

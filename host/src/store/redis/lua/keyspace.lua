@@ -4,6 +4,8 @@
 -- liveness, ordered listing and delete-prefix. `r` is a reader
 -- (backend.reader or cx.r), `c` a write context, `sk` scope keys.
 
+local sub, char, find = string.sub, string.char, string.find
+
 local keyspace = {}
 
 -- The meta record of `key`, expired or not.
@@ -66,10 +68,10 @@ end
 
 -- Parse an etag of this engine: 8 hex digits of nonce, 16 of version.
 local function parse_etag(etag)
-  if #etag ~= 24 or not string.find(etag, '^[0-9a-f]+$') then return nil end
-  local version = tonumber(string.sub(etag, 9), 16)
+  if #etag ~= 24 or not find(etag, '^[0-9a-f]+$') then return nil end
+  local version = tonumber(sub(etag, 9), 16)
   if not version or version == 0 then return nil end
-  return string.sub(etag, 1, 8), version
+  return sub(etag, 1, 8), version
 end
 
 -- Check a write condition {kind = 'm'|'a'|'e', etag} against the key's
@@ -99,7 +101,7 @@ function keyspace.session_expiry(r, instance, id, now)
   local rec = r:get(layout.session_key(instance, id))
   if rec == nil then error({ code = 'no-such-session' }) end
   if #rec < 8 then error({ code = 'internal', msg = 'damaged record (session record); the database may be corrupt' }) end
-  local at = string.sub(rec, 1, 8)
+  local at = sub(rec, 1, 8)
   if bytes.lt(at, now) then error({ code = 'no-such-session' }) end
   return at
 end
@@ -126,7 +128,7 @@ function keyspace.keys(r, sk, q, page, now)
     if q.reverse then
       tighten_upper(base .. q.after)
     else
-      raise_lower(base .. q.after .. string.char(0))
+      raise_lower(base .. q.after .. char(0))
     end
   end
   local keys, more = {}, false
@@ -137,7 +139,7 @@ function keyspace.keys(r, sk, q, page, now)
       more = true
       return false
     end
-    keys[#keys + 1] = string.sub(k, #base + 1)
+    keys[#keys + 1] = sub(k, #base + 1)
     return true
   end)
   return keys, more
@@ -149,7 +151,7 @@ end
 function keyspace.each_live_value(r, sk, prefix, after, now, visit)
   local start = sk:meta(prefix)
   local stop = bytes.prefix_end(start)
-  if after then start = sk:meta(after) .. string.char(0) end
+  if after then start = sk:meta(after) .. char(0) end
   r:scan(start, stop, false, function(k, v)
     local m = meta.decode(v)
     if m.kind == 'value' and not meta.expired(m, now) then

@@ -3,6 +3,8 @@
 -- account) keeps its records in its own hash + sorted set, so a request
 -- touches one Cluster slot; the layout inside is unchanged.
 
+local sub, byte = string.sub, string.byte
+
 local layout = {}
 
 layout.DATA = 'd'
@@ -46,27 +48,46 @@ function layout.instance_data_prefix(instance)
   return layout.DATA .. layout.instance_owner(instance)
 end
 
--- The owner (quota holder) of a data record key, or nil for other records.
-function layout.owner_of(record_key)
-  if string.sub(record_key, 1, 1) ~= layout.DATA or #record_key < 4 then
-    return nil
+-- Pure functions of a record key called several times per record in a
+-- request (quota accounting, watchers) remember their answers; the memo is
+-- dropped whenever it reaches MEMO_MAX entries, so it stays small.
+-- (Lua only: Rust computes these on byte slices without allocating.)
+local MEMO_MAX = 4096
+local function memo(f)
+  local known, n = {}, 0
+  return function(k)
+    local v = known[k]
+    if v == nil then
+      v = f(k) or false
+      if n >= MEMO_MAX then known, n = {}, 0 end
+      known[k], n = v, n + 1
+    end
+    return v or nil
   end
-  local n = string.byte(record_key, 3) * 256 + string.byte(record_key, 4)
-  if #record_key < 4 + n then return nil end
-  return string.sub(record_key, 2, 4 + n)
 end
+
+local D_BYTE = byte(layout.DATA)
+
+-- The owner (quota holder) of a data record key, or nil for other records.
+layout.owner_of = memo(function(record_key)
+  local tag, _, hi, lo = byte(record_key, 1, 4)
+  if tag ~= D_BYTE or not lo then return nil end
+  local n = hi * 256 + lo
+  if #record_key < 4 + n then return nil end
+  return sub(record_key, 2, 4 + n)
+end)
 
 -- Human name of an owner: `instance "x"` / `account "y"`.
 function layout.owner_name(owner)
-  local name = string.sub(owner, 4)
-  if string.sub(owner, 1, 1) == 'a' then
+  local name = sub(owner, 4)
+  if sub(owner, 1, 1) == 'a' then
     return 'account "' .. name .. '"'
   end
   return 'instance "' .. name .. '"'
 end
 
 function layout.owner_is_account(owner)
-  return string.sub(owner, 1, 1) == 'a'
+  return sub(owner, 1, 1) == 'a'
 end
 
 -- The usage record of an owner.
@@ -75,14 +96,24 @@ function layout.usage_key(owner)
 end
 
 -- Key → record key builder for one scope (ScopeKeys).
+local ScopeKeys = {}
+ScopeKeys.__index = ScopeKeys
+function ScopeKeys:meta_prefix() return self.prefix .. 'M' end
+function ScopeKeys:meta(key)
+  -- Built once per key and request (ops ask for it several times).
+  local m = self.metas[key]
+  if not m then
+    m = self.prefix .. 'M' .. key
+    self.metas[key] = m
+  end
+  return m
+end
+function ScopeKeys:key_of_meta(meta_key) return sub(meta_key, #self.prefix + 2) end
+function ScopeKeys:fields(key) return self.prefix .. 'F' .. bytes.lp32(key) end
+function ScopeKeys:items(key) return self.prefix .. 'L' .. bytes.lp32(key) end
+
 function layout.scope_keys(prefix)
-  local sk = { prefix = prefix }
-  function sk:meta_prefix() return prefix .. 'M' end
-  function sk:meta(key) return prefix .. 'M' .. key end
-  function sk:key_of_meta(meta_key) return string.sub(meta_key, #prefix + 2) end
-  function sk:fields(key) return prefix .. 'F' .. bytes.lp32(key) end
-  function sk:items(key) return prefix .. 'L' .. bytes.lp32(key) end
-  return sk
+  return setmetatable({ prefix = prefix, metas = {} }, ScopeKeys)
 end
 
 -- A field record key: fields prefix + field.
@@ -123,49 +154,57 @@ end
 -- Split `<lp16 a><lp16 b>` into a, b (nil if malformed).
 function layout.split_pair(s)
   if #s < 2 then return nil end
-  local n = string.byte(s, 1) * 256 + string.byte(s, 2)
-  local a = string.sub(s, 3, 2 + n)
-  local rest = string.sub(s, 3 + n)
+  local n = byte(s, 1) * 256 + byte(s, 2)
+  local a = sub(s, 3, 2 + n)
+  local rest = sub(s, 3 + n)
   if #a ~= n or #rest < 2 then return nil end
-  local m = string.byte(rest, 1) * 256 + string.byte(rest, 2)
-  local b = string.sub(rest, 3)
+  local m = byte(rest, 1) * 256 + byte(rest, 2)
+  local b = sub(rest, 3)
   if #b ~= m then return nil end
   return a, b
 end
 
 -- The length of the scope prefix of a meta record key (the 'M' follows it),
 -- or nil if `record_key` is no meta record (meta_scope_len).
-function layout.meta_scope_len(record_key)
+layout.meta_scope_len = memo(function(record_key)
   local owner = layout.owner_of(record_key)
   if not owner then return nil end
   local at = 2 + #owner -- 1-based index of the byte after the owner
-  if string.sub(owner, 1, 1) == 'i' then
-    local tag = string.sub(record_key, at, at)
+  if sub(owner, 1, 1) == 'i' then
+    local tag = sub(record_key, at, at)
     if tag == 'I' then
       at = at + 1
     elseif tag == 'S' then
       if #record_key < at + 2 then return nil end
-      local n = string.byte(record_key, at + 1) * 256 + string.byte(record_key, at + 2)
+      local n = byte(record_key, at + 1) * 256 + byte(record_key, at + 2)
       at = at + 3 + n
     else
       return nil
     end
   end
-  if string.sub(record_key, at, at) ~= 'M' then return nil end
+  if sub(record_key, at, at) ~= 'M' then return nil end
   return at - 1
-end
+end)
 
 -- The watch prefix whose watchers see changes of the scope with this
 -- prefix: the scope itself, or for a session every session of its instance.
-function layout.watch_prefix_of(scope_prefix)
+layout.watch_prefix_of = memo(function(scope_prefix)
   local owner = layout.owner_of(scope_prefix)
   if not owner then return scope_prefix end
   local at = 2 + #owner
-  if string.sub(owner, 1, 1) == 'i' and string.sub(scope_prefix, at, at) == 'S' then
-    return string.sub(scope_prefix, 1, at)
+  if sub(owner, 1, 1) == 'i' and sub(scope_prefix, at, at) == 'S' then
+    return sub(scope_prefix, 1, at)
   end
   return scope_prefix
-end
+end)
+
+-- The watch prefix of the scope of a meta record key (nil if it is no meta
+-- record key).
+layout.watch_prefix_of_meta = memo(function(meta_key)
+  local n = layout.meta_scope_len(meta_key)
+  if not n then return nil end
+  return layout.watch_prefix_of(sub(meta_key, 1, n))
+end)
 
 -- The registration of the watchers of a watch prefix.
 function layout.watchers_key(watch_prefix)
@@ -201,7 +240,7 @@ end
 function layout.from_meta_key(meta_key)
   local n = layout.meta_scope_len(meta_key)
   if not n then return nil end
-  return layout.scope_keys(string.sub(meta_key, 1, n)), string.sub(meta_key, n + 2)
+  return layout.scope_keys(sub(meta_key, 1, n)), sub(meta_key, n + 2)
 end
 
 return layout

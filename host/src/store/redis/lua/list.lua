@@ -3,6 +3,8 @@
 -- and length cost O(log n) whatever the list's size. Insert and remove move
 -- only the shorter side.
 
+local floor, min, max, abs, sort = math.floor, math.min, math.max, math.abs, table.sort
+
 local list = {}
 
 -- Redis LRANGE/LTRIM index rules: the inclusive span (s, e) within 0..len,
@@ -10,11 +12,11 @@ local list = {}
 function list.span(len, start, stop)
   local s = start
   if s < 0 then s = len + s end
-  s = math.max(s, 0)
+  s = max(s, 0)
   local e = stop
   if e < 0 then e = len + e end
   if s > e or s >= len then return nil end
-  return s, math.min(e, len - 1)
+  return s, min(e, len - 1)
 end
 
 -- LINDEX/LSET index rule: the offset within 0..len, if any.
@@ -84,7 +86,7 @@ function list.pop(c, sk, key, old, count, from_end)
   local m = live_list(old)
   if not m then return {}, nil end
   local head, tail = bounds(m)
-  local n = math.min(count, tail - head)
+  local n = min(count, tail - head)
   if n == 0 then return {}, m.version end
   local prefix = sk:items(key)
   local taken
@@ -128,7 +130,7 @@ function list.remove(c, sk, key, old, v, count)
   if not m then return 0, nil end
   local head, tail = bounds(m)
   local prefix = sk:items(key)
-  local limit = count == 0 and math.huge or math.abs(count)
+  local limit = count == 0 and math.huge or abs(count)
   local hits = {}
   local seq, step = head, 1
   if count < 0 then seq, step = tail - 1, -1 end
@@ -138,7 +140,7 @@ function list.remove(c, sk, key, old, v, count)
     return #hits < limit
   end)
   if #hits == 0 then return 0, m.version end
-  table.sort(hits)
+  sort(hits)
   local is_hit = {}
   for _, h in ipairs(hits) do is_hit[h] = true end
   local lo, hi = hits[1], hits[#hits]
@@ -191,7 +193,7 @@ function list.insert(c, sk, key, old, before, pivot, v)
   local i = found - head + (before and 0 or 1)
   local len = tail - head
   local new_head, new_tail
-  if i <= math.floor(len / 2) then
+  if i <= floor(len / 2) then
     for _, t in ipairs(items(cx.r(c), prefix, head, head + i)) do
       cx.put(c, layout.item_key(prefix, t[1] - 1), t[2])
     end

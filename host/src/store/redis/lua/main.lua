@@ -10,6 +10,8 @@
 -- The library is loaded once (FUNCTION LOAD); each call only decodes its
 -- arguments (`call` holds them and the position read so far).
 
+local sub = string.sub
+
 local argv, at, base, reader
 
 local function arg()
@@ -34,21 +36,23 @@ end
 -- The etag text of a stored version, for reads.
 local function etag_for(version)
   local c = reader:get(layout.COUNTER)
-  return string.sub(c or '', 1, 8) .. bytes.hex16(version)
+  return sub(c or '', 1, 8) .. bytes.hex16(version)
 end
 
 local function decode_ops(n)
-  local list_of_ops = {}
+  local list_of_ops, a, p = {}, argv, at
   for i = 1, n do
-    local op = { key = arg(), kind = arg() }
-    local ck, ce = arg(), arg()
+    local key, kind, ck, ce, nargs = a[p], a[p + 1], a[p + 2], a[p + 3], tonumber(a[p + 4])
+    p = p + 5
+    local args = {}
+    for j = 1, nargs do args[j] = a[p + j - 1] end
+    p = p + nargs
+    local op = { key = key, kind = kind, args = args }
     if ck ~= '' then op.cond = { kind = ck, etag = ce } end
-    local nargs = num()
-    op.args = {}
-    for j = 1, nargs do op.args[j] = arg() end
-    if op.kind == 'set' and op.args[2] == '' then op.args[2] = meta.NEVER end
+    if kind == 'set' and args[2] == '' then args[2] = meta.NEVER end
     list_of_ops[i] = op
   end
+  at = p
   return list_of_ops
 end
 
@@ -82,7 +86,7 @@ function commands.entries()
   local r = cx.r(c)
   keyspace.ensure_scope(r, scope, now)
   local counter = r:get(layout.COUNTER)
-  local nonce = string.sub(counter or '', 1, 8)
+  local nonce = sub(counter or '', 1, 8)
   local out = {}
   while at <= #argv do
     local key = arg()
@@ -373,7 +377,7 @@ local function dispatch(keys, args)
   local ok, res = pcall(run)
   local answer
   if ok then answer = { 'K', res } else answer = encode_error(res) end
-  if marker then redis.call('SET', marker, cmsgpack.pack(answer), 'PX', 120000) end
+  if marker then redis.call('SET', marker, cmsgpack.pack(answer), 'PX', '120000') end
   return answer
 end
 

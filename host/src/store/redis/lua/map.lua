@@ -1,6 +1,8 @@
 -- map.lua ↔ kv/ops/map.rs: map (Redis hash) operations — one record per
 -- field under the key's field prefix, the field count in the meta record.
 
+local sub, char, max = string.sub, string.char, math.max
+
 local map = {}
 
 local function map_len(m)
@@ -47,7 +49,7 @@ function map.delete(c, sk, key, old, fields)
     end
   end
   if removed == 0 then return 0, old.version end
-  local len = math.max(map_len(old) - removed, 0)
+  local len = max(map_len(old) - removed, 0)
   if len == 0 then
     keyspace.purge(c, sk, key, old)
     return removed, nil
@@ -103,7 +105,7 @@ function map.fields(r, sk, key, after, count, now)
   if not map.load_map(r, sk, key, now) then return entries, nil end
   local prefix = sk:fields(key)
   local lower = prefix
-  if after then lower = layout.field_key(prefix, after) .. string.char(0) end
+  if after then lower = layout.field_key(prefix, after) .. char(0) end
   local examined, last, more = 0, nil, false
   r:scan(lower, bytes.prefix_end(prefix), false, function(k, v)
     if examined == count then
@@ -111,7 +113,7 @@ function map.fields(r, sk, key, after, count, now)
       return false
     end
     examined = examined + 1
-    last = string.sub(k, #prefix + 1)
+    last = sub(k, #prefix + 1)
     entries[#entries + 1] = { last, v }
     return true
   end)

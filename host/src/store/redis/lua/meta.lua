@@ -7,12 +7,14 @@
 -- 8-byte big-endian strings: a TTL may reach i64::MAX ms, beyond what a
 -- Lua number holds exactly, and byte order is numeric order.
 
+local sub, byte, char, rep = string.sub, string.byte, string.char, string.rep
+
 local meta = {}
 
-local TAGS = { value = string.char(0), map = string.char(1), list = string.char(2) }
+local TAGS = { value = char(0), map = char(1), list = char(2) }
 
 -- "Never" as a time.
-meta.NEVER = string.rep(string.char(0), 8)
+meta.NEVER = rep(char(0), 8)
 
 -- Has it expired at `now`? (At the exact millisecond it still lives.)
 function meta.expired(m, now)
@@ -36,11 +38,11 @@ end
 function meta.decode(b)
   local version = bytes.read_u64(b, 2)
   if not version or #b < 17 then corrupt('meta record') end
-  local expires_at = string.sub(b, 10, 17)
-  local tag = string.byte(b, 1)
+  local expires_at = sub(b, 10, 17)
+  local tag = byte(b, 1)
   local m = { version = version, expires_at = expires_at }
   if tag == 0 then
-    m.kind, m.value = 'value', string.sub(b, 18)
+    m.kind, m.value = 'value', sub(b, 18)
   elseif tag == 1 then
     m.kind, m.len = 'map', bytes.read_u64(b, 18)
     if not m.len then corrupt('meta record') end

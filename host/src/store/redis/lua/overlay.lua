@@ -4,6 +4,8 @@
 -- rollback, so a request that fails simply drops its overlay and leaves no
 -- trace.
 
+local sort = table.sort
+
 local overlay = {}
 
 function overlay.new(base)
@@ -18,6 +20,7 @@ local function in_range(k, start, stop)
 end
 
 local function cleared(o, k)
+  if o.cleared[1] == nil then return false end
   for _, r in ipairs(o.cleared) do
     if in_range(k, r[1], r[2]) then return true end
   end
@@ -53,9 +56,9 @@ local function mine(o, start, stop, reverse)
     if in_range(k, start, stop) then ks[#ks + 1] = k end
   end
   if reverse then
-    table.sort(ks, function(a, b) return bytes.lt(b, a) end)
+    sort(ks, function(a, b) return bytes.lt(b, a) end)
   else
-    table.sort(ks, bytes.lt)
+    sort(ks, bytes.lt)
   end
   return ks
 end

@@ -3,6 +3,8 @@
 -- prefix, so ending one is a range delete. Sessions live in their
 -- instance's records (one slot: liveness checks stay atomic with the ops).
 
+local sub, max = string.sub, math.max
+
 local sessions = {}
 
 -- How many session records an instance has (live or not yet swept): the
@@ -16,7 +18,7 @@ local function count(c, instance)
   end
   local n = 0
   cx.r(c):scan(prefix, bytes.prefix_end(prefix), false, function(k, _)
-    if layout.split_pair(string.sub(k, 2)) then n = n + 1 end
+    if layout.split_pair(sub(k, 2)) then n = n + 1 end
     return true
   end)
   return n
@@ -41,7 +43,7 @@ end
 -- Delete a session's record, index entry and data.
 function sessions.drop(c, instance, id, at)
   local n = count(c, instance)
-  cx.put(c, layout.sessions_of(instance), bytes.be_u64(math.max(n - 1, 0)))
+  cx.put(c, layout.sessions_of(instance), bytes.be_u64(max(n - 1, 0)))
   cx.delete(c, layout.session_key(instance, id))
   cx.delete(c, layout.session_expiry(at, instance, id))
   local prefix = layout.scope_prefix({ kind = 's', name = instance, id = id })
@@ -53,7 +55,7 @@ function sessions.stored_expiry(r, instance, id)
   local b = r:get(layout.session_key(instance, id))
   if b == nil then return nil end
   if #b < 8 then error({ code = 'internal', msg = 'damaged record (session record); the database may be corrupt' }) end
-  return string.sub(b, 1, 8)
+  return sub(b, 1, 8)
 end
 
 -- The live sessions of an instance at `now`: {id, at, id, at, ...}.
@@ -61,8 +63,8 @@ function sessions.list(r, instance, now)
   local prefix = layout.sessions_of(instance)
   local out = {}
   r:scan(prefix, bytes.prefix_end(prefix), false, function(k, v)
-    local _, id = layout.split_pair(string.sub(k, 2))
-    local at = string.sub(v, 1, 8)
+    local _, id = layout.split_pair(sub(k, 2))
+    local at = sub(v, 1, 8)
     if id and #at == 8 and bytes.lt(now, at) then
       out[#out + 1] = id
       out[#out + 1] = at

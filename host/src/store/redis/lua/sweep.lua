@@ -2,13 +2,15 @@
 -- key and session expiry indexes up to now and free what is really expired
 -- (an index entry whose key's expiry has since changed is just dropped).
 
+local sub = string.sub
+
 local sweep = {}
 
 -- Index entries with a time before `now` under `tag`, at most `limit`.
 local function due(c, tag, now, limit)
   local out = {}
   cx.r(c):scan(tag, tag .. now, false, function(k, _)
-    if #k >= 9 then out[#out + 1] = { string.sub(k, 2, 9), k } end
+    if #k >= 9 then out[#out + 1] = { sub(k, 2, 9), k } end
     return #out < limit
   end)
   return out
@@ -22,7 +24,7 @@ function sweep.step(c, limit)
   local r = cx.r(c)
   for _, d in ipairs(due(c, layout.KEY_EXPIRY, now, limit)) do
     local at, index_key = d[1], d[2]
-    local meta_key = string.sub(index_key, 10)
+    local meta_key = sub(index_key, 10)
     local sk, key = layout.from_meta_key(meta_key)
     local raw = sk and r:get(meta_key)
     if raw then
@@ -36,7 +38,7 @@ function sweep.step(c, limit)
   end
   for _, d in ipairs(due(c, layout.SESSION_EXPIRY, now, limit)) do
     local at, index_key = d[1], d[2]
-    local instance, id = layout.split_pair(string.sub(index_key, 10))
+    local instance, id = layout.split_pair(sub(index_key, 10))
     local dropped = false
     if instance and sessions.stored_expiry(r, instance, id) == at then
       sessions.drop(c, instance, id, at)
@@ -53,7 +55,7 @@ function sweep.next_due(r)
   local first
   for _, tag in ipairs({ layout.KEY_EXPIRY, layout.SESSION_EXPIRY }) do
     r:scan(tag, bytes.prefix_end(tag), false, function(k, _)
-      local at = string.sub(k, 2, 9)
+      local at = sub(k, 2, 9)
       if not first or bytes.lt(at, first) then first = at end
       return false
     end)

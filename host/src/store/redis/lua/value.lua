@@ -5,6 +5,8 @@
 -- doubles, exact only to 2^53, so increments are done on the decimal text
 -- itself (exact over the whole i64 range, with the same overflow rule).
 
+local sub, byte, char, find, gsub, reverse, floor, concat = string.sub, string.byte, string.char, string.find, string.gsub, string.reverse, math.floor, table.concat
+
 local value = {}
 
 local I64_MAX = '9223372036854775807'
@@ -21,12 +23,12 @@ local function mag_add(a, b)
   local out, carry = {}, 0
   local i, j = #a, #b
   while i > 0 or j > 0 or carry > 0 do
-    local s = carry + (i > 0 and string.byte(a, i) - 48 or 0) + (j > 0 and string.byte(b, j) - 48 or 0)
-    out[#out + 1] = string.char(48 + s % 10)
-    carry = math.floor(s / 10)
+    local s = carry + (i > 0 and byte(a, i) - 48 or 0) + (j > 0 and byte(b, j) - 48 or 0)
+    out[#out + 1] = char(48 + s % 10)
+    carry = floor(s / 10)
     i, j = i - 1, j - 1
   end
-  return string.reverse(table.concat(out))
+  return reverse(concat(out))
 end
 
 -- a - b for magnitudes with a >= b.
@@ -34,12 +36,12 @@ local function mag_sub(a, b)
   local out, borrow = {}, 0
   local i, j = #a, #b
   while i > 0 do
-    local s = string.byte(a, i) - 48 - borrow - (j > 0 and string.byte(b, j) - 48 or 0)
+    local s = byte(a, i) - 48 - borrow - (j > 0 and byte(b, j) - 48 or 0)
     if s < 0 then s, borrow = s + 10, 1 else borrow = 0 end
-    out[#out + 1] = string.char(48 + s)
+    out[#out + 1] = char(48 + s)
     i, j = i - 1, j - 1
   end
-  local r = string.gsub(string.reverse(table.concat(out)), '^0+', '')
+  local r = gsub(reverse(concat(out)), '^0+', '')
   if r == '' then r = '0' end
   return r
 end
@@ -48,8 +50,8 @@ end
 -- (negative, magnitude); error not-an-integer otherwise.
 function value.parse_counter(b)
   local neg, mag = false, b
-  if string.sub(b, 1, 1) == '-' then neg, mag = true, string.sub(b, 2) end
-  local canonical = mag == '0' and not neg or string.find(mag, '^[1-9][0-9]*$') ~= nil
+  if sub(b, 1, 1) == '-' then neg, mag = true, sub(b, 2) end
+  local canonical = mag == '0' and not neg or find(mag, '^[1-9][0-9]*$') ~= nil
   if not canonical or #mag > 19 then error({ code = 'not-an-integer' }) end
   if mag_cmp(mag, neg and I64_MIN_MAGNITUDE or I64_MAX) > 0 then error({ code = 'not-an-integer' }) end
   return neg, mag

@@ -4,13 +4,15 @@
 -- engine). One addition: a queue lease (`pending` takes it), because
 -- several hosts may share this store.
 
+local sub, byte, char, max, concat = string.sub, string.byte, string.char, math.max, table.concat
+
 local watch = {}
 
 local function decode_names(b)
   local out, at = {}, 1
   while at <= #b do
-    local n = string.byte(b, at) * 256 + string.byte(b, at + 1)
-    out[#out + 1] = string.sub(b, at + 2, at + 1 + n)
+    local n = byte(b, at) * 256 + byte(b, at + 1)
+    out[#out + 1] = sub(b, at + 2, at + 1 + n)
     at = at + 2 + n
   end
   return out
@@ -19,7 +21,7 @@ end
 local function encode_names(names)
   local parts = {}
   for i, n in ipairs(names) do parts[i] = bytes.lp16(n) end
-  return table.concat(parts)
+  return concat(parts)
 end
 
 -- The watchers of a watch prefix.
@@ -31,21 +33,29 @@ end
 
 -- The changes of one write request (Capture).
 function watch.capture(origin)
-  return { origin = origin, meta_only = false, watchers = {}, changes = {}, index = {} }
+  -- watchers (watch prefix → its watchers), changes and index (meta key →
+  -- its change) are made when first needed: most writes have no watchers.
+  return { origin = origin, meta_only = false }
 end
 
-local function watched(cap, r, scope_prefix)
-  local wp = layout.watch_prefix_of(scope_prefix)
-  local w = cap.watchers[wp]
+-- Has the watch prefix `wp` any watchers?
+local function watched(cap, r, wp)
+  local known = cap.watchers
+  if not known then
+    known = {}
+    cap.watchers = known
+  end
+  local w = known[wp]
   if w == nil then
     w = watchers(r, wp)
-    cap.watchers[wp] = w
+    known[wp] = w
   end
   return #w > 0
 end
 
 -- value: the new bytes, or false (no longer a value).
 local function note(cap, meta_key, scope_len, value)
+  if not cap.changes then cap.changes, cap.index = {}, {} end
   local i = cap.index[meta_key]
   if i then
     cap.changes[i][3] = value
@@ -57,8 +67,8 @@ end
 
 -- The bytes of a value's meta record (Meta::peek), nil for a map or list.
 local function value_of(b)
-  if not b or string.byte(b, 1) ~= 0 then return nil end
-  return string.sub(b, 18)
+  if not b or byte(b, 1) ~= 0 then return nil end
+  return sub(b, 18)
 end
 
 -- A meta record is about to be written (`new` = its bytes) or deleted
@@ -66,7 +76,7 @@ end
 function watch.meta_write(cap, r, key, new)
   local scope_len = layout.meta_scope_len(key)
   if not scope_len then return end
-  if not watched(cap, r, string.sub(key, 1, scope_len)) then return end
+  if not watched(cap, r, layout.watch_prefix_of_meta(key)) then return end
   local a, b = value_of(r:get(key)), value_of(new)
   if b ~= nil then
     -- Expiry changes of a live value change no value.
@@ -81,7 +91,7 @@ function watch.range_delete(cap, r, start, stop)
   local doomed = {}
   r:scan(start, stop, false, function(k, v)
     local scope_len = layout.meta_scope_len(k)
-    if scope_len and value_of(v) ~= nil and watched(cap, r, string.sub(k, 1, scope_len)) then
+    if scope_len and value_of(v) ~= nil and watched(cap, r, layout.watch_prefix_of_meta(k)) then
       doomed[#doomed + 1] = { k, scope_len }
     end
     return true
@@ -91,8 +101,8 @@ end
 
 -- Queue entry: lp16 scope prefix, lp32 key, 1 + value (a set) or 0 (a delete).
 local function encode_entry(scope_prefix, key, value)
-  local tail = string.char(0)
-  if value then tail = string.char(1) .. value end
+  local tail = char(0)
+  if value then tail = char(1) .. value end
   return bytes.lp16(scope_prefix) .. bytes.lp32(key) .. tail
 end
 
@@ -124,12 +134,13 @@ end
 -- Queue the request's changes for their watchers (called once, when the
 -- request's ops succeeded).
 function watch.flush(c, cap)
-  local max = math.max(c.limits.watch_queue or 1, 1)
+  if not cap.changes then return end
+  local bound = max(c.limits.watch_queue or 1, 1)
   for _, ch in ipairs(cap.changes) do
     local meta_key, scope_len, value = ch[1], ch[2], ch[3]
-    local scope_prefix = string.sub(meta_key, 1, scope_len)
+    local scope_prefix = sub(meta_key, 1, scope_len)
     local owner = layout.owner_of(meta_key)
-    local entry = encode_entry(scope_prefix, string.sub(meta_key, scope_len + 2), value)
+    local entry = encode_entry(scope_prefix, sub(meta_key, scope_len + 2), value)
     for _, w in ipairs(cap.watchers[layout.watch_prefix_of(scope_prefix)] or {}) do
       if w ~= cap.origin then
         local head_key = layout.queue_head_key(owner, w)
@@ -137,8 +148,8 @@ function watch.flush(c, cap)
         cx.put(c, layout.queue_key(owner, w, h.next), entry)
         h.next = h.next + 1
         h.len = h.len + 1
-        if h.len > max then
-          for _, e in ipairs(first_entries(cx.r(c), layout.queue_prefix(owner, w), h.len - max)) do
+        if h.len > bound then
+          for _, e in ipairs(first_entries(cx.r(c), layout.queue_prefix(owner, w), h.len - bound)) do
             cx.delete(c, e[1])
             h.len = h.len - 1
             h.dropped = h.dropped + 1
@@ -188,8 +199,8 @@ local function lease(c, owner, watcher, holder, now, ms)
   local key = layout.queue_lease_key(owner, watcher)
   local b = cx.r(c):get(key)
   if b then
-    local until_ = string.sub(b, 1, 8)
-    if string.sub(b, 9) ~= holder and not bytes.lt(until_, now) then return false end
+    local until_ = sub(b, 1, 8)
+    if sub(b, 9) ~= holder and not bytes.lt(until_, now) then return false end
   end
   local t = bytes.read_u64(now, 1) + ms
   cx.put(c, key, bytes.be_u64(t) .. holder)
@@ -223,7 +234,7 @@ function watch.ack(c, watcher, owner, upto)
   local head_key = layout.queue_head_key(owner, watcher)
   local h = read_head(cx.r(c), head_key)
   for _, k in ipairs(done) do cx.delete(c, k) end
-  h.len = math.max(h.len - #done, 0)
+  h.len = max(h.len - #done, 0)
   write_head(c, head_key, h)
 end
 
