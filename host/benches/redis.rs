@@ -173,7 +173,128 @@ fn benches(c: &mut Criterion) {
         })
     });
     g.finish();
+
+    // Redis's own CPU per operation, each path on its own.
+    let cpu = |cmds: &[&str], run: &mut dyn FnMut()| server_cpu(&rt, &native, cmds, run);
+    let rows: [(&str, f64, f64); 5] = [
+        (
+            "point get (GET)",
+            cpu(&["get"], &mut || {
+                rt.block_on(native.clone().get::<_, Vec<u8>>("native:hot"))
+                    .unwrap();
+            }),
+            cpu(&["fcall"], &mut || {
+                rt.block_on(s.get("hot")).unwrap();
+            }),
+        ),
+        (
+            "set (SET)",
+            cpu(&["set"], &mut || {
+                rt.block_on(native.clone().set::<_, _, ()>("native:k", &value))
+                    .unwrap()
+            }),
+            cpu(&["fcall"], &mut || {
+                rt.block_on(s.set("k", value.clone())).unwrap();
+            }),
+        ),
+        (
+            "map-set (HSET)",
+            cpu(&["hset"], &mut || {
+                rt.block_on(native.clone().hset::<_, _, _, ()>("native:m", "f", &value))
+                    .unwrap()
+            }),
+            cpu(&["fcall"], &mut || {
+                rt.block_on(s.map_set("m", vec![("f".into(), value.clone())]))
+                    .unwrap();
+            }),
+        ),
+        (
+            "list-append (RPUSH)",
+            cpu(&["rpush"], &mut || {
+                rt.block_on(native.clone().rpush::<_, _, ()>("native:l", &value))
+                    .unwrap()
+            }),
+            cpu(&["fcall"], &mut || {
+                rt.block_on(s.list_append("l", vec![value.clone()]))
+                    .unwrap();
+            }),
+        ),
+        (
+            "transaction, 10 sets (MULTI/SET×10/EXEC)",
+            cpu(&["multi", "set", "exec"], &mut || {
+                let mut p = redis::pipe();
+                p.atomic();
+                for k in &keys {
+                    p.set(format!("native:{k}"), &value).ignore();
+                }
+                rt.block_on(p.query_async::<()>(&mut native.clone()))
+                    .unwrap()
+            }),
+            cpu(&["fcall"], &mut || {
+                let ops = keys
+                    .iter()
+                    .map(|k| {
+                        Op::new(
+                            k.clone(),
+                            OpKind::Set {
+                                value: value.clone(),
+                                ttl: None,
+                            },
+                        )
+                    })
+                    .collect();
+                rt.block_on(s.commit(ops)).unwrap();
+            }),
+        ),
+    ];
+    println!("Redis CPU per operation (INFO commandstats, {CPU_ROUNDS} rounds each):");
+    for (name, native_us, ours_us) in rows {
+        println!(
+            "  {name}: native {native_us:.1} µs, wasm-state {ours_us:.1} µs (FCALL) = {:.1}x",
+            ours_us / native_us.max(0.001)
+        );
+    }
     drop(server);
+}
+
+const CPU_ROUNDS: u32 = 3000;
+
+/// Redis's own CPU time (µs, `INFO commandstats`) per run of `run`, counting
+/// the commands `cmds` (an `FCALL` counts the commands its script calls).
+/// Redis runs commands on one thread, so this bounds what all the hosts
+/// sharing it can do together.
+fn server_cpu(
+    rt: &tokio::runtime::Runtime,
+    admin: &redis::aio::MultiplexedConnection,
+    cmds: &[&str],
+    run: &mut dyn FnMut(),
+) -> f64 {
+    let query = |c: &mut redis::Cmd| -> redis::Value {
+        rt.block_on(c.query_async(&mut admin.clone())).unwrap()
+    };
+    query(redis::cmd("CONFIG").arg("RESETSTAT"));
+    for _ in 0..CPU_ROUNDS {
+        run();
+    }
+    let info: String = rt
+        .block_on(
+            redis::cmd("INFO")
+                .arg("commandstats")
+                .query_async(&mut admin.clone()),
+        )
+        .unwrap();
+    let usec: f64 = cmds
+        .iter()
+        .map(|cmd| {
+            let prefix = format!("cmdstat_{cmd}:");
+            info.lines()
+                .find_map(|l| l.strip_prefix(prefix.as_str()))
+                .and_then(|rest| rest.split(',').find_map(|kv| kv.strip_prefix("usec=")))
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        })
+        .sum();
+    usec / f64::from(CPU_ROUNDS)
 }
 
 criterion_group! {
