@@ -42,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
         let mut lines = Vec::new();
         let mut emit = |l: String| {
             lines.push(l);
-            Ok(())
+            transfer::emitted(Ok(()))
         };
         match transfer::export(&f.store, &Selection::All, &mut emit).await {
             Ok(_) => {

@@ -160,7 +160,7 @@ async fn export(store: &Store, selection: &Selection) -> (J, Vec<String>, Export
     let mut lines = Vec::new();
     let counts = transfer::export(store, selection, &mut |l| {
         lines.push(l);
-        Ok(())
+        transfer::emitted(Ok(()))
     })
     .await
     .expect("export");
@@ -374,16 +374,18 @@ async fn redb_round_trip_is_exact() {
         acct.iter()
             .all(|l| l.contains(r#""scope":{"account":"acme"}"#))
     );
-    let missing = transfer::export(&a, &Selection::Instance("nope".into()), &mut |_| Ok(()))
-        .await
-        .unwrap_err();
+    let missing = transfer::export(&a, &Selection::Instance("nope".into()), &mut |_| {
+        transfer::emitted(Ok(()))
+    })
+    .await
+    .unwrap_err();
     assert!(
         missing.to_string().contains("no instance named \"nope\""),
         "{missing}"
     );
     // An emit that fails stops the export with its error.
     let out = transfer::export(&a, &Selection::All, &mut |_| {
-        Err(TransferError::Output("disk full".into()))
+        transfer::emitted(Err(TransferError::Output("disk full".into())))
     })
     .await
     .unwrap_err();
@@ -698,4 +700,78 @@ proptest! {
         prop_assert_eq!(&source, &redb);
         prop_assert_eq!(&source, &redis);
     }
+}
+
+/// An emitter that hands on `ready` lines and then waits forever (a client
+/// that stopped reading); counts the lines it was given.
+fn stalling_emitter(
+    ready: usize,
+    seen: Arc<std::sync::atomic::AtomicUsize>,
+) -> impl FnMut(String) -> transfer::Emitted + Send {
+    move |_| {
+        let n = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if n < ready {
+            transfer::emitted(Ok(()))
+        } else {
+            Box::pin(std::future::pending())
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_export_and_a_dump_wait_for_a_slow_reader() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let host =
+        wasm_state::runtime::Host::open(wasm_state::runtime::HostConfig::new(dir.path())).unwrap();
+    let store = host.store().clone();
+    store.register_instance("big", "acme").await.unwrap();
+    let s = store.instance("big").unwrap();
+    for i in 0..200 {
+        s.set(&format!("k{i:03}"), vec![b'x'; 100]).await.unwrap();
+    }
+    // The export hands on 10 lines, then waits with the 11th: it asks for
+    // no more while the reader does not take it.
+    let seen = Arc::new(AtomicUsize::new(0));
+    let mut emit = stalling_emitter(10, seen.clone());
+    let big = Selection::Instance("big".into());
+    let export = transfer::export(&store, &big, &mut emit);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), export)
+            .await
+            .is_err(),
+        "the export waits"
+    );
+    assert_eq!(seen.load(Ordering::SeqCst), 11);
+    // The same for `state dump`.
+    let admin = wasm_state::admin::Admin::new(host.clone());
+    let scope = wasm_state::admin::ScopeRef {
+        instance: Some("big".into()),
+        session: None,
+        account: None,
+    };
+    let seen = Arc::new(AtomicUsize::new(0));
+    let mut emit = stalling_emitter(10, seen.clone());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), admin.dump(&scope, &mut emit))
+            .await
+            .is_err(),
+        "the dump waits"
+    );
+    assert_eq!(seen.load(Ordering::SeqCst), 11);
+    // A reader that went away ends the dump at once (no more lines made).
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    admin
+        .dump(&scope, &mut move |_| {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            transfer::emitted(if n < 4 {
+                Ok(())
+            } else {
+                Err(TransferError::Output("the client went away".into()))
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(seen.load(Ordering::SeqCst), 5);
 }

@@ -34,7 +34,25 @@ pub struct AdminBody(BodyKind);
 
 enum BodyKind {
     Full(Option<Bytes>),
-    Stream(mpsc::UnboundedReceiver<Bytes>),
+    Stream(mpsc::Receiver<Bytes>),
+}
+
+/// Lines a streamed answer (dump, export) may have made ahead of its
+/// client; the producer waits for room beyond that.
+const STREAM_LINES: usize = 256;
+
+/// An emitter sending each line (with its newline) into `tx`, waiting for
+/// room; an error once the client went away.
+fn line_sender(tx: &mpsc::Sender<Bytes>) -> impl FnMut(String) -> transfer::Emitted + Send + use<> {
+    let tx = tx.clone();
+    move |line: String| {
+        let tx = tx.clone();
+        Box::pin(async move {
+            tx.send(Bytes::from(line + "\n"))
+                .await
+                .map_err(|_| TransferError::Output("the client went away".into()))
+        })
+    }
 }
 
 impl hyper::body::Body for AdminBody {
@@ -61,7 +79,7 @@ fn respond(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response<
     resp
 }
 
-fn ndjson(rx: mpsc::UnboundedReceiver<Bytes>) -> Response<AdminBody> {
+fn ndjson(rx: mpsc::Receiver<Bytes>) -> Response<AdminBody> {
     let mut resp = Response::new(AdminBody(BodyKind::Stream(rx)));
     resp.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
@@ -295,17 +313,14 @@ impl AdminApi {
             (&Method::GET, ["v1", "dump"]) => {
                 let scope = q.scope();
                 a.scope(&scope).await?;
-                let (tx, rx) = mpsc::unbounded_channel();
+                let (tx, rx) = mpsc::channel(STREAM_LINES);
                 let admin = a.clone();
                 tokio::spawn(async move {
-                    let tx2 = tx.clone();
-                    let mut emit = move |line: serde_json::Value| {
-                        let _ = tx2.send(Bytes::from(format!("{line}\n")));
-                    };
+                    let mut emit = line_sender(&tx);
                     if let Err(e) = admin.dump(&scope, &mut emit).await {
                         let line =
                             serde_json::json!({ "error": e.code(), "message": e.to_string() });
-                        let _ = tx.send(Bytes::from(format!("{line}\n")));
+                        let _ = tx.send(Bytes::from(format!("{line}\n"))).await;
                     }
                 });
                 ndjson(rx)
@@ -328,17 +343,13 @@ impl AdminApi {
                         "no instance named {i:?}; `wasm-state instances list` shows them"
                     )));
                 }
-                let (tx, rx) = mpsc::unbounded_channel();
+                let (tx, rx) = mpsc::channel(STREAM_LINES);
                 let store = a.host().store().clone();
                 tokio::spawn(async move {
-                    let tx2 = tx.clone();
-                    let mut emit = move |line: String| {
-                        tx2.send(Bytes::from(line + "\n"))
-                            .map_err(|_| TransferError::Output("the client went away".into()))
-                    };
+                    let mut emit = line_sender(&tx);
                     if let Err(e) = transfer::export(&store, &selection, &mut emit).await {
                         let line = serde_json::json!({ "error": "export-failed", "message": e.to_string() });
-                        let _ = tx.send(Bytes::from(format!("{line}\n")));
+                        let _ = tx.send(Bytes::from(format!("{line}\n"))).await;
                     }
                 });
                 ndjson(rx)

@@ -506,10 +506,12 @@ impl Admin {
     }
 
     /// One `state dump` line per key: key, type, etag, TTL, content as JSON.
+    /// Each line is awaited (a slow client slows the dump down); a line
+    /// that cannot be handed on (the client went away) ends the dump.
     pub async fn dump(
         &self,
         scope: &ScopeRef,
-        emit: &mut (dyn FnMut(serde_json::Value) + Send),
+        emit: &mut crate::admin::transfer::Emit<'_>,
     ) -> AdminResult<()> {
         let h = self.scope(scope).await?;
         let mut cursor = None;
@@ -542,13 +544,16 @@ impl Admin {
                             .collect(),
                     ),
                 };
-                emit(serde_json::json!({
+                let line = serde_json::json!({
                     "key": k,
                     "type": info.kind.name(),
                     "etag": info.etag,
                     "ttl_ms": info.ttl.map(|t| t.as_millis() as u64),
                     "value": value,
-                }));
+                });
+                if emit(line.to_string()).await.is_err() {
+                    return Ok(());
+                }
             }
             match page.cursor {
                 Some(c) => cursor = Some(c),

@@ -244,19 +244,32 @@ fn scope_json(scope: &Scope) -> J {
     }
 }
 
-struct Exporter<'a> {
+/// One emitted line's progress: ready once the line has been handed on —
+/// for a client, once its response has room for it (so a slow reader slows
+/// the producer down instead of making it buffer the whole store).
+pub type Emitted = std::pin::Pin<Box<dyn Future<Output = Result<(), TransferError>> + Send>>;
+
+/// Where streamed lines go: called once per line (without its newline).
+pub type Emit<'a> = dyn FnMut(String) -> Emitted + Send + 'a;
+
+/// An [`Emitted`] that is already settled (for sinks that write at once).
+pub fn emitted(result: Result<(), TransferError>) -> Emitted {
+    Box::pin(std::future::ready(result))
+}
+
+struct Exporter<'a, 'e> {
     store: &'a Store,
-    emit: &'a mut (dyn FnMut(String) -> Result<(), TransferError> + Send),
+    emit: &'a mut Emit<'e>,
     counts: ExportCounts,
 }
 
-impl Exporter<'_> {
-    fn line(&mut self, v: J) -> Result<(), TransferError> {
-        (self.emit)(v.to_string())
+impl Exporter<'_, '_> {
+    async fn line(&mut self, v: J) -> Result<(), TransferError> {
+        (self.emit)(v.to_string()).await
     }
 
     /// A key's first line (with its type and expiry) or a `more` line.
-    fn key_line(
+    async fn key_line(
         &mut self,
         scope: &Scope,
         key: &str,
@@ -277,7 +290,7 @@ impl Exporter<'_> {
             }
         }
         l.insert(name.into(), content);
-        self.line(J::Object(l))
+        self.line(J::Object(l)).await
     }
 
     /// Write one key; `false` if it was gone by the time it was read.
@@ -296,7 +309,8 @@ impl Exporter<'_> {
                 let Some(v) = h.get(key).await? else {
                     return Ok(false);
                 };
-                self.key_line(scope, key, Some(head), "value", encode(&v))?;
+                self.key_line(scope, key, Some(head), "value", encode(&v))
+                    .await?;
             }
             KeyKind::Map => {
                 // Scan pages as they come, lines of exactly CHUNK fields.
@@ -317,7 +331,8 @@ impl Exporter<'_> {
                             first.then_some(head),
                             "fields",
                             J::Array(fields),
-                        )?;
+                        )
+                        .await?;
                         first = false;
                         buf = rest;
                     }
@@ -348,7 +363,8 @@ impl Exporter<'_> {
                         (at == 0).then_some(head),
                         "items",
                         J::Array(items),
-                    )?;
+                    )
+                    .await?;
                     at += n as i64;
                     if n < CHUNK {
                         break;
@@ -385,7 +401,8 @@ impl Exporter<'_> {
     }
 
     async fn instance(&mut self, name: &str, account: &str) -> Result<(), TransferError> {
-        self.line(json!({ "instance": name, "account": account }))?;
+        self.line(json!({ "instance": name, "account": account }))
+            .await?;
         self.counts.instances += 1;
         for s in self.store.list_sessions(name).await? {
             // Ended or expired since it was listed: left out.
@@ -397,7 +414,8 @@ impl Exporter<'_> {
                 "session": s.id,
                 "instance": name,
                 "expires_at_ms": info.expires_at_ms,
-            }))?;
+            }))
+            .await?;
             self.counts.sessions += 1;
             let scope = Scope::Session {
                 instance: name.into(),
@@ -416,7 +434,7 @@ impl Exporter<'_> {
 pub async fn export(
     store: &Store,
     selection: &Selection,
-    emit: &mut (dyn FnMut(String) -> Result<(), TransferError> + Send),
+    emit: &mut Emit<'_>,
 ) -> Result<ExportCounts, TransferError> {
     let mut x = Exporter {
         store,
@@ -436,16 +454,16 @@ pub async fn export(
                 ))
                 .into());
             };
-            x.line(header)?;
+            x.line(header).await?;
             x.instance(name, &info.account).await?;
         }
         Selection::Account(a) => {
             let h = store.account(a)?;
-            x.line(header)?;
+            x.line(header).await?;
             x.scope(&Scope::Account(a.clone()), &h).await?;
         }
         Selection::All => {
-            x.line(header)?;
+            x.line(header).await?;
             let instances = store.list_instances().await?;
             let mut accounts: Vec<String> = Vec::new();
             for i in &instances {

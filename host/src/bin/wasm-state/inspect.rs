@@ -126,7 +126,13 @@ pub async fn state(global: &Global, cmd: StateCmd) -> anyhow::Result<()> {
         StateCmd::Dump { scope } => {
             let s = scope_ref(&settings, &scope)?;
             match &target {
-                Target::Local(a) => a.dump(&s, &mut |line| println!("{line}")).await?,
+                Target::Local(a) => {
+                    a.dump(&s, &mut |line| {
+                        println!("{line}");
+                        wasm_state::admin::transfer::emitted(Ok(()))
+                    })
+                    .await?
+                }
                 Target::Remote(c) => {
                     let body = c
                         .send(

@@ -43,9 +43,11 @@ pub async fn export(global: &Global, a: ExportArgs) -> anyhow::Result<()> {
     let mut out = std::io::BufWriter::new(std::io::stdout());
     match Target::open(global, &settings).await? {
         Target::Local(admin) => {
-            let mut emit = |line: String| -> Result<(), TransferError> {
+            let mut emit = |line: String| {
                 pb.inc(1);
-                writeln!(out, "{line}").map_err(|e| TransferError::Output(e.to_string()))
+                transfer::emitted(
+                    writeln!(out, "{line}").map_err(|e| TransferError::Output(e.to_string())),
+                )
             };
             transfer::export(admin.host().store(), &selection, &mut emit).await?;
         }
