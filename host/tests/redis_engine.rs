@@ -292,19 +292,27 @@ async fn an_outage_is_unavailable_within_the_timeout_and_heals_by_itself() {
     // A stopped Redis (SIGSTOP): calls fail with `unavailable`, in bounded time.
     // SAFETY: signals our own child process.
     unsafe { libc::kill(server.pid(), libc::SIGSTOP) };
+    // A write (its call, and no retry past the deadline) and a read each
+    // take no longer than timeout_ms, give or take the scheduler.
     let started = std::time::Instant::now();
     let err = s.set("k", b"2".to_vec()).await.unwrap_err();
     assert!(
-        matches!(&err, StateError::Unavailable(m) if m.contains("redis at")),
+        matches!(&err, StateError::Unavailable(m) if m.contains("redis at") && m.contains("may or may not have been applied")),
         "{err:?}"
     );
     assert!(
-        started.elapsed() < Duration::from_secs(3),
+        started.elapsed() < Duration::from_millis(400 + 300),
         "answered in {:?}",
         started.elapsed()
     );
+    let started = std::time::Instant::now();
     let err = s.get("k").await.unwrap_err();
     assert!(matches!(err, StateError::Unavailable(_)), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(400 + 300),
+        "answered in {:?}",
+        started.elapsed()
+    );
     // SAFETY: as above.
     unsafe { libc::kill(server.pid(), libc::SIGCONT) };
     // It recovers by itself; the write that timed out was applied or not,

@@ -290,28 +290,40 @@ impl Conn {
     }
 
     /// Call the engine's function with `keys` and `args` (`FCALL`); load
-    /// the library first if this Redis does not have it yet.
+    /// the library first if this Redis does not have it yet. All of it
+    /// within the URL's timeout.
     pub async fn script(&self, url: &RedisUrl, keys: &[&str], args: &[Vec<u8>]) -> Result<Value> {
+        self.script_by(url, keys, args, deadline(url)).await
+    }
+
+    /// [`Conn::script`], done by `deadline`.
+    pub async fn script_by(
+        &self,
+        url: &RedisUrl,
+        keys: &[&str],
+        args: &[Vec<u8>],
+        deadline: Instant,
+    ) -> Result<Value> {
         let mut fcall = redis::cmd("FCALL");
         fcall.arg(&LIBRARY.function).arg(keys.len()).arg(keys);
         for a in args {
             fcall.arg(a.as_slice());
         }
-        match self.cmd(url, &fcall).await {
+        match self.cmd_by(url, &fcall, deadline).await {
             Err(StateError::Unavailable(m)) if m.contains("Function not found") => {
-                self.load_library(url).await?;
-                self.cmd(url, &fcall).await
+                self.load_library_by(url, deadline).await?;
+                self.cmd_by(url, &fcall, deadline).await
             }
             other => other,
         }
     }
 
     /// `FUNCTION LOAD REPLACE` the engine's library (on every primary of a
-    /// cluster).
-    pub async fn load_library(&self, url: &RedisUrl) -> Result<()> {
+    /// cluster), done by `deadline`.
+    async fn load_library_by(&self, url: &RedisUrl, deadline: Instant) -> Result<()> {
         let mut load = redis::cmd("FUNCTION");
         load.arg("LOAD").arg("REPLACE").arg(&LIBRARY.source);
-        self.cmd(url, &load).await.map(|_| ()).map_err(|e| match e {
+        self.cmd_by(url, &load, deadline).await.map(|_| ()).map_err(|e| match e {
             StateError::Unavailable(m) => StateError::Unavailable(format!(
                 "{m}; loading wasm-state's Redis function library failed (Redis 7 or later is needed)"
             )),
@@ -319,12 +331,23 @@ impl Conn {
         })
     }
 
-    /// Run one plain command.
+    /// Run one plain command (within the URL's timeout).
     pub async fn cmd(&self, url: &RedisUrl, cmd: &redis::Cmd) -> Result<Value> {
+        self.cmd_by(url, cmd, deadline(url)).await
+    }
+
+    /// Run one plain command, done by `deadline`.
+    pub async fn cmd_by(
+        &self,
+        url: &RedisUrl,
+        cmd: &redis::Cmd,
+        deadline: Instant,
+    ) -> Result<Value> {
+        let deadline = tokio::time::Instant::from_std(deadline);
         match self {
             Conn::Single(single) => {
                 let mut manager = single.manager();
-                let result = tokio::time::timeout(url.timeout, cmd.query_async(&mut manager)).await;
+                let result = tokio::time::timeout_at(deadline, cmd.query_async(&mut manager)).await;
                 single.outcome(
                     matches!(&result, Ok(Ok(_))) || matches!(&result, Ok(Err(e)) if answered(e)),
                     url.timeout,
@@ -335,11 +358,16 @@ impl Conn {
                 let mut c = c.clone();
                 settle(
                     url,
-                    tokio::time::timeout(url.timeout, cmd.query_async(&mut c)).await,
+                    tokio::time::timeout_at(deadline, cmd.query_async(&mut c)).await,
                 )
             }
         }
     }
+}
+
+/// When a call made now must be done: the URL's timeout from now.
+pub fn deadline(url: &RedisUrl) -> Instant {
+    Instant::now() + url.timeout
 }
 
 /// A call bounded by the URL's timeout: its value, or its failure as

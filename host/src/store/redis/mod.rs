@@ -28,7 +28,7 @@ mod script;
 
 use std::collections::HashSet;
 use std::sync::{Arc, LazyLock, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::Value;
 
@@ -83,6 +83,9 @@ impl std::fmt::Debug for RedisEngine {
             .finish_non_exhaustive()
     }
 }
+
+/// The pause before asking again for a write whose answer was lost.
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
 /// Unpredictable 64-bit numbers, cheaply: a per-process randomly keyed
 /// hash (std seeds it from the OS) of a counter. Request ids and the nonce
@@ -193,7 +196,7 @@ impl RedisEngine {
 
     /// List an owner in the owners set once per process (the sweeper's
     /// work list), before its first write.
-    async fn note_owner(&self, owner: &Owner) -> Result<()> {
+    async fn note_owner(&self, owner: &Owner, deadline: Instant) -> Result<()> {
         let fresh = self
             .known_owners
             .lock()
@@ -202,7 +205,7 @@ impl RedisEngine {
         if fresh {
             let mut c = redis::cmd("SADD");
             c.arg(keys::owners_set(&self.url.namespace)).arg(&owner.tag);
-            if let Err(e) = self.conn.cmd(&self.url, &c).await {
+            if let Err(e) = self.conn.cmd_by(&self.url, &c, deadline).await {
                 if let Ok(mut k) = self.known_owners.lock() {
                     k.remove(&owner.tag);
                 }
@@ -214,9 +217,10 @@ impl RedisEngine {
 
     /// A write on an owner: the command, now, nonce and quotas, then
     /// `extra`. It carries a request id; one retry after a lost answer
-    /// returns the first answer.
+    /// returns the first answer. All of it within the store's timeout.
     async fn write(&self, owner: &Owner, cmd: &str, extra: Vec<Vec<u8>>) -> Result<Value> {
-        self.note_owner(owner).await?;
+        let deadline = conn::deadline(&self.url);
+        self.note_owner(owner, deadline).await?;
         let request = format!("{:016x}{:08x}", random_u64(), random_u64() as u32);
         let marker = owner.marker(&self.url.namespace, &request);
         let keys = [owner.hash.as_str(), owner.zset.as_str(), marker.as_str()];
@@ -225,15 +229,20 @@ impl RedisEngine {
         }
         let mut args = vec![b"f".to_vec(), cmd.as_bytes().to_vec()];
         args.extend(extra);
-        let first = self.conn.script(&self.url, &keys, &args).await;
+        let first = self.conn.script_by(&self.url, &keys, &args, deadline).await;
         let v = match first {
             Err(StateError::Unavailable(m))
                 if m.contains("broke") || m.contains("did not answer") =>
             {
+                if Instant::now() + RETRY_PAUSE >= deadline {
+                    return Err(StateError::Unavailable(format!(
+                        "{m}; the write may or may not have been applied (all of it or none)"
+                    )));
+                }
                 // The answer was lost: ask again with the same request id.
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                tokio::time::sleep(RETRY_PAUSE).await;
                 args[0] = b"R".to_vec();
-                self.conn.script(&self.url, &keys, &args).await.map_err(|e| match e {
+                self.conn.script_by(&self.url, &keys, &args, deadline).await.map_err(|e| match e {
                     StateError::Unavailable(m2) => StateError::Unavailable(format!(
                         "{m2}; an earlier attempt's answer was lost, so the write may or may not have been applied (all of it or none)"
                     )),
