@@ -2,8 +2,8 @@
 //! (`tests/guests/kv-watcher`, exporting the standard
 //! `wasi:keyvalue/watcher`) deployed on the real host keeps an audit log
 //! and a secondary index from notifications — after concurrent writes,
-//! transactions and TTL expiry; a slow or trapping watcher never stalls
-//! writers; delivery survives a SIGKILL of `wasm-state serve`.
+//! transactions and TTL expiry; a slow, sleeping or trapping watcher never
+//! stalls writers or its queue; delivery survives a SIGKILL of `wasm-state serve`.
 
 mod common;
 mod http_support;
@@ -290,8 +290,18 @@ async fn a_slow_or_trapping_watcher_never_stalls_writers() {
         a.iter().any(|e| e["key"] == "after-forever")
     })
     .await;
-    let st = status(&host, "idx", owner);
+    let st = status(&host, "idx", owner.clone());
     assert_eq!(st.failed, 2, "{st:?}");
+    // So is a call waiting in a host call (a sleep) past the deadline: it
+    // does not hold up the queue.
+    s.set("sleep/forever", b"600000".to_vec()).await.unwrap();
+    s.set("after-sleep", b"1".to_vec()).await.unwrap();
+    audit_until(&host, "idx", "after-sleep", |a| {
+        a.iter().any(|e| e["key"] == "after-sleep")
+    })
+    .await;
+    let st = status(&host, "idx", owner);
+    assert_eq!(st.failed, 3, "{st:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,8 +10,9 @@
 //!
 //! Its own writes are not reported back to it. For the tests: a change of
 //! `slow/…` busy-waits the value's milliseconds first; a change of
-//! `trap/…` counts the attempt (account counter `trap-attempts`) and
-//! panics.
+//! `sleep/…` sleeps them (waiting in a host call, where the epoch deadline
+//! cannot stop it); a change of `trap/…` counts the attempt (account
+//! counter `trap-attempts`) and panics.
 //!
 //! It is also an HTTP handler: `POST /put?key=K` stores the body as the
 //! value of K in the instance scope, `POST /del?key=K` deletes it, and
@@ -35,6 +36,10 @@ impl Watcher for Indexer {
             while Instant::now() < until {
                 std::hint::spin_loop();
             }
+        }
+        if key.starts_with("sleep/") {
+            let ms: u64 = change.value().ok().flatten().unwrap_or(0);
+            std::thread::sleep(Duration::from_millis(ms));
         }
         if key.starts_with("trap/") {
             State::account()
