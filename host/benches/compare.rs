@@ -37,6 +37,10 @@
 //!
 //! `cargo test --benches` (or `-- --test`) runs every step once, unmeasured.
 
+// Every store here runs on the allocator the `wasm-state` binary ships with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "../tests/support/redis_server.rs"]
 mod redis_server;
 

@@ -1,6 +1,10 @@
 //! Store benchmark: each wasm-state operation next to native redb doing the
 //! equivalent raw get/insert (same durability) in the same process.
 //! `scripts/bench-ratios.py` turns criterion's output into the ratio table.
+//! Both sides run on the allocator the `wasm-state` binary ships with.
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::time::Duration;
 
