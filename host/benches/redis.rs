@@ -115,31 +115,15 @@ fn benches(c: &mut Criterion) {
     g.bench_function("native_redis", |b| {
         b.iter(|| {
             rt.block_on(async {
-                let mut p = redis::pipe();
-                p.atomic();
-                for k in &keys {
-                    p.set(format!("native:{k}"), &value).ignore();
-                }
-                p.query_async::<()>(&mut native.clone()).await.unwrap()
+                native_multi(&keys, &value)
+                    .query_async::<()>(&mut native.clone())
+                    .await
+                    .unwrap()
             })
         })
     });
     g.bench_function("wasm_state", |b| {
-        b.iter(|| {
-            let ops = keys
-                .iter()
-                .map(|k| {
-                    Op::new(
-                        k.clone(),
-                        OpKind::Set {
-                            value: value.clone(),
-                            ttl: None,
-                        },
-                    )
-                })
-                .collect();
-            rt.block_on(s.commit(ops)).unwrap()
-        })
+        b.iter(|| rt.block_on(s.commit(set_ops(&keys, &value))).unwrap())
     });
     g.finish();
 
@@ -222,28 +206,11 @@ fn benches(c: &mut Criterion) {
         (
             "transaction, 10 sets (MULTI/SET×10/EXEC)",
             cpu(&["multi", "set", "exec"], &mut || {
-                let mut p = redis::pipe();
-                p.atomic();
-                for k in &keys {
-                    p.set(format!("native:{k}"), &value).ignore();
-                }
-                rt.block_on(p.query_async::<()>(&mut native.clone()))
+                rt.block_on(native_multi(&keys, &value).query_async::<()>(&mut native.clone()))
                     .unwrap()
             }),
             cpu(&["fcall"], &mut || {
-                let ops = keys
-                    .iter()
-                    .map(|k| {
-                        Op::new(
-                            k.clone(),
-                            OpKind::Set {
-                                value: value.clone(),
-                                ttl: None,
-                            },
-                        )
-                    })
-                    .collect();
-                rt.block_on(s.commit(ops)).unwrap();
+                rt.block_on(s.commit(set_ops(&keys, &value))).unwrap();
             }),
         ),
     ];
@@ -258,6 +225,31 @@ fn benches(c: &mut Criterion) {
 }
 
 const CPU_ROUNDS: u32 = 3000;
+
+/// The transaction benchmark's ops: a set of `value` to each key.
+fn set_ops(keys: &[String], value: &[u8]) -> Vec<Op> {
+    keys.iter()
+        .map(|k| {
+            Op::new(
+                k.clone(),
+                OpKind::Set {
+                    value: value.to_vec(),
+                    ttl: None,
+                },
+            )
+        })
+        .collect()
+}
+
+/// Its native counterpart: `MULTI`, a `SET` per key, `EXEC`.
+fn native_multi(keys: &[String], value: &[u8]) -> redis::Pipeline {
+    let mut p = redis::pipe();
+    p.atomic();
+    for k in keys {
+        p.set(format!("native:{k}"), value).ignore();
+    }
+    p
+}
 
 /// Redis's own CPU time (µs, `INFO commandstats`) per run of `run`, counting
 /// the commands `cmds` (an `FCALL` counts the commands its script calls).
