@@ -131,10 +131,11 @@ pub enum Conn {
 }
 
 /// One Redis server through redis-rs's `ConnectionManager`, which
-/// reconnects by itself — and, should it ever stay broken (its last
-/// reconnect attempt can end in an error it does not retry), is replaced by
-/// a fresh one once calls have failed at the connection level for longer
-/// than the store's timeout.
+/// reconnects by itself when a connection drops — but not when calls time
+/// out, so a half-open connection (a partition, a dropped NAT entry: no
+/// reset ever arrives) would fail every call for good. Once calls have gone
+/// unanswered for longer than the store's timeout, the manager is replaced
+/// by a fresh one.
 pub struct Single {
     client: redis::Client,
     config: ConnectionManagerConfig,
