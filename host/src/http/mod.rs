@@ -291,17 +291,12 @@ impl HttpServer {
                     Err(e) => Err(host.classify(&store, e)),
                 }
             };
-            // The epoch deadline stops running wasm; this one also stops a
-            // guest waiting in a host call (a sleep, a stalled client's
-            // body), so no request holds its slot past the deadline.
-            let work = std::pin::pin!(work);
-            let result = match tokio::time::timeout(deadline, work).await {
-                Ok(r) => r,
-                Err(_) => {
-                    host.store().metrics().guest_failure(&instance, "deadline");
-                    Err(HostError::Deadline { limit: deadline })
-                }
-            };
+            // No request holds its slot past the deadline, even waiting in a
+            // host call.
+            let result = host
+                .within_deadline(&instance, deadline, work)
+                .await
+                .and_then(|r| r);
             if result.is_err() {
                 task_failed.store(true, Ordering::SeqCst);
             }

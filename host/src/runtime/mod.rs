@@ -541,6 +541,25 @@ impl Host {
     }
 
     /// Turn a wasmtime failure during a call into the error a person can act on.
+    /// Run `work` (a guest call) within `deadline` of wall-clock time. The
+    /// epoch deadline stops running wasm; this also stops a guest waiting in
+    /// a host call (a sleep, a read, a stalled client's body). Past it:
+    /// `Deadline`, counted against `instance` in the metrics.
+    pub(crate) async fn within_deadline<F: std::future::Future>(
+        &self,
+        instance: &str,
+        deadline: Duration,
+        work: F,
+    ) -> Result<F::Output, HostError> {
+        tokio::time::timeout(deadline, work).await.map_err(|_| {
+            self.inner
+                .store
+                .metrics()
+                .guest_failure(instance, "deadline");
+            HostError::Deadline { limit: deadline }
+        })
+    }
+
     pub(crate) fn classify(&self, store: &wasmtime::Store<Ctx>, err: wasmtime::Error) -> HostError {
         let limits = self.inner.config.guest;
         let (error, kind) = if store.data().limiter.exceeded {
@@ -738,17 +757,15 @@ impl Host {
             Ok(c) => c,
             Err(e) => return Err(classify(&store, e)),
         };
-        // The epoch deadline stops running wasm; the timeout also stops a
-        // guest waiting in a host call (a sleep, a read).
-        let ran = tokio::time::timeout(deadline, command.wasi_cli_run().call_run(&mut store)).await;
+        let ran = self
+            .within_deadline(
+                instance,
+                deadline,
+                command.wasi_cli_run().call_run(&mut store),
+            )
+            .await;
         let exit_code = match ran {
-            Err(_) => {
-                self.inner
-                    .store
-                    .metrics()
-                    .guest_failure(instance, "deadline");
-                return Err(HostError::Deadline { limit: deadline });
-            }
+            Err(e) => return Err(e),
             Ok(Ok(Ok(()))) => 0,
             Ok(Ok(Err(()))) => 1,
             Ok(Err(e)) => match e.downcast_ref::<wasmtime_wasi::I32Exit>() {

@@ -211,44 +211,34 @@ async fn call(
         .table
         .push(bucket)
         .map_err(|e| HostError::Wasmtime(e.to_string()))?;
-    // The epoch deadline stops running wasm; the timeout also stops a
-    // watcher waiting in a host call (a sleep, a poll), which would
-    // otherwise hold up its whole queue.
-    let deadline = host.inner.config.guest.deadline;
+    let instance = store.data().state.instance().to_string();
+    // The two drafts' bindings are distinct types with the same calls.
+    macro_rules! on_change {
+        ($pre:expr) => {
+            match $pre.instantiate_async(&mut store).await {
+                Ok(w) => {
+                    let w = w.wasi_keyvalue_watcher();
+                    match &change.value {
+                        Some(v) => w.call_on_set(&mut store, resource, &change.key, v).await,
+                        None => w.call_on_delete(&mut store, resource, &change.key).await,
+                    }
+                }
+                Err(e) => Err(e),
+            }
+        };
+    }
     let run = async {
         match export {
-            WatcherExport::Draft(pre) => match pre.instantiate_async(&mut store).await {
-                Ok(w) => {
-                    let w = w.wasi_keyvalue_watcher();
-                    match &change.value {
-                        Some(v) => w.call_on_set(&mut store, resource, &change.key, v).await,
-                        None => w.call_on_delete(&mut store, resource, &change.key).await,
-                    }
-                }
-                Err(e) => Err(e),
-            },
-            WatcherExport::Draft2(pre) => match pre.instantiate_async(&mut store).await {
-                Ok(w) => {
-                    let w = w.wasi_keyvalue_watcher();
-                    match &change.value {
-                        Some(v) => w.call_on_set(&mut store, resource, &change.key, v).await,
-                        None => w.call_on_delete(&mut store, resource, &change.key).await,
-                    }
-                }
-                Err(e) => Err(e),
-            },
+            WatcherExport::Draft(pre) => on_change!(pre),
+            WatcherExport::Draft2(pre) => on_change!(pre),
         }
     };
-    match tokio::time::timeout(deadline, run).await {
-        Ok(outcome) => outcome.map_err(|e| host.classify(&store, e)),
-        Err(_) => {
-            host.inner
-                .store
-                .metrics()
-                .guest_failure(store.data().state.instance(), "deadline");
-            Err(HostError::Deadline { limit: deadline })
-        }
-    }
+    // A watcher waiting in a host call past the deadline would otherwise
+    // hold up its whole queue.
+    let deadline = host.inner.config.guest.deadline;
+    host.within_deadline(&instance, deadline, run)
+        .await?
+        .map_err(|e| host.classify(&store, e))
 }
 
 /// Deliver one queue until the deployment or the host goes.
