@@ -40,7 +40,7 @@ pub fn fresh() -> Fresh {
         redb: RedbOptions {
             durable: false,
             cache_bytes: 4 << 20,
-            metrics: None,
+            ..RedbOptions::default()
         },
         ..StoreConfig::default()
     };

@@ -4,7 +4,11 @@
 //! Reads open a redb read transaction (MVCC) and never wait for the writer.
 //! Writes are [`WriteJob`]s sent to the writer thread, which drains its queue,
 //! runs each job against its own [`Overlay`] inside one write transaction,
-//! flushes only the jobs that succeeded, and commits (fsync) once for all.
+//! flushes only the jobs that succeeded, and makes the group durable once for
+//! all: it appends the group's writes to the commit log (`<file>.wal`, see
+//! [`super::log`]) and fsyncs that, then commits to redb without an fsync;
+//! a checkpoint (a durable redb commit) every so often empties the log, and
+//! opening the file replays what a crash left in it.
 //!
 //! After an I/O error (a full disk, a file-size limit), redb refuses every
 //! later write until the file is reopened. The writer then drops the database
@@ -24,10 +28,15 @@ use std::time::{Duration, Instant};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
+use super::log::{self, CommitLog, Entry, Record};
 use super::{Backend, Overlay, RawRead, RawWrite, WriteJob, unavailable};
 use crate::store::error::{Result, StateError};
 
 const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("wasm-state");
+
+/// The commit log's id (`id`: which log belongs to this file) and the
+/// sequence number of the last logged group a checkpoint holds (`seq`).
+const LOG_TABLE: TableDefinition<&str, u64> = TableDefinition::new("wasm-state-log");
 
 /// Most requests committed together.
 const MAX_BATCH: usize = 256;
@@ -48,10 +57,17 @@ type Current = Arc<RwLock<std::result::Result<Arc<Database>, String>>>;
 /// Options of the redb backend.
 #[derive(Debug, Clone)]
 pub struct RedbOptions {
-    /// fsync every commit (default). Off trades crash durability for speed.
+    /// Every acknowledged write survives a crash (default): each group
+    /// commit is fsynced through the commit log. Off trades crash
+    /// durability for speed (no log, no fsync).
     pub durable: bool,
     /// redb page cache in bytes.
     pub cache_bytes: usize,
+    /// A checkpoint (a durable commit of the data file, after which the
+    /// commit log starts again) is made once the writer has been idle this
+    /// long with logged writes not yet in one (default 100 ms); full logs
+    /// and every 1,024 groups also make one.
+    pub checkpoint_idle: Duration,
     /// Where commit batch sizes and latencies are counted (set by
     /// [`Store::open`](crate::store::Store::open) to the store's metrics).
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
@@ -62,6 +78,7 @@ impl Default for RedbOptions {
         RedbOptions {
             durable: true,
             cache_bytes: 256 << 20,
+            checkpoint_idle: Duration::from_millis(100),
             metrics: None,
         }
     }
@@ -80,10 +97,7 @@ pub struct RedbBackend {
 impl RedbBackend {
     /// Open (or create) the database file at `path`.
     pub fn open(path: &Path, options: RedbOptions) -> Result<Self> {
-        let db = open_file(path, options.cache_bytes)?;
-        let wtx = db.begin_write().map_err(unavailable)?;
-        wtx.open_table(TABLE).map_err(unavailable)?;
-        wtx.commit().map_err(unavailable)?;
+        let (db, log) = open_file(path, &options)?;
         let db: Current = Arc::new(RwLock::new(Ok(Arc::new(db))));
         let (tx, rx) = mpsc::channel();
         let cache: Cache = Arc::new(Mutex::new((0, None)));
@@ -92,6 +106,7 @@ impl RedbBackend {
             cache: cache.clone(),
             path: path.to_path_buf(),
             options,
+            log,
             next_reopen: Instant::now(),
         };
         let queued = Arc::new(AtomicUsize::new(0));
@@ -158,10 +173,13 @@ impl Backend for RedbBackend {
     }
 }
 
-/// Open (or create) the file.
-fn open_file(path: &Path, cache_bytes: usize) -> Result<Database> {
-    Database::builder()
-        .set_cache_size(cache_bytes)
+/// Open (or create) the file, replay what its commit log holds past the last
+/// checkpoint, and make that a checkpoint; the log to write to when
+/// `options.durable`. A non-durable store still replays a log left by a
+/// durable one (it never creates one).
+fn open_file(path: &Path, options: &RedbOptions) -> Result<(Database, Option<CommitLog>)> {
+    let db = Database::builder()
+        .set_cache_size(options.cache_bytes)
         .create(path)
         .map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => StateError::Unavailable(format!(
@@ -169,7 +187,59 @@ fn open_file(path: &Path, cache_bytes: usize) -> Result<Database> {
                 path.display()
             )),
             e => StateError::Unavailable(format!("cannot open {}: {e}", path.display())),
-        })
+        })?;
+    let wtx = db.begin_write().map_err(unavailable)?;
+    let mut table = Tbl(wtx.open_table(TABLE).map_err(unavailable)?);
+    let log = if options.durable || log::path_for(path).exists() {
+        let mut meta = wtx.open_table(LOG_TABLE).map_err(unavailable)?;
+        let id = meta.get("id").map_err(unavailable)?.map(|g| g.value());
+        let id = match id {
+            Some(id) => id,
+            None => {
+                let mut b = [0u8; 8];
+                getrandom::fill(&mut b).map_err(|e| {
+                    StateError::Unavailable(format!("no randomness for the commit log id: {e}"))
+                })?;
+                let id = u64::from_le_bytes(b);
+                meta.insert("id", id).map_err(unavailable)?;
+                id
+            }
+        };
+        let checkpoint = meta
+            .get("seq")
+            .map_err(unavailable)?
+            .map_or(0, |s| s.value());
+        let (mut log, replay) =
+            CommitLog::open(path, id, checkpoint).map_err(|e| log_error(path, &e))?;
+        for payload in &replay {
+            for entry in log::entries(payload).map_err(StateError::Unavailable)? {
+                table.apply(entry)?;
+            }
+        }
+        if !replay.is_empty() {
+            meta.insert("seq", log.last_seq()).map_err(unavailable)?;
+            tracing::info!(
+                groups = replay.len(),
+                log = %log.path().display(),
+                "replayed the commit log after an unclean stop"
+            );
+        }
+        log.checkpointed();
+        options.durable.then_some(log)
+    } else {
+        None
+    };
+    drop(table);
+    wtx.commit().map_err(unavailable)?;
+    Ok((db, log))
+}
+
+/// An I/O error of the commit log, as the store reports it.
+fn log_error(data: &Path, e: &std::io::Error) -> StateError {
+    StateError::Unavailable(format!(
+        "the commit log {} could not be written ({e}); free space or raise the limit",
+        log::path_for(data).display()
+    ))
 }
 
 /// What the writer thread owns.
@@ -178,6 +248,8 @@ struct Writer {
     cache: Cache,
     path: PathBuf,
     options: RedbOptions,
+    /// The commit log (durable stores).
+    log: Option<CommitLog>,
     /// No reopen attempt before this.
     next_reopen: Instant,
 }
@@ -200,9 +272,10 @@ impl Writer {
         self.next_reopen = Instant::now() + REOPEN_EVERY;
         // Readers may still hold the old file for a moment (its lock too):
         // then this attempt fails with "in use" and the next one succeeds.
-        match open_file(&self.path, self.options.cache_bytes) {
-            Ok(db) => {
+        match open_file(&self.path, &self.options) {
+            Ok((db, log)) => {
                 let db = Arc::new(db);
+                self.log = log;
                 *self.db.write().map_err(unavailable)? = Ok(db.clone());
                 tracing::warn!(path = %self.path.display(), "reopened the state file after an I/O error; writes resume");
                 Ok(db)
@@ -241,15 +314,30 @@ impl Writer {
 fn writer_loop(mut writer: Writer, rx: &Receiver<Box<dyn WriteJob>>, queued: &AtomicUsize) {
     loop {
         // While the file is closed after an I/O error, retry reopening it
-        // even when no write comes, so that reads resume too.
-        let first = if writer.failed() {
-            match rx.recv_timeout(REOPEN_EVERY) {
+        // even when no write comes, so that reads resume too; while logged
+        // groups wait for a checkpoint, make one when no write comes.
+        let failed = writer.failed();
+        let pending = writer.log.as_ref().is_some_and(CommitLog::pending);
+        let first = if failed || pending {
+            let wait = if failed {
+                REOPEN_EVERY
+            } else {
+                writer.options.checkpoint_idle
+            };
+            match rx.recv_timeout(wait) {
                 Ok(job) => job,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    let _ = writer.database();
+                    if failed {
+                        let _ = writer.database();
+                    } else {
+                        writer.checkpoint();
+                    }
                     continue;
                 }
-                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    writer.checkpoint();
+                    return;
+                }
             }
         } else {
             match rx.recv() {
@@ -270,7 +358,7 @@ fn writer_loop(mut writer: Writer, rx: &Receiver<Box<dyn WriteJob>>, queued: &At
         let started = Instant::now();
         let outcome = match writer.database() {
             Ok(db) => {
-                let outcome = commit_batch(&db, &mut batch, writer.options.durable);
+                let outcome = commit_batch(&db, &mut batch, writer.log.as_mut(), &writer.path);
                 if let Err(e) = &outcome {
                     tracing::error!(error = %e, jobs = batch.len(), "commit failed");
                     writer.check(db, e);
@@ -290,18 +378,65 @@ fn writer_loop(mut writer: Writer, rx: &Receiver<Box<dyn WriteJob>>, queued: &At
         for job in batch {
             job.finish(outcome.clone());
         }
+        if writer.log.as_ref().is_some_and(CommitLog::wants_checkpoint) {
+            writer.checkpoint();
+        }
     }
 }
 
-fn commit_batch(db: &Database, batch: &mut [Box<dyn WriteJob>], durable: bool) -> Result<()> {
-    let mut wtx = db.begin_write().map_err(unavailable)?;
-    if !durable {
-        wtx.set_durability(Durability::None).map_err(unavailable)?;
+impl Writer {
+    /// Make the logged groups part of a durable redb commit, so that the log
+    /// can start again. A failure leaves the log as it is (a reopen replays
+    /// it) and is retried at the next occasion.
+    fn checkpoint(&mut self) {
+        let Some(log) = self.log.as_mut().filter(|l| l.pending()) else {
+            return;
+        };
+        let Ok(Ok(db)) = self.db.read().map(|db| db.clone()) else {
+            return;
+        };
+        let started = Instant::now();
+        let done = (|| -> Result<()> {
+            let wtx = db.begin_write().map_err(unavailable)?;
+            {
+                let mut meta = wtx.open_table(LOG_TABLE).map_err(unavailable)?;
+                meta.insert("seq", log.last_seq()).map_err(unavailable)?;
+            }
+            wtx.commit().map_err(unavailable)
+        })();
+        match done {
+            Ok(()) => {
+                log.checkpointed();
+                tracing::trace!(took = ?started.elapsed(), "checkpoint");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "checkpoint failed");
+                self.check(db, &e);
+            }
+        }
     }
+}
+
+/// Run the batch's jobs in one write transaction and make the ones that
+/// succeeded durable together: through the commit log when there is one
+/// (then the redb commit itself skips the fsync), else not durable at all.
+fn commit_batch(
+    db: &Database,
+    batch: &mut [Box<dyn WriteJob>],
+    log: Option<&mut CommitLog>,
+    path: &Path,
+) -> Result<()> {
+    let mut wtx = db.begin_write().map_err(unavailable)?;
+    wtx.set_durability(Durability::None).map_err(unavailable)?;
+    let mut record = Record::default();
     {
         let mut table: TableRw<'_> = Tbl(wtx.open_table(TABLE).map_err(unavailable)?);
+        let mut logged = Logged {
+            table: &mut table,
+            record: log.is_some().then_some(&mut record),
+        };
         for job in batch.iter_mut() {
-            let mut overlay = Overlay::new(&mut table);
+            let mut overlay = Overlay::new(&mut logged);
             let applied = catch_unwind(AssertUnwindSafe(|| job.apply(&mut overlay)));
             match applied {
                 Ok(Ok(())) => overlay.flush()?,
@@ -310,7 +445,77 @@ fn commit_batch(db: &Database, batch: &mut [Box<dyn WriteJob>], durable: bool) -
             }
         }
     }
-    wtx.commit().map_err(unavailable)
+    let Some(log) = log.filter(|_| !record.is_empty()) else {
+        return wtx.commit().map_err(unavailable);
+    };
+    // Durable first, visible second: nobody sees the group before its record
+    // is on disk. If the log write fails, dropping `wtx` aborts the group.
+    let appended = log.append(&mut record).map_err(|e| log_error(path, &e))?;
+    match wtx.commit() {
+        Ok(()) => {
+            log.committed(appended);
+            Ok(())
+        }
+        Err(e) => match log.retract(appended) {
+            Ok(()) => Err(unavailable(e)),
+            Err(r) => Err(StateError::Unavailable(format!(
+                "storage: {e}; and the commit log {} could not be corrected ({r}): the writes of this request may or may not be applied when the store is next opened",
+                log.path().display()
+            ))),
+        },
+    }
+}
+
+/// The writer's table, recording every write into the group's log record.
+struct Logged<'a, 't> {
+    table: &'a mut TableRw<'t>,
+    record: Option<&'a mut Record>,
+}
+
+impl RawRead for Logged<'_, '_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.table.get(key)
+    }
+
+    fn value_len(&self, key: &[u8]) -> Result<Option<usize>> {
+        self.table.value_len(key)
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        reverse: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<()> {
+        self.table.scan(start, end, reverse, visit)
+    }
+}
+
+impl Logged<'_, '_> {
+    fn record(&mut self, entry: Entry<'_>) -> Result<()> {
+        if let Some(r) = self.record.as_mut() {
+            r.push(entry);
+        }
+        Ok(())
+    }
+}
+
+impl RawWrite for Logged<'_, '_> {
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.table.put(key, value)?;
+        self.record(Entry::Put(key, value))
+    }
+
+    fn delete(&mut self, key: &[u8]) -> Result<()> {
+        self.table.delete(key)?;
+        self.record(Entry::Delete(key))
+    }
+
+    fn delete_range(&mut self, start: &[u8], end: Option<&[u8]>) -> Result<()> {
+        self.table.delete_range(start, end)?;
+        self.record(Entry::DeleteRange(start, end))
+    }
 }
 
 fn bounds<'a>(start: &'a [u8], end: Option<&'a [u8]>) -> (Bound<&'a [u8]>, Bound<&'a [u8]>) {
@@ -409,6 +614,17 @@ impl<T: ReadableTable<&'static [u8], &'static [u8]>> RawRead for Tbl<T> {
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<()> {
         scan_table(&self.0, start, end, reverse, visit)
+    }
+}
+
+impl TableRw<'_> {
+    /// Replay one logged write.
+    fn apply(&mut self, entry: Entry<'_>) -> Result<()> {
+        match entry {
+            Entry::Put(k, v) => self.put(k, v),
+            Entry::Delete(k) => self.delete(k),
+            Entry::DeleteRange(start, end) => self.delete_range(start, end),
+        }
     }
 }
 
