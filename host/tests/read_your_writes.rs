@@ -1,15 +1,27 @@
-//! Point reads share the newest committed snapshot until the next commit
-//! (`kv/backend/redb.rs`); a read that starts after a write was
-//! acknowledged must still see it, whatever other tasks do meanwhile.
+//! Point reads share the newest published snapshot until the next one
+//! (`kv/backend/redb`): the syncer publishes it once a group is durable,
+//! before answering the group, while the writer already commits the next
+//! group. A read that starts after a write was acknowledged must still see
+//! it, whatever other tasks do meanwhile — with the commit log (durable,
+//! groups pipelined) and without.
 
 use wasm_state::store::{RedbOptions, Store, StoreConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_read_after_an_acknowledged_write_sees_it_under_concurrency() {
+    reads_see_acknowledged_writes(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_read_after_an_acknowledged_durable_write_sees_it_under_concurrency() {
+    reads_see_acknowledged_writes(true).await;
+}
+
+async fn reads_see_acknowledged_writes(durable: bool) {
     let dir = tempfile::tempdir().unwrap();
     let config = StoreConfig {
         redb: RedbOptions {
-            durable: false,
+            durable,
             ..RedbOptions::default()
         },
         ..StoreConfig::default()

@@ -5,7 +5,6 @@
 //! trait, in [`crate::store::ops`]; a backend only stores bytes. A second
 //! backend implements [`Backend`] and runs the same conformance suite.
 
-mod log;
 mod overlay;
 pub mod redb;
 

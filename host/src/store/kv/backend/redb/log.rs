@@ -4,10 +4,10 @@
 //! file: ≈ 0.6–0.9 ms for a group of 32–64 writes here, against ≈ 0.15 ms
 //! for one `fdatasync` of a few kilobytes written in place. So a group
 //! commit is made durable by its **log record** instead: the writer runs the
-//! group in a redb write transaction, appends the group's byte-level writes
-//! (puts, deletes, range deletes) to this log, fsyncs it, and only then
-//! commits the transaction to redb without an fsync (`Durability::None`) —
-//! so no reader and no caller sees a write before it is durable. Every so
+//! group in a redb write transaction, writes the group's byte-level writes
+//! (puts, deletes, range deletes) to this log, commits the transaction to
+//! redb without an fsync (`Durability::None`), and the syncer fsyncs the log
+//! before anyone sees or hears of the group (see `super`). Every so
 //! often (the log is full, many commits, or the writer is idle) a
 //! **checkpoint** — a durable redb commit that also records the sequence
 //! number of the last logged group — makes the file complete on its own and
@@ -31,6 +31,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 const MAGIC: u32 = 0x474c_5357; // "WSLG"
 const HEADER: usize = 28;
@@ -39,10 +40,13 @@ const HEADER: usize = 28;
 /// record written later changes no file metadata).
 pub(super) const CAPACITY: u64 = 16 << 20;
 
-/// Records after which a checkpoint is due even if the log has room: redb
-/// frees the pages replaced by non-durable commits only at a durable one,
-/// so this bounds how much the data file grows between checkpoints.
-pub(super) const CHECKPOINT_RECORDS: u64 = 1024;
+/// Records after which a checkpoint is due even if the log has room. redb
+/// frees the pages of the last durable state that non-durable commits
+/// replaced only at a durable one (pages of non-durable commits are freed at
+/// once); a checkpoint writes every page dirtied since the last one — so
+/// the log's size, not a count, is what mostly paces checkpoints, and this
+/// only bounds the number of records a replay walks.
+pub(super) const CHECKPOINT_RECORDS: u64 = 16_384;
 
 const PUT: u8 = 1;
 const DELETE: u8 = 2;
@@ -147,7 +151,7 @@ pub(super) struct Appended {
 
 /// The open log of one data file.
 pub(super) struct CommitLog {
-    file: File,
+    file: Arc<File>,
     path: PathBuf,
     id: u64,
     /// Sequence number of the last record whose commit happened.
@@ -202,7 +206,7 @@ impl CommitLog {
         let last_seq = checkpoint + replay.len() as u64;
         Ok((
             CommitLog {
-                file,
+                file: Arc::new(file),
                 path,
                 id,
                 last_seq,
@@ -223,12 +227,12 @@ impl CommitLog {
         self.last_seq
     }
 
-    /// Write `record` as the next one and fsync it.
-    pub(super) fn append(&mut self, record: &mut Record) -> io::Result<Appended> {
+    /// Write `record` as the next one (not yet synced: see
+    /// [`CommitLog::file`]).
+    pub(super) fn write(&mut self, record: &mut Record) -> io::Result<Appended> {
         let seq = self.last_seq + 1;
         let bytes = record.seal(self.id, seq)?;
         self.file.write_all_at(bytes, self.offset)?;
-        self.file.sync_data()?;
         Ok(Appended {
             offset: self.offset,
             len: bytes.len() as u64,
@@ -243,9 +247,15 @@ impl CommitLog {
         self.records += 1;
     }
 
-    /// The commit of `appended` failed: erase the record so that no replay
-    /// applies it (the next record would overwrite it anyway, but a crash or
-    /// a reopen could come first).
+    /// The file, for the syncer's `fdatasync` (which makes every record
+    /// written before it durable).
+    pub(super) fn file(&self) -> &Arc<File> {
+        &self.file
+    }
+
+    /// The commit of `appended` failed: erase the record, durably, so that
+    /// no replay applies it (the next record would overwrite it anyway, but
+    /// a crash or a reopen could come first).
     pub(super) fn retract(&mut self, appended: Appended) -> io::Result<()> {
         self.file.write_all_at(&[0u8; HEADER], appended.offset)?;
         self.file.sync_data()
@@ -358,6 +368,13 @@ mod tests {
         r
     }
 
+    /// Write and sync, as the writer and the syncer do.
+    fn write(log: &mut CommitLog, r: &mut Record) -> io::Result<Appended> {
+        let a = log.write(r)?;
+        log.file().sync_data()?;
+        Ok(a)
+    }
+
     #[test]
     fn entries_round_trip() {
         let es = [
@@ -382,15 +399,15 @@ mod tests {
         assert!(replay.is_empty());
         assert_eq!(std::fs::metadata(path_for(&data)).unwrap().len(), CAPACITY);
         let mut a = record(&[Entry::Put(b"a", b"1")]);
-        let ap = log.append(&mut a).unwrap();
+        let ap = write(&mut log, &mut a).unwrap();
         assert_eq!(ap.seq, 11);
         log.committed(ap);
         let mut b = record(&[Entry::Delete(b"a"), Entry::Put(b"b", b"2")]);
-        let bp = log.append(&mut b).unwrap();
+        let bp = write(&mut log, &mut b).unwrap();
         log.committed(bp);
         // A third whose commit failed is erased.
         let mut c = record(&[Entry::Put(b"c", b"3")]);
-        let cp = log.append(&mut c).unwrap();
+        let cp = write(&mut log, &mut c).unwrap();
         log.retract(cp).unwrap();
         drop(log);
 
@@ -427,7 +444,7 @@ mod tests {
         let (mut log, _) = CommitLog::open(&data, 1, 0).unwrap();
         for i in 0..3u8 {
             let mut r = record(&[Entry::Put(b"k", &[i; 40])]);
-            let ap = log.append(&mut r).unwrap();
+            let ap = write(&mut log, &mut r).unwrap();
             log.committed(ap);
         }
         assert!(log.pending());
@@ -435,7 +452,7 @@ mod tests {
         assert!(!log.pending());
         // One short record over the first of the old ones.
         let mut r = record(&[Entry::Delete(b"k")]);
-        let ap = log.append(&mut r).unwrap();
+        let ap = write(&mut log, &mut r).unwrap();
         assert_eq!(ap.seq, 4);
         log.committed(ap);
         drop(log);
@@ -450,7 +467,7 @@ mod tests {
         let (mut log, _) = CommitLog::open(&dir.path().join("d"), 1, 0).unwrap();
         assert!(!log.wants_checkpoint());
         let mut r = record(&[Entry::Put(b"k", b"v")]);
-        let ap = log.append(&mut r).unwrap();
+        let ap = write(&mut log, &mut r).unwrap();
         log.committed(ap);
         assert!(!log.wants_checkpoint());
         log.records = CHECKPOINT_RECORDS;
@@ -459,7 +476,7 @@ mod tests {
         // A big group that fills most of the log.
         let big = vec![7u8; (CAPACITY / 4 * 3) as usize];
         let mut r = record(&[Entry::Put(b"k", &big)]);
-        let ap = log.append(&mut r).unwrap();
+        let ap = write(&mut log, &mut r).unwrap();
         log.committed(ap);
         assert!(log.wants_checkpoint());
     }

@@ -1,0 +1,151 @@
+//! The syncer thread: makes committed groups durable (one `fdatasync` of the
+//! commit log for every group waiting), then publishes the newest snapshot
+//! and answers the groups' requests, in commit order — while the writer
+//! already runs the next group. When nothing is in flight and no request
+//! waits, there is nothing to overlap: the writer finishes its group itself
+//! (the same [`Finisher`]) and saves the hand-over.
+
+use std::fs::File;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use super::State;
+use super::table::Snapshot;
+use crate::metrics::Metrics;
+use crate::store::error::{Result, StateError};
+use crate::store::kv::backend::WriteJob;
+
+/// One committed (or failed) group on its way to its requests.
+pub(super) struct Flight {
+    /// The group's requests.
+    pub(super) jobs: Vec<Box<dyn WriteJob>>,
+    /// The commit's outcome.
+    pub(super) outcome: Result<()>,
+    /// The log holding the group's record, to sync before answering (none:
+    /// nothing was logged).
+    pub(super) sync: Option<Arc<File>>,
+    /// The state right after the commit, what reads see once it is durable.
+    pub(super) snapshot: Option<Arc<Snapshot>>,
+    /// Which opening of the file the group was committed on.
+    pub(super) generation: u64,
+    /// When the writer took the group, and how many requests still waited.
+    pub(super) started: Instant,
+    pub(super) waiting: usize,
+}
+
+impl Flight {
+    /// A group that failed with `error` (its jobs are filled in later).
+    pub(super) fn failed(error: StateError, generation: u64) -> Self {
+        Flight {
+            jobs: Vec::new(),
+            outcome: Err(error),
+            sync: None,
+            snapshot: None,
+            generation,
+            started: Instant::now(),
+            waiting: 0,
+        }
+    }
+}
+
+/// Most groups answered after one sync.
+const MAX_GROUPS: usize = 64;
+
+/// Finish flights from `rx` until the writer is gone; `in_flight` counts
+/// the flights sent and not yet finished.
+pub(super) fn run(finisher: &Mutex<Finisher>, rx: &Receiver<Flight>, in_flight: &AtomicUsize) {
+    while let Ok(first) = rx.recv() {
+        let mut flights = vec![first];
+        while flights.len() < MAX_GROUPS {
+            match rx.try_recv() {
+                Ok(f) => flights.push(f),
+                Err(_) => break,
+            }
+        }
+        let n = flights.len();
+        match finisher.lock() {
+            Ok(mut f) => f.finish(flights),
+            Err(_) => {
+                for f in flights {
+                    for job in f.jobs {
+                        job.finish(Err(StateError::Internal(
+                            "the store's syncer failed; restart the process".into(),
+                        )));
+                    }
+                }
+            }
+        }
+        in_flight.fetch_sub(n, Ordering::AcqRel);
+    }
+}
+
+/// Makes flights durable, publishes and answers them.
+pub(super) struct Finisher {
+    state: Arc<State>,
+    metrics: Option<Arc<Metrics>>,
+    /// The newest opening whose log could not be synced: its groups, and
+    /// all before, are not known to be durable.
+    failed_through: Option<u64>,
+}
+
+impl Finisher {
+    /// The finisher of `state`'s flights.
+    pub(super) fn new(state: Arc<State>, metrics: Option<Arc<Metrics>>) -> Self {
+        Finisher {
+            state,
+            metrics,
+            failed_through: None,
+        }
+    }
+
+    /// Sync, publish and answer `flights` (in commit order; every earlier
+    /// flight is finished).
+    pub(super) fn finish(&mut self, flights: Vec<Flight>) {
+        let state = &*self.state;
+        let failed_through = &mut self.failed_through;
+        // One sync per log file (a reopen between two groups makes two).
+        let mut synced: Vec<&Arc<File>> = Vec::new();
+        for f in flights.iter().filter(|f| f.outcome.is_ok()) {
+            let Some(file) = &f.sync else { continue };
+            if synced.iter().any(|s| Arc::ptr_eq(s, file)) {
+                continue;
+            }
+            synced.push(file);
+            if let Err(e) = file.sync_data() {
+                tracing::error!(error = %e, path = %state.path.display(), "the commit log could not be synced; reopening the state file");
+                state.fail(format!(
+                    "the commit log of {} could not be synced ({e}); writes are refused until the disk works again",
+                    state.path.display()
+                ));
+                *failed_through = (*failed_through).max(Some(f.generation));
+            }
+        }
+        let failed_through = *failed_through;
+        let lost = |generation: u64| failed_through.is_some_and(|g| generation <= g);
+        // What reads see, before anyone hears of these groups.
+        if let Some(f) = flights
+            .iter()
+            .rev()
+            .find(|f| f.outcome.is_ok() && !lost(f.generation))
+        {
+            state.publish(f.generation, f.snapshot.clone());
+        }
+        for f in flights {
+            let outcome = match f.outcome {
+                Ok(()) if lost(f.generation) => Err(StateError::Unavailable(format!(
+                    "the commit log of {} could not be synced: this write may or may not be applied when the store is next opened",
+                    state.path.display()
+                ))),
+                outcome => outcome,
+            };
+            if let Some(m) = &self.metrics {
+                m.commit(f.jobs.len(), f.started.elapsed(), f.waiting);
+            }
+            for job in f.jobs {
+                job.finish(outcome.clone());
+            }
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! The redb table as the engine's byte-key space: read-only snapshots, the
+//! writer's table, and the writer's table recording into a log record.
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use redb::{ReadableTable, TableDefinition};
+
+use super::log::{Entry, Record};
+use crate::store::error::Result;
+use crate::store::kv::backend::{RawRead, RawWrite, unavailable};
+
+/// The one table of byte keys.
+pub(super) const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("wasm-state");
+
+/// A redb table (read-only snapshot or the writer's table).
+pub(super) struct Tbl<T>(pub(super) T);
+
+/// A read-only snapshot of the table.
+pub(super) type Snapshot = Tbl<redb::ReadOnlyTable<&'static [u8], &'static [u8]>>;
+
+/// The writer's table inside a write transaction.
+pub(super) type TableRw<'t> = Tbl<redb::Table<'t, &'static [u8], &'static [u8]>>;
+
+/// A snapshot shared with other reads.
+pub(super) struct Pinned(pub(super) Arc<Snapshot>);
+
+impl RawRead for Pinned {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.0.get(key)
+    }
+
+    fn value_len(&self, key: &[u8]) -> Result<Option<usize>> {
+        self.0.value_len(key)
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        reverse: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<()> {
+        self.0.scan(start, end, reverse, visit)
+    }
+}
+
+fn bounds<'a>(start: &'a [u8], end: Option<&'a [u8]>) -> (Bound<&'a [u8]>, Bound<&'a [u8]>) {
+    (
+        Bound::Included(start),
+        end.map_or(Bound::Unbounded, Bound::Excluded),
+    )
+}
+
+fn scan_table(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    start: &[u8],
+    end: Option<&[u8]>,
+    reverse: bool,
+    visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+) -> Result<()> {
+    if end.is_some_and(|e| e <= start) {
+        return Ok(());
+    }
+    let range = table
+        .range::<&[u8]>(bounds(start, end))
+        .map_err(unavailable)?;
+    let mut step = |item: std::result::Result<_, redb::StorageError>| -> Result<bool> {
+        let (k, v): (redb::AccessGuard<&[u8]>, redb::AccessGuard<&[u8]>) =
+            item.map_err(unavailable)?;
+        Ok(visit(k.value(), v.value()))
+    };
+    if reverse {
+        for item in range.rev() {
+            if !step(item)? {
+                break;
+            }
+        }
+    } else {
+        for item in range {
+            if !step(item)? {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+impl<T: ReadableTable<&'static [u8], &'static [u8]>> RawRead for Tbl<T> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .0
+            .get(key)
+            .map_err(unavailable)?
+            .map(|g| g.value().to_vec()))
+    }
+
+    fn value_len(&self, key: &[u8]) -> Result<Option<usize>> {
+        Ok(self
+            .0
+            .get(key)
+            .map_err(unavailable)?
+            .map(|g| g.value().len()))
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        reverse: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<()> {
+        scan_table(&self.0, start, end, reverse, visit)
+    }
+}
+
+impl TableRw<'_> {
+    /// Replay one logged write.
+    pub(super) fn apply(&mut self, entry: Entry<'_>) -> Result<()> {
+        match entry {
+            Entry::Put(k, v) => self.put(k, v),
+            Entry::Delete(k) => self.delete(k),
+            Entry::DeleteRange(start, end) => self.delete_range(start, end),
+        }
+    }
+}
+
+impl RawWrite for TableRw<'_> {
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.0.insert(key, value).map_err(unavailable)?;
+        Ok(())
+    }
+
+    fn delete(&mut self, key: &[u8]) -> Result<()> {
+        self.0.remove(key).map_err(unavailable)?;
+        Ok(())
+    }
+
+    fn delete_range(&mut self, start: &[u8], end: Option<&[u8]>) -> Result<()> {
+        if end.is_some_and(|e| e <= start) {
+            return Ok(());
+        }
+        self.0
+            .retain_in::<&[u8], _>(bounds(start, end), |_, _| false)
+            .map_err(unavailable)
+    }
+}
+
+/// The writer's table, recording every write into the group's log record
+/// (when the store keeps a log).
+pub(super) struct Logged<'a, 't> {
+    pub(super) table: &'a mut TableRw<'t>,
+    pub(super) record: Option<&'a mut Record>,
+}
+
+impl Logged<'_, '_> {
+    fn record(&mut self, entry: Entry<'_>) -> Result<()> {
+        if let Some(r) = self.record.as_mut() {
+            r.push(entry);
+        }
+        Ok(())
+    }
+}
+
+impl RawRead for Logged<'_, '_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.table.get(key)
+    }
+
+    fn value_len(&self, key: &[u8]) -> Result<Option<usize>> {
+        self.table.value_len(key)
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        reverse: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<()> {
+        self.table.scan(start, end, reverse, visit)
+    }
+}
+
+impl RawWrite for Logged<'_, '_> {
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.table.put(key, value)?;
+        self.record(Entry::Put(key, value))
+    }
+
+    fn delete(&mut self, key: &[u8]) -> Result<()> {
+        self.table.delete(key)?;
+        self.record(Entry::Delete(key))
+    }
+
+    fn delete_range(&mut self, start: &[u8], end: Option<&[u8]>) -> Result<()> {
+        self.table.delete_range(start, end)?;
+        self.record(Entry::DeleteRange(start, end))
+    }
+}

@@ -1,0 +1,325 @@
+//! The writer thread: runs queued groups of requests in write transactions,
+//! logs and commits them (without an fsync), hands each group to the
+//! syncer, and makes checkpoints; reopens the file after an I/O error.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use redb::{Database, Durability};
+
+use super::log::{CommitLog, Record};
+use super::syncer::{self, Finisher, Flight};
+use super::table::{Logged, TABLE, TableRw, Tbl};
+use super::{LOG_TABLE, RedbOptions, State, log_error, open_file, open_snapshot};
+use crate::store::error::{Result, StateError};
+use crate::store::kv::backend::{Overlay, WriteJob, unavailable};
+
+/// Most requests committed together.
+const MAX_BATCH: usize = 256;
+
+/// Groups committed and not yet answered by the syncer, at most (the
+/// writer waits beyond that).
+const IN_FLIGHT: usize = 4;
+
+/// How often the writer retries reopening the file after an I/O error.
+pub(super) const REOPEN_EVERY: Duration = Duration::from_millis(200);
+
+/// What the writer thread owns.
+pub(super) struct Writer {
+    state: Arc<State>,
+    options: RedbOptions,
+    /// The commit log (durable stores).
+    log: Option<CommitLog>,
+    /// Which opening of the file the writer commits on.
+    generation: u64,
+    /// No reopen attempt before this.
+    next_reopen: Instant,
+    flights: SyncSender<Flight>,
+    /// Flights sent to the syncer and not yet finished.
+    in_flight: Arc<AtomicUsize>,
+    /// What finishes flights: the syncer, or the writer when it is idle.
+    finisher: Arc<Mutex<Finisher>>,
+    syncer: JoinHandle<()>,
+}
+
+impl Writer {
+    /// The writer of the file `state` has open, and its syncer thread.
+    pub(super) fn start(
+        state: Arc<State>,
+        options: RedbOptions,
+        log: Option<CommitLog>,
+        generation: u64,
+    ) -> Result<Self> {
+        let (flights, rx) = mpsc::sync_channel(IN_FLIGHT);
+        let finisher = Arc::new(Mutex::new(Finisher::new(
+            state.clone(),
+            options.metrics.clone(),
+        )));
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let (f, n) = (finisher.clone(), in_flight.clone());
+        let syncer = std::thread::Builder::new()
+            .name("wasm-state-syncer".into())
+            .spawn(move || syncer::run(&f, &rx, &n))
+            .map_err(|e| StateError::Internal(format!("cannot start the syncer thread: {e}")))?;
+        Ok(Writer {
+            state,
+            options,
+            log,
+            generation,
+            next_reopen: Instant::now(),
+            flights,
+            in_flight,
+            finisher,
+            syncer,
+        })
+    }
+
+    /// Take groups from `rx` until every sender is gone; then checkpoint and
+    /// wait for the syncer to answer what is in flight.
+    pub(super) fn run(mut self, rx: &Receiver<Box<dyn WriteJob>>, queued: &AtomicUsize) {
+        while let Some(first) = self.next(rx) {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            let waiting = queued
+                .fetch_sub(batch.len(), Ordering::Relaxed)
+                .saturating_sub(batch.len());
+            let started = Instant::now();
+            let mut flight = match self.database() {
+                Ok(db) => self.commit(&db, &mut batch),
+                Err(e) => Flight::failed(e, self.generation),
+            };
+            flight.jobs = batch;
+            flight.started = started;
+            flight.waiting = waiting;
+            self.hand_over(flight, queued);
+            if self.log.as_ref().is_some_and(CommitLog::wants_checkpoint) {
+                self.checkpoint();
+            }
+        }
+        self.checkpoint();
+        drop(self.flights);
+        let _ = self.syncer.join();
+    }
+
+    /// Let the syncer finish `flight` while the writer goes on — or finish
+    /// it here when there is nothing to go on with (no request waiting,
+    /// nothing in flight before it).
+    fn hand_over(&self, flight: Flight, queued: &AtomicUsize) {
+        if queued.load(Ordering::Relaxed) == 0
+            && self.in_flight.load(Ordering::Acquire) == 0
+            && let Ok(mut finisher) = self.finisher.lock()
+        {
+            finisher.finish(vec![flight]);
+            return;
+        }
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        if let Err(mpsc::SendError(flight)) = self.flights.send(flight) {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            // The syncer is gone (it panicked): nobody can vouch for these
+            // writes.
+            for job in flight.jobs {
+                job.finish(Err(StateError::Internal(
+                    "the store's syncer stopped; restart the process".into(),
+                )));
+            }
+        }
+    }
+
+    /// The next request: waits, but retries reopening a closed file every
+    /// [`REOPEN_EVERY`] (so that reads resume too) and checkpoints once idle
+    /// for `checkpoint_idle` with logged groups not in one. `None` once
+    /// every sender is gone.
+    fn next(&mut self, rx: &Receiver<Box<dyn WriteJob>>) -> Option<Box<dyn WriteJob>> {
+        loop {
+            let failed = self.state.failed();
+            let pending = self.log.as_ref().is_some_and(CommitLog::pending);
+            if !failed && !pending {
+                return rx.recv().ok();
+            }
+            let wait = if failed {
+                REOPEN_EVERY
+            } else {
+                self.options.checkpoint_idle
+            };
+            match rx.recv_timeout(wait) {
+                Ok(job) => return Some(job),
+                Err(mpsc::RecvTimeoutError::Timeout) if failed => {
+                    let _ = self.database();
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => self.checkpoint(),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return None,
+            }
+        }
+    }
+
+    /// The database to commit on, reopening it if an I/O error closed it.
+    fn database(&mut self) -> Result<Arc<Database>> {
+        let failed = match self.state.database() {
+            Ok(db) => return Ok(db),
+            Err(e) => e,
+        };
+        if Instant::now() < self.next_reopen {
+            return Err(failed);
+        }
+        self.next_reopen = Instant::now() + REOPEN_EVERY;
+        // Readers may still hold the old file for a moment (its lock too):
+        // then this attempt fails with "in use" and the next one succeeds.
+        let path = self.state.path.clone();
+        match open_file(&path, &self.options) {
+            Ok((db, log)) => {
+                let db = Arc::new(db);
+                self.generation = self.state.opened(db.clone())?;
+                self.log = log;
+                tracing::warn!(path = %path.display(), "reopened the state file after an I/O error; writes resume");
+                Ok(db)
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "reopening the state file failed; will retry");
+                Err(failed)
+            }
+        }
+    }
+
+    /// Run the batch's jobs in one write transaction and commit the ones that
+    /// succeeded, logged (when the store keeps a log) but not yet synced:
+    /// the flight the syncer finishes.
+    fn commit(&mut self, db: &Database, batch: &mut [Box<dyn WriteJob>]) -> Flight {
+        let mut flight = Flight::failed(StateError::Internal(String::new()), self.generation);
+        let log = self.log.as_mut();
+        flight.outcome = commit_batch(db, batch, log).map(|(sync, snapshot)| {
+            flight.sync = sync;
+            flight.snapshot = snapshot;
+        });
+        if let Err(e) = &flight.outcome {
+            tracing::error!(error = %e, jobs = batch.len(), "commit failed");
+            self.check(db, e);
+        }
+        flight
+    }
+
+    /// Make the logged groups part of a durable redb commit, so that the log
+    /// can start again. A failure leaves the log as it is (a reopen replays
+    /// it) and is retried at the next occasion.
+    fn checkpoint(&mut self) {
+        let Some(log) = self.log.as_mut().filter(|l| l.pending()) else {
+            return;
+        };
+        let Ok(db) = self.state.database() else {
+            return;
+        };
+        let done = (|| -> Result<()> {
+            let wtx = db.begin_write().map_err(unavailable)?;
+            {
+                let mut meta = wtx.open_table(LOG_TABLE).map_err(unavailable)?;
+                meta.insert("seq", log.last_seq()).map_err(unavailable)?;
+            }
+            wtx.commit().map_err(unavailable)
+        })();
+        match done {
+            Ok(()) => log.checkpointed(),
+            Err(e) => {
+                tracing::error!(error = %e, "checkpoint failed");
+                self.check(&db, &e);
+            }
+        }
+    }
+
+    /// After a failed commit: if redb now refuses writes because of an I/O
+    /// error, close the database so that it is reopened (and recovered).
+    fn check(&mut self, db: &Database, error: &StateError) {
+        let poisoned = matches!(
+            db.begin_write(),
+            Err(redb::TransactionError::Storage(
+                redb::StorageError::PreviousIo
+            ))
+        );
+        if poisoned {
+            tracing::error!(error = %error, path = %self.state.path.display(), "the state file failed to write; reopening it (writes fail until it works again)");
+            self.state.fail(format!(
+                "the state file {} could not be written ({error}); writes are refused until the disk accepts them again — free space or raise the limit",
+                self.state.path.display()
+            ));
+            self.next_reopen = Instant::now() + REOPEN_EVERY;
+        }
+    }
+}
+
+/// The log file to sync and the snapshot to publish once it is synced.
+type Committed = (Option<Arc<std::fs::File>>, Option<Arc<super::Snapshot>>);
+
+/// Run the batch's jobs in one write transaction and commit the ones that
+/// succeeded without an fsync, after writing their writes to the log (when
+/// there is one). A failure (of a write, the log or the commit) leaves
+/// nothing: the transaction is dropped, a logged record erased.
+fn commit_batch(
+    db: &Database,
+    batch: &mut [Box<dyn WriteJob>],
+    log: Option<&mut CommitLog>,
+) -> Result<Committed> {
+    let mut wtx = db.begin_write().map_err(unavailable)?;
+    wtx.set_durability(Durability::None).map_err(unavailable)?;
+    let mut record = Record::default();
+    {
+        let mut table: TableRw<'_> = Tbl(wtx.open_table(TABLE).map_err(unavailable)?);
+        let mut logged = Logged {
+            table: &mut table,
+            record: log.is_some().then_some(&mut record),
+        };
+        // Each job runs on its own overlay, kept only if it succeeds; the
+        // kept ones gather in the group's overlay, so that what many jobs
+        // rewrite (the etag counter, an owner's usage) reaches the table and
+        // the log once per group.
+        let mut group = Overlay::new(&mut logged);
+        for job in batch.iter_mut() {
+            let mut overlay = Overlay::new(&mut group);
+            let applied = catch_unwind(AssertUnwindSafe(|| job.apply(&mut overlay)));
+            match applied {
+                Ok(Ok(())) => overlay.flush()?,
+                Ok(Err(_)) => {}
+                Err(_) => tracing::error!("a write request panicked; its writes were discarded"),
+            }
+        }
+        group.flush()?;
+    }
+    let (log, appended) = match log {
+        Some(log) if !record.is_empty() => {
+            let appended = log
+                .write(&mut record)
+                .map_err(|e| log_error(log.path(), &e))?;
+            (Some(log), Some(appended))
+        }
+        _ => (None, None),
+    };
+    if let Err(e) = wtx.commit() {
+        if let (Some(log), Some(appended)) = (log, appended)
+            && let Err(r) = log.retract(appended)
+        {
+            return Err(StateError::Unavailable(format!(
+                "storage: {e}; and the commit log {} could not be corrected ({r}): the writes of this request may or may not be applied when the store is next opened",
+                log.path().display()
+            )));
+        }
+        return Err(unavailable(e));
+    }
+    let sync = match (log, appended) {
+        (Some(log), Some(appended)) => {
+            log.committed(appended);
+            Some(log.file().clone())
+        }
+        _ => None,
+    };
+    // If no snapshot can be taken, reads open their own until the next one.
+    let snapshot = open_snapshot(db)
+        .inspect_err(|e| tracing::warn!(error = %e, "no snapshot after a commit"))
+        .ok();
+    Ok((sync, snapshot))
+}
