@@ -202,6 +202,12 @@ impl CommitLog {
                 at += n as u64;
             }
             file.sync_all()?;
+            // The new file's name must survive a crash as well as its bytes.
+            let dir = match path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            File::open(dir)?.sync_all()?;
         }
         let last_seq = checkpoint + replay.len() as u64;
         Ok((
@@ -270,6 +276,12 @@ impl CommitLog {
     /// Whether records were committed since the last checkpoint.
     pub(super) fn pending(&self) -> bool {
         self.records > 0
+    }
+
+    /// The next record gets sequence number `seq + 1` (used when the data
+    /// file claims a later checkpoint than the records replayed reach).
+    pub(super) fn continue_after(&mut self, seq: u64) {
+        self.last_seq = seq;
     }
 
     /// A checkpoint holding [`CommitLog::last_seq`] is durable: the log

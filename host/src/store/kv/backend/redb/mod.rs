@@ -58,7 +58,7 @@ pub struct RedbOptions {
     /// A checkpoint (a durable commit of the data file, after which the
     /// commit log starts again) is made once the writer has been idle this
     /// long with logged writes not yet in one (default 100 ms); a log three
-    /// quarters full and every 1,024 groups also make one.
+    /// quarters full (12 MiB) and every 16,384 groups also make one.
     pub checkpoint_idle: Duration,
     /// Where commit batch sizes and latencies are counted (set by
     /// [`Store::open`](crate::store::Store::open) to the store's metrics).
@@ -86,6 +86,9 @@ pub(super) struct State {
     /// Which opening of the file `db` is (a snapshot of an earlier one is
     /// never published).
     generation: AtomicU64,
+    /// The newest opening whose commit log failed to sync (0: none): its
+    /// groups not yet answered are not known to be durable.
+    lost_through: AtomicU64,
     path: PathBuf,
 }
 
@@ -103,24 +106,51 @@ impl State {
         self.db.read().map_or(true, |db| db.is_err())
     }
 
-    /// Make `snap` (of opening `generation`) what reads see.
-    fn publish(&self, generation: u64, snap: Option<Arc<Snapshot>>) {
-        if generation == self.generation.load(Ordering::Acquire)
+    /// Make `snap` (of opening `generation`) what reads see — unless the
+    /// file was reopened since (checked under the lock `opened` publishes
+    /// under).
+    fn publish(&self, generation: u64, snap: Arc<Snapshot>) {
+        // The same lock order as `fail` and `opened`: db, then published.
+        let Ok(slot) = self.db.read() else { return };
+        if slot.is_ok()
+            && generation == self.generation.load(Ordering::Acquire)
             && let Ok(mut p) = self.published.lock()
         {
-            *p = snap;
+            *p = Some(snap);
         }
     }
 
-    /// Close the file after an I/O error: writes and reads fail with
-    /// `message` until the writer reopens it.
-    fn fail(&self, message: String) {
-        if let Ok(mut slot) = self.db.write() {
+    /// Close opening `generation` of the file after an I/O error (nothing
+    /// if it was reopened since): writes and reads fail with `message`
+    /// until the writer reopens it.
+    fn fail(&self, generation: u64, message: String) {
+        let old = {
+            let Ok(mut slot) = self.db.write() else {
+                return;
+            };
+            if generation != self.generation.load(Ordering::Acquire) {
+                return;
+            }
             if let Ok(mut p) = self.published.lock() {
                 *p = None; // it holds the old file open
             }
-            *slot = Err(message);
-        }
+            std::mem::replace(&mut *slot, Err(message))
+        };
+        // Closing redb may commit and sync: not under the lock.
+        drop(old);
+    }
+
+    /// The commit log of opening `generation` failed to sync: none of its
+    /// groups not yet answered can be vouched for, and the file is closed
+    /// (and reopened: the replay brings back what did reach the disk).
+    fn log_lost(&self, generation: u64, message: String) {
+        self.lost_through.fetch_max(generation, Ordering::AcqRel);
+        self.fail(generation, message);
+    }
+
+    /// Whether the groups of opening `generation` not yet answered are lost.
+    fn lost(&self, generation: u64) -> bool {
+        generation <= self.lost_through.load(Ordering::Acquire)
     }
 
     /// The database was (re)opened: it is what reads and writes use now.
@@ -152,11 +182,12 @@ pub struct RedbBackend {
 impl RedbBackend {
     /// Open (or create) the database file at `path`.
     pub fn open(path: &Path, options: RedbOptions) -> Result<Self> {
-        let (db, log) = open_file(path, &options)?;
+        let (db, log) = open_file(path, &options, None)?;
         let state = Arc::new(State {
             db: RwLock::new(Err("not open yet".into())),
             published: Mutex::new(None),
             generation: AtomicU64::new(0),
+            lost_through: AtomicU64::new(0),
             path: path.to_path_buf(),
         });
         let generation = state.opened(Arc::new(db))?;
@@ -193,10 +224,12 @@ impl Backend for RedbBackend {
         if let Some(snap) = &*self.state.published.lock().map_err(unavailable)? {
             return Ok(Box::new(Pinned(snap.clone())));
         }
-        // Only while the file is closed after an I/O error (then this
-        // fails) or if a snapshot could not be taken after a commit.
-        let db = self.state.database()?;
-        Ok(Box::new(Pinned(open_snapshot(&db)?)))
+        // Only while the file is closed after an I/O error. Never a fresh
+        // read of the open file: it may hold commits not yet durable.
+        self.state.database()?;
+        Err(StateError::Unavailable(
+            "the state file is being reopened; retry".into(),
+        ))
     }
 
     fn submit(&self, job: Box<dyn WriteJob>) {
@@ -218,7 +251,19 @@ impl Backend for RedbBackend {
 /// checkpoint, and make that a checkpoint; the log to write to when
 /// `options.durable`. A non-durable store still replays a log left by a
 /// durable one (it never creates one).
-fn open_file(path: &Path, options: &RedbOptions) -> Result<(Database, Option<CommitLog>)> {
+///
+/// `trusted`: when the writer reopens the file after an I/O error, the
+/// sequence number of the last checkpoint it saw succeed. The file may claim
+/// a newer one — a commit whose fsync failed leaves its pages in the page
+/// cache, clean but maybe never written — so the replay starts after
+/// `trusted` (the log was not restarted since, and replaying writes the
+/// file already holds changes nothing: they are blind byte writes, in
+/// order).
+fn open_file(
+    path: &Path,
+    options: &RedbOptions,
+    trusted: Option<u64>,
+) -> Result<(Database, Option<CommitLog>)> {
     let db = Database::builder()
         .set_cache_size(options.cache_bytes)
         .create(path)
@@ -246,24 +291,29 @@ fn open_file(path: &Path, options: &RedbOptions) -> Result<(Database, Option<Com
                 id
             }
         };
-        let checkpoint = meta
+        let claimed = meta
             .get("seq")
             .map_err(unavailable)?
             .map_or(0, |s| s.value());
-        let (mut log, replay) = CommitLog::open(path, id, checkpoint)
-            .map_err(|e| log_error(&log::path_for(path), &e))?;
+        let from = claimed.min(trusted.unwrap_or(u64::MAX));
+        let (mut log, replay) =
+            CommitLog::open(path, id, from).map_err(|e| log_error(&log::path_for(path), &e))?;
         for payload in &replay {
             for entry in log::entries(payload).map_err(StateError::Unavailable)? {
                 table.apply(entry)?;
             }
         }
-        if !replay.is_empty() {
+        // Never hand out a sequence number the file already claims.
+        log.continue_after(log.last_seq().max(claimed));
+        if log.last_seq() != claimed {
             meta.insert("seq", log.last_seq()).map_err(unavailable)?;
+        }
+        if !replay.is_empty() {
             // An operator wants to know the last stop was not clean.
             tracing::warn!(
                 groups = replay.len(),
                 log = %log.path().display(),
-                "replayed the commit log after an unclean stop"
+                "replayed the commit log (the last stop was not clean, or a write failed)"
             );
         }
         log.checkpointed();
@@ -282,4 +332,95 @@ fn log_error(log: &Path, e: &std::io::Error) -> StateError {
         "the commit log {} could not be written ({e}); free space or raise the limit",
         log.display()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use super::*;
+    use crate::store::kv::backend::RawWrite;
+
+    /// A byte-level write: put, delete, or delete the range `key..value`.
+    enum W {
+        Put(&'static [u8], &'static [u8]),
+        Delete(&'static [u8]),
+        Range(&'static [u8], &'static [u8]),
+    }
+
+    struct Job(Vec<W>, mpsc::Sender<Result<()>>);
+
+    impl WriteJob for Job {
+        fn apply(&mut self, tx: &mut dyn RawWrite) -> Result<()> {
+            for w in &self.0 {
+                match w {
+                    W::Put(k, v) => tx.put(k, v)?,
+                    W::Delete(k) => tx.delete(k)?,
+                    W::Range(s, e) => tx.delete_range(s, Some(e))?,
+                }
+            }
+            Ok(())
+        }
+
+        fn finish(self: Box<Self>, committed: Result<()>) {
+            let _ = self.1.send(committed);
+        }
+    }
+
+    fn write(b: &RedbBackend, ws: Vec<W>) {
+        let (tx, rx) = mpsc::channel();
+        b.submit(Box::new(Job(ws, tx)));
+        rx.recv().unwrap().unwrap();
+    }
+
+    fn contents(r: &dyn RawRead) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut out = Vec::new();
+        r.scan(b"", None, false, &mut |k, v| {
+            out.push((k.to_vec(), v.to_vec()));
+            true
+        })
+        .unwrap();
+        out
+    }
+
+    /// A reopen after an I/O error replays from the last checkpoint the
+    /// writer saw succeed, over a file that may already hold what follows:
+    /// the log's writes are blind and in order, so that changes nothing.
+    #[test]
+    fn replaying_over_a_state_that_already_holds_the_records_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let options = RedbOptions {
+            checkpoint_idle: Duration::from_secs(3600),
+            ..RedbOptions::default()
+        };
+        let b = RedbBackend::open(&path, options.clone()).unwrap();
+        write(
+            &b,
+            vec![W::Put(b"a", b"1"), W::Put(b"b", b"1"), W::Put(b"c", b"1")],
+        );
+        write(&b, vec![W::Delete(b"a"), W::Put(b"b", b"2")]);
+        write(&b, vec![W::Range(b"b", b"c"), W::Put(b"d", b"1")]);
+        write(&b, vec![W::Put(b"a", b"3"), W::Put(b"bb", b"1")]);
+        let want = contents(&*b.snapshot().unwrap());
+        assert_eq!(
+            want,
+            [
+                (b"a".to_vec(), b"3".to_vec()),
+                (b"bb".to_vec(), b"1".to_vec()),
+                (b"c".to_vec(), b"1".to_vec()),
+                (b"d".to_vec(), b"1".to_vec()),
+            ]
+        );
+        drop(b); // a clean close: a checkpoint holding all four records
+        // The log restarted at the checkpoint made when the file was
+        // created (0): a writer that saw no later one succeed replays all
+        // four; a plain open replays none.
+        for trusted in [Some(0), None, Some(0)] {
+            let (db, log) = open_file(&path, &options, trusted).unwrap();
+            assert_eq!(log.unwrap().last_seq(), 4, "{trusted:?}");
+            let snap = open_snapshot(&db).unwrap();
+            assert_eq!(contents(&Pinned(snap)), want, "{trusted:?}");
+        }
+    }
 }

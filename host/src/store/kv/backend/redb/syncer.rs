@@ -85,26 +85,18 @@ pub(super) fn run(finisher: &Mutex<Finisher>, rx: &Receiver<Flight>, in_flight: 
 pub(super) struct Finisher {
     state: Arc<State>,
     metrics: Option<Arc<Metrics>>,
-    /// The newest opening whose log could not be synced: its groups, and
-    /// all before, are not known to be durable.
-    failed_through: Option<u64>,
 }
 
 impl Finisher {
     /// The finisher of `state`'s flights.
     pub(super) fn new(state: Arc<State>, metrics: Option<Arc<Metrics>>) -> Self {
-        Finisher {
-            state,
-            metrics,
-            failed_through: None,
-        }
+        Finisher { state, metrics }
     }
 
     /// Sync, publish and answer `flights` (in commit order; every earlier
     /// flight is finished).
     pub(super) fn finish(&mut self, flights: Vec<Flight>) {
         let state = &*self.state;
-        let failed_through = &mut self.failed_through;
         // One sync per log file (a reopen between two groups makes two).
         let mut synced: Vec<&Arc<File>> = Vec::new();
         for f in flights.iter().filter(|f| f.outcome.is_ok()) {
@@ -115,22 +107,24 @@ impl Finisher {
             synced.push(file);
             if let Err(e) = file.sync_data() {
                 tracing::error!(error = %e, path = %state.path.display(), "the commit log could not be synced; reopening the state file");
-                state.fail(format!(
-                    "the commit log of {} could not be synced ({e}); writes are refused until the disk works again",
-                    state.path.display()
-                ));
-                *failed_through = (*failed_through).max(Some(f.generation));
+                state.log_lost(
+                    f.generation,
+                    format!(
+                        "the commit log of {} could not be synced ({e}); writes are refused until the disk works again",
+                        state.path.display()
+                    ),
+                );
             }
         }
-        let failed_through = *failed_through;
-        let lost = |generation: u64| failed_through.is_some_and(|g| generation <= g);
+        let lost = |generation: u64| state.lost(generation);
         // What reads see, before anyone hears of these groups.
-        if let Some(f) = flights
+        if let Some((f, snap)) = flights
             .iter()
             .rev()
-            .find(|f| f.outcome.is_ok() && !lost(f.generation))
+            .filter(|f| f.outcome.is_ok() && !lost(f.generation))
+            .find_map(|f| f.snapshot.as_ref().map(|s| (f, s)))
         {
-            state.publish(f.generation, f.snapshot.clone());
+            state.publish(f.generation, snap.clone());
         }
         for f in flights {
             let outcome = match f.outcome {

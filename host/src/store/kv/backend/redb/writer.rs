@@ -36,6 +36,10 @@ pub(super) struct Writer {
     log: Option<CommitLog>,
     /// Which opening of the file the writer commits on.
     generation: u64,
+    /// Sequence number of the last checkpoint the writer saw succeed.
+    trusted: u64,
+    /// The syncer is gone: nothing can be answered any more.
+    broken: bool,
     /// No reopen attempt before this.
     next_reopen: Instant,
     flights: SyncSender<Flight>,
@@ -68,6 +72,8 @@ impl Writer {
         Ok(Writer {
             state,
             options,
+            trusted: log.as_ref().map_or(0, CommitLog::last_seq),
+            broken: false,
             log,
             generation,
             next_reopen: Instant::now(),
@@ -113,7 +119,7 @@ impl Writer {
     /// Let the syncer finish `flight` while the writer goes on — or finish
     /// it here when there is nothing to go on with (no request waiting,
     /// nothing in flight before it).
-    fn hand_over(&self, flight: Flight, queued: &AtomicUsize) {
+    fn hand_over(&mut self, flight: Flight, queued: &AtomicUsize) {
         if queued.load(Ordering::Relaxed) == 0
             && self.in_flight.load(Ordering::Acquire) == 0
             && let Ok(mut finisher) = self.finisher.lock()
@@ -125,10 +131,15 @@ impl Writer {
         if let Err(mpsc::SendError(flight)) = self.flights.send(flight) {
             self.in_flight.fetch_sub(1, Ordering::AcqRel);
             // The syncer is gone (it panicked): nobody can vouch for these
-            // writes.
+            // writes, or publish any; stop for good.
+            self.broken = true;
+            self.state.fail(
+                self.generation,
+                "the store's syncer stopped; restart the process".into(),
+            );
             for job in flight.jobs {
                 job.finish(Err(StateError::Internal(
-                    "the store's syncer stopped; restart the process".into(),
+                    "the store's syncer stopped: this write may or may not be applied; restart the process".into(),
                 )));
             }
         }
@@ -142,20 +153,24 @@ impl Writer {
         loop {
             let failed = self.state.failed();
             let pending = self.log.as_ref().is_some_and(CommitLog::pending);
-            if !failed && !pending {
+            // A group in flight may yet fail the file (its sync): then the
+            // writer must wake to reopen it even if no write comes.
+            let busy = self.in_flight.load(Ordering::Acquire) > 0;
+            if !failed && !pending && !busy {
                 return rx.recv().ok();
             }
-            let wait = if failed {
-                REOPEN_EVERY
-            } else {
+            let wait = if pending && !failed {
                 self.options.checkpoint_idle
+            } else {
+                REOPEN_EVERY
             };
             match rx.recv_timeout(wait) {
                 Ok(job) => return Some(job),
                 Err(mpsc::RecvTimeoutError::Timeout) if failed => {
                     let _ = self.database();
                 }
-                Err(mpsc::RecvTimeoutError::Timeout) => self.checkpoint(),
+                Err(mpsc::RecvTimeoutError::Timeout) if pending => self.checkpoint(),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => return None,
             }
         }
@@ -163,6 +178,11 @@ impl Writer {
 
     /// The database to commit on, reopening it if an I/O error closed it.
     fn database(&mut self) -> Result<Arc<Database>> {
+        if self.broken {
+            return Err(StateError::Internal(
+                "the store's syncer stopped; restart the process".into(),
+            ));
+        }
         let failed = match self.state.database() {
             Ok(db) => return Ok(db),
             Err(e) => e,
@@ -171,13 +191,14 @@ impl Writer {
             return Err(failed);
         }
         self.next_reopen = Instant::now() + REOPEN_EVERY;
-        // Readers may still hold the old file for a moment (its lock too):
-        // then this attempt fails with "in use" and the next one succeeds.
+        // Replay from the last checkpoint this writer saw succeed: the file
+        // may claim a later one whose fsync failed.
         let path = self.state.path.clone();
-        match open_file(&path, &self.options) {
+        match open_file(&path, &self.options, Some(self.trusted)) {
             Ok((db, log)) => {
                 let db = Arc::new(db);
                 self.generation = self.state.opened(db.clone())?;
+                self.trusted = log.as_ref().map_or(0, CommitLog::last_seq);
                 self.log = log;
                 tracing::warn!(path = %path.display(), "reopened the state file after an I/O error; writes resume");
                 Ok(db)
@@ -199,9 +220,18 @@ impl Writer {
             flight.sync = sync;
             flight.snapshot = snapshot;
         });
-        if let Err(e) = &flight.outcome {
-            tracing::error!(error = %e, jobs = batch.len(), "commit failed");
-            self.check(db, e);
+        match &flight.outcome {
+            Err(e) => {
+                tracing::error!(error = %e, jobs = batch.len(), "commit failed");
+                self.check(db, e);
+            }
+            // Committed, but reads could not be given the new state: close
+            // the file, so that they fail until the reopen publishes it.
+            Ok(()) if flight.snapshot.is_none() => self.state.fail(
+                self.generation,
+                "no read snapshot could be taken after a commit; reopening the state file".into(),
+            ),
+            Ok(()) => {}
         }
         flight
     }
@@ -225,7 +255,10 @@ impl Writer {
             wtx.commit().map_err(unavailable)
         })();
         match done {
-            Ok(()) => log.checkpointed(),
+            Ok(()) => {
+                self.trusted = log.last_seq();
+                log.checkpointed();
+            }
             Err(e) => {
                 tracing::error!(error = %e, "checkpoint failed");
                 self.check(&db, &e);
@@ -233,18 +266,13 @@ impl Writer {
         }
     }
 
-    /// After a failed commit: if redb now refuses writes because of an I/O
-    /// error, close the database so that it is reopened (and recovered).
+    /// After a failed commit: if redb now refuses writes (an I/O error, or
+    /// a failed commit that discarded its allocator state), close the
+    /// database so that it is reopened (and recovered).
     fn check(&mut self, db: &Database, error: &StateError) {
-        let poisoned = matches!(
-            db.begin_write(),
-            Err(redb::TransactionError::Storage(
-                redb::StorageError::PreviousIo
-            ))
-        );
-        if poisoned {
-            tracing::error!(error = %error, path = %self.state.path.display(), "the state file failed to write; reopening it (writes fail until it works again)");
-            self.state.fail(format!(
+        if let Err(refused) = db.begin_write() {
+            tracing::error!(error = %error, refused = %refused, path = %self.state.path.display(), "the state file failed to write; reopening it (writes fail until it works again)");
+            self.state.fail(self.generation, format!(
                 "the state file {} could not be written ({error}); writes are refused until the disk accepts them again — free space or raise the limit",
                 self.state.path.display()
             ));
@@ -292,6 +320,12 @@ fn commit_batch(
     }
     let (log, appended) = match log {
         Some(log) if !record.is_empty() => {
+            // Whatever makes this commit durable (a checkpoint, redb closing
+            // the file) records which log record it holds.
+            wtx.open_table(LOG_TABLE)
+                .map_err(unavailable)?
+                .insert("seq", log.last_seq() + 1)
+                .map_err(unavailable)?;
             let appended = log
                 .write(&mut record)
                 .map_err(|e| log_error(log.path(), &e))?;
