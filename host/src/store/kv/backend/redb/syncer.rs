@@ -8,7 +8,7 @@
 use std::fs::File;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Receiver;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use super::State;
@@ -65,18 +65,12 @@ pub(super) fn run(finisher: &Mutex<Finisher>, rx: &Receiver<Flight>, in_flight: 
             }
         }
         let n = flights.len();
-        match finisher.lock() {
-            Ok(mut f) => f.finish(flights),
-            Err(_) => {
-                for f in flights {
-                    for job in f.jobs {
-                        job.finish(Err(StateError::Internal(
-                            "the store's syncer failed; restart the process".into(),
-                        )));
-                    }
-                }
-            }
-        }
+        // The finisher holds no invariant a panic could break (a panic in
+        // it would have come from answering a request): go on.
+        finisher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .finish(flights);
         in_flight.fetch_sub(n, Ordering::AcqRel);
     }
 }

@@ -5,7 +5,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -120,11 +120,11 @@ impl Writer {
     /// it here when there is nothing to go on with (no request waiting,
     /// nothing in flight before it).
     fn hand_over(&mut self, flight: Flight, queued: &AtomicUsize) {
-        if queued.load(Ordering::Relaxed) == 0
-            && self.in_flight.load(Ordering::Acquire) == 0
-            && let Ok(mut finisher) = self.finisher.lock()
-        {
-            finisher.finish(vec![flight]);
+        if queued.load(Ordering::Relaxed) == 0 && self.in_flight.load(Ordering::Acquire) == 0 {
+            self.finisher
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .finish(vec![flight]);
             return;
         }
         self.in_flight.fetch_add(1, Ordering::AcqRel);
