@@ -42,6 +42,10 @@ pub const USAGE: u8 = b'u';
 pub const INSTANCE: u8 = b'n';
 /// The etag version counter.
 pub const COUNTER: &[u8] = b"c";
+/// Reserved for the redb backend: the sequence number of the newest commit
+/// log record this file holds (big-endian u64; next to [`COUNTER`], which
+/// every write group rewrites too, so both land on one page).
+pub const LOG_SEQ: &[u8] = b"cl";
 /// First byte of watch registrations by scope.
 pub const WATCHERS: u8 = b'v';
 /// First byte of watch registrations by watcher.

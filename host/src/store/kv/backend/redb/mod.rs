@@ -39,12 +39,26 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use self::log::CommitLog;
 use self::table::{Pinned, Snapshot, TABLE, Tbl};
-use super::{Backend, RawRead, WriteJob, unavailable};
+use super::{Backend, RawRead, RawWrite, WriteJob, unavailable};
 use crate::store::error::{Result, StateError};
+use crate::store::kv::layout;
 
-/// The commit log's id (`id`: which log belongs to this file) and the
-/// sequence number of the last logged group a checkpoint holds (`seq`).
+/// The commit log's id (`id`: which log belongs to this file). The sequence
+/// number of the newest logged group the file holds is a record of the main
+/// table ([`layout::LOG_SEQ`]), written with every group, next to the etag
+/// counter: a second table touched by every commit is one more table root
+/// to update and checksum per commit.
 const LOG_TABLE: TableDefinition<&str, u64> = TableDefinition::new("wasm-state-log");
+
+/// The sequence number the file holds (0: none yet).
+fn held_seq(table: &dyn RawRead) -> Result<u64> {
+    match table.get(layout::LOG_SEQ)? {
+        Some(b) => {
+            layout::be_u64(&b).ok_or_else(|| StateError::corrupt("commit log sequence number"))
+        }
+        None => Ok(0),
+    }
+}
 
 /// Options of the redb backend.
 #[derive(Debug, Clone)]
@@ -291,10 +305,7 @@ fn open_file(
                 id
             }
         };
-        let claimed = meta
-            .get("seq")
-            .map_err(unavailable)?
-            .map_or(0, |s| s.value());
+        let claimed = held_seq(&table)?;
         let from = claimed.min(trusted.unwrap_or(u64::MAX));
         let (mut log, replay) =
             CommitLog::open(path, id, from).map_err(|e| log_error(&log::path_for(path), &e))?;
@@ -306,7 +317,7 @@ fn open_file(
         // Never hand out a sequence number the file already claims.
         log.continue_after(log.last_seq().max(claimed));
         if log.last_seq() != claimed {
-            meta.insert("seq", log.last_seq()).map_err(unavailable)?;
+            table.put(layout::LOG_SEQ, &log.last_seq().to_be_bytes())?;
         }
         if !replay.is_empty() {
             // An operator wants to know the last stop was not clean.
@@ -339,7 +350,6 @@ mod tests {
     use std::sync::mpsc;
 
     use super::*;
-    use crate::store::kv::backend::RawWrite;
 
     /// A byte-level write: put, delete, or delete the range `key..value`.
     enum W {
@@ -373,10 +383,13 @@ mod tests {
         rx.recv().unwrap().unwrap();
     }
 
+    /// Everything but the backend's own record.
     fn contents(r: &dyn RawRead) -> Vec<(Vec<u8>, Vec<u8>)> {
         let mut out = Vec::new();
         r.scan(b"", None, false, &mut |k, v| {
-            out.push((k.to_vec(), v.to_vec()));
+            if k != layout::LOG_SEQ {
+                out.push((k.to_vec(), v.to_vec()));
+            }
             true
         })
         .unwrap();

@@ -14,9 +14,10 @@ use redb::{Database, Durability};
 use super::log::{CommitLog, Record};
 use super::syncer::{self, Finisher, Flight};
 use super::table::{Logged, TABLE, TableRw, Tbl};
-use super::{LOG_TABLE, RedbOptions, State, log_error, open_file, open_snapshot};
+use super::{RedbOptions, State, log_error, open_file, open_snapshot};
 use crate::store::error::{Result, StateError};
-use crate::store::kv::backend::{Overlay, WriteJob, unavailable};
+use crate::store::kv::backend::{Overlay, RawWrite, WriteJob, unavailable};
+use crate::store::kv::layout;
 
 /// Most requests committed together.
 const MAX_BATCH: usize = 256;
@@ -248,10 +249,8 @@ impl Writer {
         };
         let done = (|| -> Result<()> {
             let wtx = db.begin_write().map_err(unavailable)?;
-            {
-                let mut meta = wtx.open_table(LOG_TABLE).map_err(unavailable)?;
-                meta.insert("seq", log.last_seq()).map_err(unavailable)?;
-            }
+            Tbl(wtx.open_table(TABLE).map_err(unavailable)?)
+                .put(layout::LOG_SEQ, &log.last_seq().to_be_bytes())?;
             wtx.commit().map_err(unavailable)
         })();
         match done {
@@ -317,15 +316,16 @@ fn commit_batch(
             }
         }
         group.flush()?;
+        // Whatever makes this commit durable (a checkpoint, redb closing the
+        // file) records which log record it holds.
+        if let Some(log) = log.as_deref()
+            && !record.is_empty()
+        {
+            table.put(layout::LOG_SEQ, &(log.last_seq() + 1).to_be_bytes())?;
+        }
     }
     let (log, appended) = match log {
         Some(log) if !record.is_empty() => {
-            // Whatever makes this commit durable (a checkpoint, redb closing
-            // the file) records which log record it holds.
-            wtx.open_table(LOG_TABLE)
-                .map_err(unavailable)?
-                .insert("seq", log.last_seq() + 1)
-                .map_err(unavailable)?;
             let appended = log
                 .write(&mut record)
                 .map_err(|e| log_error(log.path(), &e))?;
