@@ -217,7 +217,8 @@ impl Writer {
     fn commit(&mut self, db: &Database, batch: &mut [Box<dyn WriteJob>]) -> Flight {
         let mut flight = Flight::failed(StateError::Internal(String::new()), self.generation);
         let log = self.log.as_mut();
-        flight.outcome = commit_batch(db, batch, log).map(|(sync, snapshot)| {
+        let lost_with = (&*self.state, self.generation);
+        flight.outcome = commit_batch(db, batch, log, lost_with).map(|(sync, snapshot)| {
             flight.sync = sync;
             flight.snapshot = snapshot;
         });
@@ -287,10 +288,16 @@ type Committed = (Option<Arc<std::fs::File>>, Option<Arc<super::Snapshot>>);
 /// succeeded without an fsync, after writing their writes to the log (when
 /// there is one). A failure (of a write, the log or the commit) leaves
 /// nothing: the transaction is dropped, a logged record erased.
+///
+/// If the erasing fails, its fsync may have taken the error of another
+/// group's record (Linux reports a failed writeback once per file): then
+/// opening `generation`'s log is lost (`State::log_lost`), so that the
+/// syncer vouches for none of its groups still in flight.
 fn commit_batch(
     db: &Database,
     batch: &mut [Box<dyn WriteJob>],
     log: Option<&mut CommitLog>,
+    (state, generation): (&State, u64),
 ) -> Result<Committed> {
     let mut wtx = db.begin_write().map_err(unavailable)?;
     wtx.set_durability(Durability::None).map_err(unavailable)?;
@@ -337,10 +344,12 @@ fn commit_batch(
         if let (Some(log), Some(appended)) = (log, appended)
             && let Err(r) = log.retract(appended)
         {
-            return Err(StateError::Unavailable(format!(
+            let message = format!(
                 "storage: {e}; and the commit log {} could not be corrected ({r}): the writes of this request may or may not be applied when the store is next opened",
                 log.path().display()
-            )));
+            );
+            state.log_lost(generation, message.clone());
+            return Err(StateError::Unavailable(message));
         }
         return Err(unavailable(e));
     }
