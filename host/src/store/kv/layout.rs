@@ -16,6 +16,7 @@
 //! u <owner>                             bytes used by an owner (owner = `a <lp16>` or `i <lp16>`)
 //! n <lp16 instance>                     instance registration → created_at, account
 //! c                                     last etag version issued
+//! cl                                    (redb backend) newest commit-log record the file holds
 //! v <watch prefix>                      watchers of a scope → lp16 watcher names
 //! V <lp16 watcher>                      what a watcher watches → its targets
 //! w <owner> <lp16 watcher> <seq: u64 BE>   a change waiting for a watcher

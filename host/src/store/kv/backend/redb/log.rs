@@ -261,10 +261,20 @@ impl CommitLog {
 
     /// The commit of `appended` failed: erase the record, durably, so that
     /// no replay applies it (the next record would overwrite it anyway, but
-    /// a crash or a reopen could come first).
+    /// a crash or a reopen could come first). Through a file of its own: a
+    /// sync reports a failed writeback once per open file, and this one must
+    /// not take the error that belongs to the syncer's groups.
     pub(super) fn retract(&mut self, appended: Appended) -> io::Result<()> {
-        self.file.write_all_at(&[0u8; HEADER], appended.offset)?;
-        self.file.sync_data()
+        let file = OpenOptions::new().write(true).open(&self.path)?;
+        file.write_all_at(&[0u8; HEADER], appended.offset)?;
+        file.sync_data()
+    }
+
+    /// Write later records under `id`: each opening starts a round of its
+    /// own, so that records of an earlier round left further into the file
+    /// (a crash can tear a round anywhere) never pass for this one's.
+    pub(super) fn renew_id(&mut self, id: u64) {
+        self.id = id;
     }
 
     /// Whether a checkpoint is due: many records, or the log three quarters
@@ -471,6 +481,42 @@ mod tests {
         let (_, replay) = CommitLog::open(&data, 1, 3).unwrap();
         assert_eq!(replay.len(), 1);
         assert_eq!(entries(&replay[0]).unwrap(), [Entry::Delete(b"k")]);
+    }
+
+    /// A crash tore the first record of a round but later ones reached the
+    /// disk; the next opening starts a round at the beginning. Under the
+    /// same id its records would run on into the old round's (same sizes,
+    /// consecutive numbers); under a new id they never do.
+    #[test]
+    fn a_new_round_never_runs_on_into_an_older_rounds_records() {
+        for (renewed, replayed) in [(2, 1), (1, 3)] {
+            let dir = tempfile::tempdir().unwrap();
+            let data = dir.path().join("state.redb");
+            let (mut log, _) = CommitLog::open(&data, 1, 0).unwrap();
+            for i in 0..3u8 {
+                let mut r = record(&[Entry::Put(b"k", &[i; 40])]);
+                let ap = write(&mut log, &mut r).unwrap();
+                log.committed(ap);
+            }
+            drop(log);
+            let path = path_for(&data);
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes[HEADER + 5] ^= 0xff; // the first record's payload
+            std::fs::write(&path, &bytes).unwrap();
+
+            let (mut log, replay) = CommitLog::open(&data, 1, 0).unwrap();
+            assert!(replay.is_empty());
+            // What opening the data file does next: a checkpoint, a round.
+            log.continue_after(0);
+            log.renew_id(renewed);
+            log.checkpointed();
+            let mut r = record(&[Entry::Put(b"k", &[9; 40])]);
+            let ap = write(&mut log, &mut r).unwrap();
+            log.committed(ap);
+            drop(log);
+            let (_, replay) = CommitLog::open(&data, renewed, 0).unwrap();
+            assert_eq!(replay.len(), replayed, "round id {renewed}");
+        }
     }
 
     #[test]

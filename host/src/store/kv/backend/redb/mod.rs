@@ -292,30 +292,39 @@ fn open_file(
     let mut table = Tbl(wtx.open_table(TABLE).map_err(unavailable)?);
     let log = if options.durable || log::path_for(path).exists() {
         let mut meta = wtx.open_table(LOG_TABLE).map_err(unavailable)?;
-        let id = meta.get("id").map_err(unavailable)?.map(|g| g.value());
-        let id = match id {
+        let id = match meta.get("id").map_err(unavailable)?.map(|g| g.value()) {
             Some(id) => id,
-            None => {
-                let mut b = [0u8; 8];
-                getrandom::fill(&mut b).map_err(|e| {
-                    StateError::Unavailable(format!("no randomness for the commit log id: {e}"))
-                })?;
-                let id = u64::from_le_bytes(b);
-                meta.insert("id", id).map_err(unavailable)?;
-                id
-            }
+            None => new_log_id()?,
         };
         let claimed = held_seq(&table)?;
         let from = claimed.min(trusted.unwrap_or(u64::MAX));
-        let (mut log, replay) =
+        let (mut log, mut replay) =
             CommitLog::open(path, id, from).map_err(|e| log_error(&log::path_for(path), &e))?;
+        // From a checkpoint older than the file claims (a reopen after an
+        // I/O error), the replay must reach what the file claims: a shorter
+        // one would rewind some keys and not others.
+        if from + (replay.len() as u64) < claimed {
+            tracing::error!(
+                from,
+                claimed,
+                records = replay.len(),
+                log = %log.path().display(),
+                "the commit log ends before what the state file holds; not replaying it"
+            );
+            replay.clear();
+            log.continue_after(claimed);
+        }
         for payload in &replay {
             for entry in log::entries(payload).map_err(StateError::Unavailable)? {
                 table.apply(entry)?;
             }
         }
-        // Never hand out a sequence number the file already claims.
+        // Never hand out a sequence number the file already claims; and a
+        // new round of the log under a new id.
         log.continue_after(log.last_seq().max(claimed));
+        let round = new_log_id()?;
+        meta.insert("id", round).map_err(unavailable)?;
+        log.renew_id(round);
         if log.last_seq() != claimed {
             table.put(layout::LOG_SEQ, &log.last_seq().to_be_bytes())?;
         }
@@ -335,6 +344,15 @@ fn open_file(
     drop(table);
     wtx.commit().map_err(unavailable)?;
     Ok((db, log))
+}
+
+/// A random commit log id.
+fn new_log_id() -> Result<u64> {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).map_err(|e| {
+        StateError::Unavailable(format!("no randomness for the commit log id: {e}"))
+    })?;
+    Ok(u64::from_le_bytes(b))
 }
 
 /// An I/O error of the commit log at `log`, as the store reports it.
@@ -383,8 +401,11 @@ mod tests {
         rx.recv().unwrap().unwrap();
     }
 
+    /// A key and its value.
+    type Pair = (Vec<u8>, Vec<u8>);
+
     /// Everything but the backend's own record.
-    fn contents(r: &dyn RawRead) -> Vec<(Vec<u8>, Vec<u8>)> {
+    fn contents(r: &dyn RawRead) -> Vec<Pair> {
         let mut out = Vec::new();
         r.scan(b"", None, false, &mut |k, v| {
             if k != layout::LOG_SEQ {
@@ -402,7 +423,47 @@ mod tests {
     #[test]
     fn replaying_over_a_state_that_already_holds_the_records_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.redb");
+        let (path, options, want) = four_groups(dir.path());
+        // The log restarted at the checkpoint made when the file was
+        // created (0): a writer that saw no later one succeed replays all
+        // four; a plain open replays none.
+        for trusted in [Some(0), None] {
+            let (db, log) = open_file(&path, &options, trusted).unwrap();
+            assert_eq!(log.unwrap().last_seq(), 4, "{trusted:?}");
+            let snap = open_snapshot(&db).unwrap();
+            assert_eq!(contents(&Pinned(snap)), want, "{trusted:?}");
+        }
+    }
+
+    /// A replay from an older checkpoint that does not reach what the file
+    /// claims would rewind some keys and not others: it is not applied.
+    #[test]
+    fn a_replay_that_stops_short_of_what_the_file_holds_is_not_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, options, want) = four_groups(dir.path());
+        let wal = log::path_for(&path);
+        let mut bytes = std::fs::read(&wal).unwrap();
+        let third = third_record_offset(&bytes);
+        bytes[third + 30] ^= 0xff; // the third record's payload
+        std::fs::write(&wal, &bytes).unwrap();
+        let (db, log) = open_file(&path, &options, Some(0)).unwrap();
+        assert_eq!(log.unwrap().last_seq(), 4);
+        let snap = open_snapshot(&db).unwrap();
+        assert_eq!(contents(&Pinned(snap)), want);
+    }
+
+    /// Where the third record starts: past two records' headers (28 bytes)
+    /// and payloads (length at bytes 4..8 of a header).
+    fn third_record_offset(log: &[u8]) -> usize {
+        let len = |at: usize| u32::from_le_bytes(log[at + 4..at + 8].try_into().unwrap()) as usize;
+        let second = 28 + len(0);
+        second + 28 + len(second)
+    }
+
+    /// A durable file holding four logged groups (closed cleanly), its
+    /// options, and what it holds.
+    fn four_groups(dir: &Path) -> (PathBuf, RedbOptions, Vec<Pair>) {
+        let path = dir.join("s.redb");
         let options = RedbOptions {
             checkpoint_idle: Duration::from_secs(3600),
             ..RedbOptions::default()
@@ -426,14 +487,6 @@ mod tests {
             ]
         );
         drop(b); // a clean close: a checkpoint holding all four records
-        // The log restarted at the checkpoint made when the file was
-        // created (0): a writer that saw no later one succeed replays all
-        // four; a plain open replays none.
-        for trusted in [Some(0), None, Some(0)] {
-            let (db, log) = open_file(&path, &options, trusted).unwrap();
-            assert_eq!(log.unwrap().last_seq(), 4, "{trusted:?}");
-            let snap = open_snapshot(&db).unwrap();
-            assert_eq!(contents(&Pinned(snap)), want, "{trusted:?}");
-        }
+        (path, options, want)
     }
 }

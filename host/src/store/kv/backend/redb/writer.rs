@@ -37,8 +37,9 @@ pub(super) struct Writer {
     log: Option<CommitLog>,
     /// Which opening of the file the writer commits on.
     generation: u64,
-    /// Sequence number of the last checkpoint the writer saw succeed.
-    trusted: u64,
+    /// Sequence number of the last checkpoint the writer saw succeed (none
+    /// without a log).
+    trusted: Option<u64>,
     /// The syncer is gone: nothing can be answered any more.
     broken: bool,
     /// No reopen attempt before this.
@@ -73,7 +74,7 @@ impl Writer {
         Ok(Writer {
             state,
             options,
-            trusted: log.as_ref().map_or(0, CommitLog::last_seq),
+            trusted: log.as_ref().map(CommitLog::last_seq),
             broken: false,
             log,
             generation,
@@ -195,11 +196,11 @@ impl Writer {
         // Replay from the last checkpoint this writer saw succeed: the file
         // may claim a later one whose fsync failed.
         let path = self.state.path.clone();
-        match open_file(&path, &self.options, Some(self.trusted)) {
+        match open_file(&path, &self.options, self.trusted) {
             Ok((db, log)) => {
                 let db = Arc::new(db);
                 self.generation = self.state.opened(db.clone())?;
-                self.trusted = log.as_ref().map_or(0, CommitLog::last_seq);
+                self.trusted = log.as_ref().map(CommitLog::last_seq);
                 self.log = log;
                 tracing::warn!(path = %path.display(), "reopened the state file after an I/O error; writes resume");
                 Ok(db)
@@ -256,7 +257,7 @@ impl Writer {
         })();
         match done {
             Ok(()) => {
-                self.trusted = log.last_seq();
+                self.trusted = Some(log.last_seq());
                 log.checkpointed();
             }
             Err(e) => {
@@ -360,7 +361,8 @@ fn commit_batch(
         }
         _ => None,
     };
-    // If no snapshot can be taken, reads open their own until the next one.
+    // If no snapshot can be taken, `Writer::commit` closes the file: reads
+    // fail until the reopen publishes one.
     let snapshot = open_snapshot(db)
         .inspect_err(|e| tracing::warn!(error = %e, "no snapshot after a commit"))
         .ok();
