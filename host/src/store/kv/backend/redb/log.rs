@@ -28,7 +28,7 @@
 //! as `u32 length | bytes`, `end?` as a presence byte then the string.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -179,18 +179,15 @@ impl CommitLog {
         checkpoint: u64,
     ) -> io::Result<(CommitLog, Vec<Vec<u8>>)> {
         let path = path_for(data);
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .mode(0o600)
             .open(&path)?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)?;
-        let replay = valid_records(&bytes, id, checkpoint);
-        let len = bytes.len() as u64;
-        drop(bytes);
+        let len = file.metadata()?.len();
+        let replay = valid_records(&file, len, id, checkpoint)?;
         if len < CAPACITY {
             // Zeros up to the capacity, written (not just allocated), so that
             // later records only overwrite data blocks.
@@ -305,31 +302,39 @@ impl CommitLog {
 /// The payloads of the valid records from the start of `bytes`: sequence
 /// numbers `checkpoint + 1, + 2, …` of log `id`, stopping at the first that
 /// is not.
-fn valid_records(bytes: &[u8], id: u64, checkpoint: u64) -> Vec<Vec<u8>> {
+///
+/// Read record by record (a clean stop leaves none valid: one header read),
+/// not the whole preallocated file.
+fn valid_records(file: &File, len: u64, id: u64, checkpoint: u64) -> io::Result<Vec<Vec<u8>>> {
     let mut out = Vec::new();
-    let mut at = 0usize;
+    let mut at = 0u64;
     let mut expect = checkpoint + 1;
-    while let Some(h) = bytes.get(at..at + HEADER) {
+    let mut h = [0u8; HEADER];
+    while at + HEADER as u64 <= len {
+        file.read_exact_at(&mut h, at)?;
         let word = |r: std::ops::Range<usize>| {
             let mut b = [0u8; 8];
             b[..r.len()].copy_from_slice(&h[r]);
             u64::from_le_bytes(b)
         };
-        if word(0..4) != u64::from(MAGIC) || word(8..16) != id || word(16..24) != expect {
+        let size = word(4..8);
+        if word(0..4) != u64::from(MAGIC)
+            || word(8..16) != id
+            || word(16..24) != expect
+            || at + HEADER as u64 + size > len
+        {
             break;
         }
-        let len = word(4..8) as usize;
-        let Some(payload) = bytes.get(at + HEADER..at + HEADER + len) else {
-            break;
-        };
-        if checksum(&h[4..24], payload) as u64 != word(24..28) || entries(payload).is_err() {
+        let mut payload = vec![0u8; size as usize];
+        file.read_exact_at(&mut payload, at + HEADER as u64)?;
+        if u64::from(checksum(&h[4..24], &payload)) != word(24..28) || entries(&payload).is_err() {
             break;
         }
-        out.push(payload.to_vec());
-        at += HEADER + len;
+        out.push(payload);
+        at += HEADER as u64 + size;
         expect += 1;
     }
-    out
+    Ok(out)
 }
 
 /// The entries of a record's payload.
@@ -395,6 +400,15 @@ mod tests {
         let a = log.write(r)?;
         log.file().sync_data()?;
         Ok(a)
+    }
+
+    /// Log `n` groups of one put each (same size), committed.
+    fn put_groups(log: &mut CommitLog, n: u8) {
+        for i in 0..n {
+            let mut r = record(&[Entry::Put(b"k", &[i; 40])]);
+            let ap = write(log, &mut r).unwrap();
+            log.committed(ap);
+        }
     }
 
     #[test]
@@ -464,11 +478,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("state.redb");
         let (mut log, _) = CommitLog::open(&data, 1, 0).unwrap();
-        for i in 0..3u8 {
-            let mut r = record(&[Entry::Put(b"k", &[i; 40])]);
-            let ap = write(&mut log, &mut r).unwrap();
-            log.committed(ap);
-        }
+        put_groups(&mut log, 3);
         assert!(log.pending());
         log.checkpointed(); // a durable commit now holds seq 3
         assert!(!log.pending());
@@ -493,11 +503,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let data = dir.path().join("state.redb");
             let (mut log, _) = CommitLog::open(&data, 1, 0).unwrap();
-            for i in 0..3u8 {
-                let mut r = record(&[Entry::Put(b"k", &[i; 40])]);
-                let ap = write(&mut log, &mut r).unwrap();
-                log.committed(ap);
-            }
+            put_groups(&mut log, 3);
             drop(log);
             let path = path_for(&data);
             let mut bytes = std::fs::read(&path).unwrap();

@@ -312,7 +312,6 @@ fn open_file(
                 "the commit log ends before what the state file holds; not replaying it"
             );
             replay.clear();
-            log.continue_after(claimed);
         }
         for payload in &replay {
             for entry in log::entries(payload).map_err(StateError::Unavailable)? {

@@ -35,17 +35,30 @@ pub(super) struct Flight {
     pub(super) waiting: usize,
 }
 
+/// What a commit leaves to the syncer: the log file to sync and the
+/// snapshot to publish once it is synced.
+pub(super) type Committed = (Option<Arc<File>>, Option<Arc<Snapshot>>);
+
 impl Flight {
-    /// A group that failed with `error` (its jobs are filled in later).
-    pub(super) fn failed(error: StateError, generation: u64) -> Self {
+    /// The flight of `jobs`, committed (or not) on opening `generation`.
+    pub(super) fn new(
+        jobs: Vec<Box<dyn WriteJob>>,
+        committed: Result<Committed>,
+        generation: u64,
+        (started, waiting): (Instant, usize),
+    ) -> Self {
+        let (outcome, (sync, snapshot)) = match committed {
+            Ok(c) => (Ok(()), c),
+            Err(e) => (Err(e), (None, None)),
+        };
         Flight {
-            jobs: Vec::new(),
-            outcome: Err(error),
-            sync: None,
-            snapshot: None,
+            jobs,
+            outcome,
+            sync,
+            snapshot,
             generation,
-            started: Instant::now(),
-            waiting: 0,
+            started,
+            waiting,
         }
     }
 }
@@ -110,19 +123,18 @@ impl Finisher {
                 );
             }
         }
-        let lost = |generation: u64| state.lost(generation);
         // What reads see, before anyone hears of these groups.
         if let Some((f, snap)) = flights
             .iter()
             .rev()
-            .filter(|f| f.outcome.is_ok() && !lost(f.generation))
+            .filter(|f| f.outcome.is_ok() && !state.lost(f.generation))
             .find_map(|f| f.snapshot.as_ref().map(|s| (f, s)))
         {
             state.publish(f.generation, snap.clone());
         }
         for f in flights {
             let outcome = match f.outcome {
-                Ok(()) if lost(f.generation) => Err(StateError::Unavailable(format!(
+                Ok(()) if state.lost(f.generation) => Err(StateError::Unavailable(format!(
                     "the commit log of {} could not be synced: this write may or may not be applied when the store is next opened",
                     state.path.display()
                 ))),

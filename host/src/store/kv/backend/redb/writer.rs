@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use redb::{Database, Durability};
 
 use super::log::{CommitLog, Record};
-use super::syncer::{self, Finisher, Flight};
+use super::syncer::{self, Committed, Finisher, Flight};
 use super::table::{Logged, TABLE, TableRw, Tbl};
 use super::{RedbOptions, State, log_error, open_file, open_snapshot};
 use crate::store::error::{Result, StateError};
@@ -101,13 +101,11 @@ impl Writer {
                 .fetch_sub(batch.len(), Ordering::Relaxed)
                 .saturating_sub(batch.len());
             let started = Instant::now();
-            let mut flight = match self.database() {
+            let committed = match self.database() {
                 Ok(db) => self.commit(&db, &mut batch),
-                Err(e) => Flight::failed(e, self.generation),
+                Err(e) => Err(e),
             };
-            flight.jobs = batch;
-            flight.started = started;
-            flight.waiting = waiting;
+            let flight = Flight::new(batch, committed, self.generation, (started, waiting));
             self.hand_over(flight, queued);
             if self.log.as_ref().is_some_and(CommitLog::wants_checkpoint) {
                 self.checkpoint();
@@ -214,29 +212,24 @@ impl Writer {
 
     /// Run the batch's jobs in one write transaction and commit the ones that
     /// succeeded, logged (when the store keeps a log) but not yet synced:
-    /// the flight the syncer finishes.
-    fn commit(&mut self, db: &Database, batch: &mut [Box<dyn WriteJob>]) -> Flight {
-        let mut flight = Flight::failed(StateError::Internal(String::new()), self.generation);
-        let log = self.log.as_mut();
+    /// what the syncer finishes.
+    fn commit(&mut self, db: &Database, batch: &mut [Box<dyn WriteJob>]) -> Result<Committed> {
         let lost_with = (&*self.state, self.generation);
-        flight.outcome = commit_batch(db, batch, log, lost_with).map(|(sync, snapshot)| {
-            flight.sync = sync;
-            flight.snapshot = snapshot;
-        });
-        match &flight.outcome {
+        let committed = commit_batch(db, batch, self.log.as_mut(), lost_with);
+        match &committed {
             Err(e) => {
                 tracing::error!(error = %e, jobs = batch.len(), "commit failed");
                 self.check(db, e);
             }
             // Committed, but reads could not be given the new state: close
             // the file, so that they fail until the reopen publishes it.
-            Ok(()) if flight.snapshot.is_none() => self.state.fail(
+            Ok((_, None)) => self.state.fail(
                 self.generation,
                 "no read snapshot could be taken after a commit; reopening the state file".into(),
             ),
-            Ok(()) => {}
+            Ok(_) => {}
         }
-        flight
+        committed
     }
 
     /// Make the logged groups part of a durable redb commit, so that the log
@@ -281,9 +274,6 @@ impl Writer {
         }
     }
 }
-
-/// The log file to sync and the snapshot to publish once it is synced.
-type Committed = (Option<Arc<std::fs::File>>, Option<Arc<super::Snapshot>>);
 
 /// Run the batch's jobs in one write transaction and commit the ones that
 /// succeeded without an fsync, after writing their writes to the log (when
