@@ -6,6 +6,12 @@
 //!   as a full disk fails them with `ENOSPC`): writes fail with a clear
 //!   error, nothing acknowledged is lost, reads keep working, and writes
 //!   resume by themselves once the limit is lifted — no restart;
+//! - `fdatasync` fails (`EIO`) on the commit log, or on the state file
+//!   (checkpoints), through an `LD_PRELOAD` shim compiled here
+//!   (`failsync.c`): no write is acknowledged that was not synced, requests
+//!   fail with 503 saying the write may or may not be applied, the host
+//!   recovers by itself once syncs work again, and after a SIGKILL and a
+//!   restart every acknowledged write is there;
 //! - Redis hangs (SIGSTOP) in the middle of a load, then resumes: requests
 //!   fail with 503 within the engine's timeout instead of hanging, no
 //!   transaction is partly applied, and the host recovers by itself.
@@ -39,8 +45,14 @@ impl Drop for Server {
 /// Start the server; SIGXFSZ is ignored in it (so that a file-size limit
 /// fails the write with `EFBIG` instead of killing the process).
 async fn start(data: &Path, store: Option<&str>) -> Server {
+    start_with(data, store, &[]).await
+}
+
+/// [`start`] with more environment variables.
+async fn start_with(data: &Path, store: Option<&str>, env: &[(&str, &Path)]) -> Server {
     let addr = free_addr();
     let mut cmd = Command::new(common::binary("wasm-state"));
+    cmd.envs(env.iter().copied());
     cmd.args(["--data", data.to_str().unwrap()]);
     if let Some(url) = store {
         cmd.args(["--store", url]);
@@ -218,6 +230,180 @@ async fn a_full_disk_fails_writes_clearly_loses_nothing_and_recovers_without_res
     }
     let r = get(server.addr, &format!("/v1.0/state/statestore/{key}"), &[]).await;
     assert_eq!(r.status, 204, "the refused write appeared after a restart");
+}
+
+/// An `LD_PRELOAD` library that fails `fdatasync`/`fsync` with `EIO` on
+/// files whose name ends with `$WS_FAIL_SYNC_SUFFIX` while the file
+/// `$WS_FAIL_SYNC_FLAG` exists (and syncs for real otherwise). It does not
+/// drop the page cache as a real failing disk may: what it tests is that a
+/// failed sync is never acknowledged, is reported, and is recovered from.
+const FAILSYNC_C: &str = r#"
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int failing(int fd) {
+    const char *flag = getenv("WS_FAIL_SYNC_FLAG");
+    const char *suffix = getenv("WS_FAIL_SYNC_SUFFIX");
+    if (!flag || !suffix || access(flag, F_OK) != 0) return 0;
+    char link[64], path[4096];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, path, sizeof path - 1);
+    if (n <= 0) return 0;
+    path[n] = 0;
+    size_t len = strlen(path), slen = strlen(suffix);
+    return len >= slen && strcmp(path + len - slen, suffix) == 0;
+}
+
+int fdatasync(int fd) {
+    static int (*real)(int);
+    if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
+    if (failing(fd)) { errno = EIO; return -1; }
+    return real(fd);
+}
+
+int fsync(int fd) {
+    static int (*real)(int);
+    if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+    if (failing(fd)) { errno = EIO; return -1; }
+    return real(fd);
+}
+"#;
+
+/// Compile the shim into `dir`; its path.
+fn failsync_library(dir: &Path) -> std::path::PathBuf {
+    let src = dir.join("failsync.c");
+    let lib = dir.join("libfailsync.so");
+    std::fs::write(&src, FAILSYNC_C).unwrap();
+    let out = Command::new("cc")
+        .args(["-shared", "-fPIC", "-O2", "-o"])
+        .arg(&lib)
+        .arg(&src)
+        .arg("-ldl")
+        .output()
+        .expect("run cc (the C compiler the Rust toolchain links with)");
+    assert!(
+        out.status.success(),
+        "compiling the fsync shim failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    lib
+}
+
+/// Save `key` with its value; the status.
+async fn save_key(addr: SocketAddr, key: &str) -> Reply {
+    save(
+        addr,
+        &format!(r#"[{{"key":"{key}","value":"{}"}}]"#, value(key, 512)),
+    )
+    .await
+}
+
+/// Writes through a server whose syncs of `suffix` files fail for a while:
+/// what was acknowledged survives a SIGKILL, failures are 503, and writes
+/// resume by themselves. Returns the statuses seen while syncs failed.
+async fn syncs_fail_for_a_while(suffix: &str) -> Vec<(u16, String)> {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let lib = failsync_library(dir.path());
+    let flag = dir.path().join("fail-sync");
+    let env = [
+        ("LD_PRELOAD", lib.as_path()),
+        ("WS_FAIL_SYNC_FLAG", flag.as_path()),
+        ("WS_FAIL_SYNC_SUFFIX", Path::new(suffix)),
+    ];
+    let server = start_with(&data, None, &env).await;
+    let mut acked = Vec::new();
+    for i in 0..8 {
+        let key = format!("before-{i}");
+        let r = save_key(server.addr, &key).await;
+        assert_eq!(r.status, 204, "{r:?}");
+        acked.push(key);
+    }
+
+    // Syncs fail: one write at a time, with pauses long enough for the
+    // idle checkpoint (100 ms), for two seconds.
+    std::fs::write(&flag, b"").unwrap();
+    let mut during = Vec::new();
+    let started = Instant::now();
+    let mut i = 0;
+    while started.elapsed() < Duration::from_secs(2) {
+        let key = format!("during-{i}");
+        i += 1;
+        let t = Instant::now();
+        let r = save_key(server.addr, &key).await;
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "a write hung for {:?} while syncs failed",
+            t.elapsed()
+        );
+        match r.status.as_u16() {
+            204 => acked.push(key),
+            503 => {}
+            other => panic!("a write while syncs failed answered {other}: {r:?}"),
+        }
+        during.push((r.status.as_u16(), r.body));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+
+    // Syncs work again: writes resume by themselves.
+    std::fs::remove_file(&flag).unwrap();
+    let resumed = async {
+        loop {
+            if save_key(server.addr, "after").await.status == 204 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), resumed)
+        .await
+        .expect("writes did not resume once syncs worked again");
+    acked.push("after".into());
+
+    // A crash, then a restart (without the shim): every acknowledged write.
+    drop(server); // SIGKILL
+    let server = start(&data, None).await;
+    for k in &acked {
+        let r = get(server.addr, &format!("/v1.0/state/statestore/{k}"), &[]).await;
+        assert_eq!(r.status, 200, "{k} acknowledged, then lost: {r:?}");
+        assert!(r.body.contains(&value(k, 512)), "{k} changed: {r:?}");
+    }
+    during
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_sync_of_the_commit_log_is_never_acknowledged_and_is_recovered_from() {
+    let during = syncs_fail_for_a_while(".wal").await;
+    // No write can be acknowledged while the log cannot be synced.
+    assert!(
+        during.iter().all(|(s, _)| *s == 503),
+        "a write was acknowledged while the commit log could not be synced: {during:?}"
+    );
+    let (_, first) = &during[0];
+    assert!(
+        first.contains("may or may not"),
+        "the failed write should say it may or may not be applied: {first}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_checkpoint_loses_nothing_and_is_recovered_from() {
+    // The state file's own syncs (checkpoints) fail; the commit log's work.
+    // The log keeps acknowledging writes until a checkpoint fails; redb
+    // then refuses writes until it is reopened, which needs a sync of its
+    // own: writes fail clearly until syncs work again.
+    let during = syncs_fail_for_a_while(".redb").await;
+    assert!(
+        during
+            .iter()
+            .any(|(s, body)| *s == 503 && body.contains("state file")),
+        "no write said that the state file could not be written: {during:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
