@@ -188,6 +188,7 @@
 
 mod batch;
 mod bindings;
+mod cache;
 mod error;
 mod host;
 mod iter;

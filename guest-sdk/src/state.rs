@@ -1,5 +1,6 @@
 //! [`State`]: one scope's key space and every operation on it.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use serde::de::DeserializeOwned;
 use crate::batch::Batch;
 use crate::bindings::state as ws;
 use crate::bindings::types as w;
+use crate::cache::ReadCache;
 use crate::error::{Error, Result};
 use crate::host::Host;
 use crate::iter::{Keys, MapScan};
@@ -55,6 +57,9 @@ impl fmt::Debug for Scope {
 pub struct State {
     bucket: ws::Bucket,
     scope: Scope,
+    /// Values kept from `get`s of an instance or account key (none for a
+    /// session: see `cache`).
+    cache: Option<RefCell<ReadCache>>,
 }
 
 impl fmt::Debug for State {
@@ -95,6 +100,7 @@ impl State {
         State {
             bucket: ws::account(),
             scope: Scope::Account,
+            cache: Some(RefCell::default()),
         }
     }
 
@@ -104,6 +110,7 @@ impl State {
         State {
             bucket: ws::instance(),
             scope: Scope::Instance,
+            cache: Some(RefCell::default()),
         }
     }
 
@@ -121,6 +128,7 @@ impl State {
         Ok(State {
             bucket: ws::session(id)?,
             scope: Scope::Session(id.to_owned()),
+            cache: None,
         })
     }
 
@@ -144,12 +152,20 @@ impl State {
     /// # let _ = greeting; Ok(()) }
     /// ```
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        from_json_opt(self.bucket.get(key)?)
+        from_json_opt(self.get_bytes(key)?)
     }
 
     /// Reads the raw bytes at `key` (no JSON decoding).
+    ///
+    /// An instance or account `State` keeps what it read: reading the same
+    /// key again costs one cheap host call as long as nothing was committed
+    /// to the store since (by anyone) and the key has not expired — and
+    /// returns exactly what a new read would.
     pub fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.bucket.get(key)?)
+        match &self.cache {
+            Some(cache) => Ok(cache.borrow_mut().get(&self.bucket, key)?),
+            None => Ok(self.bucket.get(key)?),
+        }
     }
 
     /// Reads the value at `key` with its etag and remaining TTL, for

@@ -22,7 +22,12 @@ mod generated {
     wasmtime::component::bindgen!({
         world: "state-guest",
         path: "../wit",
-        imports: { default: async | trappable },
+        // `read-stamp` reads no state: a plain (synchronous) host call,
+        // the cheapest crossing there is.
+        imports: {
+            "wasm-state:state/state.read-stamp": trappable,
+            default: async | trappable,
+        },
         with: { "wasm-state:state/state.bucket": crate::store::ScopeHandle },
     });
 }
@@ -188,6 +193,13 @@ fn ttl(ms: Option<u64>) -> Option<Duration> {
     ms.map(Duration::from_millis)
 }
 
+fn stamp_of(s: store::ReadStamp) -> types::Stamp {
+    types::Stamp {
+        generation: s.generation,
+        now_ms: s.now_ms,
+    }
+}
+
 fn ms(d: Option<Duration>) -> Option<u64> {
     d.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
@@ -339,6 +351,10 @@ impl state::Host for StateView<'_> {
         Ok(self.ctx.change.clone())
     }
 
+    fn read_stamp(&mut self) -> wasmtime::Result<Option<types::Stamp>> {
+        Ok(self.ctx.store.read_stamp().map(stamp_of))
+    }
+
     async fn session(
         &mut self,
         id: String,
@@ -414,6 +430,27 @@ impl state::HostBucket for StateView<'_> {
                 etag: e.etag,
                 ttl_ms: ms(e.ttl),
             })
+        })
+    }
+
+    async fn get_stamped(&mut self, b: Bucket, key: String) -> Res<types::StampedValue> {
+        let handle = self.table.get(&b)?;
+        // A session can end by time alone, which no generation shows: its
+        // reads are never vouched for.
+        let stamp = match handle.scope() {
+            store::Scope::Session { .. } => None,
+            _ => self.ctx.store.read_stamp(),
+        };
+        wit(self.ctx, handle.get_entry(&key).await, |e| {
+            let (value, expires_at_ms) = match e {
+                Some(e) => (Some(e.value), e.expires_at_ms),
+                None => (None, None),
+            };
+            types::StampedValue {
+                value,
+                expires_at_ms,
+                stamp: stamp.map(stamp_of),
+            }
         })
     }
 

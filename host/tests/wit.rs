@@ -181,6 +181,8 @@ fn types_interface_has_the_expected_types() {
         "session-info",
         "changed-scope",
         "change-info",
+        "stamp",
+        "stamped-value",
     ];
     assert_eq!(
         names(types.types.keys().map(String::as_str)),
@@ -260,13 +262,20 @@ fn state_interface_has_the_expected_functions() {
     }
     assert_eq!(
         free,
-        names(["account", "current-change", "instance", "session"])
+        names([
+            "account",
+            "current-change",
+            "instance",
+            "read-stamp",
+            "session"
+        ])
     );
     assert_eq!(
         methods,
         names([
             "get",
             "get-entry",
+            "get-stamped",
             "get-many",
             "set",
             "set-many",

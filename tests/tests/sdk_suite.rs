@@ -6,7 +6,7 @@ use std::path::Path;
 
 use wasm_state::runtime::{Host, HostConfig, RunOptions};
 
-const GROUPS: [&str; 13] = [
+const GROUPS: [&str; 14] = [
     "values",
     "counters",
     "ttl",
@@ -16,6 +16,7 @@ const GROUPS: [&str; 13] = [
     "keys",
     "delete-prefix",
     "batches",
+    "kept-reads",
     "transactions",
     "sessions",
     "account",
@@ -130,4 +131,49 @@ async fn concurrent_guest_transactions_add_up() {
     }
     let acct = host.store().account("default").unwrap();
     assert_eq!(acct.get("total").await.unwrap(), Some(b"100".to_vec()));
+}
+
+/// The `get` reads a store answered, from its metrics.
+fn store_gets(host: &Host) -> u64 {
+    host.store()
+        .metrics()
+        .encode()
+        .lines()
+        .find(|l| {
+            l.starts_with("wasm_state_state_operations_total{")
+                && l.contains("op=\"get\"")
+                && l.contains("result=\"ok\"")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_guest_reading_a_key_again_does_not_read_the_store_again() {
+    use wasmtime::component::Val;
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::open(HostConfig::new(dir.path())).unwrap();
+    host.deploy_file("bench", Path::new(wasm_state_e2e::BENCH_GUEST))
+        .await
+        .unwrap();
+    let st = host.store().instance("bench").unwrap();
+    st.set("hot", b"\"v\"".to_vec()).await.unwrap();
+    let before = store_gets(&host);
+    let out = host
+        .call("bench", "get-hot", &[Val::U32(500)])
+        .await
+        .unwrap();
+    assert_eq!(out, [Val::U32(500)]);
+    let kept = store_gets(&host) - before;
+    assert_eq!(
+        kept, 1,
+        "500 reads of one key: one store read, the rest kept"
+    );
+    // Reads that are never kept (get-entry) each read the store.
+    let before = store_gets(&host);
+    host.call("bench", "get-hot-entry", &[Val::U32(50)])
+        .await
+        .unwrap();
+    assert_eq!(store_gets(&host) - before, 50);
 }

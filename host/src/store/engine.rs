@@ -44,6 +44,15 @@ pub trait Engine: Send + Sync + 'static {
     /// A short name for logs and metadata (`redb`, `redis`).
     fn name(&self) -> &'static str;
 
+    /// A number that changes with every commit (any scope, anyone) and
+    /// never returns to an earlier value, read before any read that follows
+    /// it: two equal readings saw the same state, so a value read in
+    /// between is still current. `None` when the engine cannot vouch (a
+    /// store shared with other processes).
+    fn read_generation(&self) -> Option<u64> {
+        None
+    }
+
     // ---- reads of one scope ----
 
     /// Each key's value with etag and TTL, from one consistent view: `None`

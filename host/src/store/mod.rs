@@ -200,6 +200,19 @@ impl Store {
         self.inner.clock.now_ms()
     }
 
+    /// The store's generation and clock, for reads a caller keeps: a value
+    /// read after a stamp is still what a new read would return while
+    /// later stamps show the same generation and the key has not expired
+    /// (see [`Engine::read_generation`]). `None` when the engine cannot
+    /// vouch (Redis: other hosts write without telling this one).
+    pub fn read_stamp(&self) -> Option<ReadStamp> {
+        let generation = self.inner.engine.read_generation()?;
+        Some(ReadStamp {
+            generation,
+            now_ms: self.inner.clock.now_ms(),
+        })
+    }
+
     /// The engine's name (`redb`, `redis`).
     pub fn engine_name(&self) -> &'static str {
         self.inner.engine.name()

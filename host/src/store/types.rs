@@ -87,6 +87,16 @@ pub struct SetOptions {
     pub condition: Option<Condition>,
 }
 
+/// A moment of the store, for reads a caller keeps
+/// ([`Store::read_stamp`](super::Store::read_stamp)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadStamp {
+    /// Changes with every commit and never returns to an earlier value.
+    pub generation: u64,
+    /// The store's clock at the stamp (Unix ms).
+    pub now_ms: u64,
+}
+
 /// A value with its etag and remaining TTL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -96,6 +106,9 @@ pub struct Entry {
     pub etag: String,
     /// Remaining time to live, if any.
     pub ttl: Option<Duration>,
+    /// When the key expires (Unix ms on the store's clock; it still lives
+    /// during that millisecond), if it does.
+    pub expires_at_ms: Option<u64>,
 }
 
 /// What a key is, without its data.

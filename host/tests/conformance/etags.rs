@@ -523,6 +523,7 @@ async fn a_stale_if_match_fails_and_changes_nothing() {
             value: b("new"),
             etag: current.clone(),
             ttl: Some(Duration::from_secs(100)),
+            expires_at_ms: Some(T0 + 100_000),
         }),
         "failed conditional writes changed the key"
     );
@@ -970,6 +971,7 @@ async fn get_entry_returns_value_etag_and_ttl() {
             value: b("v"),
             etag: e.clone(),
             ttl: None,
+            expires_at_ms: None,
         })
     );
     let e2 = s
@@ -989,11 +991,17 @@ async fn get_entry_returns_value_etag_and_ttl() {
             value: b("w"),
             etag: e2.clone(),
             ttl: Some(Duration::from_secs(30)),
+            expires_at_ms: Some(T0 + 30_000),
         })
     );
     h.advance(Duration::from_secs(10));
     let entry = s.get_entry("k").await.unwrap().unwrap();
     assert_eq!(entry.ttl, Some(Duration::from_secs(20)));
+    assert_eq!(
+        entry.expires_at_ms,
+        Some(T0 + 30_000),
+        "time passing moves no expiry"
+    );
     assert_eq!(entry.etag, e2, "time passing is not a write");
     let info = s.info("k").await.unwrap().unwrap();
     assert_eq!(info.kind, KeyKind::Value);

@@ -3,8 +3,9 @@
 //! `crate::backend` (see `redb_conformance.rs`, `redis_conformance.rs`), so a
 //! new backend runs the same cases unchanged by adding its own binary. The
 //! backend module provides `fresh`, `reopen`, and one hook for the only
-//! engine-specific fact the cases need: `never_issued(etag)`, an etag of the
-//! engine's own shape that it has not issued (yet).
+//! engine-specific facts the cases need: `never_issued(etag)`, an etag of the
+//! engine's own shape that it has not issued (yet), and `VOUCHES`, whether
+//! the engine gives read stamps.
 
 #![allow(dead_code)]
 
@@ -18,6 +19,7 @@ pub mod limits;
 pub mod model;
 pub mod persistence;
 pub mod scopes;
+pub mod stamps;
 pub mod transactions;
 pub mod ttl;
 pub mod watch;

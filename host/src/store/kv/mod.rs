@@ -130,6 +130,7 @@ fn entry(m: meta::Meta, now: u64) -> Entry {
     Entry {
         etag: etag_of(m.version),
         ttl: m.ttl_ms(now).map(Duration::from_millis),
+        expires_at_ms: (m.expires_at != 0).then_some(m.expires_at),
         value: value::bytes(m),
     }
 }
@@ -137,6 +138,10 @@ fn entry(m: meta::Meta, now: u64) -> Entry {
 impl Engine for KvEngine {
     fn name(&self) -> &'static str {
         "redb"
+    }
+
+    fn read_generation(&self) -> Option<u64> {
+        self.backend.generation()
     }
 
     fn get_entries<'a>(

@@ -326,10 +326,12 @@ fn entry_of(v: Value, now: u64) -> Result<Result<Option<Entry>>> {
                 .next()
                 .ok_or_else(|| script::bad_reply("an expiry"))?
                 .bytes()?;
+            let expires_at = read_time(&at)?;
             Ok(Ok(Some(Entry {
                 value,
                 etag,
                 ttl: script::ttl(&at, now)?,
+                expires_at_ms: (expires_at != 0).then_some(expires_at),
             })))
         }
         _ => Err(script::bad_reply("an entry")),

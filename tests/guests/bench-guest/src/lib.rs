@@ -22,6 +22,17 @@ impl Guest for Bench {
         found
     }
 
+    fn get_hot_entry(n: u32) -> u32 {
+        let state = State::instance();
+        let mut found = 0;
+        for _ in 0..n {
+            if state.get_entry::<String>("hot").expect("get hot").is_some() {
+                found += 1;
+            }
+        }
+        found
+    }
+
     fn set_n(n: u32) -> u32 {
         let state = State::instance();
         for i in 0..n {

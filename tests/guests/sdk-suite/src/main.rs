@@ -225,6 +225,68 @@ fn ttl(st: &State) -> Check {
     Ok(())
 }
 
+/// Reads kept by a `State` (instance and account): whatever else writes —
+/// another handle, a batch, a transaction, expiry — a read returns what the
+/// store holds at that moment.
+fn kept_reads(st: &State) -> Check {
+    let other = State::instance();
+    st.set("r:k", &1)?;
+    for _ in 0..3 {
+        same!(st.get::<i64>("r:k")?, Some(1));
+    }
+    same!(st.get::<i64>("r:missing")?, None);
+    other.set("r:k", &2)?;
+    same!(st.get::<i64>("r:k")?, Some(2));
+    other.set("r:missing", &7)?;
+    // A kept absence ends too.
+    same!(st.get::<i64>("r:missing")?, Some(7));
+    same!(other.increment("r:k", 5)?, 7);
+    same!(st.get::<i64>("r:k")?, Some(7));
+    other.set_many([("r:k", &8), ("r:j", &9)])?;
+    same!(st.get::<i64>("r:k")?, Some(8));
+    other.batch().increment("r:k", 1).commit()?;
+    same!(st.get::<i64>("r:k")?, Some(9));
+    other.transaction(|tx| {
+        let v: i64 = tx.get("r:k")?.unwrap_or(0);
+        tx.set("r:k", &(v * 10));
+        Ok(())
+    })?;
+    same!(st.get::<i64>("r:k")?, Some(90));
+    // Own writes, through the same handle.
+    st.set("r:k", &91)?;
+    same!(st.get::<i64>("r:k")?, Some(91));
+    // The key turns into a map: the read fails as it would uncached.
+    other.delete("r:k")?;
+    same!(st.get::<i64>("r:k")?, None);
+    other.map_set("r:k", [("f", &1)])?;
+    fails!(st.get::<i64>("r:k"), Error::WrongType);
+    other.delete("r:k")?;
+    // A failed write changes nothing, kept or not.
+    same!(st.get::<i64>("r:j")?, Some(9));
+    fails!(
+        other.set_with("r:j", &0, SetOptions::condition(Condition::IfAbsent)),
+        Error::AlreadyExists
+    );
+    same!(st.get::<i64>("r:j")?, Some(9));
+
+    // Expiry alone (no write) ends a kept value.
+    st.set_with("r:t", &1, SetOptions::ttl(Duration::from_millis(1_200)))?;
+    same!(st.get::<i64>("r:t")?, Some(1));
+    same!(st.get::<i64>("r:t")?, Some(1));
+    std::thread::sleep(Duration::from_millis(1_400));
+    same!(st.get::<i64>("r:t")?, None);
+
+    // The account scope, shared with every instance of the account.
+    let (a, b) = (State::account(), State::account());
+    a.set("suite:kept", &1)?;
+    same!(b.get::<i64>("suite:kept")?, Some(1));
+    a.set("suite:kept", &2)?;
+    same!(b.get::<i64>("suite:kept")?, Some(2));
+    a.delete("suite:kept")?;
+    same!(b.get::<i64>("suite:kept")?, None);
+    Ok(())
+}
+
 fn etags(st: &State) -> Check {
     let e1 = st.set("e:k", &1)?;
     let e2 = st.set("e:k", &1)?;
@@ -918,7 +980,7 @@ fn queries(_: &State) -> Check {
 /// A named group of checks.
 type Group = (&'static str, fn(&State) -> Check);
 
-const GROUPS: [Group; 13] = [
+const GROUPS: [Group; 14] = [
     ("values", values),
     ("counters", counters),
     ("ttl", ttl),
@@ -928,6 +990,7 @@ const GROUPS: [Group; 13] = [
     ("keys", keys),
     ("delete-prefix", delete_prefix),
     ("batches", batches),
+    ("kept-reads", kept_reads),
     ("transactions", transactions),
     ("sessions", sessions),
     ("account", account),

@@ -58,6 +58,13 @@ pub trait Backend: Send + Sync + 'static {
     fn snapshot(&self) -> Result<Box<dyn RawRead + Send>>;
     /// Queue a write request; the backend calls its `finish` exactly once.
     fn submit(&self, job: Box<dyn WriteJob>);
+    /// A number that changes whenever what [`snapshot`](Backend::snapshot)
+    /// returns may change (never back to an earlier value), read before the
+    /// snapshot: equal numbers mean equal state. `None` if the backend
+    /// cannot tell.
+    fn generation(&self) -> Option<u64> {
+        None
+    }
 }
 
 pub(crate) fn unavailable(e: impl std::fmt::Display) -> StateError {

@@ -95,8 +95,8 @@ pub(super) struct State {
     /// The open database, or the error that closed it until it is reopened.
     db: RwLock<std::result::Result<Arc<Database>, String>>,
     /// The newest durable snapshot, shared by reads until the next one is
-    /// published.
-    published: Mutex<Option<Arc<Snapshot>>>,
+    /// published, and how many times it changed.
+    published: Mutex<Published>,
     /// Which opening of the file `db` is (a snapshot of an earlier one is
     /// never published).
     generation: AtomicU64,
@@ -130,7 +130,7 @@ impl State {
             && generation == self.generation.load(Ordering::Acquire)
             && let Ok(mut p) = self.published.lock()
         {
-            *p = Some(snap);
+            p.set(Some(snap));
         }
     }
 
@@ -146,7 +146,7 @@ impl State {
                 return;
             }
             if let Ok(mut p) = self.published.lock() {
-                *p = None; // it holds the old file open
+                p.set(None); // it holds the old file open
             }
             std::mem::replace(&mut *slot, Err(message))
         };
@@ -172,9 +172,26 @@ impl State {
         let snap = open_snapshot(&db)?;
         let mut slot = self.db.write().map_err(unavailable)?;
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
-        *self.published.lock().map_err(unavailable)? = Some(snap);
+        self.published.lock().map_err(unavailable)?.set(Some(snap));
         *slot = Ok(db);
         Ok(generation)
+    }
+}
+
+/// What reads see: the newest durable snapshot (none while the file is
+/// closed after an I/O error), and a count of its changes — the backend's
+/// [`generation`](Backend::generation), changed under the same lock, so a
+/// reading of it and a snapshot taken after it agree.
+#[derive(Default)]
+struct Published {
+    snap: Option<Arc<Snapshot>>,
+    changes: u64,
+}
+
+impl Published {
+    fn set(&mut self, snap: Option<Arc<Snapshot>>) {
+        self.snap = snap;
+        self.changes += 1;
     }
 }
 
@@ -199,7 +216,7 @@ impl RedbBackend {
         let (db, log) = open_file(path, &options, None)?;
         let state = Arc::new(State {
             db: RwLock::new(Err("not open yet".into())),
-            published: Mutex::new(None),
+            published: Mutex::default(),
             generation: AtomicU64::new(0),
             lost_through: AtomicU64::new(0),
             path: path.to_path_buf(),
@@ -235,7 +252,7 @@ impl Drop for RedbBackend {
 
 impl Backend for RedbBackend {
     fn snapshot(&self) -> Result<Box<dyn RawRead + Send>> {
-        if let Some(snap) = &*self.state.published.lock().map_err(unavailable)? {
+        if let Some(snap) = &self.state.published.lock().map_err(unavailable)?.snap {
             return Ok(Box::new(Pinned(snap.clone())));
         }
         // Only while the file is closed after an I/O error. Never a fresh
@@ -244,6 +261,10 @@ impl Backend for RedbBackend {
         Err(StateError::Unavailable(
             "the state file is being reopened; retry".into(),
         ))
+    }
+
+    fn generation(&self) -> Option<u64> {
+        self.state.published.lock().ok().map(|p| p.changes)
     }
 
     fn submit(&self, job: Box<dyn WriteJob>) {
