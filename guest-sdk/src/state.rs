@@ -1,8 +1,8 @@
 //! [`State`]: one scope's key space and every operation on it.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -58,8 +58,10 @@ pub struct State {
     bucket: ws::Bucket,
     scope: Scope,
     /// Values kept from `get`s of an instance or account key (none for a
-    /// session: see `cache`).
-    cache: Option<RefCell<ReadCache>>,
+    /// session: see `cache`). A `Mutex`, not a `RefCell`, so that a `State`
+    /// stays `Sync` (a guest may keep one in a `static`); single-threaded
+    /// guests never wait on it.
+    cache: Option<Mutex<ReadCache>>,
 }
 
 impl fmt::Debug for State {
@@ -100,7 +102,7 @@ impl State {
         State {
             bucket: ws::account(),
             scope: Scope::Account,
-            cache: Some(RefCell::default()),
+            cache: Some(Mutex::default()),
         }
     }
 
@@ -110,7 +112,7 @@ impl State {
         State {
             bucket: ws::instance(),
             scope: Scope::Instance,
-            cache: Some(RefCell::default()),
+            cache: Some(Mutex::default()),
         }
     }
 
@@ -163,7 +165,12 @@ impl State {
     /// returns exactly what a new read would.
     pub fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>> {
         match &self.cache {
-            Some(cache) => Ok(cache.borrow_mut().get(&self.bucket, key)?),
+            // A panic inside a read leaves nothing half-kept: the cache
+            // holds whole entries only.
+            Some(cache) => Ok(cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&self.bucket, key)?),
             None => Ok(self.bucket.get(key)?),
         }
     }
