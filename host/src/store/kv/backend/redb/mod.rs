@@ -424,6 +424,48 @@ mod tests {
     /// A key and its value.
     type Pair = (Vec<u8>, Vec<u8>);
 
+    /// The generation moves with every group that writes and with nothing
+    /// else: a group that writes nothing (a sweeper tick that found
+    /// nothing, a failed request) makes no commit — durable store or not —
+    /// and is still answered; a failed request leaves nothing.
+    #[test]
+    fn only_groups_that_write_move_the_generation() {
+        struct Fails(mpsc::Sender<Result<()>>);
+        impl WriteJob for Fails {
+            fn apply(&mut self, tx: &mut dyn RawWrite) -> Result<()> {
+                tx.put(b"never", b"1")?;
+                Err(StateError::NotFound)
+            }
+            fn finish(self: Box<Self>, committed: Result<()>) {
+                let _ = self.0.send(committed);
+            }
+        }
+        for durable in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let options = RedbOptions {
+                durable,
+                ..RedbOptions::default()
+            };
+            let b = RedbBackend::open(&dir.path().join("s.redb"), options).unwrap();
+            write(&b, vec![W::Put(b"a", b"1")]);
+            let g = b.generation().unwrap();
+            write(&b, vec![]);
+            assert_eq!(b.generation(), Some(g), "durable {durable}: an empty group");
+            let (tx, rx) = mpsc::channel();
+            b.submit(Box::new(Fails(tx)));
+            assert!(rx.recv().unwrap().is_ok(), "the group itself committed");
+            assert_eq!(
+                b.generation(),
+                Some(g),
+                "durable {durable}: a failed request"
+            );
+            assert_eq!(b.snapshot().unwrap().get(b"never").unwrap(), None);
+            write(&b, vec![W::Delete(b"a")]);
+            assert!(b.generation().unwrap() > g, "durable {durable}: a delete");
+            assert_eq!(b.snapshot().unwrap().get(b"a").unwrap(), None);
+        }
+    }
+
     /// Everything but the backend's own record.
     fn contents(r: &dyn RawRead) -> Vec<Pair> {
         let mut out = Vec::new();

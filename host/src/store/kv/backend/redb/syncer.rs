@@ -35,9 +35,18 @@ pub(super) struct Flight {
     pub(super) waiting: usize,
 }
 
-/// What a commit leaves to the syncer: the log file to sync and the
-/// snapshot to publish once it is synced.
-pub(super) type Committed = (Option<Arc<File>>, Option<Arc<Snapshot>>);
+/// What a commit leaves to the syncer.
+pub(super) enum Committed {
+    /// The group wrote something: the log file to sync (none without a
+    /// log), and the snapshot to publish once it is synced (none: none
+    /// could be taken).
+    Changed(Option<Arc<File>>, Option<Arc<Snapshot>>),
+    /// The group wrote nothing (its requests failed or had nothing to
+    /// write): no commit was made, nothing is synced or published — what
+    /// reads see does not change — and its requests are still answered in
+    /// order, after every group before them is durable.
+    Unchanged,
+}
 
 impl Flight {
     /// The flight of `jobs`, committed (or not) on opening `generation`.
@@ -48,7 +57,8 @@ impl Flight {
         (started, waiting): (Instant, usize),
     ) -> Self {
         let (outcome, (sync, snapshot)) = match committed {
-            Ok(c) => (Ok(()), c),
+            Ok(Committed::Changed(sync, snapshot)) => (Ok(()), (sync, snapshot)),
+            Ok(Committed::Unchanged) => (Ok(()), (None, None)),
             Err(e) => (Err(e), (None, None)),
         };
         Flight {

@@ -151,10 +151,13 @@ impl RawWrite for TableRw<'_> {
 pub(super) struct Logged<'a, 't> {
     pub(super) table: &'a mut TableRw<'t>,
     pub(super) record: Option<&'a mut Record>,
+    /// Writes made so far (logged or not).
+    pub(super) writes: usize,
 }
 
 impl Logged<'_, '_> {
     fn record(&mut self, entry: Entry<'_>) -> Result<()> {
+        self.writes += 1;
         if let Some(r) = self.record.as_mut() {
             r.push(entry);
         }

@@ -223,7 +223,7 @@ impl Writer {
             }
             // Committed, but reads could not be given the new state: close
             // the file, so that they fail until the reopen publishes it.
-            Ok((_, None)) => self.state.fail(
+            Ok(Committed::Changed(_, None)) => self.state.fail(
                 self.generation,
                 "no read snapshot could be taken after a commit; reopening the state file".into(),
             ),
@@ -278,7 +278,10 @@ impl Writer {
 /// Run the batch's jobs in one write transaction and commit the ones that
 /// succeeded without an fsync, after writing their writes to the log (when
 /// there is one). A failure (of a write, the log or the commit) leaves
-/// nothing: the transaction is dropped, a logged record erased.
+/// nothing: the transaction is dropped, a logged record erased. A group
+/// that wrote nothing (the sweeper's tick when nothing expired, failed
+/// requests) makes no commit: what reads see, and the store's generation,
+/// stay as they are.
 ///
 /// If the erasing fails, its fsync may have taken the error of another
 /// group's record (Linux reports a failed writeback once per file): then
@@ -293,11 +296,12 @@ fn commit_batch(
     let mut wtx = db.begin_write().map_err(unavailable)?;
     wtx.set_durability(Durability::None).map_err(unavailable)?;
     let mut record = Record::default();
-    {
+    let wrote = {
         let mut table: TableRw<'_> = Tbl(wtx.open_table(TABLE).map_err(unavailable)?);
         let mut logged = Logged {
             table: &mut table,
             record: log.is_some().then_some(&mut record),
+            writes: 0,
         };
         // Each job runs on its own overlay, kept only if it succeeds; the
         // kept ones gather in the group's overlay, so that what many jobs
@@ -314,6 +318,7 @@ fn commit_batch(
             }
         }
         group.flush()?;
+        let wrote = logged.writes > 0;
         // Whatever makes this commit durable (a checkpoint, redb closing the
         // file) records which log record it holds.
         if let Some(log) = log.as_deref()
@@ -321,6 +326,11 @@ fn commit_batch(
         {
             table.put(layout::LOG_SEQ, &(log.last_seq() + 1).to_be_bytes())?;
         }
+        wrote
+    };
+    if !wrote {
+        wtx.abort().map_err(unavailable)?;
+        return Ok(Committed::Unchanged);
     }
     let (log, appended) = match log {
         Some(log) if !record.is_empty() => {
@@ -356,5 +366,5 @@ fn commit_batch(
     let snapshot = open_snapshot(db)
         .inspect_err(|e| tracing::warn!(error = %e, "no snapshot after a commit"))
         .ok();
-    Ok((sync, snapshot))
+    Ok(Committed::Changed(sync, snapshot))
 }
