@@ -51,7 +51,10 @@ impl fmt::Debug for Scope {
 ///
 /// Every call is one atomic host call (except [`delete_prefix`](State::delete_prefix)
 /// and the paging iterators), and a failed call changes nothing. Calls block
-/// until the host answers.
+/// until the host answers. An instance or account `State` keeps what
+/// [`get`](State::get) read: a repeated read is answered after one cheap
+/// host call as long as nothing was committed to the store since, with the
+/// same result a new read would give (see [`get_bytes`](State::get_bytes)).
 ///
 /// Dropping a `State` changes nothing stored; opening one is cheap.
 pub struct State {
