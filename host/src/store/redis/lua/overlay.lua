@@ -9,7 +9,9 @@ local sort = table.sort
 local overlay = {}
 
 function overlay.new(base)
-  -- pending: key → value, or false for a delete; cleared: range deletes;
+  -- pending: key → value, or false for a delete; cleared: range deletes (a
+  -- list: one request's few; the Rust overlay keeps them merged in a
+  -- BTreeMap because its group overlay gathers many requests');
   -- seen: what point reads found in Redis (false: absent), so a request
   -- reads each record from Redis once.
   return { base = base, pending = {}, cleared = {}, seen = {} }
