@@ -275,8 +275,11 @@ mod tests {
         }
 
         fn delete_range(&mut self, start: &[u8], end: Option<&[u8]>) -> Result<()> {
-            self.0
-                .retain(|k, _| !in_range(k, start, end) || end.is_some_and(|e| e <= start));
+            // Written out here rather than with the overlay's `in_range`.
+            self.0.retain(|k, _| {
+                let inside = k.as_slice() >= start && end.is_none_or(|e| k.as_slice() < e);
+                !inside
+            });
             Ok(())
         }
     }

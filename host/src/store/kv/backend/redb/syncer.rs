@@ -30,6 +30,9 @@ pub(super) struct Flight {
     pub(super) snapshot: Option<Arc<Snapshot>>,
     /// Which opening of the file the group was committed on.
     pub(super) generation: u64,
+    /// Whether a commit was made (or tried): not for a group that wrote
+    /// nothing, which the commit metrics leave out.
+    pub(super) commit: bool,
     /// When the writer took the group, and how many requests still waited.
     pub(super) started: Instant,
     pub(super) waiting: usize,
@@ -56,6 +59,7 @@ impl Flight {
         generation: u64,
         (started, waiting): (Instant, usize),
     ) -> Self {
+        let commit = !matches!(committed, Ok(Committed::Unchanged));
         let (outcome, (sync, snapshot)) = match committed {
             Ok(Committed::Changed(sync, snapshot)) => (Ok(()), (sync, snapshot)),
             Ok(Committed::Unchanged) => (Ok(()), (None, None)),
@@ -67,6 +71,7 @@ impl Flight {
             sync,
             snapshot,
             generation,
+            commit,
             started,
             waiting,
         }
@@ -150,7 +155,9 @@ impl Finisher {
                 ))),
                 outcome => outcome,
             };
-            if let Some(m) = &self.metrics {
+            if let Some(m) = &self.metrics
+                && f.commit
+            {
                 m.commit(f.jobs.len(), f.started.elapsed(), f.waiting);
             }
             for job in f.jobs {
