@@ -9,7 +9,7 @@
 //! commit is durable.
 
 pub mod backend;
-mod instances;
+pub(crate) mod instances;
 mod job;
 pub mod layout;
 pub mod meta;
@@ -126,12 +126,24 @@ impl KvEngine {
     }
 }
 
-fn entry(m: meta::Meta, now: u64) -> Entry {
+/// The entry of a live value's meta, with its etag (each engine writes its
+/// etags its own way).
+pub(crate) fn entry(m: meta::Meta, now: u64, etag: String) -> Entry {
     Entry {
-        etag: etag_of(m.version),
+        etag,
         ttl: m.ttl_ms(now).map(Duration::from_millis),
         expires_at_ms: (m.expires_at != 0).then_some(m.expires_at),
         value: value::bytes(m),
+    }
+}
+
+/// What a live key is, with its etag.
+pub(crate) fn key_info(m: &meta::Meta, now: u64, etag: String) -> KeyInfo {
+    KeyInfo {
+        kind: m.kind(),
+        etag,
+        ttl: m.ttl_ms(now).map(Duration::from_millis),
+        expires_at_ms: m.ttl_ms(now).map(|t| now + t),
     }
 }
 
@@ -152,7 +164,12 @@ impl Engine for KvEngine {
         let read = |r: &dyn RawRead, sk: &ScopeKeys, now: u64, keys: &[String]| {
             Ok(keys
                 .iter()
-                .map(|k| Ok(value::get_value(r, sk, k, now)?.map(|m| entry(m, now))))
+                .map(|k| {
+                    Ok(value::get_value(r, sk, k, now)?.map(|m| {
+                        let etag = etag_of(m.version);
+                        entry(m, now, etag)
+                    }))
+                })
                 .collect())
         };
         if keys.len() <= 16 {
@@ -167,12 +184,7 @@ impl Engine for KvEngine {
     fn info<'a>(&'a self, scope: &'a Scope, key: &'a str) -> Fut<'a, Option<KeyInfo>> {
         Box::pin(async move {
             self.read_scope(scope, |r, sk, now| {
-                Ok(load(r, sk, key, now)?.map(|m| KeyInfo {
-                    kind: m.kind(),
-                    etag: etag_of(m.version),
-                    ttl: m.ttl_ms(now).map(Duration::from_millis),
-                    expires_at_ms: m.ttl_ms(now).map(|t| now + t),
-                }))
+                Ok(load(r, sk, key, now)?.map(|m| key_info(&m, now, etag_of(m.version))))
             })
         })
     }
@@ -350,10 +362,8 @@ impl Engine for KvEngine {
     }
 
     fn instance_usage<'a>(&'a self, instance: &'a str) -> Fut<'a, u64> {
-        let key = layout::usage_key(&layout::instance_owner(instance));
-        Box::pin(async move {
-            self.read(|r, _| Ok(r.get(&key)?.and_then(|b| layout::be_u64(&b)).unwrap_or(0)))
-        })
+        let owner = layout::instance_owner(instance);
+        Box::pin(async move { self.read(|r, _| keyspace::usage(r, &owner)) })
     }
 
     fn sweep_step(&self, limit: usize) -> Fut<'_, SweepStats> {

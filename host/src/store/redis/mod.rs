@@ -1,6 +1,8 @@
 //! The Redis engine: the state of many hosts in one Redis (or a Redis
-//! Cluster). Each call of the engine seam is one server-side Lua script
-//! (EVALSHA), one round trip, atomic on the server:
+//! Cluster). Each write of the engine seam, and each scan, is one call of
+//! the engine's Lua function library (FCALL), one round trip, atomic on the
+//! server; point reads are one `HMGET` read by the kv engine's own Rust read
+//! functions (`read.rs`):
 //!
 //! - the script's modules (`lua/`) mirror the kv engine's Rust modules one
 //!   for one — `value.lua` ↔ `kv/ops/value.rs`, `map.lua` ↔ `kv/ops/map.rs`
@@ -24,6 +26,7 @@
 
 mod conn;
 pub mod keys;
+mod read;
 mod script;
 
 use std::collections::HashSet;
@@ -37,12 +40,12 @@ pub use conn::RedisUrl;
 use super::clock::{Clock, deadline};
 use super::engine::{Engine, FieldPage, Fut};
 use super::error::{Result, StateError};
-use super::kv::watch as kv_watch;
+use super::kv::layout::{self, ScopeKeys};
+use super::kv::ops::{keyspace, list, map, value};
+use super::kv::{self, watch as kv_watch};
 use super::limits::Limits;
 use super::query::{Query, QueryPage, Runner};
-use super::types::{
-    Entry, KeyInfo, KeyKind, KeyListing, KeyPage, Op, OpResult, Scope, SessionInfo,
-};
+use super::types::{Entry, KeyInfo, KeyListing, KeyPage, Op, OpResult, Scope, SessionInfo};
 use super::watch::{ChangeBatch, QueueOwner, WatchTarget};
 use super::{InstanceInfo, SweepStats, cursor};
 use conn::Conn;
@@ -97,15 +100,6 @@ fn random_u64() -> u64 {
         LazyLock::new(std::collections::hash_map::RandomState::new);
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     KEY.hash_one(COUNTER.fetch_add(1, Ordering::Relaxed))
-}
-
-fn kind_of(b: &[u8]) -> Result<KeyKind> {
-    match b {
-        b"value" => Ok(KeyKind::Value),
-        b"map" => Ok(KeyKind::Map),
-        b"list" => Ok(KeyKind::List),
-        _ => Err(script::bad_reply("a key kind")),
-    }
 }
 
 impl RedisEngine {
@@ -192,6 +186,33 @@ impl RedisEngine {
         args.push(time(self.now()));
         args.extend(extra);
         self.read(&self.owner(scope), args).await
+    }
+
+    /// A point read of `scope`: one `HMGET` of `records` (with the owner's
+    /// etag counter and, for a session, its record), then the scope's
+    /// liveness check and `f` — the kv engine's read functions — over them.
+    async fn point_read<R>(
+        &self,
+        scope: &Scope,
+        records: impl IntoIterator<Item = Vec<u8>>,
+        f: impl FnOnce(&read::Fetched, &ScopeKeys, u64) -> Result<R>,
+    ) -> Result<R> {
+        let now = self.now();
+        let r = self
+            .fetch(&self.owner(scope), read::fields(scope, records))
+            .await?;
+        keyspace::ensure_scope(&r, scope, now)?;
+        f(&r, &ScopeKeys::new(scope), now)
+    }
+
+    /// The records `fields` of `owner`, with one `HMGET`.
+    async fn fetch(&self, owner: &Owner, fields: Vec<Vec<u8>>) -> Result<read::Fetched> {
+        let mut hmget = redis::cmd("HMGET");
+        hmget.arg(&owner.hash);
+        for field in &fields {
+            hmget.arg(field.as_slice());
+        }
+        read::Fetched::new(fields, self.conn.cmd(&self.url, &hmget).await?)
     }
 
     /// List an owner in the owners set once per process (the sweeper's
@@ -304,40 +325,6 @@ impl RedisEngine {
     }
 }
 
-fn entry_of(v: Value, now: u64) -> Result<Result<Option<Entry>>> {
-    let items = v.items()?;
-    match items.first() {
-        Some(Value::BulkString(t)) if t == b"n" => Ok(Ok(None)),
-        Some(Value::BulkString(t)) if t == b"e" => {
-            let e = script::error_of(items);
-            Ok(Err(e.root().clone()))
-        }
-        Some(Value::BulkString(t)) if t == b"v" => {
-            let mut it = items.into_iter().skip(1);
-            let value = it
-                .next()
-                .ok_or_else(|| script::bad_reply("a value"))?
-                .bytes()?;
-            let etag = it
-                .next()
-                .ok_or_else(|| script::bad_reply("an etag"))?
-                .text()?;
-            let at = it
-                .next()
-                .ok_or_else(|| script::bad_reply("an expiry"))?
-                .bytes()?;
-            let expires_at = read_time(&at)?;
-            Ok(Ok(Some(Entry {
-                value,
-                etag,
-                ttl: script::ttl(&at, now)?,
-                expires_at_ms: (expires_at != 0).then_some(expires_at),
-            })))
-        }
-        _ => Err(script::bad_reply("an entry")),
-    }
-}
-
 fn opt_bytes(v: Value) -> Result<Option<Vec<u8>>> {
     v.opt().map(Reply::bytes).transpose()
 }
@@ -357,41 +344,34 @@ impl Engine for RedisEngine {
         keys: &'a [String],
     ) -> Fut<'a, Vec<Result<Option<Entry>>>> {
         Box::pin(async move {
-            let now = self.now();
-            let args = keys.iter().map(|k| k.as_bytes().to_vec()).collect();
-            let v = self.read_scope("entries", scope, args).await?;
-            v.items()?.into_iter().map(|e| entry_of(e, now)).collect()
+            let sk = ScopeKeys::new(scope);
+            let metas = keys.iter().map(|k| sk.meta(k));
+            self.point_read(scope, metas, |r, sk, now| {
+                Ok(keys
+                    .iter()
+                    .map(|k| {
+                        let Some(m) = value::get_value(r, sk, k, now)? else {
+                            return Ok(None);
+                        };
+                        let etag = r.etag(m.version)?;
+                        Ok(Some(kv::entry(m, now, etag)))
+                    })
+                    .collect())
+            })
+            .await
         })
     }
 
     fn info<'a>(&'a self, scope: &'a Scope, key: &'a str) -> Fut<'a, Option<KeyInfo>> {
         Box::pin(async move {
-            let now = self.now();
-            let v = self
-                .read_scope("info", scope, vec![key.as_bytes().to_vec()])
-                .await?;
-            let Some(v) = v.opt() else { return Ok(None) };
-            let mut it = v.items()?.into_iter();
-            let kind = kind_of(
-                &it.next()
-                    .ok_or_else(|| script::bad_reply("a kind"))?
-                    .bytes()?,
-            )?;
-            let etag = it
-                .next()
-                .ok_or_else(|| script::bad_reply("an etag"))?
-                .text()?;
-            let at = it
-                .next()
-                .ok_or_else(|| script::bad_reply("an expiry"))?
-                .bytes()?;
-            let ttl = script::ttl(&at, now)?;
-            Ok(Some(KeyInfo {
-                kind,
-                etag,
-                expires_at_ms: ttl.map(|t| now + t.as_millis() as u64),
-                ttl,
-            }))
+            let meta = ScopeKeys::new(scope).meta(key);
+            self.point_read(scope, [meta], |r, sk, now| {
+                match keyspace::load(r, sk, key, now)? {
+                    Some(m) => Ok(Some(kv::key_info(&m, now, r.etag(m.version)?))),
+                    None => Ok(None),
+                }
+            })
+            .await
         })
     }
 
@@ -441,22 +421,25 @@ impl Engine for RedisEngine {
         fields: &'a [String],
     ) -> Fut<'a, Vec<Option<Vec<u8>>>> {
         Box::pin(async move {
-            let mut args = vec![key.as_bytes().to_vec()];
-            args.extend(fields.iter().map(|f| f.as_bytes().to_vec()));
-            let v = self.read_scope("mget", scope, args).await?;
-            if fields.is_empty() {
-                return Ok(Vec::new());
-            }
-            v.items()?.into_iter().map(opt_bytes).collect()
+            let sk = ScopeKeys::new(scope);
+            let prefix = sk.fields(key);
+            let records = std::iter::once(sk.meta(key)).chain(
+                fields
+                    .iter()
+                    .map(|f| layout::field_key(&prefix, f.as_bytes())),
+            );
+            self.point_read(scope, records, |r, sk, now| {
+                map::get_many(r, sk, key, fields, now)
+            })
+            .await
         })
     }
 
     fn map_length<'a>(&'a self, scope: &'a Scope, key: &'a str) -> Fut<'a, u64> {
         Box::pin(async move {
-            let v = self
-                .read_scope("mlen", scope, vec![key.as_bytes().to_vec()])
-                .await?;
-            Ok(v.int()?.max(0) as u64)
+            let meta = ScopeKeys::new(scope).meta(key);
+            self.point_read(scope, [meta], |r, sk, now| map::length(r, sk, key, now))
+                .await
         })
     }
 
@@ -490,10 +473,9 @@ impl Engine for RedisEngine {
 
     fn list_length<'a>(&'a self, scope: &'a Scope, key: &'a str) -> Fut<'a, u64> {
         Box::pin(async move {
-            let v = self
-                .read_scope("llen", scope, vec![key.as_bytes().to_vec()])
-                .await?;
-            Ok(v.int()?.max(0) as u64)
+            let meta = ScopeKeys::new(scope).meta(key);
+            self.point_read(scope, [meta], |r, sk, now| list::length(r, sk, key, now))
+                .await
         })
     }
 
@@ -611,14 +593,12 @@ impl Engine for RedisEngine {
 
     fn session_expiry<'a>(&'a self, instance: &'a str, id: &'a str) -> Fut<'a, u64> {
         Box::pin(async move {
-            let args = vec![
-                b"sexpiry".to_vec(),
-                instance.as_bytes().to_vec(),
-                id.as_bytes().to_vec(),
-                time(self.now()),
-            ];
+            let now = self.now();
             let owner = Owner::instance(&self.url.namespace, instance);
-            read_time(&self.read(&owner, args).await?.bytes()?)
+            let r = self
+                .fetch(&owner, vec![layout::session_key(instance, id)])
+                .await?;
+            keyspace::session_expiry(&r, instance, id, now)
         })
     }
 
@@ -699,27 +679,10 @@ impl Engine for RedisEngine {
     fn instance_info<'a>(&'a self, instance: &'a str) -> Fut<'a, Option<InstanceInfo>> {
         Box::pin(async move {
             let registry = Owner::registry(&self.url.namespace);
-            let v = self
-                .read(
-                    &registry,
-                    vec![b"iinfo".to_vec(), instance.as_bytes().to_vec()],
-                )
+            let r = self
+                .fetch(&registry, vec![layout::instance_key(instance)])
                 .await?;
-            let Some(v) = v.opt() else { return Ok(None) };
-            let mut it = v.items()?.into_iter();
-            let account = it
-                .next()
-                .ok_or_else(|| script::bad_reply("an account"))?
-                .text()?;
-            let created = it
-                .next()
-                .ok_or_else(|| script::bad_reply("a time"))?
-                .bytes()?;
-            Ok(Some(InstanceInfo {
-                name: instance.to_string(),
-                account,
-                created_at_ms: read_time(&created)?,
-            }))
+            kv::instances::lookup(&r, instance)
         })
     }
 
@@ -759,11 +722,11 @@ impl Engine for RedisEngine {
     fn instance_usage<'a>(&'a self, instance: &'a str) -> Fut<'a, u64> {
         Box::pin(async move {
             let owner = Owner::instance(&self.url.namespace, instance);
-            let mut rec = vec![b'i'];
-            rec.extend((instance.len() as u16).to_be_bytes());
-            rec.extend(instance.as_bytes());
-            let v = self.read(&owner, vec![b"usage".to_vec(), rec]).await?;
-            Ok(v.int()?.max(0) as u64)
+            let owner_record = layout::instance_owner(instance);
+            let r = self
+                .fetch(&owner, vec![layout::usage_key(&owner_record)])
+                .await?;
+            keyspace::usage(&r, &owner_record)
         })
     }
 

@@ -4,7 +4,6 @@
 //! arguments and answers.
 
 use std::sync::LazyLock;
-use std::time::Duration;
 
 use redis::Value;
 
@@ -345,10 +344,4 @@ pub fn op_results(v: Value) -> Result<Vec<OpResult>> {
             Ok(OpResult { etag, output })
         })
         .collect()
-}
-
-/// Remaining TTL from a stored expiry (8 bytes; 0 = none) at `now`.
-pub fn ttl(expires_at: &[u8], now: u64) -> Result<Option<Duration>> {
-    let at = read_time(expires_at)?;
-    Ok((at != 0).then(|| Duration::from_millis(at.saturating_sub(now))))
 }

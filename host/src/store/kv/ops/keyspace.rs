@@ -107,6 +107,14 @@ pub fn etag(meta: &Meta) -> String {
     etag_of(meta.version)
 }
 
+/// The bytes `owner` (an owner record prefix) uses: its usage record, none
+/// = 0.
+pub fn usage(r: &dyn RawRead, owner: &[u8]) -> Result<u64> {
+    Ok(r.get(&layout::usage_key(owner))?
+        .and_then(|b| layout::be_u64(&b))
+        .unwrap_or(0))
+}
+
 /// `Err(no-such-session)` unless the scope is alive at `now`.
 pub fn ensure_scope(r: &dyn RawRead, scope: &Scope, now: u64) -> Result<()> {
     if let Scope::Session { instance, id } = scope {

@@ -229,12 +229,8 @@ local function load_list(r, sk, key, now)
   return m.head, m.tail
 end
 
--- LLEN.
-function list.length(r, sk, key, now)
-  local head, tail = load_list(r, sk, key, now)
-  if not head then return 0 end
-  return tail - head
-end
+-- (LLEN is a point read, run in Rust: kv/ops/list.rs length over one HMGET,
+-- store/redis/read.rs.)
 
 -- LINDEX (false if none).
 function list.index(r, sk, key, i, now)

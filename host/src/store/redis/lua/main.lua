@@ -73,45 +73,10 @@ end
 local commands = {}
 
 -- ---- reads of one scope ----
-
-function commands.entries()
-  local scope, sk = scope_arg()
-  local now = arg()
-  -- One round for the session, the metas and the etag counter.
-  local c = cx.new(base, now, {})
-  local first = { layout.COUNTER }
-  if scope.kind == 's' then first[#first + 1] = layout.session_key(scope.name, scope.id) end
-  for i = at, #argv do first[#first + 1] = sk:meta(argv[i]) end
-  overlay.prefetch(c.raw, first)
-  local r = cx.r(c)
-  keyspace.ensure_scope(r, scope, now)
-  local counter = r:get(layout.COUNTER)
-  local nonce = sub(counter or '', 1, 8)
-  local out = {}
-  while at <= #argv do
-    local key = arg()
-        local ok, m = pcall(value.get_value, r, sk, key, now)
-    if not ok then
-      local e = encode_error(m)
-      e[1] = 'e'
-      out[#out + 1] = e
-    elseif m then
-      out[#out + 1] = { 'v', m.value, nonce .. bytes.hex16(m.version), m.expires_at }
-    else
-      out[#out + 1] = { 'n' }
-    end
-  end
-  return out
-end
-
-function commands.info()
-  local scope, sk = scope_arg()
-  local now, key = arg(), arg()
-  keyspace.ensure_scope(reader, scope, now)
-  local m = keyspace.load(reader, sk, key, now)
-  if not m then return false end
-  return { m.kind, etag_for(m.version), m.expires_at }
-end
+-- Point reads (get, get-many, info, map get, map and list length, a
+-- session's expiry, an instance's registration and usage) are not here: the
+-- host reads their records with one HMGET and runs the kv engine's Rust
+-- read functions over them (store/redis/read.rs).
 
 function commands.keys()
   local scope, sk = scope_arg()
@@ -123,22 +88,6 @@ function commands.keys()
   local out = { more and 1 or 0 }
   for _, k in ipairs(keys) do out[#out + 1] = k end
   return out
-end
-
-function commands.mget()
-  local scope, sk = scope_arg()
-  local now, key = arg(), arg()
-  keyspace.ensure_scope(reader, scope, now)
-  local fields = {}
-  while at <= #argv do fields[#fields + 1] = arg() end
-  return map.get_many(reader, sk, key, fields, now)
-end
-
-function commands.mlen()
-  local scope, sk = scope_arg()
-  local now, key = arg(), arg()
-  keyspace.ensure_scope(reader, scope, now)
-  return map.length(reader, sk, key, now)
 end
 
 function commands.mfields()
@@ -153,13 +102,6 @@ function commands.mfields()
     out[#out + 1] = e[2]
   end
   return out
-end
-
-function commands.llen()
-  local scope, sk = scope_arg()
-  local now, key = arg(), arg()
-  keyspace.ensure_scope(reader, scope, now)
-  return list.length(reader, sk, key, now)
 end
 
 function commands.lrange()
@@ -238,11 +180,6 @@ function commands.screate()
   return expires
 end
 
-function commands.sexpiry()
-  local instance, id, now = arg(), arg(), arg()
-  return keyspace.session_expiry(reader, instance, id, now)
-end
-
 function commands.sextend()
   local instance, id, now, expires = arg(), arg(), arg(), arg()
   local c = write_cx(now)
@@ -269,12 +206,6 @@ function commands.slist()
 end
 
 -- ---- the owner as a whole ----
-
-function commands.usage()
-  local b = reader:get(layout.usage_key(arg()))
-  if not b then return 0 end
-  return bytes.read_u64(b, 1) or 0
-end
 
 -- Delete every record of the owner (an instance: its state, sessions,
 -- usage and etag counter; a new life gets a new nonce).
@@ -336,12 +267,6 @@ function commands.register()
   local c = write_cx(now)
   local acct, created = instances.register(c, instance, account, now)
   cx.finish(c)
-  return { acct, created }
-end
-
-function commands.iinfo()
-  local acct, created = instances.lookup(reader, arg())
-  if not acct then return false end
   return { acct, created }
 end
 

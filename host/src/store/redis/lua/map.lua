@@ -80,23 +80,8 @@ function map.load_map(r, sk, key, now)
   return m
 end
 
--- HMGET, in request order (false for a missing field).
-function map.get_many(r, sk, key, fields, now)
-  local out = {}
-  local exists = map.load_map(r, sk, key, now) ~= nil
-  local prefix = sk:fields(key)
-  for i, f in ipairs(fields) do
-    out[i] = exists and r:get(layout.field_key(prefix, f)) or false
-  end
-  return out
-end
-
--- HLEN.
-function map.length(r, sk, key, now)
-  local m = map.load_map(r, sk, key, now)
-  if not m then return 0 end
-  return map_len(m)
-end
+-- (HMGET and HLEN are point reads, run in Rust: kv/ops/map.rs get_many and
+-- length over one HMGET, store/redis/read.rs.)
 
 -- Up to `count` fields (with values) after field `after` (from the first if
 -- nil), in field order, and the last field examined if more remain.

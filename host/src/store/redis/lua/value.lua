@@ -136,11 +136,7 @@ function value.persist(c, sk, key, old)
   return false, old and old.version
 end
 
--- The live meta of a value key (error wrong-type for maps and lists).
-function value.get_value(r, sk, key, now)
-  local m = keyspace.load(r, sk, key, now)
-  if m then keyspace.expect(m, 'value') end
-  return m
-end
+-- (GET is a point read, run in Rust: kv/ops/value.rs get_value over one
+-- HMGET, store/redis/read.rs.)
 
 return value
