@@ -7,6 +7,8 @@
 # the 3-host figure shows the cost of sharing, not the scaling of real
 # separate machines.
 # Needs: wrk, redis-server. Usage: scripts/bench-redis-hosts.sh [seconds] [connections per host]
+# WASM_STATE_BIN=path runs that build of wasm-state instead of this
+# checkout's (to compare two versions, alternate runs of each).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-10}
@@ -17,7 +19,7 @@ echo "== building (release)" >&2
 cargo build --release -q -p wasm-state-host --bin wasm-state
 cargo build --release -q --target wasm32-wasip2 --manifest-path examples/guests/Cargo.toml --target-dir target/wasm-guests
 APP=target/wasm-guests/wasm32-wasip2/release/customers-http.wasm
-BIN=target/release/wasm-state
+BIN=${WASM_STATE_BIN:-target/release/wasm-state}
 TMP=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$TMP"; }
