@@ -484,6 +484,75 @@ async fn a_redis_that_could_evict_keys_is_refused_at_start() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_redis_refuses_writes_clearly_keeps_every_read_and_recovers() {
+    let server = redis_server::start_detached(&["--maxmemory-policy", "noeviction"]);
+    let url = format!("redis://127.0.0.1:{}", server.port);
+    let clock = ManualClock::new(T0);
+    let store = Store::connect(&url, config(&clock)).await.unwrap();
+    let s = store.instance("shop").unwrap();
+    s.set("k", b"v".to_vec()).await.unwrap();
+    s.list_append("l", vec![b"a".to_vec(), b"b".to_vec()])
+        .await
+        .unwrap();
+    s.map_set("m", vec![("f".into(), b"1".to_vec())])
+        .await
+        .unwrap();
+    let session = store.create_session("shop", None).await.unwrap();
+    // Redis is full: every write is refused before it runs.
+    assert_eq!(
+        redis_server::cli(server.port, &["config", "set", "maxmemory", "1"]).trim(),
+        "OK"
+    );
+    let err = s
+        .commit(vec![
+            Op::new(
+                "k",
+                OpKind::Set {
+                    value: b"new".to_vec(),
+                    ttl: None,
+                },
+            ),
+            Op::new("l", OpKind::ListAppend(vec![b"c".to_vec()])),
+        ])
+        .await
+        .unwrap_err();
+    match &err {
+        StateError::Unavailable(m) => assert!(
+            m.contains("maxmemory") && m.contains("nothing of this write was applied"),
+            "{m}"
+        ),
+        other => panic!("expected unavailable, got {other:?}"),
+    }
+    assert!(matches!(
+        store.create_session("shop", None).await,
+        Err(StateError::Unavailable(_))
+    ));
+    // Every read still works — point reads (HMGET) and scans (the
+    // library's read-only function) — and shows nothing of the refused write.
+    assert_eq!(s.get("k").await.unwrap(), Some(b"v".to_vec()));
+    assert_eq!(
+        s.list_range("l", 0, -1).await.unwrap(),
+        [b"a".to_vec(), b"b".to_vec()]
+    );
+    assert_eq!(s.list_index("l", -1).await.unwrap(), Some(b"b".to_vec()));
+    assert_eq!(s.map_get_all("m").await.unwrap().len(), 1);
+    assert_eq!(
+        s.keys(Default::default()).await.unwrap().keys,
+        ["k", "l", "m"]
+    );
+    assert_eq!(store.list_sessions("shop").await.unwrap().len(), 1);
+    assert!(store.session("shop", &session.id).await.is_ok());
+    // Memory freed: writes work again, without a restart.
+    assert_eq!(
+        redis_server::cli(server.port, &["config", "set", "maxmemory", "0"]).trim(),
+        "OK"
+    );
+    s.set("k", b"new".to_vec()).await.unwrap();
+    assert_eq!(s.get("k").await.unwrap(), Some(b"new".to_vec()));
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retried_write_is_applied_once() {
     // The request marker: the same request id twice gives the first answer.
     // (The engine retries once with the same id after a lost answer; here

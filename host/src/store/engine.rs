@@ -9,8 +9,9 @@
 //! - [`KvEngine`](super::kv::KvEngine): the semantics written once in Rust
 //!   (`kv/ops`) over a byte-level [`Backend`](super::kv::Backend) — the
 //!   embedded redb file;
-//! - the Redis engine (`store/redis`): each call is one server-side Lua
-//!   script (one round trip), mirroring `kv/ops` module for module.
+//! - the Redis engine (`store/redis`): each write or scan is one call of a
+//!   server-side Lua function (one round trip) mirroring `kv/ops` module for
+//!   module; each point read is one `HMGET` read by `kv/ops` itself.
 //!
 //! Both pass one conformance suite (`host/tests/conformance`).
 

@@ -621,6 +621,71 @@ async fn a_key_ttl_inside_a_session_and_the_session_ttl_are_independent() {
     assert_eq!(h.store.instance_usage("A").await.unwrap(), 0);
 }
 
+/// Every point read works on a live session and sees only that session's
+/// state: key info, several values and map fields at once (missing ones
+/// absent, an empty list of names an empty answer), map and list lengths.
+#[tokio::test]
+async fn point_reads_on_a_live_session_see_its_own_state() {
+    let h = Harness::new();
+    let id = h.store.create_session("A", None).await.unwrap().id;
+    let s = h.store.session("A", &id).await.unwrap();
+    let other = h.store.create_session("A", None).await.unwrap().id;
+    let o = h.store.session("A", &other).await.unwrap();
+    let etag = s
+        .set_with(
+            "k",
+            b("v"),
+            SetOptions {
+                ttl: Some(Duration::from_secs(60)),
+                condition: None,
+            },
+        )
+        .await
+        .unwrap();
+    s.map_set("m", fv(&[("f", "1"), ("g", "2")])).await.unwrap();
+    s.list_append("l", bs(&["x", "y", "z"])).await.unwrap();
+    o.set("k", b("other")).await.unwrap();
+
+    let info = s.info("k").await.unwrap().unwrap();
+    assert_eq!(info.etag, etag);
+    assert_eq!(info.ttl, Some(Duration::from_secs(60)));
+    assert_eq!(info.expires_at_ms, Some(T0 + 60_000));
+    assert_eq!(
+        s.info("m").await.unwrap().map(|i| i.kind),
+        Some(wasm_state::store::KeyKind::Map)
+    );
+    assert_eq!(s.info("none").await.unwrap(), None);
+    assert_eq!(
+        s.get_many(&["k", "none", "k"]).await.unwrap(),
+        [Some(b("v")), None, Some(b("v"))]
+    );
+    assert_eq!(
+        s.get_many(&[]).await.unwrap(),
+        Vec::<Option<Vec<u8>>>::new()
+    );
+    assert_eq!(
+        s.map_get_many("m", &["g", "none", "f"]).await.unwrap(),
+        [Some(b("2")), None, Some(b("1"))]
+    );
+    assert_eq!(
+        s.map_get_many("m", &[]).await.unwrap(),
+        Vec::<Option<Vec<u8>>>::new()
+    );
+    assert_eq!(
+        s.map_get_many("none", &["f"]).await.unwrap(),
+        [None::<Vec<u8>>]
+    );
+    assert_eq!(s.map_length("m").await.unwrap(), 2);
+    assert_eq!(s.list_length("l").await.unwrap(), 3);
+    assert_eq!(s.map_length("none").await.unwrap(), 0);
+    assert_eq!(s.list_length("none").await.unwrap(), 0);
+    // The other session and the instance scope see none of it.
+    assert_eq!(o.get("k").await.unwrap(), Some(b("other")));
+    assert_eq!(o.map_length("m").await.unwrap(), 0);
+    assert_eq!(o.list_length("l").await.unwrap(), 0);
+    assert_eq!(h.instance("A").info("k").await.unwrap(), None);
+}
+
 /// The instance registry: one account per instance, listed, and gone with destroy.
 #[tokio::test]
 async fn instances_are_registered_to_one_account() {
@@ -653,7 +718,15 @@ async fn instances_are_registered_to_one_account() {
     h.store.destroy_instance("shop").await.unwrap();
     assert_eq!(h.store.instance_info("shop").await.unwrap(), None);
     assert_eq!(h.instance("shop").get("k").await.unwrap(), None);
-    assert!(h.store.instance_info("blog").await.unwrap().is_some());
+    let blog = h.store.instance_info("blog").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            blog.name.as_str(),
+            blog.account.as_str(),
+            blog.created_at_ms
+        ),
+        ("blog", "acme", T0 + 5_000)
+    );
     // Once destroyed, the name is free for any account.
     assert_eq!(
         h.store

@@ -126,27 +126,6 @@ impl KvEngine {
     }
 }
 
-/// The entry of a live value's meta, with its etag (each engine writes its
-/// etags its own way).
-pub(crate) fn entry(m: meta::Meta, now: u64, etag: String) -> Entry {
-    Entry {
-        etag,
-        ttl: m.ttl_ms(now).map(Duration::from_millis),
-        expires_at_ms: (m.expires_at != 0).then_some(m.expires_at),
-        value: value::bytes(m),
-    }
-}
-
-/// What a live key is, with its etag.
-pub(crate) fn key_info(m: &meta::Meta, now: u64, etag: String) -> KeyInfo {
-    KeyInfo {
-        kind: m.kind(),
-        etag,
-        ttl: m.ttl_ms(now).map(Duration::from_millis),
-        expires_at_ms: m.ttl_ms(now).map(|t| now + t),
-    }
-}
-
 impl Engine for KvEngine {
     fn name(&self) -> &'static str {
         "redb"
@@ -167,7 +146,7 @@ impl Engine for KvEngine {
                 .map(|k| {
                     Ok(value::get_value(r, sk, k, now)?.map(|m| {
                         let etag = etag_of(m.version);
-                        entry(m, now, etag)
+                        keyspace::entry(m, now, etag)
                     }))
                 })
                 .collect())
@@ -184,7 +163,7 @@ impl Engine for KvEngine {
     fn info<'a>(&'a self, scope: &'a Scope, key: &'a str) -> Fut<'a, Option<KeyInfo>> {
         Box::pin(async move {
             self.read_scope(scope, |r, sk, now| {
-                Ok(load(r, sk, key, now)?.map(|m| key_info(&m, now, etag_of(m.version))))
+                Ok(load(r, sk, key, now)?.map(|m| keyspace::key_info(&m, now, etag_of(m.version))))
             })
         })
     }

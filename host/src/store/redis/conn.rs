@@ -222,7 +222,9 @@ fn answered(e: &RedisError) -> bool {
 
 /// The `unavailable` error of a failed call, saying what to check.
 pub fn unavailable(url: &RedisUrl, e: &RedisError) -> StateError {
-    let hint = if e.is_connection_refusal() {
+    let hint = if e.code() == Some("OOM") {
+        "Redis is full (maxmemory reached) and refuses writes until memory is freed or maxmemory raised; nothing of this write was applied, reads still work"
+    } else if e.is_connection_refusal() {
         "is Redis running and reachable at that address?"
     } else if e.is_timeout() {
         "Redis did not answer in time; is it overloaded or stopped?"
@@ -290,14 +292,21 @@ impl Conn {
         Ok(Conn::Single(Single::new(client, config, manager)))
     }
 
-    /// Call the engine's function with `keys` and `args` (`FCALL`); load
-    /// the library first if this Redis does not have it yet. All of it
-    /// within the URL's timeout.
-    pub async fn script(&self, url: &RedisUrl, keys: &[&str], args: &[Vec<u8>]) -> Result<Value> {
-        self.script_by(url, keys, args, deadline(url)).await
+    /// Call the engine's read-only function with `keys` and `args`
+    /// (`FCALL`; Redis runs it even while it refuses writes), within the
+    /// URL's timeout.
+    pub async fn read_script(
+        &self,
+        url: &RedisUrl,
+        keys: &[&str],
+        args: &[Vec<u8>],
+    ) -> Result<Value> {
+        self.fcall_by(url, &LIBRARY.read_function, keys, args, deadline(url))
+            .await
     }
 
-    /// [`Conn::script`], done by `deadline`.
+    /// Call the engine's (writing) function with `keys` and `args`
+    /// (`FCALL`), done by `deadline`.
     pub async fn script_by(
         &self,
         url: &RedisUrl,
@@ -305,8 +314,22 @@ impl Conn {
         args: &[Vec<u8>],
         deadline: Instant,
     ) -> Result<Value> {
+        self.fcall_by(url, &LIBRARY.function, keys, args, deadline)
+            .await
+    }
+
+    /// `FCALL` of `function`; load the library first if this Redis does not
+    /// have it yet. All of it done by `deadline`.
+    async fn fcall_by(
+        &self,
+        url: &RedisUrl,
+        function: &str,
+        keys: &[&str],
+        args: &[Vec<u8>],
+        deadline: Instant,
+    ) -> Result<Value> {
         let mut fcall = redis::cmd("FCALL");
-        fcall.arg(&LIBRARY.function).arg(keys.len()).arg(keys);
+        fcall.arg(function).arg(keys.len()).arg(keys);
         for a in args {
             fcall.arg(a.as_slice());
         }

@@ -174,7 +174,7 @@ impl RedisEngine {
         args.insert(0, b"f".to_vec());
         let v = self
             .conn
-            .script(&self.url, &[&owner.hash, &owner.zset], &args)
+            .read_script(&self.url, &[&owner.hash, &owner.zset], &args)
             .await?;
         payload(v)
     }
@@ -354,7 +354,7 @@ impl Engine for RedisEngine {
                             return Ok(None);
                         };
                         let etag = r.etag(m.version)?;
-                        Ok(Some(kv::entry(m, now, etag)))
+                        Ok(Some(keyspace::entry(m, now, etag)))
                     })
                     .collect())
             })
@@ -367,7 +367,7 @@ impl Engine for RedisEngine {
             let meta = ScopeKeys::new(scope).meta(key);
             self.point_read(scope, [meta], |r, sk, now| {
                 match keyspace::load(r, sk, key, now)? {
-                    Some(m) => Ok(Some(kv::key_info(&m, now, r.etag(m.version)?))),
+                    Some(m) => Ok(Some(keyspace::key_info(&m, now, r.etag(m.version)?))),
                     None => Ok(None),
                 }
             })

@@ -14,12 +14,18 @@ use std::collections::HashMap;
 
 use redis::Value;
 
-use super::script::bad_reply;
 use crate::store::error::{Result, StateError};
 use crate::store::kv::RawRead;
 use crate::store::kv::layout;
 use crate::store::kv::meta::etag_of;
 use crate::store::types::Scope;
+
+/// A reply that is not what `HMGET` answers.
+fn bad_reply(what: &str) -> StateError {
+    StateError::Internal(format!(
+        "unexpected answer from Redis to HMGET (expected {what}); is this a Redis server (7.0 or later)?"
+    ))
+}
 
 /// The records one `HMGET` returned, as a read-only view. Reading a record
 /// that was not fetched is an internal error (a missing entry in the

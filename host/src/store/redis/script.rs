@@ -30,13 +30,17 @@ const MODULES: [(&str, &str); 15] = [
 ];
 
 /// The engine as a Redis function library: the modules, each a local table,
-/// and one function, named after the library's hash so that hosts of
-/// different versions can share a Redis (each calls its own).
+/// and two functions named after the library's hash so that hosts of
+/// different versions can share a Redis (each calls its own): one for
+/// writes, and one flagged `no-writes` for the reads (scans) that Redis
+/// then runs even while it refuses writes (maxmemory reached).
 pub struct Library {
     /// The source for `FUNCTION LOAD`.
     pub source: String,
-    /// The function to `FCALL`.
+    /// The function to `FCALL` for a write.
     pub function: String,
+    /// The read-only function to `FCALL` for a read.
+    pub read_function: String,
 }
 
 /// The library (built once).
@@ -56,15 +60,23 @@ pub static LIBRARY: LazyLock<Library> = LazyLock::new(|| {
     body.push_str(include_str!("lua/main.lua"));
     body.push_str("\nend)()\nend\n");
     body.push_str(
-        "local function entry(keys, args)\n  if not dispatch then init() end\n  return dispatch(keys, args)\nend\n",
+        "local function entry(keys, args)\n  if not dispatch then init() end\n  return dispatch(keys, args, false)\nend\n",
+    );
+    body.push_str(
+        "local function read_entry(keys, args)\n  if not dispatch then init() end\n  return dispatch(keys, args, true)\nend\n",
     );
     let hash = redis::Script::new(&body).get_hash().to_string();
     let tag = &hash[..12];
     let function = format!("wasm_state_{tag}");
+    let read_function = format!("wasm_state_{tag}_ro");
     let source = format!(
-        "#!lua name=wasm_state_{tag}\n-- wasm-state engine (generated from store/redis/lua)\n{body}redis.register_function('{function}', entry)\n"
+        "#!lua name=wasm_state_{tag}\n-- wasm-state engine (generated from store/redis/lua)\n{body}redis.register_function('{function}', entry)\nredis.register_function{{function_name = '{read_function}', callback = read_entry, flags = {{ 'no-writes' }}}}\n"
     );
-    Library { source, function }
+    Library {
+        source,
+        function,
+        read_function,
+    }
 });
 
 /// A time as the script takes it: 8 bytes big-endian.
@@ -244,8 +256,7 @@ impl Reply for Value {
     }
 }
 
-/// The error of an `{'E', code, index, name, value, …}` answer (or of a
-/// per-key `{'e', …}` item).
+/// The error of an `{'E', code, index, name, value, …}` answer.
 pub fn error_of(items: Vec<Value>) -> StateError {
     let mut it = items.into_iter().skip(1);
     let code = it.next().and_then(|v| v.text().ok()).unwrap_or_default();

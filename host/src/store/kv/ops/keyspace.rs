@@ -3,13 +3,15 @@
 //! its expiry index, conditions, scope liveness, ordered listing and
 //! delete-prefix.
 
+use std::time::Duration;
+
 use super::cx::WriteCx;
 use crate::store::cursor;
 use crate::store::error::{Result, StateError};
 use crate::store::kv::backend::RawRead;
 use crate::store::kv::layout::{self, ScopeKeys};
 use crate::store::kv::meta::{Body, Meta, etag_of, parse_etag};
-use crate::store::types::{Condition, KeyKind, KeyListing, KeyPage, Scope};
+use crate::store::types::{Condition, Entry, KeyInfo, KeyKind, KeyListing, KeyPage, Scope};
 
 /// The meta record of `key`, expired or not.
 pub fn load_any(r: &dyn RawRead, sk: &ScopeKeys, key: &str) -> Result<Option<Meta>> {
@@ -105,6 +107,27 @@ pub fn check_condition(cx: &mut WriteCx, cond: &Condition, meta: Option<&Meta>) 
 /// The etag text of a live meta.
 pub fn etag(meta: &Meta) -> String {
     etag_of(meta.version)
+}
+
+/// The entry of a live value's meta, with its etag (each engine writes its
+/// etags its own way).
+pub fn entry(m: Meta, now: u64, etag: String) -> Entry {
+    Entry {
+        etag,
+        ttl: m.ttl_ms(now).map(Duration::from_millis),
+        expires_at_ms: (m.expires_at != 0).then_some(m.expires_at),
+        value: super::value::bytes(m),
+    }
+}
+
+/// What a live key is, with its etag.
+pub fn key_info(m: &Meta, now: u64, etag: String) -> KeyInfo {
+    KeyInfo {
+        kind: m.kind(),
+        etag,
+        ttl: m.ttl_ms(now).map(Duration::from_millis),
+        expires_at_ms: m.ttl_ms(now).map(|t| now + t),
+    }
 }
 
 /// The bytes `owner` (an owner record prefix) uses: its usage record, none

@@ -334,7 +334,13 @@ fn load_list(r: &dyn RawRead, sk: &ScopeKeys, key: &str, now: u64) -> Result<Opt
 
 /// LLEN.
 pub fn length(r: &dyn RawRead, sk: &ScopeKeys, key: &str, now: u64) -> Result<u64> {
-    Ok(load_list(r, sk, key, now)?.map_or(0, |(h, t)| (t - h) as u64))
+    match load_list(r, sk, key, now)? {
+        None => Ok(0),
+        Some((h, t)) => t
+            .checked_sub(h)
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| StateError::corrupt("list meta record")),
+    }
 }
 
 /// LINDEX.

@@ -284,8 +284,14 @@ end
 
 -- ---- dispatch ----
 
--- One call: KEYS as `keys`, ARGV as `args`.
-local function dispatch(keys, args)
+-- The commands that only read: the library's read-only function (flag
+-- no-writes) runs these and nothing else, so Redis lets them run when it
+-- refuses writes (maxmemory reached, too few replicas).
+local READS = { keys = true, mfields = true, lrange = true, lindex = true, values = true, slist = true, ilist = true }
+
+-- One call: KEYS as `keys`, ARGV as `args`; `read_only` for the read-only
+-- function.
+local function dispatch(keys, args, read_only)
   argv, at = args, 1
   base = backend.new(keys[1], keys[2])
   reader = backend.reader(base)
@@ -293,7 +299,9 @@ local function dispatch(keys, args)
   local attempt = arg()
   local name = arg()
   local run = commands[name]
-  if not run then return { 'E', 'internal', -1, 'msg', 'unknown command ' .. tostring(name) } end
+  if not run or (read_only and not READS[name]) then
+    return { 'E', 'internal', -1, 'msg', 'unknown command ' .. tostring(name) .. (read_only and ' (read-only function)' or '') }
+  end
   local marker = keys[3]
   if marker and attempt == 'R' then
     local seen = redis.call('GET', marker)

@@ -1,5 +1,6 @@
 -- value.lua ↔ kv/ops/value.rs: value and whole-key operations — set,
--- delete, increment (counters), expire, persist — and the value reads.
+-- delete, increment (counters), expire, persist. (Reading a value is a
+-- point read, done in Rust: store/redis/read.rs.)
 --
 -- Counters are i64 stored as canonical decimal text. Lua 5.1 numbers are
 -- doubles, exact only to 2^53, so increments are done on the decimal text
