@@ -637,6 +637,9 @@ mod differential {
         Info(usize),
         MapAll(usize),
         Range(usize),
+        /// Every point read of a key at once (the Redis engine reads these
+        /// with one HMGET and the kv engine's own read functions).
+        Reads(usize),
         Keys,
         Sweep,
     }
@@ -707,7 +710,8 @@ mod differential {
             1 => k.clone().prop_map(Step::Get),
             1 => k.clone().prop_map(Step::Info),
             1 => k.clone().prop_map(Step::MapAll),
-            1 => k.prop_map(Step::Range),
+            1 => k.clone().prop_map(Step::Range),
+            2 => k.prop_map(Step::Reads),
             1 => Just(Step::Keys),
             1 => Just(Step::Sweep),
         ]
@@ -754,6 +758,26 @@ mod differential {
                 }
                 Step::MapAll(k) => return format!("{:?}", s.map_get_all(KEYS[*k]).await),
                 Step::Range(k) => return format!("{:?}", s.list_range(KEYS[*k], 0, -1).await),
+                Step::Reads(k) => {
+                    let key = KEYS[*k];
+                    // The etag read is the one the last write gave out.
+                    let entry = s.get_entry(key).await.map(|e| {
+                        e.map(|e| {
+                            let current = self.etags.get(k) == Some(&e.etag);
+                            (e.value, current, e.ttl, e.expires_at_ms)
+                        })
+                    });
+                    return format!(
+                        "{:?}",
+                        (
+                            entry,
+                            s.get_many(&KEYS).await,
+                            s.map_get_many(key, &["f0", "f1", "f2"]).await,
+                            s.map_length(key).await,
+                            s.list_length(key).await,
+                        )
+                    );
+                }
                 Step::Keys => {
                     return format!("{:?}", s.keys(Default::default()).await.map(|p| p.keys));
                 }
