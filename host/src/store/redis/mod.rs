@@ -188,21 +188,23 @@ impl RedisEngine {
         self.read(&self.owner(scope), args).await
     }
 
-    /// A point read of `scope`: one `HMGET` of `records` (with the owner's
-    /// etag counter and, for a session, its record), then the scope's
-    /// liveness check and `f` — the kv engine's read functions — over them.
-    async fn point_read<R>(
+    /// A point read of `scope`: one `HMGET` of the records `records` names
+    /// (with the owner's etag counter and, for a session, its record), then
+    /// the scope's liveness check and `f` — the kv engine's read functions —
+    /// over them.
+    async fn point_read<R, I: IntoIterator<Item = Vec<u8>>>(
         &self,
         scope: &Scope,
-        records: impl IntoIterator<Item = Vec<u8>>,
+        records: impl FnOnce(&ScopeKeys) -> I,
         f: impl FnOnce(&read::Fetched, &ScopeKeys, u64) -> Result<R>,
     ) -> Result<R> {
         let now = self.now();
+        let sk = ScopeKeys::new(scope);
         let r = self
-            .fetch(&self.owner(scope), read::fields(scope, records))
+            .fetch(&self.owner(scope), read::fields(scope, records(&sk)))
             .await?;
         keyspace::ensure_scope(&r, scope, now)?;
-        f(&r, &ScopeKeys::new(scope), now)
+        f(&r, &sk, now)
     }
 
     /// The records `fields` of `owner`, with one `HMGET`.
@@ -344,8 +346,7 @@ impl Engine for RedisEngine {
         keys: &'a [String],
     ) -> Fut<'a, Vec<Result<Option<Entry>>>> {
         Box::pin(async move {
-            let sk = ScopeKeys::new(scope);
-            let metas = keys.iter().map(|k| sk.meta(k));
+            let metas = |sk: &ScopeKeys| keys.iter().map(|k| sk.meta(k)).collect::<Vec<_>>();
             self.point_read(scope, metas, |r, sk, now| {
                 Ok(keys
                     .iter()
@@ -364,8 +365,8 @@ impl Engine for RedisEngine {
 
     fn info<'a>(&'a self, scope: &'a Scope, key: &'a str) -> Fut<'a, Option<KeyInfo>> {
         Box::pin(async move {
-            let meta = ScopeKeys::new(scope).meta(key);
-            self.point_read(scope, [meta], |r, sk, now| {
+            let meta = |sk: &ScopeKeys| [sk.meta(key)];
+            self.point_read(scope, meta, |r, sk, now| {
                 match keyspace::load(r, sk, key, now)? {
                     Some(m) => Ok(Some(keyspace::key_info(&m, now, r.etag(m.version)?))),
                     None => Ok(None),
@@ -421,13 +422,16 @@ impl Engine for RedisEngine {
         fields: &'a [String],
     ) -> Fut<'a, Vec<Option<Vec<u8>>>> {
         Box::pin(async move {
-            let sk = ScopeKeys::new(scope);
-            let prefix = sk.fields(key);
-            let records = std::iter::once(sk.meta(key)).chain(
-                fields
-                    .iter()
-                    .map(|f| layout::field_key(&prefix, f.as_bytes())),
-            );
+            let records = |sk: &ScopeKeys| {
+                let prefix = sk.fields(key);
+                std::iter::once(sk.meta(key))
+                    .chain(
+                        fields
+                            .iter()
+                            .map(|f| layout::field_key(&prefix, f.as_bytes())),
+                    )
+                    .collect::<Vec<_>>()
+            };
             self.point_read(scope, records, |r, sk, now| {
                 map::get_many(r, sk, key, fields, now)
             })
@@ -437,8 +441,8 @@ impl Engine for RedisEngine {
 
     fn map_length<'a>(&'a self, scope: &'a Scope, key: &'a str) -> Fut<'a, u64> {
         Box::pin(async move {
-            let meta = ScopeKeys::new(scope).meta(key);
-            self.point_read(scope, [meta], |r, sk, now| map::length(r, sk, key, now))
+            let meta = |sk: &ScopeKeys| [sk.meta(key)];
+            self.point_read(scope, meta, |r, sk, now| map::length(r, sk, key, now))
                 .await
         })
     }
@@ -473,8 +477,8 @@ impl Engine for RedisEngine {
 
     fn list_length<'a>(&'a self, scope: &'a Scope, key: &'a str) -> Fut<'a, u64> {
         Box::pin(async move {
-            let meta = ScopeKeys::new(scope).meta(key);
-            self.point_read(scope, [meta], |r, sk, now| list::length(r, sk, key, now))
+            let meta = |sk: &ScopeKeys| [sk.meta(key)];
+            self.point_read(scope, meta, |r, sk, now| list::length(r, sk, key, now))
                 .await
         })
     }
