@@ -7,8 +7,26 @@ use std::collections::BTreeMap;
 use crate::store::error::{Result, StateError};
 use crate::store::kv::backend::{RawRead, RawWrite};
 use crate::store::kv::layout::{self, COUNTER};
+use crate::store::kv::meta;
 use crate::store::kv::watch::{self, Capture};
 use crate::store::limits::Limits;
+
+/// How a store numbers and names etags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Etags {
+    /// One database-wide counter (the `COUNTER` record: a u64, big-endian);
+    /// an etag is 16 hex digits of a version (the redb engine).
+    Global,
+    /// A counter per owner (the `COUNTER` record of the owner: an 8-byte
+    /// nonce, then the u64), the nonce chosen at random when the owner is
+    /// first written; an etag is the nonce and 16 hex digits, so an etag of
+    /// another owner, or of an owner destroyed and re-created, never
+    /// matches (the Redis engine). `nonce`: the one a new owner gets.
+    Owner {
+        /// The nonce (8 lower-case hex digits) if the owner has none yet.
+        nonce: [u8; 8],
+    },
+}
 
 /// A write request's view: reads see its own writes.
 pub struct WriteCx<'a> {
@@ -17,8 +35,12 @@ pub struct WriteCx<'a> {
     pub now: u64,
     /// Limits in force.
     pub limits: &'a Limits,
+    /// How etags are numbered and named.
+    etags: Etags,
     /// Last etag version issued (loaded on first use) and whether it moved.
     counter: Option<(u64, bool)>,
+    /// The owner's etag nonce in use (loaded with the counter; `Etags::Owner`).
+    nonce: [u8; 8],
     /// Bytes added (or freed) per owner.
     deltas: BTreeMap<Vec<u8>, i64>,
     /// Value changes of watched scopes, queued for their watchers at the end.
@@ -36,10 +58,18 @@ impl<'a> WriteCx<'a> {
             raw,
             now,
             limits,
+            etags: Etags::Global,
             counter: None,
+            nonce: [0; 8],
             deltas: BTreeMap::new(),
             watch: Capture::default(),
         }
+    }
+
+    /// The same context numbering etags per owner (`Etags::Owner`).
+    pub fn with_etags(mut self, etags: Etags) -> Self {
+        self.etags = etags;
+        self
     }
 
     /// Read access to the request's view.
@@ -95,10 +125,20 @@ impl<'a> WriteCx<'a> {
     /// The last etag version issued so far.
     pub fn last_version(&mut self) -> Result<u64> {
         if self.counter.is_none() {
-            let v = match self.raw.get(COUNTER)? {
-                Some(b) => layout::be_u64(&b).ok_or_else(|| StateError::corrupt("etag counter"))?,
-                None => 0,
+            let record = self.raw.get(COUNTER)?;
+            let v = match (self.etags, record) {
+                (Etags::Global, Some(b)) => layout::be_u64(&b),
+                (Etags::Owner { .. }, Some(b)) => b.split_first_chunk::<8>().and_then(|(n, v)| {
+                    self.nonce = *n;
+                    layout::be_u64(v)
+                }),
+                (Etags::Global, None) => Some(0),
+                (Etags::Owner { nonce }, None) => {
+                    self.nonce = nonce;
+                    Some(0)
+                }
             };
+            let v = v.ok_or_else(|| StateError::corrupt("etag counter"))?;
             self.counter = Some((v, false));
         }
         Ok(self.counter.map_or(0, |c| c.0))
@@ -111,13 +151,58 @@ impl<'a> WriteCx<'a> {
         Ok(v)
     }
 
+    /// The etag text of `version`.
+    pub fn etag_of(&mut self, version: u64) -> Result<String> {
+        Ok(match self.etags {
+            Etags::Global => meta::etag_of(version),
+            Etags::Owner { .. } => {
+                self.last_version()?;
+                let mut e = String::from_utf8_lossy(&self.nonce).into_owned();
+                e.push_str(&meta::etag_of(version));
+                e
+            }
+        })
+    }
+
+    /// The version an `if-match` etag names: `invalid-etag` if it is not of
+    /// the form this store issues or names a version not issued yet; `None`
+    /// if it is another owner's (or another life's), which matches nothing.
+    pub fn etag_version(&mut self, etag: &str) -> Result<Option<u64>> {
+        let invalid = || StateError::InvalidEtag(etag.to_string());
+        let (nonce, version) = match self.etags {
+            Etags::Global => (None, etag),
+            Etags::Owner { .. } => {
+                let nonce = etag.get(..8).filter(|n| {
+                    etag.len() == 24 && n.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+                });
+                (Some(nonce.ok_or_else(invalid)?), &etag[8..])
+            }
+        };
+        let v = meta::parse_etag(version).ok_or_else(invalid)?;
+        let last = self.last_version()?;
+        if nonce.is_some_and(|n| n.as_bytes() != self.nonce) {
+            return Ok(None);
+        }
+        if v > last {
+            return Err(invalid());
+        }
+        Ok(Some(v))
+    }
+
     /// Check quotas and record usage and the etag counter. Called once, after
     /// the request's ops succeeded; an error here discards the whole request.
     pub fn finish(mut self) -> Result<()> {
         let capture = std::mem::take(&mut self.watch);
         watch::flush(&mut self, capture)?;
         if let Some((v, true)) = self.counter {
-            self.raw.put(COUNTER, &v.to_be_bytes())?;
+            match self.etags {
+                Etags::Global => self.raw.put(COUNTER, &v.to_be_bytes())?,
+                Etags::Owner { .. } => {
+                    let mut record = self.nonce.to_vec();
+                    record.extend_from_slice(&v.to_be_bytes());
+                    self.raw.put(COUNTER, &record)?;
+                }
+            }
         }
         for (owner, delta) in std::mem::take(&mut self.deltas) {
             if delta == 0 {

@@ -10,7 +10,7 @@ use crate::store::cursor;
 use crate::store::error::{Result, StateError};
 use crate::store::kv::backend::RawRead;
 use crate::store::kv::layout::{self, ScopeKeys};
-use crate::store::kv::meta::{Body, Meta, etag_of, parse_etag};
+use crate::store::kv::meta::{Body, Meta, etag_of};
 use crate::store::types::{Condition, Entry, KeyInfo, KeyKind, KeyListing, KeyPage, Scope};
 
 /// The meta record of `key`, expired or not.
@@ -88,16 +88,10 @@ pub fn store(
 /// Check a write condition against the key's live meta.
 pub fn check_condition(cx: &mut WriteCx, cond: &Condition, meta: Option<&Meta>) -> Result<()> {
     match cond {
-        Condition::IfMatch(etag) => {
-            let v = parse_etag(etag).ok_or_else(|| StateError::InvalidEtag(etag.clone()))?;
-            if v > cx.last_version()? {
-                return Err(StateError::InvalidEtag(etag.clone()));
-            }
-            match meta {
-                Some(m) if m.version == v => Ok(()),
-                _ => Err(StateError::EtagMismatch),
-            }
-        }
+        Condition::IfMatch(etag) => match (cx.etag_version(etag)?, meta) {
+            (Some(v), Some(m)) if m.version == v => Ok(()),
+            _ => Err(StateError::EtagMismatch),
+        },
         Condition::IfAbsent if meta.is_some() => Err(StateError::AlreadyExists),
         Condition::IfExists if meta.is_none() => Err(StateError::NotFound),
         _ => Ok(()),

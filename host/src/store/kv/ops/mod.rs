@@ -13,7 +13,6 @@ use keyspace::{check_condition, live};
 
 use crate::store::error::{Result, StateError};
 use crate::store::kv::layout::ScopeKeys;
-use crate::store::kv::meta::etag_of;
 use crate::store::types::{Op, OpKind, OpOutput, OpResult};
 
 /// Apply one op (after its condition) and report its result. Its
@@ -85,7 +84,7 @@ pub fn apply(cx: &mut WriteCx, sk: &ScopeKeys, op: &Op) -> Result<OpResult> {
         OpKind::Check => (OpOutput::None, current),
     };
     Ok(OpResult {
-        etag: version.map(etag_of),
+        etag: version.map(|v| cx.etag_of(v)).transpose()?,
         output,
     })
 }
