@@ -30,6 +30,9 @@ def fmt(ns):
 
 # (measured, baseline) pairs of function names within a group.
 PAIRS = [("wasm_state", "native_redb"), ("wasm_state", "native_redis"), ("spawn_blocking", "inline"), ("guest", "native")]
+# Further measured functions of a group, against the same baseline (the
+# Redis engine with wasm-state's Redis module next to it without).
+EXTRA = [("wasm_state_module", "native_redis")]
 
 rows = []
 for group in sorted(p for p in root.iterdir() if p.is_dir() and p.name != "report"):
@@ -39,6 +42,10 @@ for group in sorted(p for p in root.iterdir() if p.is_dir() and p.name != "repor
         x, y = pair
         a, b = runs[x], runs[y]
         rows.append((group.name, f"{x} {fmt(a)}", f"{y} {fmt(b)}", f"{a / b:.2f}x"))
+        for x, y in EXTRA:
+            if {x, y} <= runs.keys():
+                a, b = runs[x], runs[y]
+                rows.append((group.name, f"{x} {fmt(a)}", f"{y} {fmt(b)}", f"{a / b:.2f}x"))
     elif all(k.isdigit() for k in runs) and len(runs) >= 2:
         sizes = sorted(runs, key=int)
         lo, hi = sizes[0], sizes[-1]

@@ -1,8 +1,10 @@
 //! The Redis engine next to the native redis-rs client doing the nearest
 //! plain command(s) on the same `redis-server`, same process, same run
-//! (GET, SET, HSET, RPUSH, MULTI/EXEC of 10 SETs, 64 concurrent SETs).
-//! Needs `redis-server` (Debian's package). `scripts/bench-ratios.py`
-//! prints the ratios.
+//! (GET, SET, HSET, RPUSH, MULTI/EXEC of 10 SETs, 64 concurrent SETs): the
+//! engine with its writes in the Lua library (`wasm_state`, `module=off`)
+//! and through wasm-state's Redis module (`wasm_state_module`, loaded into
+//! the same server). Needs `redis-server` (Debian's package).
+//! `scripts/bench-ratios.py` prints the ratios.
 
 #[path = "../tests/support/redis_server.rs"]
 mod redis_server;
@@ -14,25 +16,34 @@ use redis::AsyncCommands;
 use wasm_state::store::{Op, OpKind, Store, StoreConfig};
 
 fn benches(c: &mut Criterion) {
-    let server = redis_server::start_detached(&[]);
+    let server = redis_server::start_detached(&["--loadmodule", redis_server::module_path()]);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     let url = format!("redis://127.0.0.1:{}", server.port);
-    let (store, mut native) = rt.block_on(async {
-        let store = Store::connect(&format!("{url}?namespace=bench"), StoreConfig::default())
-            .await
-            .unwrap();
+    let (store, module_store, mut native) = rt.block_on(async {
+        let store = Store::connect(
+            &format!("{url}?namespace=bench&module=off"),
+            StoreConfig::default(),
+        )
+        .await
+        .unwrap();
+        let module_store =
+            Store::connect(&format!("{url}?namespace=benchm"), StoreConfig::default())
+                .await
+                .unwrap();
         let client = redis::Client::open(url.as_str()).unwrap();
         let native = client.get_multiplexed_async_connection().await.unwrap();
-        (store, native)
+        (store, module_store, native)
     });
     let s = store.instance("bench").unwrap();
+    let m = module_store.instance("bench").unwrap();
     let value = b"{\"name\":\"Ada\",\"phone\":\"+441234\"}".to_vec();
     rt.block_on(async {
         s.set("hot", value.clone()).await.unwrap();
+        m.set("hot", value.clone()).await.unwrap();
         let _: () = native.set("native:hot", value.clone()).await.unwrap();
     });
 
@@ -68,6 +79,9 @@ fn benches(c: &mut Criterion) {
     g.bench_function("wasm_state", |b| {
         b.iter(|| rt.block_on(s.set("k", value.clone())).unwrap())
     });
+    g.bench_function("wasm_state_module", |b| {
+        b.iter(|| rt.block_on(m.set("k", value.clone())).unwrap())
+    });
     g.finish();
 
     let mut g = c.benchmark_group("redis_map_set");
@@ -85,6 +99,12 @@ fn benches(c: &mut Criterion) {
     g.bench_function("wasm_state", |b| {
         b.iter(|| {
             rt.block_on(s.map_set("m", vec![("f".into(), value.clone())]))
+                .unwrap()
+        })
+    });
+    g.bench_function("wasm_state_module", |b| {
+        b.iter(|| {
+            rt.block_on(m.map_set("m", vec![("f".into(), value.clone())]))
                 .unwrap()
         })
     });
@@ -108,6 +128,12 @@ fn benches(c: &mut Criterion) {
                 .unwrap()
         })
     });
+    g.bench_function("wasm_state_module", |b| {
+        b.iter(|| {
+            rt.block_on(m.list_append("l", vec![value.clone()]))
+                .unwrap()
+        })
+    });
     g.finish();
 
     let keys: Vec<String> = (0..10).map(|i| format!("t{i}")).collect();
@@ -124,6 +150,9 @@ fn benches(c: &mut Criterion) {
     });
     g.bench_function("wasm_state", |b| {
         b.iter(|| rt.block_on(s.commit(set_ops(&keys, &value))).unwrap())
+    });
+    g.bench_function("wasm_state_module", |b| {
+        b.iter(|| rt.block_on(m.commit(set_ops(&keys, &value))).unwrap())
     });
     g.finish();
 
@@ -142,25 +171,27 @@ fn benches(c: &mut Criterion) {
             })
         })
     });
-    g.bench_function("wasm_state", |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                let mut set = tokio::task::JoinSet::new();
-                for i in 0..64 {
-                    let (s, v) = (s.clone(), value.clone());
-                    set.spawn(async move { s.set(&format!("c{i}"), v).await });
-                }
-                while let Some(r) = set.join_next().await {
-                    r.unwrap().unwrap();
-                }
+    for (name, s) in [("wasm_state", &s), ("wasm_state_module", &m)] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                rt.block_on(async {
+                    let mut set = tokio::task::JoinSet::new();
+                    for i in 0..64 {
+                        let (s, v) = (s.clone(), value.clone());
+                        set.spawn(async move { s.set(&format!("c{i}"), v).await });
+                    }
+                    while let Some(r) = set.join_next().await {
+                        r.unwrap().unwrap();
+                    }
+                })
             })
-        })
-    });
+        });
+    }
     g.finish();
 
     // Redis's own CPU per operation, each path on its own.
     let cpu = |cmds: &[&str], run: &mut dyn FnMut()| server_cpu(&rt, &native, cmds, run);
-    let rows: [(&str, f64, f64); 5] = [
+    let rows: [(&str, f64, f64, f64); 5] = [
         (
             "point get (GET)",
             cpu(&["get"], &mut || {
@@ -169,6 +200,9 @@ fn benches(c: &mut Criterion) {
             }),
             cpu(&["fcall", "hmget"], &mut || {
                 rt.block_on(s.get("hot")).unwrap();
+            }),
+            cpu(&["wasmstate.commit", "hmget"], &mut || {
+                rt.block_on(m.get("hot")).unwrap();
             }),
         ),
         (
@@ -180,6 +214,9 @@ fn benches(c: &mut Criterion) {
             cpu(&["fcall"], &mut || {
                 rt.block_on(s.set("k", value.clone())).unwrap();
             }),
+            cpu(&["wasmstate.commit"], &mut || {
+                rt.block_on(m.set("k", value.clone())).unwrap();
+            }),
         ),
         (
             "map-set (HSET)",
@@ -189,6 +226,10 @@ fn benches(c: &mut Criterion) {
             }),
             cpu(&["fcall"], &mut || {
                 rt.block_on(s.map_set("m", vec![("f".into(), value.clone())]))
+                    .unwrap();
+            }),
+            cpu(&["wasmstate.commit"], &mut || {
+                rt.block_on(m.map_set("m", vec![("f".into(), value.clone())]))
                     .unwrap();
             }),
         ),
@@ -202,6 +243,10 @@ fn benches(c: &mut Criterion) {
                 rt.block_on(s.list_append("l", vec![value.clone()]))
                     .unwrap();
             }),
+            cpu(&["wasmstate.commit"], &mut || {
+                rt.block_on(m.list_append("l", vec![value.clone()]))
+                    .unwrap();
+            }),
         ),
         (
             "transaction, 10 sets (MULTI/SET×10/EXEC)",
@@ -212,13 +257,17 @@ fn benches(c: &mut Criterion) {
             cpu(&["fcall"], &mut || {
                 rt.block_on(s.commit(set_ops(&keys, &value))).unwrap();
             }),
+            cpu(&["wasmstate.commit"], &mut || {
+                rt.block_on(m.commit(set_ops(&keys, &value))).unwrap();
+            }),
         ),
     ];
     println!("Redis CPU per operation (INFO commandstats, {CPU_ROUNDS} rounds each):");
-    for (name, native_us, ours_us) in rows {
+    for (name, native_us, lua_us, module_us) in rows {
         println!(
-            "  {name}: native {native_us:.1} µs, wasm-state {ours_us:.1} µs (FCALL or HMGET) = {:.1}x",
-            ours_us / native_us.max(0.001)
+            "  {name}: native {native_us:.1} µs, wasm-state Lua {lua_us:.1} µs (FCALL or HMGET) = {:.1}x, module {module_us:.1} µs (wasmstate.commit or HMGET) = {:.1}x",
+            lua_us / native_us.max(0.001),
+            module_us / native_us.max(0.001)
         );
     }
     drop(server);

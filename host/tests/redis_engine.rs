@@ -167,6 +167,18 @@ async fn two_stores_on_one_redis_share_everything_at_once() {
     shared_store_checks(&redis_server::shared().url()).await;
 }
 
+/// The same with wasm-state's Redis module loaded (commits run in it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_on_one_redis_with_the_module_share_everything_at_once() {
+    let server = redis_server::shared_with_module();
+    shared_store_checks(&server.url()).await;
+    assert!(
+        redis_server::cli(server.port, &["info", "commandstats"])
+            .contains("cmdstat_wasmstate.commit:"),
+        "commits ran in the module"
+    );
+}
+
 /// A watcher's queue is delivered by one host at a time: the first to look
 /// holds it while it keeps looking; another host takes over once the
 /// holder stopped for the lease time. Changes written through either host
@@ -233,7 +245,30 @@ async fn one_host_at_a_time_delivers_a_watchers_queue() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_cluster_keeps_each_owner_in_one_slot() {
-    let cluster = RedisCluster::start(3);
+    cluster_checks(&RedisCluster::start(3)).await;
+}
+
+/// The same on a cluster whose nodes load wasm-state's Redis module:
+/// commits run in it on whichever node holds the owner's slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_with_the_module_keeps_each_owner_in_one_slot() {
+    let cluster = RedisCluster::start_with(3, &["--loadmodule", redis_server::module_path()]);
+    cluster_checks(&cluster).await;
+    let nodes_used = cluster
+        .nodes
+        .iter()
+        .filter(|n| {
+            redis_server::cli(n.port, &["info", "commandstats"])
+                .contains("cmdstat_wasmstate.commit:")
+        })
+        .count();
+    assert!(
+        nodes_used >= 2,
+        "commits ran in the module on {nodes_used} nodes"
+    );
+}
+
+async fn cluster_checks(cluster: &RedisCluster) {
     let url = cluster.url();
     shared_store_checks(&url).await;
     // Names with hash-tag characters: every record of an instance and its
@@ -837,10 +872,17 @@ mod differential {
                     store: Store::connect(&redis_server::shared().url(), config(&clock)).await.unwrap(),
                     etags: HashMap::new(),
                 };
+                // Commits in wasm-state's Redis module instead of the Lua library.
+                let mut module = Side {
+                    store: Store::connect(&redis_server::shared_with_module().url(), config(&clock)).await.unwrap(),
+                    etags: HashMap::new(),
+                };
                 for (i, step) in steps.iter().enumerate() {
                     let a = redb.run(step, &clock).await;
                     let b = redis.run(step, &clock).await;
+                    let c = module.run(step, &clock).await;
                     prop_assert_eq!(&a, &b, "step {} {:?}", i, step);
+                    prop_assert_eq!(&a, &c, "step {} {:?} (module)", i, step);
                 }
                 Ok(())
             })?;

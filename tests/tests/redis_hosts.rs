@@ -161,8 +161,19 @@ async fn killing_a_host_under_load_loses_no_acknowledged_write() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_with_appendfsync_always_keeps_acknowledged_writes_across_a_kill() {
+    aof_keeps_acknowledged_writes_across_a_kill(false).await;
+}
+
+/// The same with wasm-state's Redis module loaded: the writes it makes
+/// reach the append-only file as a function's do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_with_the_module_and_appendfsync_always_keeps_acknowledged_writes_across_a_kill() {
+    aof_keeps_acknowledged_writes_across_a_kill(true).await;
+}
+
+async fn aof_keeps_acknowledged_writes_across_a_kill(module: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let aof = [
+    let mut aof = vec![
         "--appendonly",
         "yes",
         "--appendfsync",
@@ -170,6 +181,9 @@ async fn redis_with_appendfsync_always_keeps_acknowledged_writes_across_a_kill()
         "--dir",
         dir.path().to_str().unwrap(),
     ];
+    if module {
+        aof.extend(["--loadmodule", redis_server::module_path()]);
+    }
     let mut redis = redis_server::start_detached(&aof);
     let port = redis.port;
     let store = format!(
@@ -198,6 +212,13 @@ async fn redis_with_appendfsync_always_keeps_acknowledged_writes_across_a_kill()
             host.log_tail(40)
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    if module {
+        let stats = redis_server::cli(port, &["info", "commandstats"]);
+        assert!(
+            stats.contains("cmdstat_wasmstate.commit:"),
+            "writes went through the module: {stats}"
+        );
     }
     let total = visits(&store);
     assert!(acked > 0, "some visits were acknowledged before the kill");

@@ -143,6 +143,63 @@ pub fn shared() -> &'static RedisServer {
     SERVER.get_or_init(|| start_detached(&[]))
 }
 
+/// wasm-state's Redis module (`redis-module/`), built once by cargo (which
+/// says where it put it); optimised when the caller is (benchmarks).
+/// `WASM_STATE_REDIS_MODULE` names a module built already instead.
+pub fn module_path() -> &'static str {
+    static PATH: OnceLock<String> = OnceLock::new();
+    PATH.get_or_init(|| {
+        if let Ok(path) = std::env::var("WASM_STATE_REDIS_MODULE") {
+            return path;
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("workspace root");
+        let out = Command::new(env!("CARGO"))
+            .current_dir(root)
+            .args([
+                "build",
+                "-q",
+                "-p",
+                "wasm-state-redis-module",
+                "--message-format=json",
+            ])
+            .args(if cfg!(debug_assertions) {
+                &[][..]
+            } else {
+                &["--release"][..]
+            })
+            .output()
+            .expect("run cargo build");
+        assert!(
+            out.status.success(),
+            "cargo build of the Redis module failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|m| m["reason"] == "compiler-artifact")
+            .flat_map(|m| {
+                m["filenames"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|f| f.as_str().map(str::to_owned))
+            })
+            .find(|f| f.ends_with("libwasm_state_redis.so"))
+            .expect("cargo reported the module's .so")
+    })
+}
+
+/// A server shared by the tests of this binary, with wasm-state's Redis
+/// module loaded.
+pub fn shared_with_module() -> &'static RedisServer {
+    static SERVER: OnceLock<RedisServer> = OnceLock::new();
+    SERVER.get_or_init(|| start_detached(&["--loadmodule", module_path()]))
+}
+
 /// Ask `redis-cli` something; its stdout.
 pub fn cli(port: u16, args: &[&str]) -> String {
     let out = Command::new("redis-cli")
@@ -164,11 +221,16 @@ pub struct RedisCluster {
 impl RedisCluster {
     /// Start the nodes and create the cluster; waits until it is ready.
     pub fn start(n: usize) -> RedisCluster {
+        RedisCluster::start_with(n, &[])
+    }
+
+    /// The same, each node started with `extra` arguments too.
+    pub fn start_with(n: usize, extra: &[&str]) -> RedisCluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let nodes: Vec<RedisServer> = (0..n)
             .map(|i| {
                 let conf = dir.path().join(format!("nodes-{i}.conf"));
-                start_detached(&[
+                let mut args = vec![
                     "--cluster-enabled",
                     "yes",
                     "--cluster-config-file",
@@ -177,7 +239,9 @@ impl RedisCluster {
                     "2000",
                     "--dir",
                     dir.path().to_str().unwrap(),
-                ])
+                ];
+                args.extend(extra);
+                start_detached(&args)
             })
             .collect();
         let addrs: Vec<String> = nodes

@@ -17,7 +17,9 @@ use crate::store::error::{Result, StateError};
 /// `redis://[:password@]host:port[/db]`, `rediss://…` (TLS), or
 /// `redis+cluster://host:port,host:port…` (`rediss+cluster://` with TLS).
 /// Query parameters: `namespace` (default `ws`: the prefix of every Redis
-/// key), `timeout_ms` (default 5000: the longest a call may take).
+/// key), `timeout_ms` (default 5000: the longest a call may take),
+/// `module` (`auto`, the default: run writes through wasm-state's Redis
+/// module when the server has it loaded; `off`: always the Lua library).
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedisUrl {
     /// Node URLs (one, or the cluster's seed nodes), without our parameters.
@@ -28,6 +30,8 @@ pub struct RedisUrl {
     pub namespace: String,
     /// The longest one call may take.
     pub timeout: Duration,
+    /// Use wasm-state's Redis module for writes when the server has it.
+    pub module: bool,
     /// The URL as given, with any password hidden (for messages).
     pub display: String,
 }
@@ -72,6 +76,7 @@ impl RedisUrl {
         let (addr, query) = rest.split_once('?').unwrap_or((rest, ""));
         let mut namespace = "ws".to_string();
         let mut timeout = Duration::from_secs(5);
+        let mut module = true;
         for (k, v) in form_urlencoded::parse(query.as_bytes()) {
             match k.as_ref() {
                 "namespace" => {
@@ -86,9 +91,16 @@ impl RedisUrl {
                     })?;
                     timeout = Duration::from_millis(ms);
                 }
+                "module" => {
+                    module = match v.as_ref() {
+                        "auto" => true,
+                        "off" => false,
+                        _ => return Err(bad("module must be auto or off")),
+                    };
+                }
                 other => {
                     return Err(bad(&format!(
-                        "unknown parameter {other:?} (known: namespace, timeout_ms)"
+                        "unknown parameter {other:?} (known: namespace, timeout_ms, module)"
                     )));
                 }
             }
@@ -116,6 +128,7 @@ impl RedisUrl {
             cluster,
             namespace,
             timeout,
+            module,
             display: hide_password(url),
         })
     }
@@ -316,6 +329,34 @@ impl Conn {
     ) -> Result<Value> {
         self.fcall_by(url, &LIBRARY.function, keys, args, deadline)
             .await
+    }
+
+    /// The command `name` of wasm-state's Redis module with `keys` and
+    /// `args`, done by `deadline`.
+    pub async fn module_by(
+        &self,
+        url: &RedisUrl,
+        name: &str,
+        keys: &[&str],
+        args: &[Vec<u8>],
+        deadline: Instant,
+    ) -> Result<Value> {
+        let mut cmd = redis::cmd(name);
+        cmd.arg(keys);
+        for a in args {
+            cmd.arg(a.as_slice());
+        }
+        self.cmd_by(url, &cmd, deadline).await
+    }
+
+    /// Whether the server has the command `name` (`COMMAND INFO`).
+    pub async fn has_command(&self, url: &RedisUrl, name: &str, deadline: Instant) -> Result<bool> {
+        let mut info = redis::cmd("COMMAND");
+        info.arg("INFO").arg(name);
+        Ok(match self.cmd_by(url, &info, deadline).await? {
+            Value::Array(items) => items.first().is_some_and(|i| !matches!(i, Value::Nil)),
+            _ => false,
+        })
     }
 
     /// `FCALL` of `function`; load the library first if this Redis does not

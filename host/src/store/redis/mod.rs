@@ -26,10 +26,12 @@
 
 mod conn;
 pub mod keys;
+pub mod native;
 mod read;
 mod script;
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
@@ -70,7 +72,17 @@ pub struct RedisEngine {
     due: Mutex<std::collections::HashMap<String, u64>>,
     /// When the last full pass began.
     last_full: Mutex<Option<std::time::Instant>>,
+    /// Whether writes go through wasm-state's Redis module: one of
+    /// `MODULE_UNKNOWN`, `MODULE_YES`, `MODULE_NO`.
+    module: AtomicU8,
 }
+
+/// Not asked yet whether the server has the module.
+const MODULE_UNKNOWN: u8 = 0;
+/// The server has the module: commits run through it.
+const MODULE_YES: u8 = 1;
+/// No module (or `module=off`): commits run through the Lua library.
+const MODULE_NO: u8 = 2;
 
 /// How long a host holds a watcher's queue after its last look (another
 /// host takes over a queue whose holder stopped looking this long).
@@ -138,6 +150,7 @@ impl RedisEngine {
             known_owners: Mutex::new(HashSet::new()),
             due: Mutex::default(),
             last_full: Mutex::default(),
+            module: AtomicU8::new(MODULE_UNKNOWN),
         })
     }
 
@@ -153,7 +166,59 @@ impl RedisEngine {
             known_owners: Mutex::new(HashSet::new()),
             due: Mutex::default(),
             last_full: Mutex::default(),
+            module: AtomicU8::new(MODULE_UNKNOWN),
         })
+    }
+
+    /// Whether commits run through wasm-state's Redis module (asked of the
+    /// server once, unless the URL says `module=off`).
+    async fn use_module(&self, deadline: Instant) -> Result<bool> {
+        if !self.url.module {
+            return Ok(false);
+        }
+        match self.module.load(Ordering::Relaxed) {
+            MODULE_YES => Ok(true),
+            MODULE_NO => Ok(false),
+            _ => {
+                let has = self
+                    .conn
+                    .has_command(&self.url, native::COMMAND, deadline)
+                    .await?;
+                let state = if has { MODULE_YES } else { MODULE_NO };
+                self.module.store(state, Ordering::Relaxed);
+                if has {
+                    tracing::info!(url = %self.url, "Redis has wasm-state's module: writes run natively in Redis");
+                }
+                Ok(has)
+            }
+        }
+    }
+
+    /// One attempt of a write: through the module (commits, when the
+    /// server has it) or the Lua library. A server that lost the module
+    /// (restarted without it) refuses the command before running anything,
+    /// so the write goes to the library instead.
+    async fn write_once(
+        &self,
+        cmd: &str,
+        keys: &[&str],
+        args: &[Vec<u8>],
+        deadline: Instant,
+    ) -> Result<Value> {
+        if cmd == "commit" && self.use_module(deadline).await? {
+            match self
+                .conn
+                .module_by(&self.url, native::COMMAND, keys, args, deadline)
+                .await
+            {
+                Err(StateError::Unavailable(m)) if m.contains("unknown command") => {
+                    tracing::warn!(url = %self.url, "Redis no longer has wasm-state's module: writes run through the Lua library");
+                    self.module.store(MODULE_NO, Ordering::Relaxed);
+                }
+                other => return other,
+            }
+        }
+        self.conn.script_by(&self.url, keys, args, deadline).await
     }
 
     /// The store URL (password hidden).
@@ -252,7 +317,7 @@ impl RedisEngine {
         }
         let mut args = vec![b"f".to_vec(), cmd.as_bytes().to_vec()];
         args.extend(extra);
-        let first = self.conn.script_by(&self.url, &keys, &args, deadline).await;
+        let first = self.write_once(cmd, &keys, &args, deadline).await;
         let v = match first {
             Err(StateError::Unavailable(m))
                 if m.contains("broke") || m.contains("did not answer") =>
@@ -265,7 +330,7 @@ impl RedisEngine {
                 // The answer was lost: ask again with the same request id.
                 tokio::time::sleep(RETRY_PAUSE).await;
                 args[0] = b"R".to_vec();
-                self.conn.script_by(&self.url, &keys, &args, deadline).await.map_err(|e| match e {
+                self.write_once(cmd, &keys, &args, deadline).await.map_err(|e| match e {
                     StateError::Unavailable(m2) => StateError::Unavailable(format!(
                         "{m2}; an earlier attempt's answer was lost, so the write may or may not have been applied (all of it or none)"
                     )),

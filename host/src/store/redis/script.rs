@@ -356,3 +356,279 @@ pub fn op_results(v: Value) -> Result<Vec<OpResult>> {
         })
         .collect()
 }
+
+// ---- the other direction: what the wasm-state Redis module (`native.rs`)
+// reads from the arguments above and answers in the script's shape ----
+
+/// A bad argument to the module's command (another program calling it).
+fn bad_arg(what: &str) -> StateError {
+    StateError::invalid(format!("wasmstate.commit: bad arguments ({what})"))
+}
+
+/// Reads the arguments of one call in order.
+pub struct Args<'a> {
+    args: &'a [&'a [u8]],
+    at: usize,
+}
+
+impl<'a> Args<'a> {
+    /// The arguments `args`, from the first.
+    pub fn new(args: &'a [&'a [u8]]) -> Self {
+        Args { args, at: 0 }
+    }
+
+    /// The next argument's bytes.
+    pub fn bytes(&mut self) -> Result<&'a [u8]> {
+        let a = self.args.get(self.at).ok_or_else(|| bad_arg("too few"))?;
+        self.at += 1;
+        Ok(a)
+    }
+
+    /// The next argument as UTF-8 text.
+    pub fn text(&mut self) -> Result<&'a str> {
+        std::str::from_utf8(self.bytes()?).map_err(|_| bad_arg("text that is not UTF-8"))
+    }
+
+    /// The next argument as a decimal number.
+    pub fn num<T: std::str::FromStr>(&mut self) -> Result<T> {
+        self.text()?.parse().map_err(|_| bad_arg("a number"))
+    }
+
+    /// The next argument as a time (8 bytes big-endian).
+    pub fn time(&mut self) -> Result<u64> {
+        self.bytes()?
+            .try_into()
+            .map(u64::from_be_bytes)
+            .map_err(|_| bad_arg("a time of 8 bytes"))
+    }
+
+    /// Whether every argument was read.
+    pub fn done(&self) -> bool {
+        self.at == self.args.len()
+    }
+}
+
+/// The scope written by [`scope_args`].
+pub fn read_scope(a: &mut Args) -> Result<Scope> {
+    let (kind, name, id) = (a.bytes()?, a.text()?, a.text()?);
+    Ok(match kind {
+        b"a" => Scope::Account(name.into()),
+        b"i" => Scope::Instance(name.into()),
+        b"s" => Scope::Session {
+            instance: name.into(),
+            id: id.into(),
+        },
+        _ => return Err(bad_arg("a scope kind")),
+    })
+}
+
+/// The ops written by [`op_args`] at time `now`: TTLs and expiry times come
+/// back as the durations that give the same times.
+pub fn read_ops(a: &mut Args, now: u64) -> Result<Vec<Op>> {
+    let n: usize = a.num()?;
+    let mut ops = Vec::with_capacity(n.min(1024));
+    for _ in 0..n {
+        let key = a.text()?.to_string();
+        let kind = a.bytes()?;
+        let condition = match (a.bytes()?, a.text()?) {
+            (b"", _) => None,
+            (b"m", e) => Some(Condition::IfMatch(e.to_string())),
+            (b"a", _) => Some(Condition::IfAbsent),
+            (b"e", _) => Some(Condition::IfExists),
+            _ => return Err(bad_arg("a condition")),
+        };
+        let nargs: usize = a.num()?;
+        let mut v = Vec::with_capacity(nargs.min(1024));
+        for _ in 0..nargs {
+            v.push(a.bytes()?);
+        }
+        let arg = |i: usize| {
+            v.get(i)
+                .copied()
+                .ok_or_else(|| bad_arg("too few op arguments"))
+        };
+        let text = |i: usize| {
+            std::str::from_utf8(arg(i)?).map_err(|_| bad_arg("an op argument that is not UTF-8"))
+        };
+        let num = |i: usize| text(i)?.parse::<i64>().map_err(|_| bad_arg("a number"));
+        let count = |i: usize| text(i)?.parse::<u64>().map_err(|_| bad_arg("a count"));
+        let time = |i: usize| -> Result<u64> {
+            arg(i)?
+                .try_into()
+                .map(u64::from_be_bytes)
+                .map_err(|_| bad_arg("a time of 8 bytes"))
+        };
+        let kind = match kind {
+            b"set" => OpKind::Set {
+                value: arg(0)?.to_vec(),
+                ttl: match arg(1)? {
+                    b"" => None,
+                    _ => Some(std::time::Duration::from_millis(
+                        time(1)?
+                            .checked_sub(now)
+                            .filter(|&ms| ms > 0)
+                            .ok_or_else(|| bad_arg("a TTL"))?,
+                    )),
+                },
+            },
+            b"delete" => OpKind::Delete,
+            b"incr" => OpKind::Increment(num(0)?),
+            b"expire" => OpKind::Expire {
+                // A time not after now deletes, as any seconds ≤ 0 would.
+                seconds: match arg(0)? {
+                    b"1" => 0,
+                    _ => i64::try_from(
+                        time(1)?.checked_sub(now).ok_or_else(|| bad_arg("a time"))? / 1000,
+                    )
+                    .map_err(|_| bad_arg("a time"))?
+                    .max(1),
+                },
+                mode: match arg(2)? {
+                    b"always" => ExpireMode::Always,
+                    b"nx" => ExpireMode::Nx,
+                    b"xx" => ExpireMode::Xx,
+                    b"gt" => ExpireMode::Gt,
+                    b"lt" => ExpireMode::Lt,
+                    _ => return Err(bad_arg("an expire mode")),
+                },
+            },
+            b"persist" => OpKind::Persist,
+            b"mset" => OpKind::MapSet(
+                v.chunks(2)
+                    .map(|p| match p {
+                        [f, val] => std::str::from_utf8(f)
+                            .map(|f| (f.to_string(), val.to_vec()))
+                            .map_err(|_| bad_arg("a field that is not UTF-8")),
+                        _ => Err(bad_arg("a field without a value")),
+                    })
+                    .collect::<Result<_>>()?,
+            ),
+            b"mdel" => OpKind::MapDelete(
+                (0..v.len())
+                    .map(|i| text(i).map(str::to_string))
+                    .collect::<Result<_>>()?,
+            ),
+            b"mincr" => OpKind::MapIncrement {
+                field: text(0)?.to_string(),
+                delta: num(1)?,
+            },
+            b"lappend" => OpKind::ListAppend(v.iter().map(|b| b.to_vec()).collect()),
+            b"lprepend" => OpKind::ListPrepend(v.iter().map(|b| b.to_vec()).collect()),
+            b"lspop" => OpKind::ListStartPop(count(0)?),
+            b"lepop" => OpKind::ListEndPop(count(0)?),
+            b"lrem" => OpKind::ListRemove {
+                value: arg(0)?.to_vec(),
+                count: num(1)?,
+            },
+            b"ltrim" => OpKind::ListTrim {
+                start: num(0)?,
+                stop: num(1)?,
+            },
+            b"linsert" => OpKind::ListInsert {
+                before: arg(0)? == b"1",
+                pivot: arg(1)?.to_vec(),
+                value: arg(2)?.to_vec(),
+            },
+            b"lset" => OpKind::ListSet {
+                index: num(0)?,
+                value: arg(1)?.to_vec(),
+            },
+            b"check" => OpKind::Check,
+            _ => return Err(bad_arg("an op kind")),
+        };
+        ops.push(Op {
+            key,
+            kind,
+            condition,
+        });
+    }
+    Ok(ops)
+}
+
+fn bulk(b: impl Into<Vec<u8>>) -> Value {
+    Value::BulkString(b.into())
+}
+
+/// The answer `{'E', code, index, name, value, …}` that [`error_of`] reads.
+pub fn error_answer(e: &StateError) -> Value {
+    let (index, e) = match e {
+        StateError::Aborted { index, source } => (*index as i64, source.root()),
+        e => (-1, e),
+    };
+    let mut fields: Vec<(&str, String)> = Vec::new();
+    let code = match e {
+        StateError::WrongType { expected, found } => {
+            fields.push(("expected", expected.to_string()));
+            fields.push(("found", found.to_string()));
+            "wrong-type"
+        }
+        StateError::IndexOutOfRange { len } => {
+            fields.push(("len", len.to_string()));
+            "index-out-of-range"
+        }
+        StateError::InvalidEtag(etag) => {
+            fields.push(("etag", etag.clone()));
+            "invalid-etag"
+        }
+        StateError::AccessDenied(msg) | StateError::InvalidArgument(msg) => {
+            fields.push(("msg", msg.clone()));
+            e.code()
+        }
+        StateError::QuotaExceeded {
+            owner,
+            would_use,
+            quota,
+        } => {
+            fields.push(("owner", owner.clone()));
+            fields.push(("would_use", would_use.to_string()));
+            fields.push(("quota", quota.to_string()));
+            "quota-exceeded"
+        }
+        StateError::TooManySessions { instance, max } => {
+            fields.push(("instance", instance.clone()));
+            fields.push(("max", max.to_string()));
+            "too-many-sessions"
+        }
+        StateError::NotAnInteger
+        | StateError::Overflow
+        | StateError::EtagMismatch
+        | StateError::AlreadyExists
+        | StateError::NotFound
+        | StateError::NoSuchSession => e.code(),
+        e => {
+            fields.push(("msg", e.to_string()));
+            "internal"
+        }
+    };
+    let mut out = vec![bulk("E"), bulk(code), Value::Int(index)];
+    for (k, v) in fields {
+        out.push(bulk(k));
+        out.push(bulk(v));
+    }
+    Value::Array(out)
+}
+
+/// The answer `{'K', results}` that [`op_results`] reads.
+pub fn results_answer(results: &[OpResult]) -> Value {
+    let results = results
+        .iter()
+        .map(|r| {
+            let output = match &r.output {
+                OpOutput::None => vec![bulk("n")],
+                OpOutput::Bool(b) => vec![bulk("b"), Value::Int(i64::from(*b))],
+                OpOutput::Int(n) => vec![bulk("i"), bulk(n.to_string())],
+                OpOutput::Values(v) => {
+                    vec![
+                        bulk("v"),
+                        Value::Array(v.iter().map(|b| bulk(b.clone())).collect()),
+                    ]
+                }
+            };
+            Value::Array(vec![
+                r.etag.as_ref().map_or(Value::Nil, |e| bulk(e.clone())),
+                Value::Array(output),
+            ])
+        })
+        .collect();
+    Value::Array(vec![bulk("K"), Value::Array(results)])
+}

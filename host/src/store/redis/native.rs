@@ -1,0 +1,504 @@
+//! The engine's writes run natively inside Redis: what the wasm-state Redis
+//! module (`redis-module/`, loaded with `--loadmodule`) executes for its
+//! command [`COMMAND`]. It takes the same keys and arguments as the Lua
+//! library's `commit` and answers in the same shape, but runs the kv
+//! engine's own Rust ops (`kv::ops`, with per-owner etags) over the owner's
+//! hash and sorted set instead of their Lua mirror — so with the module
+//! loaded a write costs Redis native code, not interpreted Lua
+//! (docs/benchmarks.md), and the semantics are the one Rust implementation.
+//!
+//! [`Records`] mirrors `lua/backend.lua` (the records in a hash, their order
+//! in a sorted set); everything is read first and written only once the
+//! whole request succeeded, so a failing op leaves nothing (Redis has no
+//! rollback). Redis runs a module command atomically, like a function.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use redis::Value;
+
+pub use super::script::error_answer;
+use super::script::{Args, read_ops, read_scope, results_answer};
+use crate::store::error::{Result, StateError};
+use crate::store::kv::backend::{Overlay, RawRead, RawWrite};
+use crate::store::kv::layout::{self, ScopeKeys};
+use crate::store::kv::ops::cx::{Etags, WriteCx};
+use crate::store::kv::ops::{self, keyspace};
+use crate::store::limits::Limits;
+use crate::store::types::{OpResult, Scope};
+
+/// The module's command: `wasmstate.commit HASH ZSET MARKER ARGS…`, where
+/// `ARGS` are those of the library's `commit` (attempt, `commit`, scope,
+/// now, nonce and limits, ops), and the keys those the engine declares.
+pub const COMMAND: &str = "wasmstate.commit";
+
+/// How long an answer is kept for a retry of the same request, ms (as the
+/// Lua library keeps its marker).
+pub const MARKER_MS: i64 = 120_000;
+
+/// How many records one range read fetches at a time.
+const BATCH: usize = 256;
+
+/// One owner's Redis keys as the module reaches them (Redis's key API, no
+/// command calls inside Redis): its records hash, the sorted set that
+/// orders them, and the request's answer marker. Writes also go to the
+/// append-only file and replicas.
+pub trait OwnerKeys {
+    /// The values of `fields` in the hash (`None`: absent).
+    fn get(&self, fields: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>>;
+    /// Up to `limit` members of the sorted set in the lexicographic range
+    /// `lo`..`hi` (written as `ZRANGEBYLEX` takes them: `[x`, `(x`, `-`,
+    /// `+`), ascending, or descending from `hi` when `reverse`.
+    fn members(&self, lo: &[u8], hi: &[u8], reverse: bool, limit: usize) -> Result<Vec<Vec<u8>>>;
+    /// Store `records` in the hash and add `fresh` to the sorted set.
+    fn put(&self, records: &[(&[u8], &[u8])], fresh: &[&[u8]]) -> Result<()>;
+    /// Remove `fields` from the hash and the sorted set.
+    fn delete(&self, fields: &[&[u8]]) -> Result<()>;
+    /// The answer kept under the marker, if any.
+    fn answer(&self) -> Result<Option<Vec<u8>>>;
+    /// Keep `answer` under the marker for [`MARKER_MS`].
+    fn keep_answer(&self, answer: &[u8]) -> Result<()>;
+}
+
+/// One owner's records (`backend.lua`): values in a hash, keys in a sorted
+/// set (score 0, ordered by bytes as redb orders them). Reads are kept for
+/// the request; writes are buffered and made by [`Records::apply`].
+struct Records<'c> {
+    keys: &'c dyn OwnerKeys,
+    /// What was read (`None`: absent).
+    seen: RefCell<HashMap<Vec<u8>, Option<Vec<u8>>>>,
+    puts: Vec<(Vec<u8>, Vec<u8>)>,
+    deletes: Vec<Vec<u8>>,
+}
+
+impl<'c> Records<'c> {
+    fn new(keys: &'c dyn OwnerKeys) -> Self {
+        Records {
+            keys,
+            seen: RefCell::default(),
+            puts: Vec::new(),
+            deletes: Vec::new(),
+        }
+    }
+
+    /// Read `fields` at once (what a request reads first).
+    fn prefetch(&self, fields: &[Vec<u8>]) -> Result<()> {
+        let refs: Vec<&[u8]> = fields.iter().map(Vec::as_slice).collect();
+        let values = self.keys.get(&refs)?;
+        let mut seen = self.seen.borrow_mut();
+        for (k, v) in fields.iter().zip(values) {
+            seen.insert(k.clone(), v);
+        }
+        Ok(())
+    }
+
+    /// Make the buffered writes: deletions, then the values and the new
+    /// members of the order.
+    fn apply(self) -> Result<()> {
+        if !self.deletes.is_empty() {
+            let fields: Vec<&[u8]> = self.deletes.iter().map(Vec::as_slice).collect();
+            self.keys.delete(&fields)?;
+        }
+        if !self.puts.is_empty() {
+            let seen = self.seen.borrow();
+            let records: Vec<(&[u8], &[u8])> = self
+                .puts
+                .iter()
+                .map(|(k, v)| (k.as_slice(), v.as_slice()))
+                .collect();
+            // Members known to be in the order already need no ZADD.
+            let fresh: Vec<&[u8]> = self
+                .puts
+                .iter()
+                .filter(|(k, _)| !matches!(seen.get(k), Some(Some(_))))
+                .map(|(k, _)| k.as_slice())
+                .collect();
+            self.keys.put(&records, &fresh)?;
+        }
+        Ok(())
+    }
+}
+
+impl RawRead for Records<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(v) = self.seen.borrow().get(key) {
+            return Ok(v.clone());
+        }
+        let v = self.keys.get(&[key])?.pop().flatten();
+        self.seen.borrow_mut().insert(key.to_vec(), v.clone());
+        Ok(v)
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        reverse: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<()> {
+        if end.is_some_and(|e| start >= e) {
+            return Ok(());
+        }
+        let mut lo = [b"[", start].concat();
+        let mut hi = end.map_or(b"+".to_vec(), |e| [b"(", e].concat());
+        loop {
+            let keys = self.keys.members(&lo, &hi, reverse, BATCH)?;
+            let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+            let values = self.keys.get(&refs)?;
+            for (k, v) in keys.iter().zip(values) {
+                if let Some(v) = v
+                    && !visit(k, &v)
+                {
+                    return Ok(());
+                }
+            }
+            match keys.last() {
+                Some(last) if keys.len() == BATCH => {
+                    let next = [b"(", last.as_slice()].concat();
+                    if reverse { hi = next } else { lo = next }
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
+}
+
+impl RawWrite for Records<'_> {
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.puts.push((key.to_vec(), value.to_vec()));
+        Ok(())
+    }
+
+    fn delete(&mut self, key: &[u8]) -> Result<()> {
+        self.deletes.push(key.to_vec());
+        Ok(())
+    }
+
+    /// Done at once: the overlay deletes ranges before its other writes,
+    /// and only once the whole request succeeded.
+    fn delete_range(&mut self, start: &[u8], end: Option<&[u8]>) -> Result<()> {
+        if end.is_some_and(|e| start >= e) {
+            return Ok(());
+        }
+        let lo = [b"[", start].concat();
+        let hi = end.map_or(b"+".to_vec(), |e| [b"(", e].concat());
+        loop {
+            let keys = self.keys.members(&lo, &hi, false, BATCH)?;
+            if keys.is_empty() {
+                return Ok(());
+            }
+            let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+            self.keys.delete(&refs)?;
+            let full = keys.len() == BATCH;
+            let mut seen = self.seen.borrow_mut();
+            for k in keys {
+                seen.insert(k, None);
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Run one call of the module's command on the owner's keys (its hash,
+/// sorted set and the request's marker) with the arguments after them; the
+/// answer is the library's shape (`{'K', results}` or `{'E', code, index,
+/// …}`).
+pub fn run(keys: &dyn OwnerKeys, args: &[&[u8]]) -> Value {
+    let mut a = Args::new(args);
+    let (attempt, name) = match (a.bytes(), a.bytes()) {
+        (Ok(attempt), Ok(name)) => (attempt, name),
+        (Err(e), _) | (_, Err(e)) => return error_answer(&e),
+    };
+    if name != b"commit" {
+        return error_answer(&StateError::Internal(format!(
+            "{COMMAND} runs commits only, not {:?}",
+            String::from_utf8_lossy(name)
+        )));
+    }
+    // 'R': a write asked again after its answer was lost.
+    if attempt == b"R"
+        && let Ok(Some(seen)) = keys.answer()
+        && let Some(answer) = unpack(&seen)
+    {
+        return answer;
+    }
+    let answer = match commit(keys, &mut a) {
+        Ok(results) => results_answer(&results),
+        Err(e) => error_answer(&e),
+    };
+    let mut packed = Vec::new();
+    pack(&answer, &mut packed);
+    if let Err(e) = keys.keep_answer(&packed) {
+        return error_answer(&e);
+    }
+    answer
+}
+
+/// One commit of ops on one scope, as `commands.commit` in `lua/main.lua`.
+fn commit(keys: &dyn OwnerKeys, a: &mut Args) -> Result<Vec<OpResult>> {
+    let scope = read_scope(a)?;
+    let now = a.time()?;
+    let nonce: [u8; 8] = a
+        .bytes()?
+        .try_into()
+        .map_err(|_| StateError::invalid("wasmstate.commit: a nonce of 8 bytes"))?;
+    let limits = Limits {
+        instance_quota_bytes: a.num()?,
+        account_quota_bytes: a.num()?,
+        watch_queue: a.num()?,
+        max_sessions: a.num()?,
+        ..Limits::default()
+    };
+    let origin = Some(a.text()?)
+        .filter(|o| !o.is_empty())
+        .map(str::to_string);
+    let ops = read_ops(a, now)?;
+    if !a.done() {
+        return Err(StateError::invalid("wasmstate.commit: arguments left over"));
+    }
+    let sk = ScopeKeys::new(&scope);
+    let mut records = Records::new(keys);
+    // What every op reads first, in one round: the etag counter, the
+    // owner's usage and watchers, the session's record, the keys' metas.
+    let prefix = sk.prefix();
+    let mut first = vec![layout::COUNTER.to_vec()];
+    if let Some(owner) = layout::owner_of(prefix) {
+        first.push(layout::usage_key(owner));
+    }
+    first.push(layout::watchers_key(layout::watch_prefix_of(prefix)));
+    if let Scope::Session { instance, id } = &scope {
+        first.push(layout::session_key(instance, id));
+    }
+    first.extend(ops.iter().map(|op| sk.meta(&op.key)));
+    records.prefetch(&first)?;
+    let results = {
+        let mut overlay = Overlay::new(&mut records);
+        let mut cx = WriteCx::new(&mut overlay, now, &limits).with_etags(Etags::Owner { nonce });
+        cx.watch.origin = origin;
+        keyspace::ensure_scope(cx.r(), &scope, now)?;
+        let results = ops::apply_all(&mut cx, &sk, &ops)?;
+        cx.finish()?;
+        overlay.flush()?;
+        results
+    };
+    records.apply()?;
+    Ok(results)
+}
+
+/// An answer as the marker keeps it: MessagePack as the Lua library's
+/// `cmsgpack.pack` writes it (a missing value is `false`, text is `str`),
+/// so a retry finds the first answer whichever of the two made it.
+fn pack(v: &Value, out: &mut Vec<u8>) {
+    use rmp::encode;
+    // Writing to a Vec cannot fail.
+    let _ = match v {
+        Value::Nil => encode::write_bool(out, false).map_err(drop),
+        Value::Int(n) => encode::write_sint(out, *n).map(drop).map_err(drop),
+        Value::BulkString(b) => {
+            let r = encode::write_str_len(out, b.len() as u32)
+                .map(drop)
+                .map_err(drop);
+            out.extend_from_slice(b);
+            r
+        }
+        Value::Array(items) => {
+            let r = encode::write_array_len(out, items.len() as u32)
+                .map(drop)
+                .map_err(drop);
+            for i in items {
+                pack(i, out);
+            }
+            r
+        }
+        // Answers are built of the four kinds above only.
+        other => {
+            pack(&Value::BulkString(format!("{other:?}").into_bytes()), out);
+            Ok(())
+        }
+    };
+}
+
+/// A marker's answer (`pack`, or the Lua library's `cmsgpack.pack`), as
+/// Redis would have answered it; `None` if it is not one.
+fn unpack(mut b: &[u8]) -> Option<Value> {
+    fn value(v: rmpv::Value) -> Option<Value> {
+        Some(match v {
+            rmpv::Value::Nil | rmpv::Value::Boolean(false) => Value::Nil,
+            rmpv::Value::Boolean(true) => Value::Int(1),
+            rmpv::Value::Integer(n) => Value::Int(n.as_i64()?),
+            // Lua numbers are doubles; Redis truncates them to integers.
+            rmpv::Value::F64(f) => Value::Int(f as i64),
+            rmpv::Value::F32(f) => Value::Int(f as i64),
+            rmpv::Value::String(s) => Value::BulkString(s.into_bytes()),
+            rmpv::Value::Binary(b) => Value::BulkString(b),
+            rmpv::Value::Array(items) => {
+                Value::Array(items.into_iter().map(value).collect::<Option<_>>()?)
+            }
+            _ => return None,
+        })
+    }
+    value(rmpv::decode::read_value(&mut b).ok()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::redis::script;
+    use crate::store::types::{Condition, ExpireMode, Op, OpKind, OpOutput};
+    use std::time::Duration;
+
+    #[test]
+    fn ops_read_back_as_written() {
+        let now = 1_700_000_000_000;
+        let ops = vec![
+            Op {
+                key: "k".into(),
+                kind: OpKind::Set {
+                    value: b"v".to_vec(),
+                    ttl: Some(Duration::from_millis(1500)),
+                },
+                condition: Some(Condition::IfMatch("abcd12340000000000000001".into())),
+            },
+            Op::new(
+                "a",
+                OpKind::Set {
+                    value: vec![],
+                    ttl: None,
+                },
+            ),
+            Op::new(
+                "b",
+                OpKind::Expire {
+                    seconds: 30,
+                    mode: ExpireMode::Gt,
+                },
+            ),
+            Op::new(
+                "c",
+                OpKind::Expire {
+                    seconds: 0,
+                    mode: ExpireMode::Lt,
+                },
+            ),
+            Op::new("m", OpKind::MapSet(vec![("f".into(), b"1".to_vec())])),
+            Op::new("m", OpKind::MapDelete(vec!["f".into(), "g".into()])),
+            Op::new(
+                "m",
+                OpKind::MapIncrement {
+                    field: "n".into(),
+                    delta: -3,
+                },
+            ),
+            Op::new("l", OpKind::ListAppend(vec![b"x".to_vec(), vec![]])),
+            Op::new("l", OpKind::ListPrepend(vec![b"y".to_vec()])),
+            Op::new("l", OpKind::ListStartPop(2)),
+            Op::new("l", OpKind::ListEndPop(u64::MAX)),
+            Op::new(
+                "l",
+                OpKind::ListRemove {
+                    value: b"x".to_vec(),
+                    count: -1,
+                },
+            ),
+            Op::new("l", OpKind::ListTrim { start: 0, stop: -2 }),
+            Op::new(
+                "l",
+                OpKind::ListInsert {
+                    before: true,
+                    pivot: b"p".to_vec(),
+                    value: b"q".to_vec(),
+                },
+            ),
+            Op::new(
+                "l",
+                OpKind::ListSet {
+                    index: -1,
+                    value: b"z".to_vec(),
+                },
+            ),
+            Op::new("n", OpKind::Increment(i64::MIN)),
+            Op {
+                key: "d".into(),
+                kind: OpKind::Delete,
+                condition: Some(Condition::IfExists),
+            },
+            Op {
+                key: "e".into(),
+                kind: OpKind::Persist,
+                condition: Some(Condition::IfAbsent),
+            },
+            Op::new("f", OpKind::Check),
+        ];
+        let mut args = Vec::new();
+        script::op_args(&ops, now, &mut args).unwrap();
+        let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+        let mut a = Args::new(&refs);
+        assert_eq!(read_ops(&mut a, now).unwrap(), ops);
+        assert!(a.done());
+        // Bad input is an error, not a panic.
+        for cut in 0..refs.len() {
+            let mut a = Args::new(&refs[..cut]);
+            assert!(read_ops(&mut a, now).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn answers_read_back_as_the_library_gives_them() {
+        let results = vec![
+            OpResult {
+                etag: Some("abcd12340000000000000002".into()),
+                output: OpOutput::None,
+            },
+            OpResult {
+                etag: None,
+                output: OpOutput::Bool(true),
+            },
+            OpResult {
+                etag: None,
+                output: OpOutput::Int(-7),
+            },
+            OpResult {
+                etag: None,
+                output: OpOutput::Values(vec![b"a".to_vec(), vec![]]),
+            },
+        ];
+        let answer = results_answer(&results);
+        let mut packed = Vec::new();
+        pack(&answer, &mut packed);
+        let back = unpack(&packed).unwrap();
+        assert_eq!(back, answer);
+        assert_eq!(unpack(b"\x92\xa1"), None);
+        assert_eq!(
+            script::op_results(script::payload(back).unwrap()).unwrap(),
+            results
+        );
+        for e in [
+            StateError::Aborted {
+                index: 3,
+                source: Box::new(StateError::QuotaExceeded {
+                    owner: "instance \"a\"".into(),
+                    would_use: 9,
+                    quota: 8,
+                }),
+            },
+            StateError::WrongType {
+                expected: "map",
+                found: "list",
+            },
+            StateError::IndexOutOfRange { len: 4 },
+            StateError::InvalidEtag("x".into()),
+            StateError::EtagMismatch,
+            StateError::NoSuchSession,
+            StateError::TooManySessions {
+                instance: "a".into(),
+                max: 2,
+            },
+            StateError::InvalidArgument("bad".into()),
+        ] {
+            let back = script::payload(error_answer(&e)).unwrap_err();
+            assert_eq!(back.to_string(), e.to_string());
+        }
+    }
+}
