@@ -58,6 +58,7 @@ mod module {
 
     use redis::Value;
     use wasm_state::store::redis::keys::Owner;
+    use wasm_state::store::redis::native;
     use wasm_state::store::{Store, StoreConfig, SystemClock};
 
     use crate::backend;
@@ -151,14 +152,15 @@ mod module {
         assert_eq!(a.list_range("l", 0, -1).await.unwrap().len(), 4);
     }
 
-    /// One commit of `incr n by 5` on instance `app` with marker `marker`,
+    /// One commit of `incr KEY by 5` on instance `app` with marker `marker`,
     /// through the library's function or the module, as attempt `attempt`.
-    fn incr(
+    fn incr_key(
         c: &mut redis::Connection,
         ns: &str,
         via: Option<&str>,
         attempt: &str,
         marker: &str,
+        key: &str,
     ) -> Value {
         let owner = Owner::instance(ns, "app");
         let now = (std::time::SystemTime::now()
@@ -180,7 +182,7 @@ mod module {
             b"100",
             b"",
             b"1",
-            b"n",
+            key.as_bytes(),
             b"incr",
             b"",
             b"",
@@ -196,10 +198,23 @@ mod module {
             None => redis::cmd("wasmstate.commit"),
         };
         cmd.arg(&owner.hash).arg(&owner.zset).arg(marker);
+        if via.is_none() {
+            cmd.arg(native::fingerprint());
+        }
         for a in args {
             cmd.arg(a);
         }
         cmd.query(c).unwrap()
+    }
+
+    fn incr(
+        c: &mut redis::Connection,
+        ns: &str,
+        via: Option<&str>,
+        attempt: &str,
+        marker: &str,
+    ) -> Value {
+        incr_key(c, ns, via, attempt, marker, "n")
     }
 
     fn output(answer: &Value) -> Vec<u8> {
@@ -263,5 +278,257 @@ mod module {
             s.instance("app").unwrap().get("n").await.unwrap().unwrap(),
             b"15"
         );
+        // Error answers are kept and found the same way, both ways round.
+        s.instance("app")
+            .unwrap()
+            .set("text", b"not a number".to_vec())
+            .await
+            .unwrap();
+        let lib = Some(function.as_str());
+        for (first_via, again_via, m) in [(lib, None, "marker-4"), (None, lib, "marker-5")] {
+            let m = format!("{ns}:{m}");
+            let first = incr_key(&mut c, &ns, first_via, "f", &m, "text");
+            let Value::Array(items) = &first else {
+                panic!("{first:?}")
+            };
+            assert_eq!(items[0], Value::BulkString(b"E".to_vec()), "{first:?}");
+            assert_eq!(incr_key(&mut c, &ns, again_via, "R", &m, "text"), first);
+        }
+    }
+
+    /// A bad call: what it is, its keys, fingerprint and arguments.
+    type Case<'a> = (String, [&'a str; 3], &'a str, Vec<&'a [u8]>);
+
+    fn is_error(v: &redis::RedisResult<Value>) -> bool {
+        match v {
+            Err(_) => true,
+            Ok(Value::Array(items)) => items.first() == Some(&Value::BulkString(b"E".to_vec())),
+            Ok(_) => false,
+        }
+    }
+
+    /// Anyone who can reach Redis can call the command with anything: every
+    /// bad call is an error, writes nothing, and Redis stays up.
+    #[tokio::test]
+    async fn bad_direct_calls_are_errors_that_write_nothing_and_redis_stays_up() {
+        let mut c = conn();
+        let ns = redis_server::fresh_namespace();
+        let owner = Owner::instance(&ns, "app");
+        let (h, z) = (owner.hash.as_str(), owner.zset.as_str());
+        let m = format!("{ns}:m");
+        let print = native::fingerprint();
+        let now = 1_767_225_600_000u64.to_be_bytes();
+        let good: Vec<&[u8]> = vec![
+            b"f",
+            b"commit",
+            b"i",
+            b"app",
+            b"",
+            &now,
+            b"abcd1234",
+            b"1000000",
+            b"1000000",
+            b"100",
+            b"100",
+            b"",
+            b"1",
+            b"k",
+            b"set",
+            b"",
+            b"",
+            b"2",
+            b"v",
+            b"",
+        ];
+        let call = |c: &mut redis::Connection, keys: [&str; 3], print: &str, args: &[&[u8]]| {
+            let mut cmd = redis::cmd("wasmstate.commit");
+            cmd.arg(&keys[..]).arg(print);
+            for a in args {
+                cmd.arg(*a);
+            }
+            cmd.query::<Value>(c)
+        };
+        // A string where the owner's hash should be: refused, kept as it is.
+        let clobbered = format!("{ns}:{{x}}:h");
+        let _: () = redis::cmd("SET")
+            .arg(&clobbered)
+            .arg("mine")
+            .query(&mut c)
+            .unwrap();
+        let mut cases: Vec<Case> = vec![
+            (
+                "same key twice (hash = zset)".into(),
+                [h, h, &m],
+                print,
+                good.clone(),
+            ),
+            (
+                "same key twice (hash = marker)".into(),
+                [h, z, h],
+                print,
+                good.clone(),
+            ),
+            (
+                "same key twice (zset = marker)".into(),
+                [h, z, z],
+                print,
+                good.clone(),
+            ),
+            (
+                "a string as the hash".into(),
+                [&clobbered, z, &m],
+                print,
+                good.clone(),
+            ),
+            (
+                "another build's fingerprint".into(),
+                [h, z, &m],
+                "0.0.0/wasm_state_000000000000",
+                good.clone(),
+            ),
+            ("no arguments".into(), [h, z, &m], print, vec![]),
+        ];
+        for cut in 1..good.len() {
+            cases.push((
+                format!("arguments cut at {cut}"),
+                [h, z, &m],
+                print,
+                good[..cut].to_vec(),
+            ));
+        }
+        let mut huge: Vec<&[u8]> = good[..12].to_vec();
+        huge.push(b"18446744073709551616");
+        cases.push(("a huge op count".into(), [h, z, &m], print, huge));
+        let mut bad_scope = good.clone();
+        bad_scope[2] = b"q";
+        cases.push(("an unknown scope kind".into(), [h, z, &m], print, bad_scope));
+        let mut bad_time = good.clone();
+        bad_time[5] = b"123";
+        cases.push(("a time of 3 bytes".into(), [h, z, &m], print, bad_time));
+        let mut bad_kind = good.clone();
+        bad_kind[14] = b"explode";
+        cases.push(("an unknown op".into(), [h, z, &m], print, bad_kind));
+        for (what, keys, print, args) in cases {
+            let r = call(&mut c, keys, print, &args);
+            assert!(is_error(&r), "{what}: {r:?}");
+            let pong: String = redis::cmd("PING").query(&mut c).expect("Redis is still up");
+            assert_eq!(pong, "PONG", "{what}");
+            let exists: i64 = redis::cmd("EXISTS").arg(h).arg(z).query(&mut c).unwrap();
+            assert_eq!(exists, 0, "{what} wrote nothing");
+        }
+        let kept: String = redis::cmd("GET").arg(&clobbered).query(&mut c).unwrap();
+        assert_eq!(kept, "mine");
+        // The good call works.
+        assert!(!is_error(&call(&mut c, [h, z, &m], print, &good)));
+    }
+
+    /// Removing a key with more records than one range read takes (256)
+    /// removes them all.
+    #[tokio::test]
+    async fn big_maps_and_lists_are_removed_whole() {
+        let (s, ns) = store(true);
+        let app = s.instance("app").unwrap();
+        let fields: Vec<(String, Vec<u8>)> = (0..600)
+            .map(|i| (format!("f{i:04}"), b"x".to_vec()))
+            .collect();
+        for chunk in fields.chunks(100) {
+            app.map_set("m", chunk.to_vec()).await.unwrap();
+        }
+        let items: Vec<Vec<u8>> = (0..600).map(|i| format!("i{i}").into_bytes()).collect();
+        for chunk in items.chunks(100) {
+            app.list_append("l", chunk.to_vec()).await.unwrap();
+        }
+        let mut c = conn();
+        let owner = Owner::instance(&ns, "app");
+        let before: i64 = redis::cmd("HLEN").arg(&owner.hash).query(&mut c).unwrap();
+        assert!(before > 1200, "{before}");
+        assert!(app.delete("m").await.unwrap());
+        app.list_trim("l", 0, 9).await.unwrap();
+        assert_eq!(app.map_length("m").await.unwrap(), 0);
+        assert_eq!(app.list_length("l").await.unwrap(), 10);
+        let after: i64 = redis::cmd("HLEN").arg(&owner.hash).query(&mut c).unwrap();
+        let order: i64 = redis::cmd("ZCARD").arg(&owner.zset).query(&mut c).unwrap();
+        assert!(
+            after < 30 && order < 30,
+            "records left: {after} in the hash, {order} in the order"
+        );
+    }
+
+    /// An ACL that refuses `COMMAND`: the host cannot ask for the module, so
+    /// it writes through the library.
+    #[tokio::test]
+    async fn a_user_without_command_writes_through_the_library() {
+        let mut c = conn();
+        let user = format!("u{}", redis_server::fresh_namespace());
+        let _: () = redis::cmd("ACL")
+            .arg(
+                &[
+                    "SETUSER",
+                    user.as_str(),
+                    "on",
+                    ">pw",
+                    "~*",
+                    "&*",
+                    "+@all",
+                    "-command",
+                ][..],
+            )
+            .query(&mut c)
+            .unwrap();
+        let port = redis_server::shared_with_module().port;
+        let url = format!(
+            "redis://{user}:pw@127.0.0.1:{port}?namespace={}",
+            redis_server::fresh_namespace()
+        );
+        let s = backend::open(
+            &url,
+            StoreConfig {
+                clock: Arc::new(SystemClock),
+                sweep_interval: None,
+                ..StoreConfig::default()
+            },
+        );
+        let app = s.instance("app").unwrap();
+        app.set("k", b"v".to_vec()).await.unwrap();
+        assert_eq!(app.increment("n", 3).await.unwrap(), 3);
+        assert_eq!(app.get("k").await.unwrap().unwrap(), b"v");
+    }
+
+    /// A Redis that unloads the module mid-run: the next write is refused
+    /// before anything runs, goes to the library, and so do the rest.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unloading_the_module_sends_writes_back_to_the_library() {
+        let server = redis_server::start_detached(&[
+            "--enable-module-command",
+            "local",
+            "--loadmodule",
+            redis_server::module_path(),
+        ]);
+        let url = format!("redis://127.0.0.1:{}?namespace=unload", server.port);
+        let s = backend::open(
+            &url,
+            StoreConfig {
+                clock: Arc::new(SystemClock),
+                sweep_interval: None,
+                ..StoreConfig::default()
+            },
+        );
+        let app = s.instance("app").unwrap();
+        assert_eq!(app.increment("n", 1).await.unwrap(), 1);
+        assert!(
+            redis_server::cli(server.port, &["info", "commandstats"])
+                .contains("cmdstat_wasmstate.commit:")
+        );
+        assert_eq!(
+            redis_server::cli(server.port, &["module", "unload", "wasmstate"]).trim(),
+            "OK"
+        );
+        for i in 2..=5 {
+            assert_eq!(app.increment("n", 1).await.unwrap(), i);
+        }
+        assert!(
+            redis_server::cli(server.port, &["info", "commandstats"]).contains("cmdstat_fcall:")
+        );
+        assert_eq!(app.get("n").await.unwrap().unwrap(), b"5");
     }
 }

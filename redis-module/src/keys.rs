@@ -189,17 +189,15 @@ impl OwnerKeys for Keys<'_> {
         for (k, v) in records {
             let (field, value) = (self.string(k), self.string(v));
             // SAFETY: an open key opened for writing, live strings, NULL end.
-            let n = unsafe {
+            // (It cannot fail: the key was checked to be a hash or empty.)
+            unsafe {
                 hash_set(
                     self.hash.0,
                     raw::REDISMODULE_HASH_NONE as c_int,
                     field.inner,
                     value.inner,
                     ptr::null_mut::<c_void>(),
-                )
-            };
-            if n < 0 {
-                return Err(wrong_type("records hash"));
+                );
             }
             hset.extend([*k, *v]);
         }
@@ -277,10 +275,14 @@ impl OwnerKeys for Keys<'_> {
         {
             return Err(wrong_type("answer marker"));
         }
-        let ms = MARKER_MS.to_string();
+        // Replicas and the append-only file get the absolute time, as
+        // Redis propagates a client's `SET … PX`.
+        // SAFETY: the function table is filled once when the module loads.
+        let now = unsafe { raw::RedisModule_Milliseconds }.map_or(0, |f| unsafe { f() });
+        let at = (now + MARKER_MS).to_string();
         self.replicate(
             "SET",
-            &[self.names[2].as_slice(), answer, b"PX", ms.as_bytes()],
+            &[self.names[2].as_slice(), answer, b"PXAT", at.as_bytes()],
         );
         Ok(())
     }

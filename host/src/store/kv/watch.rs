@@ -2,7 +2,7 @@
 //! capturing the value changes of watched scopes inside a write request,
 //! and each watcher's bounded change queue, written with the change.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use super::layout;
 use super::meta::Meta;
@@ -19,11 +19,11 @@ pub struct Capture {
     /// The current op changes only a key's expiry (`expire`, `persist`).
     pub meta_only: bool,
     /// Watchers by watch prefix, read once per request.
-    watchers: HashMap<Vec<u8>, Vec<String>>,
+    watchers: BTreeMap<Vec<u8>, Vec<String>>,
     /// Changes in first-touch order: meta key, scope prefix length, value.
     changes: Vec<(Vec<u8>, usize, Option<Vec<u8>>)>,
     /// Meta key → position in `changes` (a key changed twice notifies once).
-    index: HashMap<Vec<u8>, usize>,
+    index: BTreeMap<Vec<u8>, usize>,
 }
 
 fn decode_names(b: &[u8]) -> Result<Vec<String>> {

@@ -233,6 +233,9 @@ fn answered(e: &RedisError) -> bool {
     )
 }
 
+/// The hint of an error Redis answered (a refused command).
+pub const REFUSED: &str = "Redis refused the command; check its ACL, loaded modules and log";
+
 /// The `unavailable` error of a failed call, saying what to check.
 pub fn unavailable(url: &RedisUrl, e: &RedisError) -> StateError {
     let hint = if e.code() == Some("OOM") {
@@ -243,6 +246,8 @@ pub fn unavailable(url: &RedisUrl, e: &RedisError) -> StateError {
         "Redis did not answer in time; is it overloaded or stopped?"
     } else if e.is_io_error() || e.is_connection_dropped() {
         "the connection to Redis broke; it will be re-established"
+    } else if answered(e) {
+        REFUSED
     } else {
         "check Redis's log"
     };
@@ -331,18 +336,19 @@ impl Conn {
             .await
     }
 
-    /// The command `name` of wasm-state's Redis module with `keys` and
-    /// `args`, done by `deadline`.
+    /// The command `name` of wasm-state's Redis module with `keys`, the
+    /// host's `fingerprint` and `args`, done by `deadline`.
     pub async fn module_by(
         &self,
         url: &RedisUrl,
         name: &str,
         keys: &[&str],
+        fingerprint: &str,
         args: &[Vec<u8>],
         deadline: Instant,
     ) -> Result<Value> {
         let mut cmd = redis::cmd(name);
-        cmd.arg(keys);
+        cmd.arg(keys).arg(fingerprint);
         for a in args {
             cmd.arg(a.as_slice());
         }

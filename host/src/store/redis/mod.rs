@@ -180,10 +180,19 @@ impl RedisEngine {
             MODULE_YES => Ok(true),
             MODULE_NO => Ok(false),
             _ => {
-                let has = self
+                let has = match self
                     .conn
                     .has_command(&self.url, native::COMMAND, deadline)
-                    .await?;
+                    .await
+                {
+                    Ok(has) => has,
+                    // Refused (an ACL without COMMAND): use the library.
+                    Err(StateError::Unavailable(m)) if m.contains(conn::REFUSED) => {
+                        tracing::warn!(url = %self.url, "Redis refused COMMAND INFO ({m}); writes run through the Lua library");
+                        false
+                    }
+                    Err(e) => return Err(e),
+                };
                 let state = if has { MODULE_YES } else { MODULE_NO };
                 self.module.store(state, Ordering::Relaxed);
                 if has {
@@ -196,8 +205,10 @@ impl RedisEngine {
 
     /// One attempt of a write: through the module (commits, when the
     /// server has it) or the Lua library. A server that lost the module
-    /// (restarted without it) refuses the command before running anything,
-    /// so the write goes to the library instead.
+    /// (restarted without it, or unloaded it), an ACL that refuses its
+    /// command, or a module built from other sources refuses the command
+    /// before running anything, so the write goes to the library instead,
+    /// and so do the ones after it.
     async fn write_once(
         &self,
         cmd: &str,
@@ -206,13 +217,25 @@ impl RedisEngine {
         deadline: Instant,
     ) -> Result<Value> {
         if cmd == "commit" && self.use_module(deadline).await? {
+            let fingerprint = native::fingerprint();
             match self
                 .conn
-                .module_by(&self.url, native::COMMAND, keys, args, deadline)
+                .module_by(
+                    &self.url,
+                    native::COMMAND,
+                    keys,
+                    fingerprint,
+                    args,
+                    deadline,
+                )
                 .await
             {
-                Err(StateError::Unavailable(m)) if m.contains("unknown command") => {
-                    tracing::warn!(url = %self.url, "Redis no longer has wasm-state's module: writes run through the Lua library");
+                Err(StateError::Unavailable(m))
+                    if m.contains("unknown command")
+                        || m.contains("NOPERM")
+                        || m.contains(native::VERSION_MISMATCH) =>
+                {
+                    tracing::warn!(url = %self.url, "wasm-state's Redis module refused the write ({m}); writes run through the Lua library");
                     self.module.store(MODULE_NO, Ordering::Relaxed);
                 }
                 other => return other,
@@ -288,7 +311,7 @@ impl RedisEngine {
         let fresh = self
             .known_owners
             .lock()
-            .map(|mut k| k.insert(owner.tag.clone()))
+            .map(|mut k| !k.contains(&owner.tag) && k.insert(owner.tag.clone()))
             .unwrap_or(true);
         if fresh {
             let mut c = redis::cmd("SADD");

@@ -13,7 +13,8 @@
 //! rollback). Redis runs a module command atomically, like a function.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use redis::Value;
 
@@ -27,10 +28,29 @@ use crate::store::kv::ops::{self, keyspace};
 use crate::store::limits::Limits;
 use crate::store::types::{OpResult, Scope};
 
-/// The module's command: `wasmstate.commit HASH ZSET MARKER ARGS…`, where
-/// `ARGS` are those of the library's `commit` (attempt, `commit`, scope,
-/// now, nonce and limits, ops), and the keys those the engine declares.
+/// The module's command: `wasmstate.commit HASH ZSET MARKER FINGERPRINT
+/// ARGS…`, where the keys are those the engine declares, `FINGERPRINT` the
+/// host's [`fingerprint`] and `ARGS` those of the library's `commit`
+/// (attempt, `commit`, scope, now, nonce and limits, ops).
 pub const COMMAND: &str = "wasmstate.commit";
+
+/// The first word of the error a module built from other sources answers
+/// (the host then uses its Lua library).
+pub const VERSION_MISMATCH: &str = "WASMSTATE-VERSION";
+
+/// What host and module must agree on: the crate's version and the hash of
+/// the Lua library, which mirrors every rule the module runs (so any change
+/// to the semantics changes it).
+pub fn fingerprint() -> &'static str {
+    static PRINT: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "{}/{}",
+            env!("CARGO_PKG_VERSION"),
+            super::script::LIBRARY.function
+        )
+    });
+    &PRINT
+}
 
 /// How long an answer is kept for a retry of the same request, ms (as the
 /// Lua library keeps its marker).
@@ -66,7 +86,7 @@ pub trait OwnerKeys {
 struct Records<'c> {
     keys: &'c dyn OwnerKeys,
     /// What was read (`None`: absent).
-    seen: RefCell<HashMap<Vec<u8>, Option<Vec<u8>>>>,
+    seen: RefCell<BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
     puts: Vec<(Vec<u8>, Vec<u8>)>,
     deletes: Vec<Vec<u8>>,
 }
@@ -218,11 +238,20 @@ pub fn run(keys: &dyn OwnerKeys, args: &[&[u8]]) -> Value {
         )));
     }
     // 'R': a write asked again after its answer was lost.
-    if attempt == b"R"
-        && let Ok(Some(seen)) = keys.answer()
-        && let Some(answer) = unpack(&seen)
-    {
-        return answer;
+    if attempt == b"R" {
+        match keys.answer() {
+            Ok(None) => {}
+            Ok(Some(seen)) => {
+                // A marker that does not decode is not a reason to apply
+                // the write a second time.
+                return unpack(&seen).unwrap_or_else(|| {
+                    error_answer(&StateError::Internal(
+                        "the answer kept for this request is damaged; the write may have been applied".into(),
+                    ))
+                });
+            }
+            Err(e) => return error_answer(&e),
+        }
     }
     let answer = match commit(keys, &mut a) {
         Ok(results) => results_answer(&results),
