@@ -9,6 +9,7 @@
 #   scripts/crash-long.sh                 # 50 trials per test
 #   TRIALS=200 scripts/crash-long.sh      # longer
 #   WASM_STATE_CRASH_SEED=N scripts/crash-long.sh   # replay a schedule
+#   WASM_STATE_CRASH_REDIS_MODULE=1 scripts/crash-long.sh   # Redis trials with wasm-state's Redis module loaded
 #
 # Needs redis-server on PATH. The full log is kept in target/crash-long.log.
 set -euo pipefail

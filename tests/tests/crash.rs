@@ -806,13 +806,23 @@ async fn redb_acknowledged_writes_survive_sigkill() {
     summary.finish("redb");
 }
 
+/// With `WASM_STATE_CRASH_REDIS_MODULE=1` the Redis trials load
+/// wasm-state's Redis module, so their writes run in it.
+fn module_args() -> Vec<&'static str> {
+    if std::env::var("WASM_STATE_CRASH_REDIS_MODULE").is_ok_and(|v| v == "1") {
+        vec!["--loadmodule", redis_server::module_path()]
+    } else {
+        Vec::new()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_acknowledged_writes_survive_a_host_sigkill() {
     let mut rng = Rng(seed("redis_acknowledged_writes_survive_a_host_sigkill"));
     let dir = tempfile::tempdir().unwrap();
     let aof_dir = dir.path().join("redis");
     std::fs::create_dir_all(&aof_dir).unwrap();
-    let aof = [
+    let mut aof = vec![
         "--appendonly",
         "yes",
         "--appendfsync",
@@ -820,6 +830,7 @@ async fn redis_acknowledged_writes_survive_a_host_sigkill() {
         "--dir",
         aof_dir.to_str().unwrap(),
     ];
+    aof.extend(module_args());
     let redis = redis_server::start_detached(&aof);
     let store = format!(
         "redis://127.0.0.1:{}?namespace={}&timeout_ms=2000",
@@ -843,7 +854,7 @@ async fn redis_with_aof_keeps_acknowledged_writes_across_its_own_sigkill() {
     let aof_dir = dir.path().join("redis");
     std::fs::create_dir_all(&aof_dir).unwrap();
     let redis_log = dir.path().join("redis.log");
-    let aof = [
+    let mut aof = vec![
         "--appendonly",
         "yes",
         "--appendfsync",
@@ -853,6 +864,7 @@ async fn redis_with_aof_keeps_acknowledged_writes_across_its_own_sigkill() {
         "--logfile",
         redis_log.to_str().unwrap(),
     ];
+    aof.extend(module_args());
     let mut redis = redis_server::start_detached(&aof);
     let port = redis.port;
     let store = format!(

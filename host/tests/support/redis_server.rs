@@ -149,7 +149,9 @@ pub fn shared() -> &'static RedisServer {
 pub fn module_path() -> &'static str {
     static PATH: OnceLock<String> = OnceLock::new();
     PATH.get_or_init(|| {
-        if let Ok(path) = std::env::var("WASM_STATE_REDIS_MODULE") {
+        if let Ok(path) = std::env::var("WASM_STATE_REDIS_MODULE")
+            && !path.is_empty()
+        {
             return path;
         }
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
