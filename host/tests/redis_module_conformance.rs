@@ -7,47 +7,18 @@
 //! gave it.
 
 mod support {
+    pub mod redis_backend;
     pub mod redis_server;
 }
 
 mod backend {
-    use std::sync::Arc;
-
-    use wasm_state::store::redis::RedisEngine;
+    pub use crate::support::redis_backend::{Guard, VOUCHES, never_issued, open, reopen};
+    use crate::support::{redis_backend, redis_server};
     use wasm_state::store::{Store, StoreConfig};
-
-    use crate::support::redis_server;
-
-    /// Other hosts write to the same Redis without telling this one: no
-    /// read stamps.
-    pub const VOUCHES: bool = false;
-
-    /// The namespace of a store (reopening uses the same).
-    pub struct Guard(String);
-
-    pub fn open(url: &str, config: StoreConfig) -> Store {
-        let engine = RedisEngine::lazy(url, config.clock.clone(), Arc::new(config.limits.clone()))
-            .expect("redis engine");
-        Store::with_engine(Box::new(engine), config)
-    }
 
     /// A fresh store: a new namespace on the shared server (module loaded).
     pub fn fresh(config: StoreConfig) -> (Store, Guard) {
-        let url = redis_server::shared_with_module().url();
-        (open(&url, config), Guard(url))
-    }
-
-    /// An etag of this engine's shape (8 hex digits of owner nonce, 16 of a
-    /// per-owner version) far above `real`, of the same owner: never issued.
-    pub fn never_issued(real: &str) -> String {
-        let (nonce, version) = real.split_at(8);
-        let version = u64::from_str_radix(version, 16).expect("redis etags end in 16 hex digits");
-        format!("{nonce}{:016x}", version + 1_000_000)
-    }
-
-    /// The same namespace again (the old store has been dropped).
-    pub fn reopen(guard: Guard, config: StoreConfig) -> (Store, Guard) {
-        (open(&guard.0, config), guard)
+        redis_backend::fresh_on(redis_server::shared_with_module(), config)
     }
 }
 
@@ -81,17 +52,43 @@ mod module {
             .map_or(0, |n| n.parse().unwrap())
     }
 
+    /// A store config with the real clock and no background sweeper.
+    fn config() -> StoreConfig {
+        StoreConfig {
+            clock: Arc::new(SystemClock),
+            sweep_interval: None,
+            ..StoreConfig::default()
+        }
+    }
+
+    /// The arguments of a commit of `op` (key, kind, condition, arguments)
+    /// on instance `app` at `now`, as the engine sends them.
+    fn commit_args<'a>(attempt: &'a [u8], now: &'a [u8; 8], op: &[&'a [u8]]) -> Vec<&'a [u8]> {
+        let mut args: Vec<&[u8]> = vec![
+            attempt,
+            b"commit",
+            b"i",
+            b"app",
+            b"",
+            now,
+            b"abcd1234",
+            b"1000000",
+            b"1000000",
+            b"100",
+            b"100",
+            b"",
+            b"1",
+        ];
+        args.extend(op);
+        args
+    }
+
     /// A store on namespace `ns` of the shared server, using the module or not.
     fn store_in(ns: &str, module: bool) -> Store {
         let port = redis_server::shared_with_module().port;
         let module = if module { "auto" } else { "off" };
         let url = format!("redis://127.0.0.1:{port}?namespace={ns}&module={module}");
-        let config = StoreConfig {
-            clock: Arc::new(SystemClock),
-            sweep_interval: None,
-            ..StoreConfig::default()
-        };
-        backend::open(&url, config)
+        backend::open(&url, config())
     }
 
     /// A store on a fresh namespace, and the namespace.
@@ -168,27 +165,11 @@ mod module {
             .unwrap()
             .as_millis() as u64)
             .to_be_bytes();
-        let args: Vec<&[u8]> = vec![
+        let args = commit_args(
             attempt.as_bytes(),
-            b"commit",
-            b"i",
-            b"app",
-            b"",
             &now,
-            b"abcd1234",
-            b"1000000",
-            b"1000000",
-            b"100",
-            b"100",
-            b"",
-            b"1",
-            key.as_bytes(),
-            b"incr",
-            b"",
-            b"",
-            b"1",
-            b"5",
-        ];
+            &[key.as_bytes(), b"incr", b"", b"", b"1", b"5"],
+        );
         let mut cmd = match via {
             Some(function) => {
                 let mut c = redis::cmd("FCALL");
@@ -318,28 +299,7 @@ mod module {
         let m = format!("{ns}:m");
         let print = native::fingerprint();
         let now = 1_767_225_600_000u64.to_be_bytes();
-        let good: Vec<&[u8]> = vec![
-            b"f",
-            b"commit",
-            b"i",
-            b"app",
-            b"",
-            &now,
-            b"abcd1234",
-            b"1000000",
-            b"1000000",
-            b"100",
-            b"100",
-            b"",
-            b"1",
-            b"k",
-            b"set",
-            b"",
-            b"",
-            b"2",
-            b"v",
-            b"",
-        ];
+        let good = commit_args(b"f", &now, &[b"k", b"set", b"", b"", b"2", b"v", b""]);
         let call = |c: &mut redis::Connection, keys: [&str; 3], print: &str, args: &[&[u8]]| {
             let mut cmd = redis::cmd("wasmstate.commit");
             cmd.arg(&keys[..]).arg(print);
@@ -480,14 +440,7 @@ mod module {
             "redis://{user}:pw@127.0.0.1:{port}?namespace={}",
             redis_server::fresh_namespace()
         );
-        let s = backend::open(
-            &url,
-            StoreConfig {
-                clock: Arc::new(SystemClock),
-                sweep_interval: None,
-                ..StoreConfig::default()
-            },
-        );
+        let s = backend::open(&url, config());
         let app = s.instance("app").unwrap();
         app.set("k", b"v".to_vec()).await.unwrap();
         assert_eq!(app.increment("n", 3).await.unwrap(), 3);
@@ -505,14 +458,7 @@ mod module {
             redis_server::module_path(),
         ]);
         let url = format!("redis://127.0.0.1:{}?namespace=unload", server.port);
-        let s = backend::open(
-            &url,
-            StoreConfig {
-                clock: Arc::new(SystemClock),
-                sweep_interval: None,
-                ..StoreConfig::default()
-            },
-        );
+        let s = backend::open(&url, config());
         let app = s.instance("app").unwrap();
         assert_eq!(app.increment("n", 1).await.unwrap(), 1);
         assert!(
