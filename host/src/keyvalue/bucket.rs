@@ -174,7 +174,7 @@ impl KvBucket {
         self.scope.delete_many(&refs).await.map(drop)
     }
 
-    /// Read `key` for a later [`swap`](Self::swap).
+    /// Read `key` for a later [`swap`](KvCas::swap).
     pub async fn cas(&self, key: &str) -> Result<KvCas> {
         let entry = self.scope.get_entry(&self.key(key)?).await?;
         Ok(KvCas {

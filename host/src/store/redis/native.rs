@@ -7,7 +7,7 @@
 //! loaded a write costs Redis native code, not interpreted Lua
 //! (docs/benchmarks.md), and the semantics are the one Rust implementation.
 //!
-//! [`Records`] mirrors `lua/backend.lua` (the records in a hash, their order
+//! `Records` mirrors `lua/backend.lua` (the records in a hash, their order
 //! in a sorted set); everything is read first and written only once the
 //! whole request succeeded, so a failing op leaves nothing (Redis has no
 //! rollback). Redis runs a module command atomically, like a function.

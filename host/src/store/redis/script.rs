@@ -549,7 +549,7 @@ fn bulk(b: impl Into<Vec<u8>>) -> Value {
     Value::BulkString(b.into())
 }
 
-/// The answer `{'E', code, index, name, value, …}` that [`error_of`] reads.
+/// The answer `{'E', code, index, name, value, …}` that `error_of` reads.
 pub fn error_answer(e: &StateError) -> Value {
     let (index, e) = match e {
         StateError::Aborted { index, source } => (*index as i64, source.root()),

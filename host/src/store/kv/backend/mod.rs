@@ -2,7 +2,7 @@
 //! snapshots for reads and one serial writer for writes.
 //!
 //! The engine's semantics (Redis rules, etags, TTL, quota) live above this
-//! trait, in [`crate::store::ops`]; a backend only stores bytes. A second
+//! trait, in [`crate::store::kv::ops`]; a backend only stores bytes. A second
 //! backend implements [`Backend`] and runs the same conformance suite.
 
 mod overlay;

@@ -4,11 +4,11 @@
 //!
 //! Reads use the newest **durable** snapshot, published by the syncer, and
 //! never wait for the writer. Writes are [`WriteJob`]s sent to the
-//! [`writer`] thread, which drains its queue, runs each job against its own
+//! `writer` thread, which drains its queue, runs each job against its own
 //! [`Overlay`](super::Overlay) inside one write transaction, keeps only the
 //! jobs that succeeded, writes the group's byte-level writes to the commit
-//! log ([`log`]), commits to redb without an fsync, and hands the group to
-//! the [`syncer`] thread — then goes on with the next group while the
+//! log (`log`), commits to redb without an fsync, and hands the group to
+//! the `syncer` thread — then goes on with the next group while the
 //! syncer fsyncs the log, publishes the snapshot taken right after the
 //! group's commit, and only then answers the group's requests. So the
 //! fsync of one group overlaps the work of the next, and no reader or
@@ -20,7 +20,7 @@
 //! or the log refuses writes until the file is reopened. The writer then
 //! drops the database and reopens it — redb's recovery and the log's replay
 //! bring back every acknowledged write — failing requests with
-//! `Unavailable` meanwhile and retrying at most every [`writer::REOPEN_EVERY`],
+//! `Unavailable` meanwhile and retrying at most every `writer::REOPEN_EVERY`,
 //! so the store recovers by itself when space returns.
 
 mod log;
