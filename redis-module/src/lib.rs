@@ -65,7 +65,9 @@ fn commit(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             }
         }))
         .map_err(|_| {
-            RedisError::Str("ERR the wasm-state module failed unexpectedly; nothing was written")
+            RedisError::Str(
+                "ERR the wasm-state module failed unexpectedly (a bug: please report it); it writes only after every check and op succeeded, so a failure in them wrote nothing",
+            )
         })?;
     Ok(reply_of(answer))
 }

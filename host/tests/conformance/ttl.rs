@@ -397,6 +397,21 @@ async fn expire_with_seconds_at_or_below_zero_deletes_when_the_mode_allows() {
             assert_eq!(s.ttl("k").await.unwrap(), expected, "{what}");
         }
     }
+    // At the very moment a key expires it is still live (it expires once
+    // the clock is past its time): `lt` with a time before now deletes it,
+    // `lt` with now itself does not (now is not before its expiry).
+    for (seconds, deleted) in [(0, false), (-5, true)] {
+        s.set_with("k", b("v"), ttl(2)).await.unwrap();
+        h.advance(Duration::from_secs(2));
+        assert!(s.exists("k").await.unwrap(), "live at its expiry time");
+        assert_eq!(
+            s.expire("k", seconds, ExpireMode::Lt).await.unwrap(),
+            deleted,
+            "lt {seconds} at the expiry time"
+        );
+        assert_eq!(s.exists("k").await.unwrap(), !deleted, "lt {seconds}");
+        s.delete("k").await.unwrap();
+    }
     // Maps and lists go whole, items and all.
     s.map_set("m", fv(&[("a", "1"), ("b", "2")])).await.unwrap();
     assert!(s.expire("m", 0, ExpireMode::Always).await.unwrap());

@@ -233,6 +233,11 @@ fn answered(e: &RedisError) -> bool {
     )
 }
 
+/// The hint of a command this Redis never runs for this user: unknown to
+/// it, or refused by its ACL.
+pub const NOT_OFFERED: &str =
+    "this Redis does not run the command for this user (unknown to it, or refused by its ACL)";
+
 /// The hint of an error Redis answered (a refused command).
 pub const REFUSED: &str = "Redis refused the command; check its ACL, loaded modules and log";
 
@@ -246,6 +251,8 @@ pub fn unavailable(url: &RedisUrl, e: &RedisError) -> StateError {
         "Redis did not answer in time; is it overloaded or stopped?"
     } else if e.is_io_error() || e.is_connection_dropped() {
         "the connection to Redis broke; it will be re-established"
+    } else if e.code() == Some("NOPERM") || e.to_string().contains("unknown command") {
+        NOT_OFFERED
     } else if answered(e) {
         REFUSED
     } else {

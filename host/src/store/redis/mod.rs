@@ -186,8 +186,10 @@ impl RedisEngine {
                     .await
                 {
                     Ok(has) => has,
-                    // Refused (an ACL without COMMAND): use the library.
-                    Err(StateError::Unavailable(m)) if m.contains(conn::REFUSED) => {
+                    // Refused for good (an ACL without COMMAND, or a server
+                    // that renamed it away): use the library. Any other
+                    // failure is this write's, and the next one asks again.
+                    Err(StateError::Unavailable(m)) if m.contains(conn::NOT_OFFERED) => {
                         tracing::warn!(url = %self.url, "Redis refused COMMAND INFO ({m}); writes run through the Lua library");
                         false
                     }
@@ -231,9 +233,7 @@ impl RedisEngine {
                 .await
             {
                 Err(StateError::Unavailable(m))
-                    if m.contains("unknown command")
-                        || m.contains("NOPERM")
-                        || m.contains(native::VERSION_MISMATCH) =>
+                    if m.contains(conn::NOT_OFFERED) || m.contains(native::VERSION_MISMATCH) =>
                 {
                     tracing::warn!(url = %self.url, "wasm-state's Redis module refused the write ({m}); writes run through the Lua library");
                     self.module.store(MODULE_NO, Ordering::Relaxed);

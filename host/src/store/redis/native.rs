@@ -87,6 +87,8 @@ struct Records<'c> {
     keys: &'c dyn OwnerKeys,
     /// What was read (`None`: absent).
     seen: RefCell<BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
+    /// Ranges `start..end` to delete (`end` none: unbounded), in order.
+    ranges: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     puts: Vec<(Vec<u8>, Vec<u8>)>,
     deletes: Vec<Vec<u8>>,
 }
@@ -96,6 +98,7 @@ impl<'c> Records<'c> {
         Records {
             keys,
             seen: RefCell::default(),
+            ranges: Vec::new(),
             puts: Vec::new(),
             deletes: Vec::new(),
         }
@@ -112,9 +115,38 @@ impl<'c> Records<'c> {
         Ok(())
     }
 
-    /// Make the buffered writes: deletions, then the values and the new
-    /// members of the order.
+    /// Delete every record in the range `lo`..`hi` (`ZRANGEBYLEX` form), a
+    /// batch at a time.
+    fn delete_members(&self, lo: &[u8], hi: &[u8]) -> Result<()> {
+        loop {
+            let keys = self.keys.members(lo, hi, false, BATCH)?;
+            if keys.is_empty() {
+                return Ok(());
+            }
+            let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+            self.keys.delete(&refs)?;
+            let full = keys.len() == BATCH;
+            let mut seen = self.seen.borrow_mut();
+            for k in keys {
+                seen.insert(k, None);
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Make the buffered writes — range deletions, deletions, then the
+    /// values and the new members of the order — all after the whole
+    /// request succeeded, so nothing before this point writes.
     fn apply(self) -> Result<()> {
+        for (start, end) in &self.ranges {
+            let lo = [b"[", start.as_slice()].concat();
+            let hi = end
+                .as_ref()
+                .map_or(b"+".to_vec(), |e| [b"(", e.as_slice()].concat());
+            self.delete_members(&lo, &hi)?;
+        }
         if !self.deletes.is_empty() {
             let fields: Vec<&[u8]> = self.deletes.iter().map(Vec::as_slice).collect();
             self.keys.delete(&fields)?;
@@ -194,30 +226,13 @@ impl RawWrite for Records<'_> {
         Ok(())
     }
 
-    /// Done at once: the overlay deletes ranges before its other writes,
-    /// and only once the whole request succeeded.
+    /// Buffered like every write; [`Records::apply`] deletes ranges first,
+    /// as the overlay orders them.
     fn delete_range(&mut self, start: &[u8], end: Option<&[u8]>) -> Result<()> {
-        if end.is_some_and(|e| start >= e) {
-            return Ok(());
+        if end.is_none_or(|e| start < e) {
+            self.ranges.push((start.to_vec(), end.map(<[u8]>::to_vec)));
         }
-        let lo = [b"[", start].concat();
-        let hi = end.map_or(b"+".to_vec(), |e| [b"(", e].concat());
-        loop {
-            let keys = self.keys.members(&lo, &hi, false, BATCH)?;
-            if keys.is_empty() {
-                return Ok(());
-            }
-            let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
-            self.keys.delete(&refs)?;
-            let full = keys.len() == BATCH;
-            let mut seen = self.seen.borrow_mut();
-            for k in keys {
-                seen.insert(k, None);
-            }
-            if !full {
-                return Ok(());
-            }
-        }
+        Ok(())
     }
 }
 

@@ -474,8 +474,12 @@ pub fn read_ops(a: &mut Args, now: u64) -> Result<Vec<Op>> {
             b"delete" => OpKind::Delete,
             b"incr" => OpKind::Increment(num(0)?),
             b"expire" => OpKind::Expire {
-                // A time not after now deletes, as any seconds ≤ 0 would.
+                // Seconds ≤ 0 delete. Only whether the time is before now
+                // (`lt`, `gt` compare it with a live key's expiry, which is
+                // not before now) tells them apart: -1 stands for any
+                // earlier time, 0 for now itself.
                 seconds: match arg(0)? {
+                    b"1" if time(1)? < now => -1,
                     b"1" => 0,
                     _ => i64::try_from(
                         time(1)?.checked_sub(now).ok_or_else(|| bad_arg("a time"))? / 1000,
