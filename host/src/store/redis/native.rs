@@ -141,10 +141,7 @@ impl<'c> Records<'c> {
     /// request succeeded, so nothing before this point writes.
     fn apply(self) -> Result<()> {
         for (start, end) in &self.ranges {
-            let lo = [b"[", start.as_slice()].concat();
-            let hi = end
-                .as_ref()
-                .map_or(b"+".to_vec(), |e| [b"(", e.as_slice()].concat());
+            let (lo, hi) = lex_range(start, end.as_deref());
             self.delete_members(&lo, &hi)?;
         }
         if !self.deletes.is_empty() {
@@ -171,6 +168,13 @@ impl<'c> Records<'c> {
     }
 }
 
+/// The keys `start..end` (`end` none: unbounded) as a `ZRANGEBYLEX` range.
+fn lex_range(start: &[u8], end: Option<&[u8]>) -> (Vec<u8>, Vec<u8>) {
+    let lo = [b"[", start].concat();
+    let hi = end.map_or(b"+".to_vec(), |e| [b"(", e].concat());
+    (lo, hi)
+}
+
 impl RawRead for Records<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         if let Some(v) = self.seen.borrow().get(key) {
@@ -191,8 +195,7 @@ impl RawRead for Records<'_> {
         if end.is_some_and(|e| start >= e) {
             return Ok(());
         }
-        let mut lo = [b"[", start].concat();
-        let mut hi = end.map_or(b"+".to_vec(), |e| [b"(", e].concat());
+        let (mut lo, mut hi) = lex_range(start, end);
         loop {
             let keys = self.keys.members(&lo, &hi, reverse, BATCH)?;
             let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
@@ -336,32 +339,27 @@ fn commit(keys: &dyn OwnerKeys, a: &mut Args) -> Result<Vec<OpResult>> {
 /// so a retry finds the first answer whichever of the two made it.
 fn pack(v: &Value, out: &mut Vec<u8>) {
     use rmp::encode;
-    // Writing to a Vec cannot fail.
-    let _ = match v {
-        Value::Nil => encode::write_bool(out, false).map_err(drop),
-        Value::Int(n) => encode::write_sint(out, *n).map(drop).map_err(drop),
+    // Writing to a Vec cannot fail, so the results are not looked at.
+    match v {
+        Value::Nil => {
+            let _ = encode::write_bool(out, false);
+        }
+        Value::Int(n) => {
+            let _ = encode::write_sint(out, *n);
+        }
         Value::BulkString(b) => {
-            let r = encode::write_str_len(out, b.len() as u32)
-                .map(drop)
-                .map_err(drop);
+            let _ = encode::write_str_len(out, b.len() as u32);
             out.extend_from_slice(b);
-            r
         }
         Value::Array(items) => {
-            let r = encode::write_array_len(out, items.len() as u32)
-                .map(drop)
-                .map_err(drop);
+            let _ = encode::write_array_len(out, items.len() as u32);
             for i in items {
                 pack(i, out);
             }
-            r
         }
         // Answers are built of the four kinds above only.
-        other => {
-            pack(&Value::BulkString(format!("{other:?}").into_bytes()), out);
-            Ok(())
-        }
-    };
+        other => pack(&Value::BulkString(format!("{other:?}").into_bytes()), out),
+    }
 }
 
 /// A marker's answer (`pack`, or the Lua library's `cmsgpack.pack`), as

@@ -365,6 +365,13 @@ fn bad_arg(what: &str) -> StateError {
     StateError::invalid(format!("wasmstate.commit: bad arguments ({what})"))
 }
 
+/// A time argument, as [`time`] writes it.
+fn arg_time(b: &[u8]) -> Result<u64> {
+    b.try_into()
+        .map(u64::from_be_bytes)
+        .map_err(|_| bad_arg("a time of 8 bytes"))
+}
+
 /// Reads the arguments of one call in order.
 pub struct Args<'a> {
     args: &'a [&'a [u8]],
@@ -396,10 +403,7 @@ impl<'a> Args<'a> {
 
     /// The next argument as a time (8 bytes big-endian).
     pub fn time(&mut self) -> Result<u64> {
-        self.bytes()?
-            .try_into()
-            .map(u64::from_be_bytes)
-            .map_err(|_| bad_arg("a time of 8 bytes"))
+        arg_time(self.bytes()?)
     }
 
     /// Whether every argument was read.
@@ -452,12 +456,7 @@ pub fn read_ops(a: &mut Args, now: u64) -> Result<Vec<Op>> {
         };
         let num = |i: usize| text(i)?.parse::<i64>().map_err(|_| bad_arg("a number"));
         let count = |i: usize| text(i)?.parse::<u64>().map_err(|_| bad_arg("a count"));
-        let time = |i: usize| -> Result<u64> {
-            arg(i)?
-                .try_into()
-                .map(u64::from_be_bytes)
-                .map_err(|_| bad_arg("a time of 8 bytes"))
-        };
+        let time = |i: usize| arg_time(arg(i)?);
         let kind = match kind {
             b"set" => OpKind::Set {
                 value: arg(0)?.to_vec(),
