@@ -8,7 +8,7 @@
 mod overlay;
 pub mod redb;
 
-pub use overlay::Overlay;
+pub use overlay::{Layers, Overlay, Writes};
 
 use crate::store::error::{Result, StateError};
 

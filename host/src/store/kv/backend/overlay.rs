@@ -2,22 +2,31 @@
 //! nothing reaches the base until [`Overlay::flush`]. A backend that commits
 //! many requests in one transaction gives each its own overlay, so a request
 //! that fails is simply dropped and leaves no trace.
+//!
+//! The buffer itself ([`Writes`]) reads the same over any base: the redb
+//! backend keeps the writes of groups logged but not yet committed to redb
+//! as [`Layers`] over the last commit's snapshot, so reads see them through
+//! the very merge a request sees its own writes with.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::sync::Arc;
 
 use super::{RawRead, RawWrite};
 use crate::store::error::Result;
 
-/// Buffered writes over a base.
-pub struct Overlay<'a> {
-    base: &'a mut dyn RawWrite,
+/// Buffered writes: point writes and range deletes, read over a base with
+/// [`Writes::over`].
+#[derive(Debug, Default)]
+pub struct Writes {
     /// Point writes: `Some` = put, `None` = delete.
     pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-    /// Range deletes, applied to the base before `pending` on flush: start
-    /// → end (`None` = to the end of the key space), disjoint and merged,
-    /// so that a lookup is one search however many there were.
+    /// Range deletes, applied to the base before `pending`: start → end
+    /// (`None` = to the end of the key space), disjoint and merged, so that
+    /// a lookup is one search however many there were.
     cleared: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Bytes of keys and values held (what the buffer costs in memory).
+    bytes: usize,
 }
 
 /// A buffered write: key and value (`None` = deleted).
@@ -35,14 +44,15 @@ fn max_end(a: Option<Vec<u8>>, b: Option<Vec<u8>>) -> Option<Vec<u8>> {
     }
 }
 
-impl<'a> Overlay<'a> {
-    /// An empty buffer over `base`.
-    pub fn new(base: &'a mut dyn RawWrite) -> Self {
-        Overlay {
-            base,
-            pending: BTreeMap::new(),
-            cleared: BTreeMap::new(),
-        }
+impl Writes {
+    /// Bytes of keys and values held (an estimate of the memory used).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// These writes read over `base`.
+    pub fn over<'a>(&'a self, base: &'a dyn RawRead) -> Over<'a> {
+        Over { writes: self, base }
     }
 
     /// Whether a range delete covers `k`: the one range starting at or
@@ -82,40 +92,71 @@ impl<'a> Overlay<'a> {
                 end = max_end(end, e);
             }
         }
+        self.bytes += start.len() + end.as_ref().map_or(0, Vec::len);
         self.cleared.insert(start, end);
     }
 
-    /// Apply every buffered write to the base.
-    pub fn flush(self) -> Result<()> {
+    /// Buffer a put (`Some`) or delete (`None`) of `key`.
+    fn write(&mut self, key: &[u8], value: Option<&[u8]>) {
+        self.bytes += key.len() + value.map_or(0, <[u8]>::len);
+        self.pending.insert(key.to_vec(), value.map(<[u8]>::to_vec));
+    }
+
+    /// Buffer the range delete `[start, end)`.
+    fn write_range(&mut self, start: &[u8], end: Option<&[u8]>) {
+        if end.is_some_and(|e| e <= start) {
+            return; // empty
+        }
+        let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
+        let doomed: Vec<Vec<u8>> = self
+            .pending
+            .range::<[u8], _>((Bound::Included(start), upper))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in doomed {
+            self.pending.remove(&k);
+        }
+        self.clear(start, end);
+    }
+
+    /// Apply every buffered write to `base`: the range deletes, then the
+    /// point writes.
+    pub fn apply_to(&self, base: &mut dyn RawWrite) -> Result<()> {
         for (s, e) in &self.cleared {
-            self.base.delete_range(s, e.as_deref())?;
+            base.delete_range(s, e.as_deref())?;
         }
         for (k, v) in &self.pending {
             match v {
-                Some(v) => self.base.put(k, v)?,
-                None => self.base.delete(k)?,
+                Some(v) => base.put(k, v)?,
+                None => base.delete(k)?,
             }
         }
         Ok(())
     }
 }
 
-impl RawRead for Overlay<'_> {
+/// Buffered writes read over a base.
+pub struct Over<'a> {
+    writes: &'a Writes,
+    base: &'a dyn RawRead,
+}
+
+impl RawRead for Over<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        if let Some(v) = self.pending.get(key) {
+        if let Some(v) = self.writes.pending.get(key) {
             return Ok(v.clone());
         }
-        if self.cleared(key) {
+        if self.writes.cleared(key) {
             return Ok(None);
         }
         self.base.get(key)
     }
 
     fn value_len(&self, key: &[u8]) -> Result<Option<usize>> {
-        if let Some(v) = self.pending.get(key) {
+        if let Some(v) = self.writes.pending.get(key) {
             return Ok(v.as_ref().map(Vec::len));
         }
-        if self.cleared(key) {
+        if self.writes.cleared(key) {
             return Ok(None);
         }
         self.base.value_len(key)
@@ -138,6 +179,7 @@ impl RawRead for Overlay<'_> {
             None => Bound::Unbounded,
         };
         let range = self
+            .writes
             .pending
             .range::<[u8], _>((Bound::Included(start), upper));
         let mut mine: Box<dyn Iterator<Item = Pending<'_>>> = if reverse {
@@ -172,7 +214,7 @@ impl RawRead for Overlay<'_> {
                 }
                 return go_on;
             }
-            if self.cleared(k) {
+            if self.writes.cleared(k) {
                 return true;
             }
             go_on = visit(k, v);
@@ -193,31 +235,121 @@ impl RawRead for Overlay<'_> {
     }
 }
 
+/// Groups of buffered writes over a base, oldest first: what reads see of
+/// writes made durable (logged) but not yet in the base.
+pub struct Layers<'a> {
+    /// The writes, oldest first.
+    pub layers: &'a [Arc<Writes>],
+    /// What they were written over.
+    pub base: &'a dyn RawRead,
+}
+
+impl Layers<'_> {
+    /// The newest layer over the others (`None`: no layer, read the base).
+    fn split(&self) -> Option<(&Writes, Layers<'_>)> {
+        let (top, rest) = self.layers.split_last()?;
+        Some((
+            top,
+            Layers {
+                layers: rest,
+                base: self.base,
+            },
+        ))
+    }
+}
+
+impl RawRead for Layers<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        match self.split() {
+            Some((top, rest)) => top.over(&rest).get(key),
+            None => self.base.get(key),
+        }
+    }
+
+    fn value_len(&self, key: &[u8]) -> Result<Option<usize>> {
+        match self.split() {
+            Some((top, rest)) => top.over(&rest).value_len(key),
+            None => self.base.value_len(key),
+        }
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        reverse: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<()> {
+        match self.split() {
+            Some((top, rest)) => top.over(&rest).scan(start, end, reverse, visit),
+            None => self.base.scan(start, end, reverse, visit),
+        }
+    }
+}
+
+/// Buffered writes over a base they reach on [`Overlay::flush`].
+pub struct Overlay<'a> {
+    base: &'a mut dyn RawWrite,
+    writes: Writes,
+}
+
+impl<'a> Overlay<'a> {
+    /// An empty buffer over `base`.
+    pub fn new(base: &'a mut dyn RawWrite) -> Self {
+        Overlay {
+            base,
+            writes: Writes::default(),
+        }
+    }
+
+    /// Apply every buffered write to the base.
+    pub fn flush(self) -> Result<()> {
+        self.writes.apply_to(self.base)
+    }
+
+    /// Apply every buffered write to the base, and keep them (to read over
+    /// another base that does not have them yet).
+    pub fn flush_keep(self) -> Result<Writes> {
+        self.writes.apply_to(self.base)?;
+        Ok(self.writes)
+    }
+}
+
+impl RawRead for Overlay<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.writes.over(&*self.base).get(key)
+    }
+
+    fn value_len(&self, key: &[u8]) -> Result<Option<usize>> {
+        self.writes.over(&*self.base).value_len(key)
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        reverse: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<()> {
+        self.writes
+            .over(&*self.base)
+            .scan(start, end, reverse, visit)
+    }
+}
+
 impl RawWrite for Overlay<'_> {
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
-        self.pending.insert(key.to_vec(), Some(value.to_vec()));
+        self.writes.write(key, Some(value));
         Ok(())
     }
 
     fn delete(&mut self, key: &[u8]) -> Result<()> {
-        self.pending.insert(key.to_vec(), None);
+        self.writes.write(key, None);
         Ok(())
     }
 
     fn delete_range(&mut self, start: &[u8], end: Option<&[u8]>) -> Result<()> {
-        if end.is_some_and(|e| e <= start) {
-            return Ok(()); // empty
-        }
-        let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
-        let doomed: Vec<Vec<u8>> = self
-            .pending
-            .range::<[u8], _>((Bound::Included(start), upper))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in doomed {
-            self.pending.remove(&k);
-        }
-        self.clear(start, end);
+        self.writes.write_range(start, end);
         Ok(())
     }
 }
@@ -370,6 +502,53 @@ mod tests {
             }
             overlay.flush().unwrap();
             prop_assert_eq!(base.0, model.0);
+        }
+
+        /// Groups of such writes kept as layers over a base that never
+        /// received them read like the base with every group applied in
+        /// order: point reads, lengths, and scans in both directions with
+        /// any limit.
+        #[test]
+        fn layers_read_like_their_groups_applied_in_order(
+            initial in proptest::collection::btree_map(key(), any::<u8>(), 0..12),
+            groups in proptest::collection::vec(proptest::collection::vec(step(), 0..12), 0..6),
+            reads in proptest::collection::vec(step(), 1..24),
+        ) {
+            let initial: BTreeMap<Vec<u8>, Vec<u8>> =
+                initial.into_iter().map(|(k, v)| (k, vec![v])).collect();
+            let base = Mem(initial.clone());
+            let mut model = Mem(initial);
+            let mut layers = Vec::new();
+            for steps in groups {
+                let mut overlay = Overlay::new(&mut model);
+                for s in steps {
+                    match s {
+                        Step::Put(k, v) => overlay.put(&k, &[v]).unwrap(),
+                        Step::Delete(k) => overlay.delete(&k).unwrap(),
+                        Step::Range(s, e) => overlay.delete_range(&s, e.as_deref()).unwrap(),
+                        Step::Get(_) | Step::Scan(..) => {}
+                    }
+                }
+                layers.push(Arc::new(overlay.flush_keep().unwrap()));
+            }
+            let view = Layers { layers: &layers, base: &base };
+            for r in reads {
+                match r {
+                    Step::Get(k) | Step::Put(k, _) | Step::Delete(k) | Step::Range(k, _) => {
+                        prop_assert_eq!(view.get(&k).unwrap(), model.get(&k).unwrap());
+                        prop_assert_eq!(
+                            view.value_len(&k).unwrap(),
+                            model.get(&k).unwrap().map(|v| v.len())
+                        );
+                    }
+                    Step::Scan(s, e, reverse, n) => {
+                        prop_assert_eq!(
+                            scan_all(&view, &s, e.as_deref(), reverse, n),
+                            scan_all(&model, &s, e.as_deref(), reverse, n)
+                        );
+                    }
+                }
+            }
         }
     }
 }

@@ -38,7 +38,7 @@ use std::time::Duration;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use self::log::CommitLog;
-use self::table::{Pinned, Snapshot, TABLE, Tbl};
+use self::table::{Pinned, ReadTable, Snapshot, TABLE, Tbl};
 use super::{Backend, RawRead, RawWrite, WriteJob, unavailable};
 use crate::store::error::{Result, StateError};
 use crate::store::kv::layout;
@@ -169,7 +169,7 @@ impl State {
 
     /// The database was (re)opened: it is what reads and writes use now.
     fn opened(&self, db: Arc<Database>) -> Result<u64> {
-        let snap = open_snapshot(&db)?;
+        let snap = Arc::new(Snapshot::committed(open_snapshot(&db)?));
         let mut slot = self.db.write().map_err(unavailable)?;
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         self.published.lock().map_err(unavailable)?.set(Some(snap));
@@ -196,7 +196,7 @@ impl Published {
 }
 
 /// A read-only snapshot of the newest commit of `db`.
-fn open_snapshot(db: &Database) -> Result<Arc<Snapshot>> {
+fn open_snapshot(db: &Database) -> Result<Arc<ReadTable>> {
     let rtx = db.begin_read().map_err(unavailable)?;
     Ok(Arc::new(Tbl(rtx.open_table(TABLE).map_err(unavailable)?)))
 }
@@ -385,6 +385,7 @@ fn log_error(log: &Path, e: &std::io::Error) -> StateError {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
     use std::sync::mpsc;
 
     use super::*;
@@ -466,6 +467,91 @@ mod tests {
         }
     }
 
+    /// The layers reads see over redb's last commit now.
+    fn layers(b: &RedbBackend) -> usize {
+        let published = b.state.published.lock().unwrap();
+        published.snap.as_ref().map_or(0, |s| s.layers.len())
+    }
+
+    /// With a log, redb commits only every `MAX_LAYERS` groups: the groups
+    /// in between are read from their layers (the file's own last commit
+    /// lacks them), a crash image of that moment (data file and log)
+    /// replays them, and an idle checkpoint leaves reads no layers.
+    #[test]
+    fn groups_between_redb_commits_are_read_from_layers_and_survive_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let options = RedbOptions {
+            checkpoint_idle: Duration::from_secs(3600),
+            ..RedbOptions::default()
+        };
+        let b = RedbBackend::open(&path, options.clone()).unwrap();
+        let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut deepest = 0;
+        for i in 0u8..20 {
+            let key = [b'k', b'0' + i % 7];
+            let value = [i];
+            let mut ws = vec![W::Put(Box::leak(Box::new(key)), Box::leak(Box::new(value)))];
+            model.insert(key.to_vec(), value.to_vec());
+            if i % 5 == 4 {
+                ws.push(W::Range(b"k2", b"k4"));
+                model.retain(|k, _| {
+                    !(k.as_slice() >= b"k2".as_slice() && k.as_slice() < b"k4".as_slice())
+                });
+            }
+            if i % 6 == 5 {
+                ws.push(W::Delete(b"k0"));
+                model.remove(b"k0".as_slice());
+            }
+            write(&b, ws);
+            let want: Vec<Pair> = model.clone().into_iter().collect();
+            assert_eq!(contents(&*b.snapshot().unwrap()), want, "after group {i}");
+            let n = layers(&b);
+            assert!(n < writer::MAX_LAYERS, "{n} layers after group {i}");
+            if n > 0 {
+                // redb's own last commit does not have the newest group.
+                let db = b.state.database().unwrap();
+                assert_ne!(contents(&*open_snapshot(&db).unwrap()), want, "group {i}");
+            }
+            deepest = deepest.max(n);
+        }
+        assert_eq!(deepest, writer::MAX_LAYERS - 1);
+        // A crash now: the data file as it is, and its log.
+        let image = dir.path().join("image");
+        std::fs::create_dir(&image).unwrap();
+        std::fs::copy(&path, image.join("s.redb")).unwrap();
+        std::fs::copy(log::path_for(&path), log::path_for(&image.join("s.redb"))).unwrap();
+        let want: Vec<Pair> = model.into_iter().collect();
+        let (db, _) = open_file(&image.join("s.redb"), &options, None).unwrap();
+        assert_eq!(
+            contents(&*open_snapshot(&db).unwrap()),
+            want,
+            "the crash image"
+        );
+        drop(b);
+        // A checkpoint when idle leaves reads no layers.
+        let b = RedbBackend::open(
+            &path,
+            RedbOptions {
+                checkpoint_idle: Duration::from_millis(10),
+                ..RedbOptions::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(contents(&*b.snapshot().unwrap()), want, "reopened");
+        write(&b, vec![W::Put(b"z", b"1")]);
+        assert_eq!(layers(&b), 1);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while layers(&b) > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(layers(&b), 0, "after an idle checkpoint");
+        assert_eq!(
+            b.snapshot().unwrap().get(b"z").unwrap(),
+            Some(b"1".to_vec())
+        );
+    }
+
     /// Everything but the backend's own record.
     fn contents(r: &dyn RawRead) -> Vec<Pair> {
         let mut out = Vec::new();
@@ -493,7 +579,7 @@ mod tests {
             let (db, log) = open_file(&path, &options, trusted).unwrap();
             assert_eq!(log.unwrap().last_seq(), 4, "{trusted:?}");
             let snap = open_snapshot(&db).unwrap();
-            assert_eq!(contents(&Pinned(snap)), want, "{trusted:?}");
+            assert_eq!(contents(&*snap), want, "{trusted:?}");
         }
     }
 
@@ -511,7 +597,7 @@ mod tests {
         let (db, log) = open_file(&path, &options, Some(0)).unwrap();
         assert_eq!(log.unwrap().last_seq(), 4);
         let snap = open_snapshot(&db).unwrap();
-        assert_eq!(contents(&Pinned(snap)), want);
+        assert_eq!(contents(&*snap), want);
     }
 
     /// Where the third record starts: past two records' headers (28 bytes)

@@ -1,5 +1,6 @@
-//! The redb table as the engine's byte-key space: read-only snapshots, the
-//! writer's table, and the writer's table recording into a log record.
+//! The redb table as the engine's byte-key space: read-only snapshots (with
+//! the groups logged after them), the writer's table, and the writer's table
+//! recording into a log record.
 
 use std::ops::Bound;
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use redb::{ReadableTable, TableDefinition};
 
 use super::log::{Entry, Record};
 use crate::store::error::Result;
-use crate::store::kv::backend::{RawRead, RawWrite, unavailable};
+use crate::store::kv::backend::{Layers, RawRead, RawWrite, Writes, unavailable};
 
 /// The one table of byte keys.
 pub(super) const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("wasm-state");
@@ -16,8 +17,53 @@ pub(super) const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("wa
 /// A redb table (read-only snapshot or the writer's table).
 pub(super) struct Tbl<T>(pub(super) T);
 
-/// A read-only snapshot of the table.
-pub(super) type Snapshot = Tbl<redb::ReadOnlyTable<&'static [u8], &'static [u8]>>;
+/// A read-only snapshot of the table as redb last committed it.
+pub(super) type ReadTable = Tbl<redb::ReadOnlyTable<&'static [u8], &'static [u8]>>;
+
+/// What reads see: the table as redb last committed it, and the writes of
+/// the groups logged (durable) since that the writer has applied to its
+/// open transaction but not committed to redb yet, oldest first.
+pub(super) struct Snapshot {
+    pub(super) base: Arc<ReadTable>,
+    pub(super) layers: Vec<Arc<Writes>>,
+}
+
+impl Snapshot {
+    /// redb's last commit, nothing over it.
+    pub(super) fn committed(base: Arc<ReadTable>) -> Self {
+        Snapshot {
+            base,
+            layers: Vec::new(),
+        }
+    }
+
+    fn view(&self) -> Layers<'_> {
+        Layers {
+            layers: &self.layers,
+            base: &*self.base,
+        }
+    }
+}
+
+impl RawRead for Snapshot {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.view().get(key)
+    }
+
+    fn value_len(&self, key: &[u8]) -> Result<Option<usize>> {
+        self.view().value_len(key)
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        reverse: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<()> {
+        self.view().scan(start, end, reverse, visit)
+    }
+}
 
 /// The writer's table inside a write transaction.
 pub(super) type TableRw<'t> = Tbl<redb::Table<'t, &'static [u8], &'static [u8]>>;

@@ -1,6 +1,8 @@
 //! The writer thread: runs queued groups of requests in write transactions,
-//! logs and commits them (without an fsync), hands each group to the
-//! syncer, and makes checkpoints; reopens the file after an I/O error.
+//! logs them and commits them to redb (without an fsync) — with a log, only
+//! every [`MAX_LAYERS`] groups, reads seeing the groups in between as
+//! layers over redb's last commit — hands each group to the syncer, and
+//! makes checkpoints; reopens the file after an I/O error.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,14 +11,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use redb::{Database, Durability};
+use redb::{Database, Durability, WriteTransaction};
 
 use super::log::{CommitLog, Record};
 use super::syncer::{self, Committed, Finisher, Flight};
-use super::table::{Logged, TABLE, TableRw, Tbl};
+use super::table::{Logged, ReadTable, Snapshot, TABLE, TableRw, Tbl};
 use super::{RedbOptions, State, log_error, open_file, open_snapshot};
 use crate::store::error::{Result, StateError};
-use crate::store::kv::backend::{Overlay, RawWrite, WriteJob, unavailable};
+use crate::store::kv::backend::{Overlay, RawWrite, WriteJob, Writes, unavailable};
 use crate::store::kv::layout;
 
 /// Most requests committed together.
@@ -25,6 +27,17 @@ const MAX_BATCH: usize = 256;
 /// Groups committed and not yet answered by the syncer, at most (the
 /// writer waits beyond that).
 const IN_FLIGHT: usize = 4;
+
+/// Groups logged and applied to the writer's open transaction, at most,
+/// before one redb commit takes them in (stores with a commit log). A redb
+/// commit — allocating, checksumming and flushing the copied pages of every
+/// table it touched — cost more than the group's own writes; the log already
+/// makes each group durable, so redb commits only every few groups, and reads
+/// see the groups in between through their buffered writes.
+pub(super) const MAX_LAYERS: usize = 8;
+
+/// Bytes those groups' buffered writes may hold at most before the commit.
+const MAX_LAYER_BYTES: usize = 8 << 20;
 
 /// How often the writer retries reopening the file after an I/O error.
 pub(super) const REOPEN_EVERY: Duration = Duration::from_millis(200);
@@ -50,6 +63,34 @@ pub(super) struct Writer {
     /// What finishes flights: the syncer, or the writer when it is idle.
     finisher: Arc<Mutex<Finisher>>,
     syncer: JoinHandle<()>,
+    /// The write transaction holding groups logged but not yet committed to
+    /// redb (stores with a log; none right after a commit).
+    open: Option<Open>,
+}
+
+/// A write transaction kept open across groups: redb's last commit, and
+/// the writes of the groups applied to the transaction since (logged,
+/// oldest first) — what reads see.
+pub(super) struct Open {
+    wtx: WriteTransaction,
+    base: Arc<ReadTable>,
+    layers: Vec<Arc<Writes>>,
+    bytes: usize,
+}
+
+impl Open {
+    /// A new transaction over the newest commit of `db`.
+    fn begin(db: &Database) -> Result<Self> {
+        let base = open_snapshot(db)?;
+        let mut wtx = db.begin_write().map_err(unavailable)?;
+        wtx.set_durability(Durability::None).map_err(unavailable)?;
+        Ok(Open {
+            wtx,
+            base,
+            layers: Vec::new(),
+            bytes: 0,
+        })
+    }
 }
 
 impl Writer {
@@ -83,6 +124,7 @@ impl Writer {
             in_flight,
             finisher,
             syncer,
+            open: None,
         })
     }
 
@@ -187,6 +229,8 @@ impl Writer {
             Ok(db) => return Ok(db),
             Err(e) => e,
         };
+        // Its groups are in the log: the reopen replays them.
+        self.open = None;
         if Instant::now() < self.next_reopen {
             return Err(failed);
         }
@@ -210,40 +254,82 @@ impl Writer {
         }
     }
 
-    /// Run the batch's jobs in one write transaction and commit the ones that
-    /// succeeded, logged (when the store keeps a log) but not yet synced:
-    /// what the syncer finishes.
+    /// Run the batch's jobs in the open write transaction (or a new one) and
+    /// keep the ones that succeeded, logged (when the store keeps a log) but
+    /// not yet synced: what the syncer finishes. With a log, redb commits
+    /// only every [`MAX_LAYERS`] groups (or [`MAX_LAYER_BYTES`]).
     fn commit(&mut self, db: &Database, batch: &mut [Box<dyn WriteJob>]) -> Result<Committed> {
+        let open = match self.open.take() {
+            Some(open) => open,
+            None => match Open::begin(db) {
+                Ok(open) => open,
+                Err(e) => {
+                    tracing::error!(error = %e, jobs = batch.len(), "no write transaction");
+                    self.check(db, &e);
+                    return Err(e);
+                }
+            },
+        };
+        let earlier = !open.layers.is_empty();
         let lost_with = (&*self.state, self.generation);
-        let committed = commit_batch(db, batch, self.log.as_mut(), lost_with);
-        match &committed {
+        let committed = commit_batch(db, open, batch, self.log.as_mut(), lost_with);
+        match committed {
             Err(e) => {
                 tracing::error!(error = %e, jobs = batch.len(), "commit failed");
-                self.check(db, e);
+                if earlier {
+                    // The transaction held earlier groups, logged and maybe
+                    // answered: the reopen replays them from the log.
+                    self.state.fail(
+                        self.generation,
+                        format!(
+                            "a write to the state file {} failed ({e}); reopening it (the commit log holds every acknowledged write)",
+                            self.state.path.display()
+                        ),
+                    );
+                    self.next_reopen = Instant::now();
+                } else {
+                    self.check(db, &e);
+                }
+                Err(e)
             }
-            // Committed, but reads could not be given the new state: close
-            // the file, so that they fail until the reopen publishes it.
-            Ok(Committed::Changed(_, None)) => self.state.fail(
-                self.generation,
-                "no read snapshot could be taken after a commit; reopening the state file".into(),
-            ),
-            Ok(_) => {}
+            Ok((committed, open)) => {
+                self.open = open;
+                // Committed, but reads could not be given the new state:
+                // close the file, so that they fail until the reopen
+                // publishes it.
+                if let Committed::Changed(_, None) = committed {
+                    self.state.fail(
+                        self.generation,
+                        "no read snapshot could be taken after a commit; reopening the state file"
+                            .into(),
+                    );
+                }
+                Ok(committed)
+            }
         }
-        committed
     }
 
-    /// Make the logged groups part of a durable redb commit, so that the log
-    /// can start again. A failure leaves the log as it is (a reopen replays
-    /// it) and is retried at the next occasion.
+    /// Make the logged groups part of a durable redb commit (the open
+    /// transaction's, when there is one), so that the log can start again.
+    /// A failure leaves the log as it is (a reopen replays it) and is
+    /// retried at the next occasion.
     fn checkpoint(&mut self) {
         let Some(log) = self.log.as_mut().filter(|l| l.pending()) else {
             return;
         };
         let Ok(db) = self.state.database() else {
+            self.open = None;
             return;
         };
+        let open = self.open.take();
+        let earlier = open.as_ref().is_some_and(|o| !o.layers.is_empty());
         let done = (|| -> Result<()> {
-            let wtx = db.begin_write().map_err(unavailable)?;
+            let mut wtx = match open {
+                Some(open) => open.wtx,
+                None => db.begin_write().map_err(unavailable)?,
+            };
+            wtx.set_durability(Durability::Immediate)
+                .map_err(unavailable)?;
             Tbl(wtx.open_table(TABLE).map_err(unavailable)?)
                 .put(layout::LOG_SEQ, &log.last_seq().to_be_bytes())?;
             wtx.commit().map_err(unavailable)
@@ -252,6 +338,26 @@ impl Writer {
             Ok(()) => {
                 self.trusted = Some(log.last_seq());
                 log.checkpointed();
+                // Reads may drop the layers now — unless a group is still
+                // on its way to durability (its snapshot comes later).
+                if earlier
+                    && self.in_flight.load(Ordering::Acquire) == 0
+                    && let Ok(base) = open_snapshot(&db)
+                {
+                    self.state
+                        .publish(self.generation, Arc::new(Snapshot::committed(base)));
+                }
+            }
+            Err(e) if earlier => {
+                tracing::error!(error = %e, "checkpoint failed");
+                self.state.fail(
+                    self.generation,
+                    format!(
+                        "a checkpoint of the state file {} failed ({e}); reopening it (the commit log holds every acknowledged write)",
+                        self.state.path.display()
+                    ),
+                );
+                self.next_reopen = Instant::now();
             }
             Err(e) => {
                 tracing::error!(error = %e, "checkpoint failed");
@@ -275,13 +381,15 @@ impl Writer {
     }
 }
 
-/// Run the batch's jobs in one write transaction and commit the ones that
-/// succeeded without an fsync, after writing their writes to the log (when
-/// there is one). A failure (of a write, the log or the commit) leaves
-/// nothing: the transaction is dropped, a logged record erased. A group
-/// that wrote nothing (the sweeper's tick when nothing expired, failed
-/// requests) makes no commit: what reads see, and the store's generation,
-/// stay as they are.
+/// Run the batch's jobs in `open` and keep the ones that succeeded, after
+/// writing their writes to the log (when there is one); commit them to redb
+/// without an fsync — or, with a log and fewer than [`MAX_LAYERS`] groups in
+/// the transaction, keep it open and let reads see the group as a layer. A
+/// failure (of a write, the log or the commit) leaves nothing of this
+/// group: the transaction is dropped, a logged record erased (the caller
+/// recovers the earlier groups it held). A group that wrote nothing (the
+/// sweeper's tick when nothing expired, failed requests) makes no commit:
+/// what reads see, and the store's generation, stay as they are.
 ///
 /// If the erasing fails, its fsync may have taken the error of another
 /// group's record (Linux reports a failed writeback once per file): then
@@ -289,14 +397,19 @@ impl Writer {
 /// syncer vouches for none of its groups still in flight.
 fn commit_batch(
     db: &Database,
+    open: Open,
     batch: &mut [Box<dyn WriteJob>],
     log: Option<&mut CommitLog>,
     (state, generation): (&State, u64),
-) -> Result<Committed> {
-    let mut wtx = db.begin_write().map_err(unavailable)?;
-    wtx.set_durability(Durability::None).map_err(unavailable)?;
+) -> Result<(Committed, Option<Open>)> {
+    let Open {
+        wtx,
+        base,
+        mut layers,
+        mut bytes,
+    } = open;
     let mut record = Record::default();
-    let wrote = {
+    let (wrote, layer) = {
         let mut table: TableRw<'_> = Tbl(wtx.open_table(TABLE).map_err(unavailable)?);
         let mut logged = Logged {
             table: &mut table,
@@ -317,7 +430,7 @@ fn commit_batch(
                 Err(_) => tracing::error!("a write request panicked; its writes were discarded"),
             }
         }
-        group.flush()?;
+        let layer = group.flush_keep()?;
         let wrote = logged.writes > 0;
         // Whatever makes this commit durable (a checkpoint, redb closing the
         // file) records which log record it holds.
@@ -326,13 +439,22 @@ fn commit_batch(
         {
             table.put(layout::LOG_SEQ, &(log.last_seq() + 1).to_be_bytes())?;
         }
-        wrote
+        (wrote, layer)
     };
     if !wrote {
-        wtx.abort().map_err(unavailable)?;
-        return Ok(Committed::Unchanged);
+        if layers.is_empty() {
+            wtx.abort().map_err(unavailable)?;
+            return Ok((Committed::Unchanged, None));
+        }
+        let open = Open {
+            wtx,
+            base,
+            layers,
+            bytes,
+        };
+        return Ok((Committed::Unchanged, Some(open)));
     }
-    let (log, appended) = match log {
+    let (mut log, appended) = match log {
         Some(log) if !record.is_empty() => {
             let appended = log
                 .write(&mut record)
@@ -341,6 +463,29 @@ fn commit_batch(
         }
         _ => (None, None),
     };
+    bytes += layer.bytes();
+    layers.push(Arc::new(layer));
+    if let (Some(log), Some(appended)) = (log.as_deref_mut(), appended)
+        && layers.len() < MAX_LAYERS
+        && bytes < MAX_LAYER_BYTES
+    {
+        // Durable once the log is synced; in redb at a later commit.
+        log.committed(appended);
+        let snapshot = Arc::new(Snapshot {
+            base: base.clone(),
+            layers: layers.clone(),
+        });
+        let open = Open {
+            wtx,
+            base,
+            layers,
+            bytes,
+        };
+        return Ok((
+            Committed::Changed(Some(log.file().clone()), Some(snapshot)),
+            Some(open),
+        ));
+    }
     if let Err(e) = wtx.commit() {
         if let (Some(log), Some(appended)) = (log, appended)
             && let Err(r) = log.retract(appended)
@@ -365,6 +510,7 @@ fn commit_batch(
     // fail until the reopen publishes one.
     let snapshot = open_snapshot(db)
         .inspect_err(|e| tracing::warn!(error = %e, "no snapshot after a commit"))
-        .ok();
-    Ok(Committed::Changed(sync, snapshot))
+        .ok()
+        .map(|base| Arc::new(Snapshot::committed(base)));
+    Ok((Committed::Changed(sync, snapshot), None))
 }
