@@ -66,6 +66,10 @@ pub(super) struct Writer {
     /// The write transaction holding groups logged but not yet committed to
     /// redb (stores with a log; none right after a commit).
     open: Option<Open>,
+    /// A checkpoint took in groups that reads still see as layers: publish
+    /// the plain commit once nothing is in flight (unless a group comes
+    /// first).
+    flatten: bool,
 }
 
 /// A write transaction kept open across groups: redb's last commit, and
@@ -125,6 +129,7 @@ impl Writer {
             finisher,
             syncer,
             open: None,
+            flatten: false,
         })
     }
 
@@ -193,6 +198,10 @@ impl Writer {
     /// every sender is gone.
     fn next(&mut self, rx: &Receiver<Box<dyn WriteJob>>) -> Option<Box<dyn WriteJob>> {
         loop {
+            if self.flatten && self.in_flight.load(Ordering::Acquire) == 0 {
+                self.flatten = false;
+                self.publish_committed();
+            }
             let failed = self.state.failed();
             let pending = self.log.as_ref().is_some_and(CommitLog::pending);
             // A group in flight may yet fail the file (its sync): then the
@@ -271,6 +280,7 @@ impl Writer {
             },
         };
         let earlier = !open.layers.is_empty();
+        self.flatten = false;
         let lost_with = (&*self.state, self.generation);
         let committed = commit_batch(db, open, batch, self.log.as_mut(), lost_with);
         match committed {
@@ -338,14 +348,15 @@ impl Writer {
             Ok(()) => {
                 self.trusted = Some(log.last_seq());
                 log.checkpointed();
-                // Reads may drop the layers now — unless a group is still
-                // on its way to durability (its snapshot comes later).
-                if earlier
-                    && self.in_flight.load(Ordering::Acquire) == 0
-                    && let Ok(base) = open_snapshot(&db)
-                {
-                    self.state
-                        .publish(self.generation, Arc::new(Snapshot::committed(base)));
+                // Reads may drop the layers now — or, while a group is still
+                // on its way to durability (its snapshot comes later), once
+                // it has arrived.
+                if earlier {
+                    self.flatten = true;
+                    if self.in_flight.load(Ordering::Acquire) == 0 {
+                        self.flatten = false;
+                        self.publish_committed();
+                    }
                 }
             }
             Err(e) if earlier => {
@@ -363,6 +374,18 @@ impl Writer {
                 tracing::error!(error = %e, "checkpoint failed");
                 self.check(&db, &e);
             }
+        }
+    }
+
+    /// Publish redb's last commit as it is, no layers: only when every
+    /// group it holds is durable and answered (nothing in flight) and no
+    /// group came after it.
+    fn publish_committed(&self) {
+        if let Ok(db) = self.state.database()
+            && let Ok(base) = open_snapshot(&db)
+        {
+            self.state
+                .publish(self.generation, Arc::new(Snapshot::committed(base)));
         }
     }
 
