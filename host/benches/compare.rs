@@ -14,9 +14,11 @@
 //!    append, a 10-op transaction and 64 concurrent writers, on wasm-state
 //!    (redb), SQLite through rusqlite (WAL, `synchronous=FULL`, Spin's
 //!    key-value table), Redis `appendfsync always` and `everysec` through
-//!    redis-rs, the wasm-state Redis engine on the `always` server, and
-//!    native redb doing the same writes (for reference: what the storage
-//!    engine itself costs).
+//!    redis-rs, the wasm-state Redis engine on the `always` server — its
+//!    writes through the Lua library (`module=off`) and through
+//!    wasm-state's Redis module (loaded into both servers) — and native
+//!    redb doing the same writes (for reference: what the storage engine
+//!    itself costs).
 //!
 //! Why not criterion: fsync latency on a shared disk drifts by several times
 //! within seconds, and criterion measures one function after another, so
@@ -27,7 +29,9 @@
 //! printed at the end, in Markdown.
 //!
 //! Needs `redis-server` (Debian's package); each server runs on a free port
-//! with AOF in its own temporary directory and is stopped at the end.
+//! with AOF in its own temporary directory and is stopped at the end. The
+//! module is built by cargo (`--release`) unless `WASM_STATE_REDIS_MODULE`
+//! names one.
 //!
 //! ```sh
 //! cargo bench -p wasm-state-host --bench compare            # both parts
@@ -83,12 +87,13 @@ const SQL_UPSERT: &str = "INSERT INTO spin_key_value (store, key, value) VALUES 
 const SQL_GET: &str = "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2";
 
 /// Table headings of the side-by-side systems, in the order of [`steps`].
-const SYSTEMS: [&str; 6] = [
+const SYSTEMS: [&str; 7] = [
     "wasm-state (redb)",
     "SQLite (WAL, FULL)",
     "Redis `always`",
     "Redis `everysec`",
-    "wasm-state on Redis `always`",
+    "wasm-state on Redis `always` (Lua)",
+    "wasm-state on Redis `always` (module)",
     "native redb",
 ];
 
@@ -144,6 +149,8 @@ fn start_redis(appendfsync: &str) -> Redis {
         "0",
         "--dir",
         dir.path().to_str().expect("a UTF-8 temp path"),
+        "--loadmodule",
+        redis_server::module_path(),
     ]);
     for (name, want) in [("appendonly", "yes"), ("appendfsync", appendfsync)] {
         let got = redis_server::cli(server.port, &["config", "get", name]);
@@ -531,13 +538,17 @@ struct Fixture {
     sr: ScopeHandle,
     sqlite: Arc<Mutex<Connection>>,
     native: Arc<Database>,
-    /// One connection for single ops, `CONCURRENT` for the concurrent row.
-    always: (MultiplexedConnection, Vec<MultiplexedConnection>),
-    everysec: (MultiplexedConnection, Vec<MultiplexedConnection>),
-    _stores: (Store, Store),
+    /// wasm-state on the `always` Redis through wasm-state's Redis module.
+    srm: ScopeHandle,
+    always: Connections,
+    everysec: Connections,
+    _stores: (Store, Store, Store),
     _redis: (Redis, Redis),
     _dir: tempfile::TempDir,
 }
+
+/// One connection for single ops, `CONCURRENT` for the concurrent row.
+type Connections = (MultiplexedConnection, Vec<MultiplexedConnection>);
 
 fn fixture() -> Fixture {
     let rt = runtime();
@@ -547,16 +558,23 @@ fn fixture() -> Fixture {
     let everysec = start_redis("everysec");
     let redis_store = rt
         .block_on(Store::connect(
-            &format!("{}?namespace=cmp", always.url),
+            &format!("{}?namespace=cmp&module=off", always.url),
             store_config(),
         ))
         .expect("wasm-state on redis");
+    let module_store = rt
+        .block_on(Store::connect(
+            &format!("{}?namespace=cmpm", always.url),
+            store_config(),
+        ))
+        .expect("wasm-state on redis with the module");
     let sqlite = sqlite_open(&dir.path().join("kv.sqlite"));
     let native = Database::create(dir.path().join("native.redb")).expect("native db");
     native_put(&native, "hot", &value());
-    let (s, sr) = (
+    let (s, sr, srm) = (
         store.instance("bench").expect("instance"),
         redis_store.instance("bench").expect("instance"),
+        module_store.instance("bench").expect("instance"),
     );
     let v = value();
     let conns = |url: &str| {
@@ -568,6 +586,7 @@ fn fixture() -> Fixture {
     rt.block_on(async {
         s.set("hot", v.clone()).await.expect("set");
         sr.set("hot", v.clone()).await.expect("set");
+        srm.set("hot", v.clone()).await.expect("set");
         for mut c in [a.0.clone(), e.0.clone()] {
             c.set::<_, _, ()>("hot", &v).await.expect("SET");
         }
@@ -577,11 +596,12 @@ fn fixture() -> Fixture {
         rt,
         s,
         sr,
+        srm,
         sqlite: Arc::new(Mutex::new(sqlite)),
         native: Arc::new(native),
         always: a,
         everysec: e,
-        _stores: (store, redis_store),
+        _stores: (store, redis_store, module_store),
         _redis: (always, everysec),
         _dir: dir,
     }
@@ -626,105 +646,60 @@ async fn concurrent_redis(conns: &[MultiplexedConnection], v: Vec<u8>) {
 /// The steps of one operation, in the order of [`SYSTEMS`] (but the last,
 /// [`native_step`]).
 fn steps<'a>(f: &'a Fixture, op: &str, keys: &'a [String]) -> Vec<Step<'a>> {
-    let (rt, s, sr, sql) = (&f.rt, &f.s, &f.sr, &f.sqlite);
-    let (a, e) = (&f.always.0, &f.everysec.0);
+    let (rt, sql) = (&f.rt, &f.sqlite);
     let lock = move || sql.lock().expect("sqlite lock");
-    match op {
-        "point get" => {
-            let redis = move |c: &'a MultiplexedConnection| -> Step<'a> {
+    let (redis, sqlite): (Box<dyn Fn(&'a Connections) -> Step<'a>>, Step<'a>) = match op {
+        "point get" => (
+            Box::new(move |c| {
                 Box::new(move |_| {
                     black_box(
-                        rt.block_on(c.clone().get::<_, Vec<u8>>("hot"))
+                        rt.block_on(c.0.clone().get::<_, Vec<u8>>("hot"))
                             .expect("GET"),
                     );
                 })
-            };
-            vec![
-                Box::new(move |_| {
-                    black_box(rt.block_on(s.get("hot")).expect("get"));
-                }),
-                Box::new(move |_| {
-                    black_box(sqlite_get(&lock(), "hot"));
-                }),
-                redis(a),
-                redis(e),
-                Box::new(move |_| {
-                    black_box(rt.block_on(sr.get("hot")).expect("get"));
-                }),
-            ]
-        }
-        "durable set" => {
-            let redis = move |c: &'a MultiplexedConnection| -> Step<'a> {
+            }),
+            Box::new(move |_| {
+                black_box(sqlite_get(&lock(), "hot"));
+            }),
+        ),
+        "durable set" => (
+            Box::new(move |c| {
                 Box::new(move |n| {
-                    rt.block_on(c.clone().set::<_, _, ()>("k", value_n(n)))
+                    rt.block_on(c.0.clone().set::<_, _, ()>("k", value_n(n)))
                         .expect("SET")
                 })
-            };
-            vec![
-                Box::new(move |n| {
-                    rt.block_on(s.set("k", value_n(n))).expect("set");
-                }),
-                Box::new(move |n| sqlite_set(&lock(), "k", &value_n(n))),
-                redis(a),
-                redis(e),
-                Box::new(move |n| {
-                    rt.block_on(sr.set("k", value_n(n))).expect("set");
-                }),
-            ]
-        }
+            }),
+            Box::new(move |n| sqlite_set(&lock(), "k", &value_n(n))),
+        ),
         // SQLite has no maps: a field is a row of its own.
-        "map set (1 field)" => {
-            let redis = move |c: &'a MultiplexedConnection| -> Step<'a> {
+        "map set (1 field)" => (
+            Box::new(move |c| {
                 Box::new(move |n| {
-                    rt.block_on(c.clone().hset::<_, _, _, ()>("m", "f", value_n(n)))
+                    rt.block_on(c.0.clone().hset::<_, _, _, ()>("m", "f", value_n(n)))
                         .expect("HSET")
                 })
-            };
-            vec![
-                Box::new(move |n| {
-                    rt.block_on(s.map_set("m", vec![("f".into(), value_n(n))]))
-                        .expect("map set");
-                }),
-                Box::new(move |n| sqlite_set(&lock(), "m/f", &value_n(n))),
-                redis(a),
-                redis(e),
-                Box::new(move |n| {
-                    rt.block_on(sr.map_set("m", vec![("f".into(), value_n(n))]))
-                        .expect("map set");
-                }),
-            ]
-        }
+            }),
+            Box::new(move |n| sqlite_set(&lock(), "m/f", &value_n(n))),
+        ),
         // SQLite has no lists: one transaction writes the item's row and
         // the list's length row (what wasm-state's list meta record does).
-        "list append (1 item)" => {
-            let redis = move |c: &'a MultiplexedConnection| -> Step<'a> {
+        "list append (1 item)" => (
+            Box::new(move |c| {
                 Box::new(move |n| {
-                    rt.block_on(c.clone().rpush::<_, _, ()>("l", value_n(n)))
+                    rt.block_on(c.0.clone().rpush::<_, _, ()>("l", value_n(n)))
                         .expect("RPUSH")
                 })
-            };
-            vec![
-                Box::new(move |n| {
-                    rt.block_on(s.list_append("l", vec![value_n(n)]))
-                        .expect("list append");
-                }),
-                Box::new(move |n| {
-                    let mut c = lock();
-                    let tx = c.transaction().expect("begin");
-                    sqlite_set(&tx, &format!("l/{n:020}"), &value_n(n));
-                    sqlite_set(&tx, "l", &(n + 1).to_be_bytes());
-                    tx.commit().expect("commit");
-                }),
-                redis(a),
-                redis(e),
-                Box::new(move |n| {
-                    rt.block_on(sr.list_append("l", vec![value_n(n)]))
-                        .expect("list append");
-                }),
-            ]
-        }
-        "transaction, 10 sets" => {
-            let redis = move |c: &'a MultiplexedConnection| -> Step<'a> {
+            }),
+            Box::new(move |n| {
+                let mut c = lock();
+                let tx = c.transaction().expect("begin");
+                sqlite_set(&tx, &format!("l/{n:020}"), &value_n(n));
+                sqlite_set(&tx, "l", &(n + 1).to_be_bytes());
+                tx.commit().expect("commit");
+            }),
+        ),
+        "transaction, 10 sets" => (
+            Box::new(move |c| {
                 Box::new(move |n| {
                     let v = value_n(n);
                     let mut p = redis::pipe();
@@ -732,37 +707,25 @@ fn steps<'a>(f: &'a Fixture, op: &str, keys: &'a [String]) -> Vec<Step<'a>> {
                     for k in keys {
                         p.set(k, &v).ignore();
                     }
-                    rt.block_on(p.query_async::<()>(&mut c.clone()))
+                    rt.block_on(p.query_async::<()>(&mut c.0.clone()))
                         .expect("MULTI/EXEC")
                 })
-            };
-            vec![
-                Box::new(move |n| {
-                    rt.block_on(s.commit(ten_ops(keys, &value_n(n))))
-                        .expect("commit");
-                }),
-                Box::new(move |n| {
-                    let v = value_n(n);
-                    let mut c = lock();
-                    let tx = c.transaction().expect("begin");
-                    for k in keys {
-                        sqlite_set(&tx, k, &v);
-                    }
-                    tx.commit().expect("commit");
-                }),
-                redis(a),
-                redis(e),
-                Box::new(move |n| {
-                    rt.block_on(sr.commit(ten_ops(keys, &value_n(n))))
-                        .expect("commit");
-                }),
-            ]
-        }
-        // 64 writers at once, one write each: tasks on one Store; SQLite as
-        // Spin uses it (one connection behind a mutex, each write its own
-        // transaction, on the blocking pool); Redis one connection each.
-        "64 concurrent writers" => vec![
-            Box::new(move |n| rt.block_on(concurrent_sets(s, value_n(n)))),
+            }),
+            Box::new(move |n| {
+                let v = value_n(n);
+                let mut c = lock();
+                let tx = c.transaction().expect("begin");
+                for k in keys {
+                    sqlite_set(&tx, k, &v);
+                }
+                tx.commit().expect("commit");
+            }),
+        ),
+        // 64 writers at once, one write each: SQLite as Spin uses it (one
+        // connection behind a mutex, each write its own transaction, on the
+        // blocking pool); Redis one connection each.
+        "64 concurrent writers" => (
+            Box::new(move |c| Box::new(move |n| rt.block_on(concurrent_redis(&c.1, value_n(n))))),
             Box::new(move |n| {
                 rt.block_on(async {
                     let mut set = JoinSet::new();
@@ -777,10 +740,48 @@ fn steps<'a>(f: &'a Fixture, op: &str, keys: &'a [String]) -> Vec<Step<'a>> {
                     }
                 })
             }),
-            Box::new(move |n| rt.block_on(concurrent_redis(&f.always.1, value_n(n)))),
-            Box::new(move |n| rt.block_on(concurrent_redis(&f.everysec.1, value_n(n)))),
-            Box::new(move |n| rt.block_on(concurrent_sets(sr, value_n(n)))),
-        ],
+        ),
+        other => unreachable!("no operation {other}"),
+    };
+    vec![
+        wasm_state_step(rt, &f.s, op, keys),
+        sqlite,
+        redis(&f.always),
+        redis(&f.everysec),
+        wasm_state_step(rt, &f.sr, op, keys),
+        wasm_state_step(rt, &f.srm, op, keys),
+    ]
+}
+
+/// The operation on a wasm-state scope (embedded, or on Redis through the
+/// Lua library or the module); 64 concurrent writers are tasks on one
+/// `Store`.
+fn wasm_state_step<'a>(
+    rt: &'a Runtime,
+    h: &'a ScopeHandle,
+    op: &str,
+    keys: &'a [String],
+) -> Step<'a> {
+    match op {
+        "point get" => Box::new(move |_| {
+            black_box(rt.block_on(h.get("hot")).expect("get"));
+        }),
+        "durable set" => Box::new(move |n| {
+            rt.block_on(h.set("k", value_n(n))).expect("set");
+        }),
+        "map set (1 field)" => Box::new(move |n| {
+            rt.block_on(h.map_set("m", vec![("f".into(), value_n(n))]))
+                .expect("map set");
+        }),
+        "list append (1 item)" => Box::new(move |n| {
+            rt.block_on(h.list_append("l", vec![value_n(n)]))
+                .expect("list append");
+        }),
+        "transaction, 10 sets" => Box::new(move |n| {
+            rt.block_on(h.commit(ten_ops(keys, &value_n(n))))
+                .expect("commit");
+        }),
+        "64 concurrent writers" => Box::new(move |n| rt.block_on(concurrent_sets(h, value_n(n)))),
         other => unreachable!("no operation {other}"),
     }
 }
@@ -837,10 +838,13 @@ fn side_by_side(quick: bool) -> String {
     let keys: Vec<String> = (0..10).map(|i| format!("t{i}")).collect();
     let mut out = String::from("## Side by side: SQLite, Redis (benches/compare.rs)\n\n");
     out += &format!(
-        "| operation | {} | wasm-state ÷ SQLite | wasm-state ÷ Redis `always` | wasm-state on Redis ÷ Redis `always` | wasm-state ÷ native redb |\n",
+        "| operation | {} | wasm-state ÷ SQLite | wasm-state ÷ Redis `always` | wasm-state on Redis (Lua) ÷ Redis `always` | wasm-state on Redis (module) ÷ Redis `always` | wasm-state ÷ native redb |\n",
         SYSTEMS.join(" | ")
     );
-    out += &format!("|---|{}---|---|---|---|\n", "---|".repeat(SYSTEMS.len()));
+    out += &format!(
+        "|---|{}---|---|---|---|---|\n",
+        "---|".repeat(SYSTEMS.len())
+    );
     eprintln!(
         "\nside by side: {} rounds of {SIDE_SLICE:?} slices per system",
         if quick { 1 } else { SIDE_ROUNDS }
@@ -865,12 +869,13 @@ fn side_by_side(quick: bool) -> String {
             op
         };
         out += &format!(
-            "| {row} | {} | {:.2}× | {:.2}× | {:.2}× | {:.2}× |\n",
+            "| {row} | {} | {:.2}× | {:.2}× | {:.2}× | {:.2}× | {:.2}× |\n",
             cells.join(" | "),
             mean[0] / mean[1],
             mean[0] / mean[2],
             mean[4] / mean[2],
-            mean[0] / mean[5],
+            mean[5] / mean[2],
+            mean[0] / mean[6],
         );
     }
     out
