@@ -456,6 +456,36 @@ mod tests {
         out
     }
 
+    /// Apply a write step to `w`; `false` for a read step.
+    fn write_step(w: &mut dyn RawWrite, s: &Step) -> bool {
+        match s {
+            Step::Put(k, v) => w.put(k, &[*v]).unwrap(),
+            Step::Delete(k) => w.delete(k).unwrap(),
+            Step::Range(s, e) => w.delete_range(s, e.as_deref()).unwrap(),
+            Step::Get(_) | Step::Scan(..) => return false,
+        }
+        true
+    }
+
+    /// `r` reads like `model` where the step looks: its scan, or a point
+    /// read (value and length) of its key.
+    fn same_reads(r: &dyn RawRead, model: &Mem, s: &Step) -> Result<(), TestCaseError> {
+        match s {
+            Step::Scan(s, e, reverse, n) => prop_assert_eq!(
+                scan_all(r, s, e.as_deref(), *reverse, *n),
+                scan_all(model, s, e.as_deref(), *reverse, *n)
+            ),
+            Step::Get(k) | Step::Put(k, _) | Step::Delete(k) | Step::Range(k, _) => {
+                prop_assert_eq!(r.get(k).unwrap(), model.get(k).unwrap());
+                prop_assert_eq!(
+                    r.value_len(k).unwrap(),
+                    model.get(k).unwrap().map(|v| v.len())
+                );
+            }
+        }
+        Ok(())
+    }
+
     proptest! {
         /// Any mix of puts, deletes and (overlapping, touching, empty,
         /// unbounded) range deletes over any base: reads and scans through
@@ -472,32 +502,10 @@ mod tests {
             let mut base = Mem(initial);
             let mut overlay = Overlay::new(&mut base);
             for s in steps {
-                match s {
-                    Step::Put(k, v) => {
-                        overlay.put(&k, &[v]).unwrap();
-                        model.put(&k, &[v]).unwrap();
-                    }
-                    Step::Delete(k) => {
-                        overlay.delete(&k).unwrap();
-                        model.delete(&k).unwrap();
-                    }
-                    Step::Range(s, e) => {
-                        overlay.delete_range(&s, e.as_deref()).unwrap();
-                        model.delete_range(&s, e.as_deref()).unwrap();
-                    }
-                    Step::Get(k) => {
-                        prop_assert_eq!(overlay.get(&k).unwrap(), model.get(&k).unwrap());
-                        prop_assert_eq!(
-                            overlay.value_len(&k).unwrap(),
-                            model.get(&k).unwrap().map(|v| v.len())
-                        );
-                    }
-                    Step::Scan(s, e, reverse, n) => {
-                        prop_assert_eq!(
-                            scan_all(&overlay, &s, e.as_deref(), reverse, n),
-                            scan_all(&model, &s, e.as_deref(), reverse, n)
-                        );
-                    }
+                if write_step(&mut overlay, &s) {
+                    write_step(&mut model, &s);
+                } else {
+                    same_reads(&overlay, &model, &s)?;
                 }
             }
             overlay.flush().unwrap();
@@ -521,33 +529,14 @@ mod tests {
             let mut layers = Vec::new();
             for steps in groups {
                 let mut overlay = Overlay::new(&mut model);
-                for s in steps {
-                    match s {
-                        Step::Put(k, v) => overlay.put(&k, &[v]).unwrap(),
-                        Step::Delete(k) => overlay.delete(&k).unwrap(),
-                        Step::Range(s, e) => overlay.delete_range(&s, e.as_deref()).unwrap(),
-                        Step::Get(_) | Step::Scan(..) => {}
-                    }
+                for s in &steps {
+                    write_step(&mut overlay, s);
                 }
                 layers.push(Arc::new(overlay.flush_keep().unwrap()));
             }
             let view = Layers { layers: &layers, base: &base };
-            for r in reads {
-                match r {
-                    Step::Get(k) | Step::Put(k, _) | Step::Delete(k) | Step::Range(k, _) => {
-                        prop_assert_eq!(view.get(&k).unwrap(), model.get(&k).unwrap());
-                        prop_assert_eq!(
-                            view.value_len(&k).unwrap(),
-                            model.get(&k).unwrap().map(|v| v.len())
-                        );
-                    }
-                    Step::Scan(s, e, reverse, n) => {
-                        prop_assert_eq!(
-                            scan_all(&view, &s, e.as_deref(), reverse, n),
-                            scan_all(&model, &s, e.as_deref(), reverse, n)
-                        );
-                    }
-                }
+            for r in &reads {
+                same_reads(&view, &model, r)?;
             }
         }
     }
