@@ -26,11 +26,12 @@ mod conformance;
 
 mod module {
     use std::sync::Arc;
+    use std::time::Duration;
 
     use redis::Value;
     use wasm_state::store::redis::keys::Owner;
     use wasm_state::store::redis::native;
-    use wasm_state::store::{Store, StoreConfig, SystemClock};
+    use wasm_state::store::{ManualClock, Store, StoreConfig, SystemClock};
 
     use crate::backend;
     use crate::support::redis_server;
@@ -474,6 +475,53 @@ mod module {
         }
         assert!(
             redis_server::cli(server.port, &["info", "commandstats"]).contains("cmdstat_fcall:")
+        );
+        assert_eq!(app.get("n").await.unwrap().unwrap(), b"5");
+    }
+
+    /// A module loaded into a running Redis is taken up without a restart:
+    /// the host goes on with the library until it asks again (every 30 s
+    /// of its clock), then commits run through the module — on the same
+    /// records.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_module_loaded_while_the_host_runs_is_taken_up() {
+        let server = redis_server::start_detached(&["--enable-module-command", "local"]);
+        let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+        let config = StoreConfig {
+            clock: clock.clone(),
+            ..config()
+        };
+        let url = format!("redis://127.0.0.1:{}?namespace=load", server.port);
+        let s = backend::open(&url, config);
+        let app = s.instance("app").unwrap();
+        let commits = || {
+            let stats = redis_server::cli(server.port, &["info", "commandstats"]);
+            stats
+                .lines()
+                .find_map(|l| l.strip_prefix("cmdstat_wasmstate.commit:calls="))
+                .and_then(|rest| rest.split(',').next())
+                .map_or(0, |n| n.parse::<u64>().unwrap())
+        };
+        assert_eq!(app.increment("n", 1).await.unwrap(), 1);
+        assert_eq!(
+            redis_server::cli(
+                server.port,
+                &["module", "load", redis_server::module_path()]
+            )
+            .trim(),
+            "OK"
+        );
+        clock.advance(Duration::from_secs(29));
+        assert_eq!(app.increment("n", 1).await.unwrap(), 2);
+        assert_eq!(commits(), 0, "asked again before 30 s");
+        clock.advance(Duration::from_secs(1));
+        for i in 3..=5 {
+            assert_eq!(app.increment("n", 1).await.unwrap(), i);
+        }
+        assert_eq!(
+            commits(),
+            3,
+            "the module took the writes after the re-check"
         );
         assert_eq!(app.get("n").await.unwrap().unwrap(), b"5");
     }

@@ -31,7 +31,7 @@ mod read;
 mod script;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
@@ -75,6 +75,8 @@ pub struct RedisEngine {
     /// Whether writes go through wasm-state's Redis module: one of
     /// `MODULE_UNKNOWN`, `MODULE_YES`, `MODULE_NO`.
     module: AtomicU8,
+    /// When (store-clock ms) the server last had no usable module.
+    module_checked: AtomicU64,
 }
 
 /// Not asked yet whether the server has the module.
@@ -83,6 +85,11 @@ const MODULE_UNKNOWN: u8 = 0;
 const MODULE_YES: u8 = 1;
 /// No module (or `module=off`): commits run through the Lua library.
 const MODULE_NO: u8 = 2;
+
+/// How long a host goes on with the library before asking the server
+/// again whether it has the module (so one loaded, or upgraded, while the
+/// host runs is taken up without a restart): store-clock ms.
+const MODULE_RECHECK_MS: u64 = 30_000;
 
 /// How long a host holds a watcher's queue after its last look (another
 /// host takes over a queue whose holder stopped looking this long).
@@ -151,6 +158,7 @@ impl RedisEngine {
             due: Mutex::default(),
             last_full: Mutex::default(),
             module: AtomicU8::new(MODULE_UNKNOWN),
+            module_checked: AtomicU64::new(0),
         })
     }
 
@@ -167,18 +175,20 @@ impl RedisEngine {
             due: Mutex::default(),
             last_full: Mutex::default(),
             module: AtomicU8::new(MODULE_UNKNOWN),
+            module_checked: AtomicU64::new(0),
         })
     }
 
     /// Whether commits run through wasm-state's Redis module (asked of the
-    /// server once, unless the URL says `module=off`).
+    /// server at the first commit and, while it has none, again every
+    /// [`MODULE_RECHECK_MS`]; never with `module=off` in the URL).
     async fn use_module(&self, deadline: Instant) -> Result<bool> {
         if !self.url.module {
             return Ok(false);
         }
         match self.module.load(Ordering::Relaxed) {
             MODULE_YES => Ok(true),
-            MODULE_NO => Ok(false),
+            MODULE_NO if !self.module_recheck_due() => Ok(false),
             _ => {
                 let has = match self
                     .conn
@@ -195,14 +205,35 @@ impl RedisEngine {
                     }
                     Err(e) => return Err(e),
                 };
-                let state = if has { MODULE_YES } else { MODULE_NO };
-                self.module.store(state, Ordering::Relaxed);
+                if has {
+                    self.module.store(MODULE_YES, Ordering::Relaxed);
+                } else {
+                    self.module_off();
+                }
                 if has {
                     tracing::info!(url = %self.url, "Redis has wasm-state's module: writes run natively in Redis");
                 }
                 Ok(has)
             }
         }
+    }
+
+    /// The server has no usable module now: commits go to the library
+    /// until [`MODULE_RECHECK_MS`] from now.
+    fn module_off(&self) {
+        self.module_checked.store(self.now(), Ordering::Relaxed);
+        self.module.store(MODULE_NO, Ordering::Relaxed);
+    }
+
+    /// Whether to ask the server about the module again (one caller per
+    /// [`MODULE_RECHECK_MS`]; the others go on with the library).
+    fn module_recheck_due(&self) -> bool {
+        let (now, last) = (self.now(), self.module_checked.load(Ordering::Relaxed));
+        now.saturating_sub(last) >= MODULE_RECHECK_MS
+            && self
+                .module_checked
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     /// One attempt of a write: through the module (commits, when the
@@ -236,7 +267,7 @@ impl RedisEngine {
                     if m.contains(conn::NOT_OFFERED) || m.contains(native::VERSION_MISMATCH) =>
                 {
                     tracing::warn!(url = %self.url, "wasm-state's Redis module refused the write ({m}); writes run through the Lua library");
-                    self.module.store(MODULE_NO, Ordering::Relaxed);
+                    self.module_off();
                 }
                 other => return other,
             }
