@@ -523,6 +523,27 @@ mod module {
             3,
             "the module took the writes after the re-check"
         );
-        assert_eq!(app.get("n").await.unwrap().unwrap(), b"5");
+        // Unloaded, and loaded again: the library at once, the module
+        // again after the next re-check.
+        assert_eq!(
+            redis_server::cli(server.port, &["module", "unload", "wasmstate"]).trim(),
+            "OK"
+        );
+        assert_eq!(app.increment("n", 1).await.unwrap(), 6);
+        assert_eq!(
+            redis_server::cli(
+                server.port,
+                &["module", "load", redis_server::module_path()]
+            )
+            .trim(),
+            "OK"
+        );
+        assert_eq!(app.increment("n", 1).await.unwrap(), 7);
+        // (A module loaded again counts its command's calls anew.)
+        assert_eq!(commits(), 0, "asked again before 30 s");
+        clock.advance(Duration::from_secs(30));
+        assert_eq!(app.increment("n", 1).await.unwrap(), 8);
+        assert_eq!(commits(), 1, "the module again after the re-check");
+        assert_eq!(app.get("n").await.unwrap().unwrap(), b"8");
     }
 }

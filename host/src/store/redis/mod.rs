@@ -201,27 +201,30 @@ impl RedisEngine {
                     // failure is this write's, and the next one asks again.
                     Err(StateError::Unavailable(m)) if m.contains(conn::NOT_OFFERED) => {
                         tracing::warn!(url = %self.url, "Redis refused COMMAND INFO ({m}); writes run through the Lua library");
-                        false
+                        self.module_off(false);
+                        return Ok(false);
                     }
                     Err(e) => return Err(e),
                 };
                 if has {
                     self.module.store(MODULE_YES, Ordering::Relaxed);
-                } else {
-                    self.module_off();
-                }
-                if has {
                     tracing::info!(url = %self.url, "Redis has wasm-state's module: writes run natively in Redis");
+                } else {
+                    self.module_off(true);
                 }
                 Ok(has)
             }
         }
     }
 
-    /// The server has no usable module now: commits go to the library
-    /// until [`MODULE_RECHECK_MS`] from now.
-    fn module_off(&self) {
-        self.module_checked.store(self.now(), Ordering::Relaxed);
+    /// The server has no usable module now: commits go to the library —
+    /// until [`MODULE_RECHECK_MS`] from now if `recheck` (it has no such
+    /// command: one may be loaded later), for good otherwise (an ACL
+    /// refusing `COMMAND` or the module's command, a module of another
+    /// build: asking again would only repeat the refusal and its warning).
+    fn module_off(&self, recheck: bool) {
+        let at = if recheck { self.now() } else { u64::MAX };
+        self.module_checked.store(at, Ordering::Relaxed);
         self.module.store(MODULE_NO, Ordering::Relaxed);
     }
 
@@ -267,7 +270,9 @@ impl RedisEngine {
                     if m.contains(conn::NOT_OFFERED) || m.contains(native::VERSION_MISMATCH) =>
                 {
                     tracing::warn!(url = %self.url, "wasm-state's Redis module refused the write ({m}); writes run through the Lua library");
-                    self.module_off();
+                    // Unloaded (or the server restarted without it): it
+                    // may come back.
+                    self.module_off(m.contains("unknown command"));
                 }
                 other => return other,
             }
