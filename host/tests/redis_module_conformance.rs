@@ -546,4 +546,73 @@ mod module {
         assert_eq!(commits(), 1, "the module again after the re-check");
         assert_eq!(app.get("n").await.unwrap().unwrap(), b"8");
     }
+
+    /// Keyspace notifications: the module's writes announce what the Lua
+    /// library's commands announce — the same events on the same keys for
+    /// the same requests (markers and namespaces aside).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn module_writes_announce_the_keyspace_events_the_library_does() {
+        let server = redis_server::start_detached(&[
+            "--notify-keyspace-events",
+            "KEA",
+            "--loadmodule",
+            redis_server::module_path(),
+        ]);
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}", server.port)).unwrap();
+        let mut events = client.get_connection().unwrap();
+        events
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut pubsub = events.as_pubsub();
+        pubsub.psubscribe("__keyevent@0__:*").unwrap();
+        pubsub.subscribe("done").unwrap();
+        let mut seen = Vec::new();
+        for (ns, module) in [("notelib", "&module=off"), ("notemod", "")] {
+            let url = format!("redis://127.0.0.1:{}?namespace={ns}{module}", server.port);
+            let s = backend::open(&url, config());
+            let app = s.instance("app").unwrap();
+            app.set("k", b"1".to_vec()).await.unwrap();
+            app.set("k", b"2".to_vec()).await.unwrap();
+            app.map_set("m", vec![("f".into(), b"v".to_vec())])
+                .await
+                .unwrap();
+            app.list_append("l", vec![b"a".to_vec(), b"b".to_vec()])
+                .await
+                .unwrap();
+            app.list_start_pop("l", 2).await.unwrap();
+            app.increment("n", 3).await.unwrap();
+            app.delete("k").await.unwrap();
+            app.delete("m").await.unwrap();
+            app.delete("n").await.unwrap();
+            redis_server::cli(server.port, &["publish", "done", ns]);
+            let mut got = std::collections::BTreeSet::new();
+            loop {
+                let msg = pubsub.get_message().unwrap();
+                if msg.get_channel_name() == "done" {
+                    break;
+                }
+                let event = msg
+                    .get_channel_name()
+                    .trim_start_matches("__keyevent@0__:")
+                    .to_string();
+                let key: String = msg.get_payload().unwrap();
+                let key = key.replacen(ns, "NS", 1);
+                // A marker's name holds the request id.
+                let key = match key.find(":r:") {
+                    Some(at) => format!("{}:r:MARKER", &key[..at]),
+                    None => key,
+                };
+                got.insert((event, key));
+            }
+            seen.push(got);
+        }
+        for event in ["hset", "zadd", "hdel", "zrem", "set", "expire"] {
+            assert!(
+                seen[0].iter().any(|(e, _)| e == event),
+                "the library announced no {event}: {:?}",
+                seen[0]
+            );
+        }
+        assert_eq!(seen[1], seen[0], "module (left) and library (right)");
+    }
 }
