@@ -31,7 +31,7 @@ mod module {
     use redis::Value;
     use wasm_state::store::redis::keys::Owner;
     use wasm_state::store::redis::native;
-    use wasm_state::store::{ManualClock, Store, StoreConfig, SystemClock};
+    use wasm_state::store::{Condition, ManualClock, SetOptions, Store, StoreConfig, SystemClock};
 
     use crate::backend;
     use crate::support::redis_server;
@@ -614,5 +614,61 @@ mod module {
             );
         }
         assert_eq!(seen[1], seen[0], "module (left) and library (right)");
+    }
+
+    /// A client `WATCH`ing an owner's keys is disturbed only by what really
+    /// changes them, through the module as through the library: updating an
+    /// existing key changes the records hash, not the order (its sorted
+    /// set), and a request that fails changes neither.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn watchers_of_the_owners_keys_see_only_real_changes() {
+        let server = redis_server::start_detached(&["--loadmodule", redis_server::module_path()]);
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}", server.port)).unwrap();
+        for (ns, module) in [("watchlib", "&module=off"), ("watchmod", "")] {
+            let url = format!("redis://127.0.0.1:{}?namespace={ns}{module}", server.port);
+            let s = backend::open(&url, config());
+            let app = s.instance("app").unwrap();
+            app.set("k", b"1".to_vec()).await.unwrap();
+            let owner = Owner::instance(ns, "app");
+            let mut c = watch(&client, &owner.zset);
+            app.set("k", b"2".to_vec()).await.unwrap();
+            assert!(
+                exec_ran(&mut c),
+                "{ns}: an update of an existing key touched the order"
+            );
+            let mut c = watch(&client, &owner.hash);
+            app.set("k", b"3".to_vec()).await.unwrap();
+            assert!(
+                !exec_ran(&mut c),
+                "{ns}: an update did not touch the records"
+            );
+            let mut c = watch(&client, &owner.hash);
+            let stale = SetOptions {
+                condition: Some(Condition::IfMatch("0000000000000000000000ff".into())),
+                ..SetOptions::default()
+            };
+            assert!(app.set_with("k", b"4".to_vec(), stale).await.is_err());
+            assert!(
+                exec_ran(&mut c),
+                "{ns}: a failed request touched the records"
+            );
+            let mut c = watch(&client, &owner.zset);
+            app.set("new", b"1".to_vec()).await.unwrap();
+            assert!(!exec_ran(&mut c), "{ns}: a new key did not touch the order");
+        }
+    }
+
+    /// A connection `WATCH`ing `key`.
+    fn watch(client: &redis::Client, key: &str) -> redis::Connection {
+        let mut c = client.get_connection().unwrap();
+        redis::cmd("WATCH").arg(key).exec(&mut c).unwrap();
+        c
+    }
+
+    /// Whether a transaction on the watching connection ran (it does not
+    /// once a watched key was signalled as modified).
+    fn exec_ran(c: &mut redis::Connection) -> bool {
+        let ran: Option<(String,)> = redis::pipe().atomic().cmd("PING").query(c).unwrap();
+        ran.is_some()
     }
 }

@@ -15,7 +15,10 @@ compile_error!(
 
 mod keys;
 
-use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue, redis_module};
+use redis_module::raw::ModuleOptions;
+use redis_module::{
+    Context, RedisError, RedisResult, RedisString, RedisValue, Status, redis_module,
+};
 use wasm_state::store::redis::native;
 
 /// The reply to the client: redis-rs values as module values.
@@ -72,6 +75,15 @@ fn commit(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     Ok(reply_of(answer))
 }
 
+/// At load: keys opened for writing are not taken as modified when closed;
+/// `keys.rs` signals the ones a command really changed (as the library's
+/// commands do), so a client `WATCH`ing an owner's keys is disturbed only
+/// by real changes.
+fn init(ctx: &Context, _args: &[RedisString]) -> Status {
+    ctx.set_module_options(ModuleOptions::NO_IMPLICIT_SIGNAL_MODIFIED);
+    Status::Ok
+}
+
 redis_module! {
     name: "wasmstate",
     version: 1,
@@ -80,6 +92,7 @@ redis_module! {
     // commit's Redis CPU, measured).
     allocator: (mimalloc::MiMalloc, mimalloc::MiMalloc),
     data_types: [],
+    init: init,
     commands: [
         ["wasmstate.commit", commit, "write deny-oom", 1, 3, 1, ""],
     ],
