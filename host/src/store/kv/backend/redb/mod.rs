@@ -488,10 +488,13 @@ mod tests {
         let b = RedbBackend::open(&path, options.clone()).unwrap();
         let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         let mut deepest = 0;
+        const KEYS: [&[u8]; 7] = [b"k0", b"k1", b"k2", b"k3", b"k4", b"k5", b"k6"];
+        static VALUES: [u8; 20] = [
+            0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19,
+        ];
         for i in 0u8..20 {
-            let key = [b'k', b'0' + i % 7];
-            let value = [i];
-            let mut ws = vec![W::Put(Box::leak(Box::new(key)), Box::leak(Box::new(value)))];
+            let (key, value) = (KEYS[usize::from(i % 7)], &VALUES[usize::from(i)..][..1]);
+            let mut ws = vec![W::Put(key, value)];
             model.insert(key.to_vec(), value.to_vec());
             if i % 5 == 4 {
                 ws.push(W::Range(b"k2", b"k4"));
