@@ -33,6 +33,28 @@ pub trait RawRead {
     ) -> Result<()>;
 }
 
+/// A view shared with other readers reads as the view itself (a published
+/// snapshot handed to many reads).
+impl<T: RawRead + ?Sized> RawRead for std::sync::Arc<T> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        (**self).get(key)
+    }
+
+    fn value_len(&self, key: &[u8]) -> Result<Option<usize>> {
+        (**self).value_len(key)
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        reverse: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<()> {
+        (**self).scan(start, end, reverse, visit)
+    }
+}
+
 /// Write access inside one atomic request.
 pub trait RawWrite: RawRead {
     /// Store `value` under `key`.

@@ -38,7 +38,7 @@ use std::time::Duration;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use self::log::CommitLog;
-use self::table::{Pinned, ReadTable, Snapshot, TABLE, Tbl};
+use self::table::{ReadTable, Snapshot, TABLE, Tbl};
 use super::{Backend, RawRead, RawWrite, WriteJob, unavailable};
 use crate::store::error::{Result, StateError};
 use crate::store::kv::layout;
@@ -253,7 +253,7 @@ impl Drop for RedbBackend {
 impl Backend for RedbBackend {
     fn snapshot(&self) -> Result<Box<dyn RawRead + Send>> {
         if let Some(snap) = &self.state.published.lock().map_err(unavailable)?.snap {
-            return Ok(Box::new(Pinned(snap.clone())));
+            return Ok(Box::new(snap.clone()));
         }
         // Only while the file is closed after an I/O error. Never a fresh
         // read of the open file: it may hold commits not yet durable.

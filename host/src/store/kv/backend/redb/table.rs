@@ -68,29 +68,6 @@ impl RawRead for Snapshot {
 /// The writer's table inside a write transaction.
 pub(super) type TableRw<'t> = Tbl<redb::Table<'t, &'static [u8], &'static [u8]>>;
 
-/// A snapshot shared with other reads.
-pub(super) struct Pinned(pub(super) Arc<Snapshot>);
-
-impl RawRead for Pinned {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.0.get(key)
-    }
-
-    fn value_len(&self, key: &[u8]) -> Result<Option<usize>> {
-        self.0.value_len(key)
-    }
-
-    fn scan(
-        &self,
-        start: &[u8],
-        end: Option<&[u8]>,
-        reverse: bool,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
-    ) -> Result<()> {
-        self.0.scan(start, end, reverse, visit)
-    }
-}
-
 fn bounds<'a>(start: &'a [u8], end: Option<&'a [u8]>) -> (Bound<&'a [u8]>, Bound<&'a [u8]>) {
     (
         Bound::Included(start),
