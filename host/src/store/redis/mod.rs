@@ -75,7 +75,8 @@ pub struct RedisEngine {
     /// Whether writes go through wasm-state's Redis module: one of
     /// `MODULE_UNKNOWN`, `MODULE_YES`, `MODULE_NO`.
     module: AtomicU8,
-    /// When (store-clock ms) the server last had no usable module.
+    /// When (store-clock ms) the server last had no usable module
+    /// (`u64::MAX`: never ask again).
     module_checked: AtomicU64,
 }
 
@@ -87,8 +88,8 @@ const MODULE_YES: u8 = 1;
 const MODULE_NO: u8 = 2;
 
 /// How long a host goes on with the library before asking the server
-/// again whether it has the module (so one loaded, or upgraded, while the
-/// host runs is taken up without a restart): store-clock ms.
+/// again whether it has the module (so one loaded while the host runs is
+/// taken up without a restart): store-clock ms.
 const MODULE_RECHECK_MS: u64 = 30_000;
 
 /// How long a host holds a watcher's queue after its last look (another
@@ -186,7 +187,8 @@ impl RedisEngine {
         if !self.url.module {
             return Ok(false);
         }
-        match self.module.load(Ordering::Relaxed) {
+        let state = self.module.load(Ordering::Relaxed);
+        match state {
             MODULE_YES => Ok(true),
             MODULE_NO if !self.module_recheck_due() => Ok(false),
             _ => {
@@ -204,6 +206,9 @@ impl RedisEngine {
                         self.module_off(false);
                         return Ok(false);
                     }
+                    // A re-check that fails leaves the write to the library
+                    // (the next re-check is due in MODULE_RECHECK_MS).
+                    Err(_) if state == MODULE_NO => return Ok(false),
                     Err(e) => return Err(e),
                 };
                 if has {
