@@ -658,6 +658,132 @@ mod module {
         }
     }
 
+    /// What the module propagates rebuilds its writes exactly: a replica
+    /// without the module, fed only the effects (`HSET`, `ZADD`, `HDEL`,
+    /// `ZREM`, the answer marker's `SET … PXAT`), ends with the primary's
+    /// keys, record for record — after new keys, overwrites, TTLs, maps,
+    /// lists, counters, a transaction, a failed request and deletes of big
+    /// values.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_replica_without_the_module_rebuilds_what_the_module_wrote() {
+        let primary = redis_server::start_detached(&["--loadmodule", redis_server::module_path()]);
+        let port = primary.port.to_string();
+        let replica = redis_server::start_detached(&["--replicaof", "127.0.0.1", &port]);
+        let synced = |p: u16| redis_server::cli(p, &["info", "replication"]);
+        for _ in 0..100 {
+            if synced(replica.port).contains("master_link_status:up") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(synced(replica.port).contains("master_link_status:up"));
+
+        let url = format!("redis://127.0.0.1:{port}?namespace=repl");
+        let s = backend::open(&url, config());
+        let app = s.instance("app").unwrap();
+        let ttl = SetOptions {
+            ttl: Some(Duration::from_secs(600)),
+            ..SetOptions::default()
+        };
+        app.set("a", b"1".to_vec()).await.unwrap();
+        app.set_with("t", b"ttl".to_vec(), ttl).await.unwrap();
+        app.set("a", b"2".to_vec()).await.unwrap();
+        app.increment("n", 5).await.unwrap();
+        let fields: Vec<(String, Vec<u8>)> =
+            (0..300).map(|i| (format!("f{i}"), b"x".to_vec())).collect();
+        for chunk in fields.chunks(100) {
+            app.map_set("m", chunk.to_vec()).await.unwrap();
+        }
+        app.map_delete("m", &["f1", "f2"]).await.unwrap();
+        let items: Vec<Vec<u8>> = (0..300).map(|i| format!("i{i}").into_bytes()).collect();
+        for chunk in items.chunks(100) {
+            app.list_append("l", chunk.to_vec()).await.unwrap();
+        }
+        app.list_prepend("l", vec![b"first".to_vec()])
+            .await
+            .unwrap();
+        app.list_start_pop("l", 2).await.unwrap();
+        app.list_trim("l", 0, 99).await.unwrap();
+        let ops = (0..10)
+            .map(|i| {
+                wasm_state::store::Op::new(
+                    format!("tx{i}"),
+                    wasm_state::store::OpKind::Set {
+                        value: b"v".to_vec(),
+                        ttl: None,
+                    },
+                )
+            })
+            .collect();
+        app.commit(ops).await.unwrap();
+        let stale = SetOptions {
+            condition: Some(Condition::IfMatch("0000000000000000000000ff".into())),
+            ..SetOptions::default()
+        };
+        assert!(app.set_with("a", b"3".to_vec(), stale).await.is_err());
+        assert!(app.delete("m").await.unwrap());
+        assert!(app.delete("tx3").await.unwrap());
+        let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        assert!(calls_of(&mut c, "wasmstate.commit") >= 12);
+        let acked: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut c).unwrap();
+        assert_eq!(acked, 1, "the replica did not catch up");
+
+        // Every key with its type and content (binary-safe), sorted.
+        type Dump = Vec<(Vec<u8>, String, Vec<Vec<u8>>)>;
+        let dump = |p: u16| -> Dump {
+            let mut c = redis::Client::open(format!("redis://127.0.0.1:{p}"))
+                .unwrap()
+                .get_connection()
+                .unwrap();
+            let mut keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg("repl:*").query(&mut c).unwrap();
+            keys.sort();
+            keys.into_iter()
+                .map(|k| {
+                    let kind: String = redis::cmd("TYPE").arg(&k).query(&mut c).unwrap();
+                    let q =
+                        |cmd: &str, extra: &[&str], c: &mut redis::Connection| -> Vec<Vec<u8>> {
+                            redis::cmd(cmd).arg(&k).arg(extra).query(c).unwrap()
+                        };
+                    let mut body = match kind.as_str() {
+                        "hash" => q("HGETALL", &[], &mut c),
+                        "zset" => q("ZRANGE", &["0", "-1", "WITHSCORES"], &mut c),
+                        "set" => q("SMEMBERS", &[], &mut c),
+                        "string" => {
+                            let ttl: i64 = redis::cmd("PTTL").arg(&k).query(&mut c).unwrap();
+                            assert!(ttl > 0, "{:?} lost its TTL", String::from_utf8_lossy(&k));
+                            vec![redis::cmd("GET").arg(&k).query(&mut c).unwrap()]
+                        }
+                        other => {
+                            panic!("{:?}: unexpected type {other}", String::from_utf8_lossy(&k))
+                        }
+                    };
+                    if kind == "hash" {
+                        let mut pairs: Vec<Vec<u8>> = body
+                            .chunks(2)
+                            .map(|p| [&p[0].len().to_be_bytes()[..], &p[0], &p[1]].concat())
+                            .collect();
+                        pairs.sort();
+                        body = pairs;
+                    } else if kind == "set" {
+                        body.sort();
+                    }
+                    (k, kind, body)
+                })
+                .collect()
+        };
+        let (on_primary, on_replica) = (dump(primary.port), dump(replica.port));
+        assert!(on_primary.len() >= 3, "{on_primary:?}");
+        assert_eq!(on_primary, on_replica);
+        let stats = redis_server::cli(replica.port, &["info", "commandstats"]);
+        for cmd in ["hset", "zadd", "hdel", "zrem", "set"] {
+            assert!(stats.contains(&format!("cmdstat_{cmd}:")), "{cmd}: {stats}");
+        }
+        assert!(!stats.contains("cmdstat_wasmstate"));
+    }
+
     /// A connection `WATCH`ing `key`.
     fn watch(client: &redis::Client, key: &str) -> redis::Connection {
         let mut c = client.get_connection().unwrap();

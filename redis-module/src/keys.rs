@@ -108,7 +108,9 @@ impl<'c> Keys<'c> {
             .to_vec()
     }
 
-    fn replicate(&self, cmd: &str, args: &[&[u8]]) {
+    /// Propagate `cmd` with `args`: the strings the write itself used, so
+    /// Redis only takes a reference to each (no copy per argument).
+    fn replicate(&self, cmd: &str, args: &[&RedisString]) {
         self.ctx.replicate(cmd, args);
     }
 
@@ -204,29 +206,33 @@ impl OwnerKeys for Keys<'_> {
 
     fn put(&self, records: &[(&[u8], &[u8])], fresh: &[&[u8]]) -> Result<()> {
         let (hash_set, zset_add) = (api!(RedisModule_HashSet), api!(RedisModule_ZsetAdd));
-        let mut hset: Vec<&[u8]> = vec![self.names[0].as_slice()];
-        for (k, v) in records {
-            let (field, value) = (self.string(k), self.string(v));
+        let strings: Vec<RedisString> = records
+            .iter()
+            .flat_map(|(k, v)| [self.string(k), self.string(v)])
+            .collect();
+        for pair in strings.chunks_exact(2) {
             // SAFETY: an open key opened for writing, live strings, NULL end.
             // (It cannot fail: the key was checked to be a hash or empty.)
+            // Redis copies the field and the value.
             unsafe {
                 hash_set(
                     self.hash.0,
                     raw::REDISMODULE_HASH_NONE as c_int,
-                    field.inner,
-                    value.inner,
+                    pair[0].inner,
+                    pair[1].inner,
                     ptr::null_mut::<c_void>(),
                 );
             }
-            hset.extend([*k, *v]);
         }
+        let hset: Vec<&RedisString> = std::iter::once(self.names[0]).chain(&strings).collect();
         self.replicate("HSET", &hset);
         self.changed(NotifyEvent::HASH, "hset", 0);
         if !fresh.is_empty() {
-            let mut zadd: Vec<&[u8]> = vec![self.names[1].as_slice()];
+            let score = self.string(b"0");
+            let members: Vec<RedisString> = fresh.iter().map(|m| self.string(m)).collect();
+            let mut zadd: Vec<&RedisString> = vec![self.names[1]];
             let mut added = false;
-            for m in fresh {
-                let member = self.string(m);
+            for member in &members {
                 let mut flags: c_int = 0;
                 // SAFETY: an open key opened for writing, a live string.
                 let status = unsafe { zset_add(self.zset.0, 0.0, member.inner, &mut flags) };
@@ -234,7 +240,7 @@ impl OwnerKeys for Keys<'_> {
                     return Err(wrong_type("records order (sorted set)"));
                 }
                 added |= flags & raw::REDISMODULE_ZADD_ADDED as c_int != 0;
-                zadd.extend([b"0".as_slice(), *m]);
+                zadd.extend([&score, member]);
             }
             self.replicate("ZADD", &zadd);
             // `ZADD` announces only a member added (or a score changed).
@@ -250,8 +256,8 @@ impl OwnerKeys for Keys<'_> {
         let hash_exists = self.hash.kind() != raw::KeyType::Empty;
         let zset_exists = self.zset.kind() != raw::KeyType::Empty;
         let (mut hdel, mut zrem) = (0, 0);
-        for f in fields {
-            let field = self.string(f);
+        let strings: Vec<RedisString> = fields.iter().map(|f| self.string(f)).collect();
+        for field in &strings {
             // SAFETY: open keys opened for writing, a live string, NULL end.
             unsafe {
                 if hash_exists {
@@ -280,10 +286,10 @@ impl OwnerKeys for Keys<'_> {
         if zrem > 0 {
             self.changed(NotifyEvent::ZSET, "zrem", 1);
         }
-        let mut args: Vec<&[u8]> = vec![self.names[0].as_slice()];
-        args.extend(fields);
+        let mut args: Vec<&RedisString> = vec![self.names[0]];
+        args.extend(&strings);
         self.replicate("HDEL", &args);
-        args[0] = self.names[1].as_slice();
+        args[0] = self.names[1];
         self.replicate("ZREM", &args);
         Ok(())
     }
@@ -317,11 +323,11 @@ impl OwnerKeys for Keys<'_> {
         // Redis propagates a client's `SET … PX`.
         // SAFETY: the function table is filled once when the module loads.
         let now = unsafe { raw::RedisModule_Milliseconds }.map_or(0, |f| unsafe { f() });
-        let at = (now + MARKER_MS).to_string();
-        self.replicate(
-            "SET",
-            &[self.names[2].as_slice(), answer, b"PXAT", at.as_bytes()],
+        let (pxat, at) = (
+            self.string(b"PXAT"),
+            self.string((now + MARKER_MS).to_string().as_bytes()),
         );
+        self.replicate("SET", &[self.names[2], &value, &pxat, &at]);
         self.changed(NotifyEvent::STRING, "set", 2);
         self.changed(NotifyEvent::GENERIC, "expire", 2);
         Ok(())
