@@ -186,7 +186,8 @@ mod module {
         for a in args {
             cmd.arg(a);
         }
-        cmd.query(c).unwrap()
+        // Both answer packed (one bulk string), the same answer.
+        native::answer_of(cmd.query(c).unwrap()).unwrap()
     }
 
     fn incr(
@@ -284,8 +285,10 @@ mod module {
     fn is_error(v: &redis::RedisResult<Value>) -> bool {
         match v {
             Err(_) => true,
-            Ok(Value::Array(items)) => items.first() == Some(&Value::BulkString(b"E".to_vec())),
-            Ok(_) => false,
+            Ok(v) => match native::answer_of(v.clone()).unwrap() {
+                Value::Array(items) => items.first() == Some(&Value::BulkString(b"E".to_vec())),
+                _ => false,
+            },
         }
     }
 

@@ -21,17 +21,6 @@ use redis_module::{
 };
 use wasm_state::store::redis::native;
 
-/// The reply to the client: redis-rs values as module values.
-fn reply_of(v: redis::Value) -> RedisValue {
-    match v {
-        redis::Value::Nil => RedisValue::Null,
-        redis::Value::Int(n) => RedisValue::Integer(n),
-        redis::Value::BulkString(b) => RedisValue::StringBuffer(b),
-        redis::Value::Array(items) => RedisValue::Array(items.into_iter().map(reply_of).collect()),
-        other => RedisValue::StringBuffer(format!("{other:?}").into_bytes()),
-    }
-}
-
 /// `wasmstate.commit HASH ZSET MARKER FINGERPRINT ARGS…`.
 fn commit(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     if args.len() < 5 {
@@ -64,7 +53,7 @@ fn commit(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             match keys::Keys::open(ctx, [&args[1], &args[2], &args[3]]) {
                 Ok(keys) => native::run(&keys, &bytes),
-                Err(e) => native::error_answer(&e),
+                Err(e) => native::packed_error(&e),
             }
         }))
         .map_err(|_| {
@@ -72,7 +61,10 @@ fn commit(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
                 "ERR the wasm-state module failed unexpectedly (a bug: please report it); it writes only after every check and op succeeded, so a failure in them wrote nothing",
             )
         })?;
-    Ok(reply_of(answer))
+    // One bulk string (the answer packed as the marker keeps it): one value
+    // for Redis to send and for the host to parse, where the answer's
+    // nested arrays were a reply value per result field.
+    Ok(RedisValue::StringBuffer(answer))
 }
 
 /// At load: keys opened for writing are not taken as modified when closed;

@@ -249,7 +249,8 @@ impl RedisEngine {
     /// (restarted without it, or unloaded it), an ACL that refuses its
     /// command, or a module built from other sources refuses the command
     /// before running anything, so the write goes to the library instead,
-    /// and so do the ones after it.
+    /// and so do the ones after it. Both answer packed (one bulk string
+    /// instead of a reply value per field); the answer comes back unpacked.
     async fn write_once(
         &self,
         cmd: &str,
@@ -279,10 +280,10 @@ impl RedisEngine {
                     // may come back.
                     self.module_off(m.contains("unknown command"));
                 }
-                other => return other,
+                other => return native::answer_of(other?),
             }
         }
-        self.conn.script_by(&self.url, keys, args, deadline).await
+        native::answer_of(self.conn.script_by(&self.url, keys, args, deadline).await?)
     }
 
     /// The store URL (password hidden).

@@ -1,7 +1,9 @@
 //! The engine's writes run natively inside Redis: what the wasm-state Redis
 //! module (`redis-module/`, loaded with `--loadmodule`) executes for its
 //! command [`COMMAND`]. It takes the same keys and arguments as the Lua
-//! library's `commit` and answers in the same shape, but runs the kv
+//! library's `commit` and gives the same answer — packed in MessagePack as
+//! the answer marker keeps it, one bulk string to send and to parse
+//! ([`answer_of`] reads it back) — but runs the kv
 //! engine's own Rust ops (`kv::ops`, with per-owner etags) over the owner's
 //! hash and sorted set instead of their Lua mirror — so with the module
 //! loaded a write costs Redis native code, not interpreted Lua
@@ -38,18 +40,32 @@ pub const COMMAND: &str = "wasmstate.commit";
 /// (the host then uses its Lua library).
 pub const VERSION_MISMATCH: &str = "WASMSTATE-VERSION";
 
-/// What host and module must agree on: the crate's version and the hash of
+/// What host and module must agree on: the crate's version, the hash of
 /// the Lua library, which mirrors every rule the module runs (so any change
-/// to the semantics changes it).
+/// to the semantics changes it), and the form of the module's answers.
 pub fn fingerprint() -> &'static str {
     static PRINT: LazyLock<String> = LazyLock::new(|| {
         format!(
-            "{}/{}",
+            "{}/{}/{ANSWER_FORM}",
             env!("CARGO_PKG_VERSION"),
             super::script::LIBRARY.function
         )
     });
     &PRINT
+}
+
+/// How a write is answered: packed as the marker keeps it (MessagePack),
+/// one bulk string ([`answer_of`]).
+const ANSWER_FORM: &str = "mp";
+
+/// A write's answer as the kv ops gave it: both the module ([`run`]) and
+/// the library's function answer a write with one bulk string, the answer
+/// packed (MessagePack) as the marker keeps it.
+pub fn answer_of(v: Value) -> Result<Value> {
+    match v {
+        Value::BulkString(b) => unpack(&b).ok_or_else(|| super::script::bad_reply("an answer")),
+        _ => Err(super::script::bad_reply("an answer")),
+    }
 }
 
 /// How long an answer is kept for a retry of the same request, ms (as the
@@ -239,18 +255,30 @@ impl RawWrite for Records<'_> {
     }
 }
 
+/// The error answer for `e`, packed as [`run`] answers.
+pub fn packed_error(e: &StateError) -> Vec<u8> {
+    packed(&error_answer(e))
+}
+
+/// An answer packed as [`run`] answers and the marker keeps it.
+fn packed(answer: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    pack(answer, &mut out);
+    out
+}
+
 /// Run one call of the module's command on the owner's keys (its hash,
 /// sorted set and the request's marker) with the arguments after them; the
-/// answer is the library's shape (`{'K', results}` or `{'E', code, index,
-/// …}`).
-pub fn run(keys: &dyn OwnerKeys, args: &[&[u8]]) -> Value {
+/// answer is the library's (`{'K', results}` or `{'E', code, index, …}`),
+/// packed as the marker keeps it ([`answer_of`] unpacks it).
+pub fn run(keys: &dyn OwnerKeys, args: &[&[u8]]) -> Vec<u8> {
     let mut a = Args::new(args);
     let (attempt, name) = match (a.bytes(), a.bytes()) {
         (Ok(attempt), Ok(name)) => (attempt, name),
-        (Err(e), _) | (_, Err(e)) => return error_answer(&e),
+        (Err(e), _) | (_, Err(e)) => return packed_error(&e),
     };
     if name != b"commit" {
-        return error_answer(&StateError::Internal(format!(
+        return packed_error(&StateError::Internal(format!(
             "{COMMAND} runs commits only, not {:?}",
             String::from_utf8_lossy(name)
         )));
@@ -259,26 +287,24 @@ pub fn run(keys: &dyn OwnerKeys, args: &[&[u8]]) -> Value {
     if attempt == b"R" {
         match keys.answer() {
             Ok(None) => {}
-            Ok(Some(seen)) => {
-                // A marker that does not decode is not a reason to apply
-                // the write a second time.
-                return unpack(&seen).unwrap_or_else(|| {
-                    error_answer(&StateError::Internal(
-                        "the answer kept for this request is damaged; the write may have been applied".into(),
-                    ))
-                });
+            // A marker that does not decode is not a reason to apply the
+            // write a second time.
+            Ok(Some(seen)) if unpack(&seen).is_none() => {
+                return packed_error(&StateError::Internal(
+                    "the answer kept for this request is damaged; the write may have been applied"
+                        .into(),
+                ));
             }
-            Err(e) => return error_answer(&e),
+            Ok(Some(seen)) => return seen,
+            Err(e) => return packed_error(&e),
         }
     }
     let answer = match commit(keys, &mut a) {
-        Ok(results) => results_answer(&results),
-        Err(e) => error_answer(&e),
+        Ok(results) => packed(&results_answer(&results)),
+        Err(e) => packed_error(&e),
     };
-    let mut packed = Vec::new();
-    pack(&answer, &mut packed);
-    if let Err(e) = keys.keep_answer(&packed) {
-        return error_answer(&e);
+    if let Err(e) = keys.keep_answer(&answer) {
+        return packed_error(&e);
     }
     answer
 }

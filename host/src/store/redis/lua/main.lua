@@ -305,13 +305,17 @@ local function dispatch(keys, args, read_only)
   local marker = keys[3]
   if marker and attempt == 'R' then
     local seen = redis.call('GET', marker)
-    if seen then return cmsgpack.unpack(seen) end
+    if seen then return seen end
   end
   local ok, res = pcall(run)
   local answer
   if ok then answer = { 'K', res } else answer = encode_error(res) end
-  if marker then redis.call('SET', marker, cmsgpack.pack(answer), 'PX', '120000') end
-  return answer
+  if not marker then return answer end
+  -- A write answers as its marker keeps the answer: packed (MessagePack),
+  -- one bulk string to send and to parse (native.rs `answer_of`).
+  local packed = cmsgpack.pack(answer)
+  redis.call('SET', marker, packed, 'PX', '120000')
+  return packed
 end
 
 return dispatch
