@@ -32,23 +32,41 @@ pub struct Owner {
     pub zset: String,
 }
 
+/// `namespace:{tag}:` followed by `rest` (every write names its keys, so
+/// they are built with plain pushes, not the formatting machinery).
+fn tagged(namespace: &str, tag: &str, rest: &str) -> String {
+    let mut s = String::with_capacity(namespace.len() + tag.len() + rest.len() + 4);
+    for part in [namespace, ":{", tag, "}:", rest] {
+        s.push_str(part);
+    }
+    s
+}
+
+/// The tag of a named owner: `kind`, then the name in base64url.
+fn name_tag(kind: &str, name: &str) -> String {
+    let mut tag = String::with_capacity(kind.len() + name.len() * 4 / 3 + 4);
+    tag.push_str(kind);
+    URL_SAFE_NO_PAD.encode_string(name, &mut tag);
+    tag
+}
+
 impl Owner {
     fn new(namespace: &str, tag: String) -> Owner {
         Owner {
-            hash: format!("{namespace}:{{{tag}}}:h"),
-            zset: format!("{namespace}:{{{tag}}}:z"),
+            hash: tagged(namespace, &tag, "h"),
+            zset: tagged(namespace, &tag, "z"),
             tag,
         }
     }
 
     /// The owner of an instance's records (its scope and sessions).
     pub fn instance(namespace: &str, instance: &str) -> Owner {
-        Owner::new(namespace, format!("i.{}", URL_SAFE_NO_PAD.encode(instance)))
+        Owner::new(namespace, name_tag("i.", instance))
     }
 
     /// The owner of an account's records.
     pub fn account(namespace: &str, account: &str) -> Owner {
-        Owner::new(namespace, format!("a.{}", URL_SAFE_NO_PAD.encode(account)))
+        Owner::new(namespace, name_tag("a.", account))
     }
 
     /// The instance registry.
@@ -68,7 +86,9 @@ impl Owner {
 
     /// The answer marker of write `request` (same slot).
     pub fn marker(&self, namespace: &str, request: &str) -> String {
-        format!("{namespace}:{{{}}}:r:{request}", self.tag)
+        let mut m = tagged(namespace, &self.tag, "r:");
+        m.push_str(request);
+        m
     }
 }
 
@@ -141,6 +161,23 @@ mod tests {
             Owner::account("ws", "a").tag,
             "an account is its own owner"
         );
+    }
+
+    /// The names are the data's address: they never change.
+    #[test]
+    fn key_names_are_as_documented() {
+        let o = Owner::instance("ws", "shop");
+        assert_eq!(o.tag, "i.c2hvcA");
+        assert_eq!(o.hash, "ws:{i.c2hvcA}:h");
+        assert_eq!(o.zset, "ws:{i.c2hvcA}:z");
+        assert_eq!(o.marker("ws", "req1"), "ws:{i.c2hvcA}:r:req1");
+        let a = Owner::account("ns", "a{b}");
+        assert_eq!(
+            (a.hash.as_str(), a.zset.as_str()),
+            ("ns:{a.YXtifQ}:h", "ns:{a.YXtifQ}:z")
+        );
+        assert_eq!(Owner::registry("ws").hash, "ws:{g}:h");
+        assert_eq!(owner_of_tag("ws", "i.c2hvcA"), o);
     }
 
     #[test]

@@ -62,7 +62,6 @@ pub struct RedisEngine {
     conn: Conn,
     url: RedisUrl,
     clock: Arc<dyn Clock>,
-    limits: Arc<Limits>,
     /// Owners this process has listed in the owners set already.
     known_owners: Mutex<HashSet<String>>,
     /// When each owner's next key or session expires (store-clock ms), as
@@ -78,6 +77,8 @@ pub struct RedisEngine {
     /// When (store-clock ms) the server last had no usable module
     /// (`u64::MAX`: never ask again).
     module_checked: AtomicU64,
+    /// [`limit_args`] of `limits`.
+    limit_args: [Vec<u8>; 4],
 }
 
 /// Not asked yet whether the server has the module.
@@ -122,6 +123,25 @@ fn random_u64() -> u64 {
     KEY.hash_one(COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
+/// The low `digits` hex digits of `v` (lower case), appended to `out`.
+fn push_hex(out: &mut String, v: u64, digits: u32) {
+    for i in (0..digits).rev() {
+        let d = ((v >> (i * 4)) & 0xf) as u8;
+        out.push(char::from(if d < 10 { b'0' + d } else { b'a' + d - 10 }));
+    }
+}
+
+/// The limits as the scripts take them (quotas, watch queue, sessions):
+/// the same for every write of an engine.
+fn limit_args(limits: &Limits) -> [Vec<u8>; 4] {
+    [
+        limits.instance_quota_bytes.to_string().into_bytes(),
+        limits.account_quota_bytes.to_string().into_bytes(),
+        limits.watch_queue.max(1).to_string().into_bytes(),
+        limits.max_sessions.to_string().into_bytes(),
+    ]
+}
+
 impl RedisEngine {
     /// Create (`screate`) or extend (`sextend`) a session to live `ttl`
     /// from now; its new expiry (Unix ms).
@@ -154,7 +174,7 @@ impl RedisEngine {
             conn,
             url,
             clock,
-            limits,
+            limit_args: limit_args(&limits),
             known_owners: Mutex::new(HashSet::new()),
             due: Mutex::default(),
             last_full: Mutex::default(),
@@ -171,7 +191,7 @@ impl RedisEngine {
             conn: Conn::lazy(&url)?,
             url,
             clock,
-            limits,
+            limit_args: limit_args(&limits),
             known_owners: Mutex::new(HashSet::new()),
             due: Mutex::default(),
             last_full: Mutex::default(),
@@ -374,7 +394,9 @@ impl RedisEngine {
     async fn write(&self, owner: &Owner, cmd: &str, extra: Vec<Vec<u8>>) -> Result<Value> {
         let deadline = conn::deadline(&self.url);
         self.note_owner(owner, deadline).await?;
-        let request = format!("{:016x}{:08x}", random_u64(), random_u64() as u32);
+        let mut request = String::with_capacity(24);
+        push_hex(&mut request, random_u64(), 16);
+        push_hex(&mut request, random_u64(), 8);
         let marker = owner.marker(&self.url.namespace, &request);
         let keys = [owner.hash.as_str(), owner.zset.as_str(), marker.as_str()];
         if let Ok(mut due) = self.due.lock() {
@@ -415,14 +437,13 @@ impl RedisEngine {
 
     /// The same, for a write made by the watcher `origin`.
     fn cx_args_from(&self, origin: Option<&str>) -> Result<Vec<Vec<u8>>> {
-        Ok(vec![
-            format!("{:08x}", random_u64() as u32).into_bytes(),
-            self.limits.instance_quota_bytes.to_string().into_bytes(),
-            self.limits.account_quota_bytes.to_string().into_bytes(),
-            self.limits.watch_queue.max(1).to_string().into_bytes(),
-            self.limits.max_sessions.to_string().into_bytes(),
-            opt_arg(origin),
-        ])
+        let mut nonce = String::with_capacity(8);
+        push_hex(&mut nonce, random_u64(), 8);
+        let mut args = Vec::with_capacity(6);
+        args.push(nonce.into_bytes());
+        args.extend(self.limit_args.iter().cloned());
+        args.push(opt_arg(origin));
+        Ok(args)
     }
 
     /// The Redis owner of a queue owner.
@@ -994,5 +1015,20 @@ impl Engine for RedisEngine {
             self.write(&self.queue_owner(owner), "wack", args).await?;
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_hex;
+
+    #[test]
+    fn hex_digits_as_format_writes_them() {
+        for v in [0, 1, 0xabc, 0xdead_beef, u64::MAX, 0x0123_4567_89ab_cdef] {
+            let mut s = String::new();
+            push_hex(&mut s, v, 16);
+            push_hex(&mut s, v, 8);
+            assert_eq!(s, format!("{v:016x}{:08x}", v as u32));
+        }
     }
 }
