@@ -1,0 +1,83 @@
+//! A fixed number of engine writes against a running Redis, for counting
+//! instructions (`scripts/redis-instructions.sh` runs it and the server
+//! under valgrind's callgrind): on a shared machine, wall-clock A/B of a
+//! ~50 µs call moves ±30 % run to run; instructions per call do not.
+//!
+//! `redis_calls set|tx CALLS`: `CALLS` one-key sets or 10-op transactions
+//! through the Redis engine at `WASM_STATE_BENCH_REDIS` (default
+//! `redis://127.0.0.1:6399`, its module used when loaded; add `?module=off`
+//! for the Lua library), after 200 of the same to warm up; between the two,
+//! the shell command `AFTER_WARMUP` (if set) runs — the script zeroes the
+//! server's counters there.
+
+use wasm_state::store::{Op, OpKind, Store, StoreConfig};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo bench` passes `--bench`; only our own words count.
+    let words: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let (Some(&what), calls) = (words.first(), words.get(1)) else {
+        eprintln!("usage: redis_calls set|tx CALLS");
+        return;
+    };
+    let calls: u32 = calls.and_then(|c| c.parse().ok()).unwrap_or(3000);
+    let url =
+        std::env::var("WASM_STATE_BENCH_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6399".into());
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let store = rt
+        .block_on(Store::connect(
+            &format!("{url}{sep}namespace=calls"),
+            StoreConfig::default(),
+        ))
+        .expect("connect to Redis");
+    let app = store.instance("bench").expect("instance");
+    let value = b"{\"name\":\"Ada\",\"phone\":\"+441234\"}".to_vec();
+    let ops = || -> Vec<Op> {
+        (0..10)
+            .map(|i| {
+                Op::new(
+                    format!("t{i}"),
+                    OpKind::Set {
+                        value: value.clone(),
+                        ttl: None,
+                    },
+                )
+            })
+            .collect()
+    };
+    let call = || match what {
+        "tx" => {
+            rt.block_on(app.commit(ops())).expect("transaction");
+        }
+        _ => {
+            rt.block_on(app.set("k", value.clone())).expect("set");
+        }
+    };
+    for _ in 0..200 {
+        call();
+    }
+    if let Ok(hook) = std::env::var("AFTER_WARMUP") {
+        let status = std::process::Command::new("sh")
+            .args(["-c", &hook])
+            .status()
+            .expect("run AFTER_WARMUP");
+        assert!(status.success(), "AFTER_WARMUP failed");
+    }
+    let started = std::time::Instant::now();
+    for _ in 0..calls {
+        call();
+    }
+    println!(
+        "{what}: {calls} calls, {:.1} µs each",
+        started.elapsed().as_secs_f64() * 1e6 / f64::from(calls)
+    );
+}
