@@ -3,12 +3,14 @@
 //! under valgrind's callgrind): on a shared machine, wall-clock A/B of a
 //! ~50 µs call moves ±30 % run to run; instructions per call do not.
 //!
-//! `redis_calls set|tx CALLS`: `CALLS` one-key sets or 10-op transactions
-//! through the Redis engine at `WASM_STATE_BENCH_REDIS` (default
+//! `redis_calls set|tx|native-set|native-tx CALLS`: `CALLS` one-key sets or
+//! 10-op transactions through the Redis engine — or, for the baseline, the
+//! native redis-rs client's `SET` or `MULTI`, 10 `SET`s, `EXEC` — at `WASM_STATE_BENCH_REDIS` (default
 //! `redis://127.0.0.1:6399`, its module used when loaded; add `?module=off`
 //! for the Lua library), after 200 of the same to warm up; between the two,
 //! the shell command `AFTER_WARMUP` (if set) runs — the script zeroes the
-//! server's counters there.
+//! server's counters there. The store's sweeper is off, so nothing else
+//! runs in the counted window.
 
 use wasm_state::store::{Op, OpKind, Store, StoreConfig};
 
@@ -21,7 +23,7 @@ fn main() {
         .filter(|a| !a.starts_with("--"))
         .collect();
     let (Some(&what), calls) = (words.first(), words.get(1)) else {
-        eprintln!("usage: redis_calls set|tx CALLS");
+        eprintln!("usage: redis_calls set|tx|native-set|native-tx CALLS");
         return;
     };
     let calls: u32 = calls.and_then(|c| c.parse().ok()).unwrap_or(3000);
@@ -36,10 +38,22 @@ fn main() {
     let store = rt
         .block_on(Store::connect(
             &format!("{url}{sep}namespace=calls"),
-            StoreConfig::default(),
+            // No sweeper: its calls (and the library load the first one
+            // makes) would land in the counted window.
+            StoreConfig {
+                sweep_interval: None,
+                ..StoreConfig::default()
+            },
         ))
         .expect("connect to Redis");
     let app = store.instance("bench").expect("instance");
+    let native = rt
+        .block_on(
+            redis::Client::open(url.split('?').next().unwrap_or(&url))
+                .expect("a Redis URL")
+                .get_multiplexed_async_connection(),
+        )
+        .expect("connect to Redis");
     let value = b"{\"name\":\"Ada\",\"phone\":\"+441234\"}".to_vec();
     let ops = || -> Vec<Op> {
         (0..10)
@@ -55,6 +69,25 @@ fn main() {
             .collect()
     };
     let call = || match what {
+        "native-set" => {
+            let mut c = native.clone();
+            rt.block_on(
+                redis::cmd("SET")
+                    .arg("native:k")
+                    .arg(&value)
+                    .exec_async(&mut c),
+            )
+            .expect("SET");
+        }
+        "native-tx" => {
+            let mut p = redis::pipe();
+            p.atomic();
+            for i in 0..10 {
+                p.set(format!("native:t{i}"), &value).ignore();
+            }
+            let mut c = native.clone();
+            rt.block_on(p.exec_async(&mut c)).expect("MULTI/EXEC");
+        }
         "tx" => {
             rt.block_on(app.commit(ops())).expect("transaction");
         }
