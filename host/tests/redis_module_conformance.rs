@@ -277,6 +277,23 @@ mod module {
             assert_eq!(items[0], Value::BulkString(b"E".to_vec()), "{first:?}");
             assert_eq!(incr_key(&mut c, &ns, again_via, "R", &m, "text"), first);
         }
+        // A write the library does not know is an error answer too (packed
+        // like every write's).
+        let owner = Owner::instance(&ns, "app");
+        let v: Value = redis::cmd("FCALL")
+            .arg(&function)
+            .arg(3)
+            .arg(&owner.hash)
+            .arg(&owner.zset)
+            .arg(format!("{ns}:marker-6"))
+            .arg("f")
+            .arg("nosuch")
+            .query(&mut c)
+            .unwrap();
+        let Value::Array(items) = native::answer_of(v).unwrap() else {
+            panic!("not an answer")
+        };
+        assert_eq!(items[0], Value::BulkString(b"E".to_vec()));
     }
 
     /// A bad call: what it is, its keys, fingerprint and arguments.

@@ -299,10 +299,13 @@ local function dispatch(keys, args, read_only)
   local attempt = arg()
   local name = arg()
   local run = commands[name]
-  if not run or (read_only and not READS[name]) then
-    return { 'E', 'internal', -1, 'msg', 'unknown command ' .. tostring(name) .. (read_only and ' (read-only function)' or '') }
-  end
   local marker = keys[3]
+  if not run or (read_only and not READS[name]) then
+    local answer = { 'E', 'internal', -1, 'msg', 'unknown command ' .. tostring(name) .. (read_only and ' (read-only function)' or '') }
+    -- A write answers packed, even this.
+    if marker then return cmsgpack.pack(answer) end
+    return answer
+  end
   if marker and attempt == 'R' then
     local seen = redis.call('GET', marker)
     if seen then return seen end
