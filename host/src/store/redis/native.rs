@@ -393,8 +393,8 @@ fn pack(v: &Value, out: &mut Vec<u8>) {
 /// cut short, bytes left over, nested deeper than any answer).
 ///
 /// Read straight into redis values (every write's answer passes here): a
-/// generic MessagePack value tree first cost a third more of the host's
-/// instructions per write.
+/// generic MessagePack value tree first cost the host 5 % more
+/// instructions per `set` and 20 % more per 10-op transaction (callgrind).
 fn unpack(mut b: &[u8]) -> Option<Value> {
     let v = unpack_value(&mut b, 0)?;
     b.is_empty().then_some(v)
