@@ -3,11 +3,12 @@
 # callgrind: a stable measure for A/B of the engine and the module on a
 # shared machine, where wall-clock of a ~50 µs call moves ±30 % run to run.
 #
-#   scripts/redis-instructions.sh [set|tx|native-set|native-tx] [CALLS] [URL-QUERY]
+#   scripts/redis-instructions.sh [set|map|list|tx|native-set|native-map|native-list|native-tx] [CALLS] [URL-QUERY]
 #
 # Builds the module and `benches/redis_calls.rs` (release), starts
 # redis-server (no persistence) with the module under callgrind on a free
-# port, runs CALLS writes (native-*: the redis-rs client's plain SET or
+# port, runs CALLS writes (native-*: the redis-rs client's plain SET, HSET,
+# RPUSH or
 # MULTI/EXEC of 10 SETs, the baseline) after a warm-up and prints Redis's instructions
 # per call (user space; counters zeroed after the warm-up); then runs the
 # host process alone under callgrind against a plain server with the module
@@ -51,7 +52,7 @@ WASM_STATE_BENCH_REDIS=$url AFTER_WARMUP="callgrind_control -z $vg >/dev/null 2>
 callgrind_control -d "$vg" >/dev/null 2>&1
 sleep 0.5
 redis_ir=$(grep -h '^summary:\|^totals:' "$work"/redis.*.1 | head -1 | awk '{print $2}')
-used=$(redis-cli -p "$port" info commandstats | { grep -o 'cmdstat_\(wasmstate.commit\|fcall\|set\|exec\)' || true; } | sed 's/cmdstat_//' | paste -sd, -)
+used=$(redis-cli -p "$port" info commandstats | { grep -o 'cmdstat_\(wasmstate.commit\|fcall\|set\|hset\|rpush\|exec\)' || true; } | sed 's/cmdstat_//' | paste -sd, -)
 redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
 wait "$vg" 2>/dev/null || true
 

@@ -6,6 +6,12 @@
 //! the same server). Needs `redis-server` (Debian's package).
 //! `scripts/bench-ratios.py` prints the ratios.
 
+// Every store here runs on the allocator the `wasm-state` binary ships with
+// (as in `compare.rs` and `store.rs`): glibc's malloc was a third of the
+// host's instructions per engine write.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "../tests/support/redis_server.rs"]
 mod redis_server;
 

@@ -3,14 +3,22 @@
 //! under valgrind's callgrind): on a shared machine, wall-clock A/B of a
 //! ~50 µs call moves ±30 % run to run; instructions per call do not.
 //!
-//! `redis_calls set|tx|native-set|native-tx CALLS`: `CALLS` one-key sets or
-//! 10-op transactions through the Redis engine — or, for the baseline, the
-//! native redis-rs client's `SET` or `MULTI`, 10 `SET`s, `EXEC` — at `WASM_STATE_BENCH_REDIS` (default
+//! `redis_calls set|map|list|tx|native-set|native-map|native-list|native-tx
+//! CALLS`: `CALLS` one-key sets, one-field map sets, one-item list appends
+//! or 10-op transactions through the Redis engine — or, for the baseline,
+//! the native redis-rs client's `SET`, `HSET`, `RPUSH` or `MULTI`, 10
+//! `SET`s, `EXEC` — at `WASM_STATE_BENCH_REDIS` (default
 //! `redis://127.0.0.1:6399`, its module used when loaded; add `?module=off`
 //! for the Lua library), after 200 of the same to warm up; between the two,
 //! the shell command `AFTER_WARMUP` (if set) runs — the script zeroes the
 //! server's counters there. The store's sweeper is off, so nothing else
 //! runs in the counted window.
+
+// Every store here runs on the allocator the `wasm-state` binary ships with
+// (as in `compare.rs` and `store.rs`): glibc's malloc was a third of the
+// host's instructions per engine write.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use wasm_state::store::{Op, OpKind, Store, StoreConfig};
 
@@ -23,7 +31,9 @@ fn main() {
         .filter(|a| !a.starts_with("--"))
         .collect();
     let (Some(&what), calls) = (words.first(), words.get(1)) else {
-        eprintln!("usage: redis_calls set|tx|native-set|native-tx CALLS");
+        eprintln!(
+            "usage: redis_calls set|map|list|tx|native-set|native-map|native-list|native-tx CALLS"
+        );
         return;
     };
     let calls: u32 = calls.and_then(|c| c.parse().ok()).unwrap_or(3000);
@@ -88,8 +98,37 @@ fn main() {
             let mut c = native.clone();
             rt.block_on(p.exec_async(&mut c)).expect("MULTI/EXEC");
         }
+        "native-map" => {
+            let mut c = native.clone();
+            rt.block_on(
+                redis::cmd("HSET")
+                    .arg("native:m")
+                    .arg("f")
+                    .arg(&value)
+                    .exec_async(&mut c),
+            )
+            .expect("HSET");
+        }
+        "native-list" => {
+            let mut c = native.clone();
+            rt.block_on(
+                redis::cmd("RPUSH")
+                    .arg("native:l")
+                    .arg(&value)
+                    .exec_async(&mut c),
+            )
+            .expect("RPUSH");
+        }
         "tx" => {
             rt.block_on(app.commit(ops())).expect("transaction");
+        }
+        "map" => {
+            rt.block_on(app.map_set("m", vec![("f".into(), value.clone())]))
+                .expect("map set");
+        }
+        "list" => {
+            rt.block_on(app.list_append("l", vec![value.clone()]))
+                .expect("list append");
         }
         _ => {
             rt.block_on(app.set("k", value.clone())).expect("set");
