@@ -53,6 +53,12 @@ mod module {
             .map_or(0, |n| n.parse().unwrap())
     }
 
+    /// `args` packed as the module's command takes them.
+    fn packed(args: &[&[u8]]) -> Vec<u8> {
+        let args: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
+        native::pack_args(&args)
+    }
+
     /// A store config with the real clock and no background sweeper.
     fn config() -> StoreConfig {
         StoreConfig {
@@ -181,10 +187,12 @@ mod module {
         };
         cmd.arg(&owner.hash).arg(&owner.zset).arg(marker);
         if via.is_none() {
-            cmd.arg(native::fingerprint());
-        }
-        for a in args {
-            cmd.arg(a);
+            // The module takes them packed into one.
+            cmd.arg(native::fingerprint()).arg(packed(&args));
+        } else {
+            for a in args {
+                cmd.arg(a);
+            }
         }
         // Both answer packed (one bulk string), the same answer.
         native::answer_of(cmd.query(c).unwrap()).unwrap()
@@ -323,12 +331,63 @@ mod module {
         let good = commit_args(b"f", &now, &[b"k", b"set", b"", b"", b"2", b"v", b""]);
         let call = |c: &mut redis::Connection, keys: [&str; 3], print: &str, args: &[&[u8]]| {
             let mut cmd = redis::cmd("wasmstate.commit");
-            cmd.arg(&keys[..]).arg(print);
-            for a in args {
+            cmd.arg(&keys[..]).arg(print).arg(packed(args));
+            cmd.query::<Value>(c)
+        };
+        // The arguments as they are, not packed; or packed and damaged.
+        let raw = |c: &mut redis::Connection, tail: &[&[u8]]| {
+            let mut cmd = redis::cmd("wasmstate.commit");
+            cmd.arg(h).arg(z).arg(&m).arg(print);
+            for a in tail {
                 cmd.arg(*a);
             }
             cmd.query::<Value>(c)
         };
+        let whole = packed(&good);
+        let mut longer = whole.clone();
+        longer.push(0);
+        let mut not_bin = whole.clone();
+        // The first argument's `bin 8` marker (after the array's `array
+        // 16` or `fixarray` header) made a `str 8` one.
+        let first = if good.len() < 16 { 1 } else { 3 };
+        assert_eq!(not_bin[first], 0xc4);
+        not_bin[first] = 0xd9;
+        let raw_cases: Vec<(&str, Vec<&[u8]>)> = vec![
+            ("the arguments unpacked", good.clone()),
+            ("nothing after the fingerprint", vec![]),
+            (
+                "the packed arguments and one more",
+                vec![whole.as_slice(), b"x"],
+            ),
+            ("packed, cut short", vec![&whole[..whole.len() - 1]]),
+            ("packed, a byte left over", vec![longer.as_slice()]),
+            ("packed as text, not binary", vec![not_bin.as_slice()]),
+            ("not MessagePack at all", vec![b"\xc1garbage"]),
+        ];
+        for (what, tail) in raw_cases {
+            let r = raw(&mut c, &tail);
+            assert!(is_error(&r), "{what}: {r:?}");
+            let exists: i64 = redis::cmd("EXISTS")
+                .arg(h)
+                .arg(z)
+                .arg(&m)
+                .query(&mut c)
+                .unwrap();
+            assert_eq!(exists, 0, "{what} wrote nothing");
+        }
+        // A host of another build hears of it whatever form it sends.
+        let mut old = redis::cmd("wasmstate.commit");
+        old.arg(h)
+            .arg(z)
+            .arg(&m)
+            .arg("0.0.0/wasm_state_000000000000/mp");
+        for a in &good {
+            old.arg(*a);
+        }
+        match old.query::<Value>(&mut c) {
+            Err(e) => assert!(e.to_string().contains(native::VERSION_MISMATCH), "{e}"),
+            Ok(v) => panic!("another build's host was answered: {v:?}"),
+        }
         // A string where the owner's hash should be: refused, kept as it is.
         let clobbered = format!("{ns}:{{x}}:h");
         let _: () = redis::cmd("SET")

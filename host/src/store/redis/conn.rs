@@ -344,21 +344,18 @@ impl Conn {
     }
 
     /// The command `name` of wasm-state's Redis module with `keys`, the
-    /// host's `fingerprint` and `args`, done by `deadline`.
+    /// host's `fingerprint` and the `packed` arguments, done by `deadline`.
     pub async fn module_by(
         &self,
         url: &RedisUrl,
         name: &str,
         keys: &[&str],
         fingerprint: &str,
-        args: &[Vec<u8>],
+        packed: &[u8],
         deadline: Instant,
     ) -> Result<Value> {
-        let mut cmd = sized(&[name], keys, fingerprint, args);
-        cmd.arg(keys).arg(fingerprint);
-        for a in args {
-            cmd.arg(a.as_slice());
-        }
+        let mut cmd = sized(&[name], keys, 2, fingerprint.len() + packed.len());
+        cmd.arg(keys).arg(fingerprint).arg(packed);
         self.cmd_by(url, &cmd, deadline).await
     }
 
@@ -383,7 +380,8 @@ impl Conn {
         deadline: Instant,
     ) -> Result<Value> {
         let count = keys.len().to_string();
-        let mut fcall = sized(&["FCALL", function], keys, &count, args);
+        let bytes = count.len() + args.iter().map(Vec::len).sum::<usize>();
+        let mut fcall = sized(&["FCALL", function], keys, 1 + args.len(), bytes);
         fcall.arg(keys.len()).arg(keys);
         for a in args {
             fcall.arg(a.as_slice());
@@ -445,14 +443,12 @@ impl Conn {
 }
 
 /// A command that starts with `words`, its buffers sized for `words`, then
-/// `keys`, `lead` and `args` (the caller adds those): growing them argument
-/// by argument cost ~8 % of the host's instructions per engine write
-/// (callgrind, `scripts/redis-instructions.sh`).
-fn sized(words: &[&str], keys: &[&str], lead: &str, args: &[Vec<u8>]) -> redis::Cmd {
-    let count = words.len() + keys.len() + 1 + args.len();
-    let bytes = words.iter().chain(keys).map(|w| w.len()).sum::<usize>()
-        + lead.len()
-        + args.iter().map(Vec::len).sum::<usize>();
+/// `keys` and `more` arguments of `more_bytes` in all (the caller adds
+/// those): growing them argument by argument cost ~8 % of the host's
+/// instructions per engine write (callgrind, `scripts/redis-instructions.sh`).
+fn sized(words: &[&str], keys: &[&str], more: usize, more_bytes: usize) -> redis::Cmd {
+    let count = words.len() + keys.len() + more;
+    let bytes = words.iter().chain(keys).map(|w| w.len()).sum::<usize>() + more_bytes;
     let mut cmd = redis::Cmd::with_capacity(count, bytes);
     for w in words {
         cmd.arg(*w);

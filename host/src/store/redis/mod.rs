@@ -280,6 +280,7 @@ impl RedisEngine {
     ) -> Result<Value> {
         if cmd == "commit" && self.use_module(deadline).await? {
             let fingerprint = native::fingerprint();
+            let packed = native::pack_args(args);
             match self
                 .conn
                 .module_by(
@@ -287,7 +288,7 @@ impl RedisEngine {
                     native::COMMAND,
                     keys,
                     fingerprint,
-                    args,
+                    &packed,
                     deadline,
                 )
                 .await
