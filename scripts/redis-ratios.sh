@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Wall-clock ratios of Redis-engine writes to the native redis-rs client
+# that hold on a shared machine: the baseline, the engine through
+# wasm-state's module and through the Lua library take turns, 200 calls
+# each per round, the order rotating every round, and each round gives its
+# own ratios (`benches/redis_calls.rs alternate`). A criterion A/B times
+# the two seconds apart and moves ±30 % run to run here.
+#
+#   scripts/redis-ratios.sh [durable|memory] [ROUNDS] [OPS…]
+#
+# durable (default): redis-server with `appendonly yes, appendfsync always`
+# (what the engine's start-up check asks for); memory: no persistence.
+# OPS: any of set map list tx (default: all four). Builds the module and the
+# bench (release), starts redis-server with the module on a free port in a
+# temporary directory, stops it after.
+# Needs: apt-get install redis-server.
+set -euo pipefail
+mode=${1:-durable}
+rounds=${2:-30}
+shift $(( $# > 2 ? 2 : $# ))
+ops=("$@")
+[ ${#ops[@]} -gt 0 ] || ops=(set map list tx)
+case $mode in
+  durable) persist=(--appendonly yes --appendfsync always --save '') ;;
+  memory) persist=(--appendonly no --save '') ;;
+  *) echo "the first argument is durable or memory, not $mode" >&2; exit 2 ;;
+esac
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+command -v redis-server >/dev/null || { echo "redis-server is needed: apt-get install redis-server" >&2; exit 1; }
+cargo build -q --release -p wasm-state-redis-module
+module=$here/target/release/libwasm_state_redis.so
+bench=$(cargo bench -q -p wasm-state-host --bench redis_calls --no-run --message-format=json 2>/dev/null \
+  | python3 -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "redis_calls" and m.get("executable"):
+        print(m["executable"])')
+[ -n "$bench" ] && [ -x "$bench" ] || {
+  echo "building benches/redis_calls.rs failed; see: cargo bench -p wasm-state-host --bench redis_calls --no-run" >&2
+  exit 1
+}
+work=$(mktemp -d)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cleanup() { redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"; }
+trap cleanup EXIT
+redis-server --port "$port" --bind 127.0.0.1 --dir "$work" "${persist[@]}" --loadmodule "$module" \
+  --daemonize yes --logfile "$work/redis.log"
+for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+echo "redis-server $(redis-server --version | grep -o 'v=[0-9.]*'), $mode, $rounds rounds of 200 calls per side"
+for op in "${ops[@]}"; do
+  WASM_STATE_BENCH_REDIS="redis://127.0.0.1:$port" "$bench" alternate "$op" "$rounds"
+done
+calls=$(redis-cli -p "$port" info commandstats | grep -o 'cmdstat_wasmstate.commit:calls=[0-9]*' || true)
+echo "module calls: ${calls#*=}"
