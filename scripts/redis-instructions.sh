@@ -8,9 +8,8 @@
 # Builds the module and `benches/redis_calls.rs` (release), starts
 # redis-server (no persistence) with the module under callgrind on a free
 # port, runs CALLS writes (native-*: the redis-rs client's plain SET, HSET,
-# RPUSH or
-# MULTI/EXEC of 10 SETs, the baseline) after a warm-up and prints Redis's instructions
-# per call (user space; counters zeroed after the warm-up); then runs the
+# RPUSH or MULTI/EXEC of 10 SETs, the baseline) after a warm-up and prints
+# Redis's instructions per call (user space; counters zeroed after the warm-up); then runs the
 # host process alone under callgrind against a plain server with the module
 # and prints its instructions per call (start-up included, spread over the
 # calls). URL-QUERY `module=off` measures the Lua library instead.
@@ -31,7 +30,7 @@ bench=$(cargo bench -q -p wasm-state-host --bench redis_calls --no-run --message
 for l in sys.stdin:
     m = json.loads(l)
     if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "redis_calls" and m.get("executable"):
-        print(m["executable"])')
+        print(m["executable"])' || true)
 [ -n "$bench" ] && [ -x "$bench" ] || {
   echo "building benches/redis_calls.rs failed; see: cargo bench -p wasm-state-host --bench redis_calls --no-run" >&2
   exit 1

@@ -20,6 +20,10 @@ rounds=${2:-30}
 shift $(( $# > 2 ? 2 : $# ))
 ops=("$@")
 [ ${#ops[@]} -gt 0 ] || ops=(set map list tx)
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS is a whole number of rounds ≥ 1, not $rounds" >&2; exit 2; }
+for op in "${ops[@]}"; do
+  case $op in set|map|list|tx) ;; *) echo "an op is set, map, list or tx, not $op" >&2; exit 2 ;; esac
+done
 case $mode in
   durable) persist=(--appendonly yes --appendfsync always --save '') ;;
   memory) persist=(--appendonly no --save '') ;;
@@ -35,7 +39,7 @@ bench=$(cargo bench -q -p wasm-state-host --bench redis_calls --no-run --message
 for l in sys.stdin:
     m = json.loads(l)
     if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "redis_calls" and m.get("executable"):
-        print(m["executable"])')
+        print(m["executable"])' || true)
 [ -n "$bench" ] && [ -x "$bench" ] || {
   echo "building benches/redis_calls.rs failed; see: cargo bench -p wasm-state-host --bench redis_calls --no-run" >&2
   exit 1

@@ -161,14 +161,23 @@ fn main() {
         native,
         value: b"{\"name\":\"Ada\",\"phone\":\"+441234\"}".to_vec(),
     };
+    let known = |op: &str| matches!(op, "set" | "map" | "list" | "tx");
     if what == "alternate" {
         let (Some(&op), rounds) = (words.get(1), words.get(2)) else {
             eprintln!("{usage}");
             return;
         };
         let rounds: usize = rounds.and_then(|r| r.parse().ok()).unwrap_or(30);
+        if !known(op) || rounds == 0 {
+            eprintln!("{usage}");
+            std::process::exit(2);
+        }
         alternate(&bench, &url, op, rounds);
         return;
+    }
+    if !known(what.strip_prefix("native-").unwrap_or(what)) {
+        eprintln!("{usage}");
+        std::process::exit(2);
     }
     let calls: u32 = words.get(1).and_then(|c| c.parse().ok()).unwrap_or(3000);
     let app = store(&bench, &url, "calls");

@@ -352,21 +352,38 @@ mod module {
         let first = if good.len() < 16 { 1 } else { 3 };
         assert_eq!(not_bin[first], 0xc4);
         not_bin[first] = 0xd9;
-        let raw_cases: Vec<(&str, Vec<&[u8]>)> = vec![
-            ("the arguments unpacked", good.clone()),
-            ("nothing after the fingerprint", vec![]),
+        let (arity, unpacked) = ("wrong number of arguments", "packed into one");
+        let raw_cases: Vec<(&str, Vec<&[u8]>, &str)> = vec![
+            ("the arguments unpacked", good.clone(), arity),
+            ("nothing after the fingerprint", vec![], arity),
             (
                 "the packed arguments and one more",
                 vec![whole.as_slice(), b"x"],
+                arity,
             ),
-            ("packed, cut short", vec![&whole[..whole.len() - 1]]),
-            ("packed, a byte left over", vec![longer.as_slice()]),
-            ("packed as text, not binary", vec![not_bin.as_slice()]),
-            ("not MessagePack at all", vec![b"\xc1garbage"]),
+            (
+                "packed, cut short",
+                vec![&whole[..whole.len() - 1]],
+                unpacked,
+            ),
+            (
+                "packed, a byte left over",
+                vec![longer.as_slice()],
+                unpacked,
+            ),
+            (
+                "packed as text, not binary",
+                vec![not_bin.as_slice()],
+                unpacked,
+            ),
+            ("not MessagePack at all", vec![b"\xc1garbage"], unpacked),
         ];
-        for (what, tail) in raw_cases {
+        for (what, tail, said) in raw_cases {
             let r = raw(&mut c, &tail);
-            assert!(is_error(&r), "{what}: {r:?}");
+            match &r {
+                Err(e) => assert!(e.to_string().contains(said), "{what}: {e}"),
+                Ok(v) => panic!("{what}: answered {v:?}"),
+            }
             let exists: i64 = redis::cmd("EXISTS")
                 .arg(h)
                 .arg(z)
@@ -426,6 +443,15 @@ mod module {
                 "0.0.0/wasm_state_000000000000",
                 good.clone(),
             ),
+            // Quoted back in the error: characters an error reply cannot
+            // carry (redis-module-rs cut `Ā` to a NUL byte, and its reply
+            // panicked and aborted Redis).
+            (
+                "a fingerprint that is not ASCII".into(),
+                [h, z, &m],
+                "0.0.0/Ā/一/\0/\r\n",
+                good.clone(),
+            ),
             ("no arguments".into(), [h, z, &m], print, vec![]),
         ];
         for cut in 1..good.len() {
@@ -451,6 +477,13 @@ mod module {
         for (what, keys, print, args) in cases {
             let r = call(&mut c, keys, print, &args);
             assert!(is_error(&r), "{what}: {r:?}");
+            if what.contains("fingerprint") {
+                let e = r.as_ref().expect_err(&what);
+                assert!(
+                    e.to_string().contains(native::VERSION_MISMATCH),
+                    "{what}: {e}"
+                );
+            }
             let pong: String = redis::cmd("PING").query(&mut c).expect("Redis is still up");
             assert_eq!(pong, "PONG", "{what}");
             let exists: i64 = redis::cmd("EXISTS").arg(h).arg(z).query(&mut c).unwrap();

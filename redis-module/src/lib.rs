@@ -47,7 +47,25 @@ extern "C" fn commit_command(
         .iter()
         .map(|&s| ManuallyDrop::new(RedisString::from_redis_module_string(ctx, s)))
         .collect();
-    context.reply(commit(&context, &args)) as c_int
+    // A panic must not unwind into Redis (it would abort it): `commit`
+    // catches its own, and an error text the reply cannot carry (redis-rs'
+    // `reply` panics on one) becomes this fixed one.
+    let replied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        context.reply(commit(&context, &args))
+    }));
+    match replied {
+        Ok(status) => status as c_int,
+        Err(_) => {
+            // SAFETY: the function table is filled when the module loads;
+            // a static C string.
+            if let Some(reply_error) = unsafe { raw::RedisModule_ReplyWithError } {
+                unsafe {
+                    reply_error(ctx, c"ERR the wasm-state module could not answer (a bug: please report it); nothing was written".as_ptr())
+                };
+            }
+            raw::REDISMODULE_OK as c_int
+        }
+    }
 }
 
 /// `wasmstate.commit HASH ZSET MARKER FINGERPRINT ARGS` (`ARGS`: the
@@ -60,11 +78,13 @@ fn commit(ctx: &Context, args: &[ManuallyDrop<RedisString>]) -> RedisResult {
     // refused before anything runs, and falls back to its Lua library.
     let theirs = args[4].as_slice();
     if theirs != native::fingerprint().as_bytes() {
+        // Quoted escaped: an error reply carries ASCII only (any other
+        // character would be cut to a byte, a NUL among them).
         return Err(RedisError::String(format!(
             "{} this module is wasm-state {}, the host is {}; load the module built with the host (nothing was written)",
             native::VERSION_MISMATCH,
             native::fingerprint(),
-            String::from_utf8_lossy(theirs)
+            theirs.escape_ascii()
         )));
     }
     // Checked after the fingerprint, so that a host of another build hears
