@@ -32,20 +32,8 @@ esac
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 command -v redis-server >/dev/null || { echo "redis-server is needed: apt-get install redis-server" >&2; exit 1; }
-cargo build -q --release -p wasm-state-redis-module
-module=$here/target/release/libwasm_state_redis.so
-bench=$(cargo bench -q -p wasm-state-host --bench redis_calls --no-run --message-format=json 2>/dev/null \
-  | python3 -c 'import json,sys
-for l in sys.stdin:
-    m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "redis_calls" and m.get("executable"):
-        print(m["executable"])' || true)
-[ -n "$bench" ] && [ -x "$bench" ] || {
-  echo "building benches/redis_calls.rs failed; see: cargo bench -p wasm-state-host --bench redis_calls --no-run" >&2
-  exit 1
-}
+source "$here/scripts/redis-bench-build.sh"
 work=$(mktemp -d)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cleanup() { redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT
 redis-server --port "$port" --bind 127.0.0.1 --dir "$work" "${persist[@]}" --loadmodule "$module" \
