@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Wall-clock ratios of Redis-engine writes to the native redis-rs client
 # that hold on a shared machine: the baseline, the engine through
-# wasm-state's module and through the Lua library take turns, 200 calls
-# each per round, the order rotating every round, and each round gives its
+# wasm-state's module and through the Lua library take turns call by call
+# (the order rotating), 200 calls each per round, and each round gives its
 # own ratios (`benches/redis_calls.rs alternate`). A criterion A/B times
-# the two seconds apart and moves ±30 % run to run here.
+# the two seconds apart and moves ±30 % run to run here; so did rounds of
+# 200 calls in a row against a durable server, whose fsync latency changes
+# from one 20 ms to the next.
 #
 #   scripts/redis-ratios.sh [durable|memory] [ROUNDS] [OPS…]
 #
 # durable (default): redis-server with `appendonly yes, appendfsync always`
 # (what the engine's start-up check asks for); memory: no persistence.
-# OPS: any of set map list tx (default: all four). Builds the module and the
+# OPS: any of get set map list tx (default: all five). Builds the module and the
 # bench (release), starts redis-server with the module on a free port in a
 # temporary directory, stops it after.
 # Needs: apt-get install redis-server.
@@ -19,10 +21,10 @@ mode=${1:-durable}
 rounds=${2:-30}
 shift $(( $# > 2 ? 2 : $# ))
 ops=("$@")
-[ ${#ops[@]} -gt 0 ] || ops=(set map list tx)
+[ ${#ops[@]} -gt 0 ] || ops=(get set map list tx)
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS is a whole number of rounds ≥ 1, not $rounds" >&2; exit 2; }
 for op in "${ops[@]}"; do
-  case $op in set|map|list|tx) ;; *) echo "an op is set, map, list or tx, not $op" >&2; exit 2 ;; esac
+  case $op in get|set|map|list|tx) ;; *) echo "an op is get, set, map, list or tx, not $op" >&2; exit 2 ;; esac
 done
 case $mode in
   durable) persist=(--appendonly yes --appendfsync always --save '') ;;

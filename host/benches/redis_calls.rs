@@ -16,11 +16,13 @@
 //! server's counters there. The store's sweeper is off, so nothing else
 //! runs in the counted window.
 //!
-//! `redis_calls alternate set|map|list|tx ROUNDS`: ROUNDS rounds of 200
+//! `redis_calls alternate get|set|map|list|tx ROUNDS` (`get`: a point read,
+//! the same through the module or not, against `GET`): ROUNDS rounds of 200
 //! calls each of the native baseline, the engine through the module and
-//! the engine through the Lua library, in an order that rotates every
-//! round; prints, per engine, the ratio of its time to the baseline's in
-//! the same round: median, quartiles, and the range over the rounds.
+//! the engine through the Lua library, taking turns call by call (the
+//! order rotating); prints, per engine, the ratio of its time to the
+//! baseline's in the same round: median, quartiles, and the range over the
+//! rounds.
 
 // Every store here runs on the allocator the `wasm-state` binary ships with
 // (as in `compare.rs` and `store.rs`): glibc's malloc was a third of the
@@ -64,6 +66,9 @@ impl Bench {
                     .arg(value)
                     .exec_async(&mut c),
             ),
+            "get" => self
+                .rt
+                .block_on(redis::cmd("GET").arg("native:k").exec_async(&mut c)),
             "list" => self.rt.block_on(
                 redis::cmd("RPUSH")
                     .arg("native:l")
@@ -106,6 +111,7 @@ impl Bench {
                 .rt
                 .block_on(app.list_append("l", vec![value.clone()]))
                 .map(|_| ()),
+            "get" => self.rt.block_on(app.get("k")).map(|_| ()),
             _ => self.rt.block_on(app.set("k", value.clone())).map(|_| ()),
         }
         .expect("the engine call");
@@ -137,7 +143,7 @@ fn main() {
         .map(String::as_str)
         .filter(|a| !a.starts_with("--"))
         .collect();
-    let usage = "usage: redis_calls set|map|list|tx|native-set|native-map|native-list|native-tx CALLS\n       redis_calls alternate set|map|list|tx ROUNDS";
+    let usage = "usage: redis_calls get|set|map|list|tx|native-get|native-set|native-map|native-list|native-tx CALLS\n       redis_calls alternate get|set|map|list|tx ROUNDS";
     let Some(&what) = words.first() else {
         eprintln!("{usage}");
         return;
@@ -161,7 +167,7 @@ fn main() {
         native,
         value: b"{\"name\":\"Ada\",\"phone\":\"+441234\"}".to_vec(),
     };
-    let known = |op: &str| matches!(op, "set" | "map" | "list" | "tx");
+    let known = |op: &str| matches!(op, "get" | "set" | "map" | "list" | "tx");
     if what == "alternate" {
         let (Some(&op), rounds) = (words.get(1), words.get(2)) else {
             eprintln!("{usage}");
@@ -181,6 +187,10 @@ fn main() {
     }
     let calls: u32 = words.get(1).and_then(|c| c.parse().ok()).unwrap_or(3000);
     let app = store(&bench, &url, "calls");
+    if what.ends_with("get") {
+        bench.native("set");
+        bench.engine(&app, "set");
+    }
     let call = || match what.strip_prefix("native-") {
         Some(op) => bench.native(op),
         None => bench.engine(&app, what),
@@ -211,28 +221,36 @@ fn alternate(bench: &Bench, url: &str, op: &str, rounds: usize) {
     let sep = if url.contains('?') { '&' } else { '?' };
     let module = store(bench, &format!("{url}{sep}module=auto"), "calls-module");
     let lua = store(bench, &format!("{url}{sep}module=off"), "calls-lua");
-    let time = |side: usize| -> Duration {
+    let once = |side: usize| -> Duration {
         let started = Instant::now();
-        for _ in 0..ROUND {
-            match side {
-                0 => bench.native(op),
-                1 => bench.engine(&module, op),
-                _ => bench.engine(&lua, op),
-            }
+        match side {
+            0 => bench.native(op),
+            1 => bench.engine(&module, op),
+            _ => bench.engine(&lua, op),
         }
         started.elapsed()
     };
+    // What `get` reads.
+    bench.native("set");
+    bench.engine(&module, "set");
+    bench.engine(&lua, "set");
     // Warm-up: connections, the library load, the module check.
-    for side in 0..3 {
-        time(side);
+    for _ in 0..ROUND {
+        for side in 0..3 {
+            once(side);
+        }
     }
     let (mut by_module, mut by_lua) = (Vec::new(), Vec::new());
     let mut native_us = Vec::new();
     for round in 0..rounds {
+        // Call by call, so that all three meet the same disk and machine
+        // (an fsync's latency here changes from one 20 ms to the next).
         let mut took = [Duration::ZERO; 3];
-        for k in 0..3 {
-            let side = (round + k) % 3;
-            took[side] = time(side);
+        for i in 0..ROUND as usize {
+            for k in 0..3 {
+                let side = (round + i + k) % 3;
+                took[side] += once(side);
+            }
         }
         let base = took[0].as_secs_f64();
         native_us.push(base * 1e6 / f64::from(ROUND));
