@@ -48,8 +48,9 @@ extern "C" fn commit_command(
         .map(|&s| ManuallyDrop::new(RedisString::from_redis_module_string(ctx, s)))
         .collect();
     // A panic must not unwind into Redis (it would abort it): `commit`
-    // catches its own, and an error text the reply cannot carry (redis-rs'
-    // `reply` panics on one) becomes this fixed one.
+    // catches its own, and an error text a reply cannot carry
+    // (redis-module-rs' `Context::reply` panics on one) becomes this fixed
+    // one.
     let replied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         context.reply(commit(&context, &args))
     }));
