@@ -591,6 +591,47 @@ mod module {
         assert_eq!(app.get("n").await.unwrap().unwrap(), b"5");
     }
 
+    /// A write whose arguments, packed, are longer than the server takes
+    /// in one (`proto-max-bulk-len`) goes through the library, which takes
+    /// them one by one; smaller writes still run in the module.
+    #[tokio::test]
+    async fn a_write_too_long_for_one_argument_goes_through_the_library() {
+        // The smallest `proto-max-bulk-len` Redis takes: 1 MiB.
+        let server = redis_server::start_detached(&[
+            "--loadmodule",
+            redis_server::module_path(),
+            "--proto-max-bulk-len",
+            "1mb",
+        ]);
+        let url = format!("redis://127.0.0.1:{}?namespace=big", server.port);
+        let s = backend::open(&url, config());
+        let app = s.instance("app").unwrap();
+        let calls = |name: &str| {
+            let stats = redis_server::cli(server.port, &["info", "commandstats"]);
+            stats
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("cmdstat_{name}:calls=")))
+                .and_then(|rest| rest.split(',').next())
+                .map_or(0, |n| n.parse::<u64>().unwrap())
+        };
+        app.set("small", b"v".to_vec()).await.unwrap();
+        let (module, library) = (calls("wasmstate.commit"), calls("fcall"));
+        assert!(module >= 1, "a small write runs in the module");
+        // Two values of 700 KB: each fits an argument, the two packed do not.
+        let (a, b) = (vec![b'a'; 700_000], vec![b'b'; 700_000]);
+        app.map_set("m", vec![("a".into(), a.clone()), ("b".into(), b.clone())])
+            .await
+            .unwrap();
+        assert_eq!(calls("wasmstate.commit"), module, "not sent to the module");
+        assert!(calls("fcall") > library, "the library took it");
+        assert_eq!(app.map_get("m", "a").await.unwrap().unwrap(), a);
+        assert_eq!(app.map_get("m", "b").await.unwrap().unwrap(), b);
+        // And small writes still run in the module.
+        app.set("small", b"w".to_vec()).await.unwrap();
+        assert_eq!(calls("wasmstate.commit"), module + 1);
+        assert_eq!(app.get("small").await.unwrap().unwrap(), b"w");
+    }
+
     /// A module loaded into a running Redis is taken up without a restart:
     /// the host goes on with the library until it asks again (every 30 s
     /// of its clock), then commits run through the module — on the same

@@ -359,6 +359,20 @@ impl Conn {
         self.cmd_by(url, &cmd, deadline).await
     }
 
+    /// The longest single argument the server takes (`proto-max-bulk-len`;
+    /// Redis's default, 512 MB, when it cannot be read — `CONFIG GET` may
+    /// be refused), done by `deadline`.
+    pub async fn max_argument(&self, url: &RedisUrl, deadline: Instant) -> u64 {
+        let mut get = redis::cmd("CONFIG");
+        get.arg("GET").arg("proto-max-bulk-len");
+        self.cmd_by(url, &get, deadline)
+            .await
+            .ok()
+            .and_then(|v| config_value(&v))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(DEFAULT_MAX_ARGUMENT)
+    }
+
     /// Whether the server has the command `name` (`COMMAND INFO`).
     pub async fn has_command(&self, url: &RedisUrl, name: &str, deadline: Instant) -> Result<bool> {
         let mut info = redis::cmd("COMMAND");
@@ -455,6 +469,9 @@ fn sized(words: &[&str], keys: &[&str], more: usize, more_bytes: usize) -> redis
     }
     cmd
 }
+
+/// Redis's default `proto-max-bulk-len`: the longest single argument.
+pub const DEFAULT_MAX_ARGUMENT: u64 = 512 << 20;
 
 /// When a call made now must be done: the URL's timeout from now.
 pub fn deadline(url: &RedisUrl) -> Instant {

@@ -77,6 +77,10 @@ pub struct RedisEngine {
     /// When (store-clock ms) the server last had no usable module
     /// (`u64::MAX`: never ask again).
     module_checked: AtomicU64,
+    /// The longest argument the server takes (`proto-max-bulk-len`, read
+    /// when the module is found): a write whose packed arguments are longer
+    /// goes through the library, which takes them one by one.
+    module_max_argument: AtomicU64,
     /// [`limit_args`] of `limits`.
     limit_args: [Vec<u8>; 4],
 }
@@ -180,6 +184,7 @@ impl RedisEngine {
             last_full: Mutex::default(),
             module: AtomicU8::new(MODULE_UNKNOWN),
             module_checked: AtomicU64::new(0),
+            module_max_argument: AtomicU64::new(conn::DEFAULT_MAX_ARGUMENT),
         })
     }
 
@@ -197,6 +202,7 @@ impl RedisEngine {
             last_full: Mutex::default(),
             module: AtomicU8::new(MODULE_UNKNOWN),
             module_checked: AtomicU64::new(0),
+            module_max_argument: AtomicU64::new(conn::DEFAULT_MAX_ARGUMENT),
         })
     }
 
@@ -232,6 +238,8 @@ impl RedisEngine {
                     Err(e) => return Err(e),
                 };
                 if has {
+                    let max = self.conn.max_argument(&self.url, deadline).await;
+                    self.module_max_argument.store(max, Ordering::Relaxed);
                     self.module.store(MODULE_YES, Ordering::Relaxed);
                     tracing::info!(url = %self.url, "Redis has wasm-state's module: writes run natively in Redis");
                 } else {
@@ -278,7 +286,13 @@ impl RedisEngine {
         args: &[Vec<u8>],
         deadline: Instant,
     ) -> Result<Value> {
-        if cmd == "commit" && self.use_module(deadline).await? {
+        // A write larger than one argument may be (values of up to 1 MiB
+        // each, a map set of any number of them) goes to the library, which
+        // takes its arguments one by one.
+        if cmd == "commit"
+            && self.use_module(deadline).await?
+            && native::packed_len(args) <= self.module_max_argument.load(Ordering::Relaxed)
+        {
             let fingerprint = native::fingerprint();
             let packed = native::pack_args(args);
             match self

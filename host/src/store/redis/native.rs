@@ -69,9 +69,9 @@ const FORM: &str = "arguments: one MessagePack array of binary strings; answer: 
 /// takes after the fingerprint: a MessagePack array of binary strings. One
 /// argument, not ~20: Redis makes an object of every argument it parses and
 /// frees it after the call (~12 % of a module `set`'s Redis instructions,
-/// callgrind), and the host writes one. (A write at the limits — 128 ops of
-/// 1 MiB — stays far below Redis's default `proto-max-bulk-len` of 512 MB;
-/// a server with it lowered below a write's size closes the connection.)
+/// callgrind), and the host writes one. The engine sends a write whose
+/// [`packed_len`] exceeds the server's `proto-max-bulk-len` (the longest
+/// argument it takes; 512 MB by default) through the library instead.
 pub fn pack_args(args: &[Vec<u8>]) -> Vec<u8> {
     // The limits keep counts and sizes far below 4 GiB; one beyond would
     // be written as 4 GiB − 1, which the module refuses as cut short.
@@ -85,6 +85,12 @@ pub fn pack_args(args: &[Vec<u8>]) -> Vec<u8> {
         out.extend_from_slice(a);
     }
     out
+}
+
+/// No less than the length of [`pack_args`]' result for `args` (a few
+/// bytes more per argument, and for the array).
+pub fn packed_len(args: &[Vec<u8>]) -> u64 {
+    args.iter().map(|a| a.len() as u64 + 5).sum::<u64>() + 5
 }
 
 /// The arguments [`pack_args`] packed, borrowed from `b`: `None` unless `b`
@@ -704,6 +710,7 @@ mod tests {
                 args.push(vec![7; n]);
             }
             let packed = pack_args(&args);
+            proptest::prop_assert!(packed_len(&args) >= packed.len() as u64);
             // What the generic decoder reads: an array of binary strings.
             let generic = rmpv::decode::read_value(&mut packed.as_slice()).unwrap();
             let expected: Vec<rmpv::Value> = args.iter().cloned().map(rmpv::Value::Binary).collect();
