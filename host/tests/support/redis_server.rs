@@ -15,6 +15,10 @@ pub struct RedisServer {
     /// Its port on 127.0.0.1.
     pub port: u16,
     child: Child,
+    /// Its working directory (`--dir`, unless the caller gives one): what
+    /// it writes — a replica's synced RDB, say — lands here, not in the
+    /// test's working directory (the repository).
+    _dir: tempfile::TempDir,
 }
 
 impl RedisServer {
@@ -31,9 +35,14 @@ impl RedisServer {
 
     /// Start `redis-server` on `port`.
     pub fn start_on(port: u16, extra: &[&str]) -> RedisServer {
+        let dir = tempfile::tempdir().expect("a directory for redis-server");
         let mut cmd = Command::new("redis-server");
         cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .args([
+                "--dir",
+                dir.path().to_str().expect("a UTF-8 temporary path"),
+            ])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -48,7 +57,11 @@ impl RedisServer {
         let child = cmd
             .spawn()
             .expect("redis-server must be installed (apt-get install redis-server)");
-        let server = RedisServer { port, child };
+        let server = RedisServer {
+            port,
+            child,
+            _dir: dir,
+        };
         server.wait_ready();
         server
     }
