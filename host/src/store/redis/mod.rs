@@ -43,6 +43,7 @@ use super::clock::{Clock, deadline};
 use super::engine::{Engine, FieldPage, Fut};
 use super::error::{Result, StateError};
 use super::kv::layout::{self, ScopeKeys};
+use super::kv::meta::push_hex;
 use super::kv::ops::{keyspace, list, map, value};
 use super::kv::{self, watch as kv_watch};
 use super::limits::Limits;
@@ -125,14 +126,6 @@ fn random_u64() -> u64 {
         LazyLock::new(std::collections::hash_map::RandomState::new);
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     KEY.hash_one(COUNTER.fetch_add(1, Ordering::Relaxed))
-}
-
-/// The low `digits` hex digits of `v` (lower case), appended to `out`.
-fn push_hex(out: &mut String, v: u64, digits: u32) {
-    for i in (0..digits).rev() {
-        let d = ((v >> (i * 4)) & 0xf) as u8;
-        out.push(char::from(if d < 10 { b'0' + d } else { b'a' + d - 10 }));
-    }
 }
 
 /// The limits as the scripts take them (quotas, watch queue, sessions):
@@ -1030,20 +1023,5 @@ impl Engine for RedisEngine {
             self.write(&self.queue_owner(owner), "wack", args).await?;
             Ok(())
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::push_hex;
-
-    #[test]
-    fn hex_digits_as_format_writes_them() {
-        for v in [0, 1, 0xabc, 0xdead_beef, u64::MAX, 0x0123_4567_89ab_cdef] {
-            let mut s = String::new();
-            push_hex(&mut s, v, 16);
-            push_hex(&mut s, v, 8);
-            assert_eq!(s, format!("{v:016x}{:08x}", v as u32));
-        }
     }
 }
