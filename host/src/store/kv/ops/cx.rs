@@ -45,6 +45,10 @@ pub struct WriteCx<'a> {
     deltas: BTreeMap<Vec<u8>, i64>,
     /// Value changes of watched scopes, queued for their watchers at the end.
     pub watch: Capture,
+    /// The last record read by [`WriteCx::get_sized`] and its size (`None`:
+    /// absent), until a write to it: the write that usually follows needs
+    /// the old size for the owner's usage, and need not look it up again.
+    sized: Option<(Vec<u8>, Option<usize>)>,
 }
 
 fn record_size(key: &[u8], value_len: usize) -> i64 {
@@ -63,6 +67,7 @@ impl<'a> WriteCx<'a> {
             nonce: [0; 8],
             deltas: BTreeMap::new(),
             watch: Capture::default(),
+            sized: None,
         }
     }
 
@@ -83,18 +88,36 @@ impl<'a> WriteCx<'a> {
         }
     }
 
+    /// Read a record, keeping its size for a write of it that follows.
+    pub fn get_sized(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let v = self.raw.get(key)?;
+        self.sized = Some((key.to_vec(), v.as_ref().map(Vec::len)));
+        Ok(v)
+    }
+
+    /// The stored size of `key` (`None`: absent), before a write to it.
+    fn old_size(&mut self, key: &[u8]) -> Result<Option<usize>> {
+        match self.sized.take() {
+            Some((k, n)) if k == key => Ok(n),
+            _ => self.raw.value_len(key),
+        }
+    }
+
     /// Store a record.
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         if layout::owner_of(key).is_some() {
             self.watch.meta_write(&*self.raw, key, Some(value))?;
-            let old = self.raw.value_len(key)?.map_or(0, |n| record_size(key, n));
+            let old = self.old_size(key)?.map_or(0, |n| record_size(key, n));
             self.account(key, record_size(key, value.len()) - old);
+        } else if self.sized.as_ref().is_some_and(|(k, _)| k == key) {
+            self.sized = None;
         }
         self.raw.put(key, value)
     }
 
     /// Delete a record.
     pub fn delete(&mut self, key: &[u8]) -> Result<()> {
+        self.sized = None;
         if layout::owner_of(key).is_some()
             && let Some(n) = self.raw.value_len(key)?
         {
@@ -106,6 +129,7 @@ impl<'a> WriteCx<'a> {
 
     /// Delete every record in `start..end`.
     pub fn delete_range(&mut self, start: &[u8], end: Option<&[u8]>) -> Result<()> {
+        self.sized = None;
         if start.first() == Some(&layout::DATA) {
             self.watch.range_delete(&*self.raw, start, end)?;
             let mut freed: BTreeMap<Vec<u8>, i64> = BTreeMap::new();

@@ -25,7 +25,8 @@ pub fn load(r: &dyn RawRead, sk: &ScopeKeys, key: &str, now: u64) -> Result<Opti
 
 /// For a write: the live meta of `key`; an expired key is purged first.
 pub fn live(cx: &mut WriteCx, sk: &ScopeKeys, key: &str) -> Result<Option<Meta>> {
-    match load_any(cx.r(), sk, key)? {
+    let meta = cx.get_sized(&sk.meta(key))?;
+    match meta.map(|b| Meta::decode(&b)).transpose()? {
         Some(m) if m.expired(cx.now) => {
             purge(cx, sk, key, &m)?;
             Ok(None)

@@ -10,6 +10,7 @@ use redb::{ReadableTable, TableDefinition};
 use super::log::{Entry, Record};
 use crate::store::error::Result;
 use crate::store::kv::backend::{Layers, RawRead, RawWrite, Writes, unavailable};
+use crate::store::kv::layout;
 
 /// The one table of byte keys.
 pub(super) const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("wasm-state");
@@ -176,9 +177,36 @@ pub(super) struct Logged<'a, 't> {
     pub(super) record: Option<&'a mut Record>,
     /// Writes made so far (logged or not).
     pub(super) writes: usize,
+    /// No watch registration exists in the table (nor was one written since
+    /// that was found): every request asks for its scope's watchers, and
+    /// this answers none without a B-tree lookup. Cleared by the first
+    /// registration written; set again only by the next transaction's scan
+    /// ([`no_watchers`]).
+    pub(super) no_watchers: &'a mut bool,
+}
+
+/// Whether `table` holds no watch registration (a key under
+/// [`layout::WATCHERS`]).
+pub(super) fn no_watchers(table: &impl RawRead) -> Result<bool> {
+    let mut found = false;
+    table.scan(
+        &[layout::WATCHERS],
+        Some(&[layout::WATCHERS + 1]),
+        false,
+        &mut |_, _| {
+            found = true;
+            false
+        },
+    )?;
+    Ok(!found)
 }
 
 impl Logged<'_, '_> {
+    /// `key` is a watch registration known to be absent.
+    fn known_absent(&self, key: &[u8]) -> bool {
+        *self.no_watchers && key.first() == Some(&layout::WATCHERS)
+    }
+
     fn record(&mut self, entry: Entry<'_>) -> Result<()> {
         self.writes += 1;
         if let Some(r) = self.record.as_mut() {
@@ -190,10 +218,16 @@ impl Logged<'_, '_> {
 
 impl RawRead for Logged<'_, '_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if self.known_absent(key) {
+            return Ok(None);
+        }
         self.table.get(key)
     }
 
     fn value_len(&self, key: &[u8]) -> Result<Option<usize>> {
+        if self.known_absent(key) {
+            return Ok(None);
+        }
         self.table.value_len(key)
     }
 
@@ -210,6 +244,9 @@ impl RawRead for Logged<'_, '_> {
 
 impl RawWrite for Logged<'_, '_> {
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        if key.first() == Some(&layout::WATCHERS) {
+            *self.no_watchers = false;
+        }
         self.table.put(key, value)?;
         self.record(Entry::Put(key, value))
     }

@@ -15,7 +15,7 @@ use redb::{Database, Durability, WriteTransaction};
 
 use super::log::{CommitLog, Record};
 use super::syncer::{self, Committed, Finisher, Flight};
-use super::table::{Logged, ReadTable, Snapshot, TABLE, TableRw, Tbl};
+use super::table::{Logged, ReadTable, Snapshot, TABLE, TableRw, Tbl, no_watchers};
 use super::{RedbOptions, State, log_error, open_file, open_snapshot};
 use crate::store::error::{Result, StateError};
 use crate::store::kv::backend::{Overlay, RawWrite, WriteJob, Writes, unavailable};
@@ -80,6 +80,8 @@ pub(super) struct Open {
     base: Arc<ReadTable>,
     layers: Vec<Arc<Writes>>,
     bytes: usize,
+    /// The transaction holds no watch registration (see `Logged`).
+    no_watchers: bool,
 }
 
 impl Open {
@@ -88,11 +90,15 @@ impl Open {
         let base = open_snapshot(db)?;
         let mut wtx = db.begin_write().map_err(unavailable)?;
         wtx.set_durability(Durability::None).map_err(unavailable)?;
+        // The writer is the file's only writer: what its last commit holds
+        // is what the new transaction starts from.
+        let no_watchers = no_watchers(&*base)?;
         Ok(Open {
             wtx,
             base,
             layers: Vec::new(),
             bytes: 0,
+            no_watchers,
         })
     }
 }
@@ -430,6 +436,7 @@ fn commit_batch(
         base,
         mut layers,
         mut bytes,
+        mut no_watchers,
     } = open;
     let mut record = Record::default();
     let (wrote, layer) = {
@@ -438,6 +445,7 @@ fn commit_batch(
             table: &mut table,
             record: log.is_some().then_some(&mut record),
             writes: 0,
+            no_watchers: &mut no_watchers,
         };
         // Each job runs on its own overlay, kept only if it succeeds; the
         // kept ones gather in the group's overlay, so that what many jobs
@@ -474,6 +482,7 @@ fn commit_batch(
             base,
             layers,
             bytes,
+            no_watchers,
         };
         return Ok((Committed::Unchanged, Some(open)));
     }
@@ -503,6 +512,7 @@ fn commit_batch(
             base,
             layers,
             bytes,
+            no_watchers,
         };
         return Ok((
             Committed::Changed(Some(log.file().clone()), Some(snapshot)),
