@@ -119,6 +119,17 @@ impl Writes {
         self.clear(start, end);
     }
 
+    /// Take in `later`'s writes, as if they were made after these: one
+    /// buffer that reads like the two as layers, with one lookup.
+    pub fn merge(&mut self, later: &Writes) {
+        for (s, e) in &later.cleared {
+            self.write_range(s, e.as_deref());
+        }
+        for (k, v) in &later.pending {
+            self.write(k, v.as_deref());
+        }
+    }
+
     /// Apply every buffered write to `base`: the range deletes, then the
     /// point writes.
     pub fn apply_to(&self, base: &mut dyn RawWrite) -> Result<()> {
@@ -515,7 +526,7 @@ mod tests {
         /// Groups of such writes kept as layers over a base that never
         /// received them read like the base with every group applied in
         /// order: point reads, lengths, and scans in both directions with
-        /// any limit.
+        /// any limit — and so do the groups merged into one buffer.
         #[test]
         fn layers_read_like_their_groups_applied_in_order(
             initial in proptest::collection::btree_map(key(), any::<u8>(), 0..12),
@@ -535,8 +546,13 @@ mod tests {
                 layers.push(Arc::new(overlay.flush_keep().unwrap()));
             }
             let view = Layers { layers: &layers, base: &base };
+            let mut merged = Writes::default();
+            for layer in &layers {
+                merged.merge(layer);
+            }
             for r in &reads {
                 same_reads(&view, &model, r)?;
+                same_reads(&merged.over(&base), &model, r)?;
             }
         }
     }

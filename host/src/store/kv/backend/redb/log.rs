@@ -77,11 +77,6 @@ impl Default for Record {
 }
 
 impl Record {
-    /// Whether the group wrote nothing.
-    pub(super) fn is_empty(&self) -> bool {
-        self.buf.len() == HEADER
-    }
-
     /// Add one write.
     pub(super) fn push(&mut self, entry: Entry<'_>) {
         match entry {
@@ -140,7 +135,7 @@ fn checksum(header: &[u8], payload: &[u8]) -> u32 {
     h.finalize()
 }
 
-/// A record written and fsynced whose redb commit has not happened yet.
+/// Where a record was written, and its sequence number.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Appended {
     offset: u64,
@@ -255,18 +250,21 @@ impl CommitLog {
     pub(super) fn file(&self) -> &Arc<File> {
         &self.file
     }
+}
 
-    /// The commit of `appended` failed: erase the record, durably, so that
-    /// no replay applies it (the next record would overwrite it anyway, but
-    /// a crash or a reopen could come first). Through a file of its own: a
-    /// sync reports a failed writeback once per open file, and this one must
-    /// not take the error that belongs to the syncer's groups.
-    pub(super) fn retract(&mut self, appended: Appended) -> io::Result<()> {
-        let file = OpenOptions::new().write(true).open(&self.path)?;
-        file.write_all_at(&[0u8; HEADER], appended.offset)?;
-        file.sync_data()
-    }
+/// A group in the log at `path` failed to reach redb: erase its record
+/// `appended`, durably, so that no replay applies it (the next record
+/// would overwrite it anyway, but a crash or a reopen could come first).
+/// Through a file of its own: a sync reports a failed writeback once per
+/// open file, and this one must not take the error that belongs to the
+/// syncer's groups.
+pub(super) fn retract(path: &Path, appended: Appended) -> io::Result<()> {
+    let file = OpenOptions::new().write(true).open(path)?;
+    file.write_all_at(&[0u8; HEADER], appended.offset)?;
+    file.sync_data()
+}
 
+impl CommitLog {
     /// Write later records under `id`: each opening starts a round of its
     /// own, so that records of an earlier round left further into the file
     /// (a crash can tear a round anywhere) never pass for this one's.
@@ -441,10 +439,11 @@ mod tests {
         let mut b = record(&[Entry::Delete(b"a"), Entry::Put(b"b", b"2")]);
         let bp = write(&mut log, &mut b).unwrap();
         log.committed(bp);
-        // A third whose commit failed is erased.
+        // A third that did not reach redb is erased.
         let mut c = record(&[Entry::Put(b"c", b"3")]);
         let cp = write(&mut log, &mut c).unwrap();
-        log.retract(cp).unwrap();
+        log.committed(cp);
+        retract(log.path(), cp).unwrap();
         drop(log);
 
         let (log, replay) = CommitLog::open(&data, 7, 10).unwrap();

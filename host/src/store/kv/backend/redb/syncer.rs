@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use super::State;
+use super::applier::Landing;
 use super::table::Snapshot;
 use crate::metrics::Metrics;
 use crate::store::error::{Result, StateError};
@@ -28,6 +29,10 @@ pub(super) struct Flight {
     pub(super) sync: Option<Arc<File>>,
     /// The state right after the commit, what reads see once it is durable.
     pub(super) snapshot: Option<Arc<Snapshot>>,
+    /// Where the applier tells whether the group made it into redb's
+    /// transaction (none: it was committed before the hand-over): it is
+    /// answered only after, and fails if it did not.
+    pub(super) landing: Option<Landing>,
     /// Which opening of the file the group was committed on.
     pub(super) generation: u64,
     /// Whether a commit was made (or tried): not for a group that wrote
@@ -41,9 +46,10 @@ pub(super) struct Flight {
 /// What a commit leaves to the syncer.
 pub(super) enum Committed {
     /// The group wrote something: the log file to sync (none without a
-    /// log), and the snapshot to publish once it is synced (none: none
-    /// could be taken).
-    Changed(Option<Arc<File>>, Option<Arc<Snapshot>>),
+    /// log), the snapshot to publish once it is synced (none: none could be
+    /// taken), and where the applier tells how applying it went (none: it
+    /// is in redb already).
+    Changed(Option<Arc<File>>, Option<Arc<Snapshot>>, Option<Landing>),
     /// The group wrote nothing (its requests failed or had nothing to
     /// write): no commit was made, nothing is synced or published — what
     /// reads see does not change — and its requests are still answered in
@@ -60,16 +66,17 @@ impl Flight {
         (started, waiting): (Instant, usize),
     ) -> Self {
         let commit = !matches!(committed, Ok(Committed::Unchanged));
-        let (outcome, (sync, snapshot)) = match committed {
-            Ok(Committed::Changed(sync, snapshot)) => (Ok(()), (sync, snapshot)),
-            Ok(Committed::Unchanged) => (Ok(()), (None, None)),
-            Err(e) => (Err(e), (None, None)),
+        let (outcome, (sync, snapshot, landing)) = match committed {
+            Ok(Committed::Changed(sync, snapshot, landing)) => (Ok(()), (sync, snapshot, landing)),
+            Ok(Committed::Unchanged) => (Ok(()), (None, None, None)),
+            Err(e) => (Err(e), (None, None, None)),
         };
         Flight {
             jobs,
             outcome,
             sync,
             snapshot,
+            landing,
             generation,
             commit,
             started,
@@ -117,7 +124,7 @@ impl Finisher {
 
     /// Sync, publish and answer `flights` (in commit order; every earlier
     /// flight is finished).
-    pub(super) fn finish(&mut self, flights: Vec<Flight>) {
+    pub(super) fn finish(&mut self, mut flights: Vec<Flight>) {
         let state = &*self.state;
         // One sync per log file (a reopen between two groups makes two).
         let mut synced: Vec<&Arc<File>> = Vec::new();
@@ -136,6 +143,19 @@ impl Finisher {
                         state.path.display()
                     ),
                 );
+            }
+        }
+        // A group the applier could not put into redb fails (its log
+        // record was erased first); the ones after it were never logged.
+        for f in &mut flights {
+            if let Some(landing) = f.landing.take()
+                && f.outcome.is_ok()
+            {
+                f.outcome = landing.recv().unwrap_or_else(|_| {
+                    Err(StateError::Internal(
+                        "the store's applier thread stopped: this write may or may not be applied; restart the process".into(),
+                    ))
+                });
             }
         }
         // What reads see, before anyone hears of these groups.

@@ -170,26 +170,28 @@ impl RawWrite for TableRw<'_> {
     }
 }
 
-/// The writer's table, recording every write into the group's log record
-/// (when the store keeps a log).
-pub(super) struct Logged<'a, 't> {
-    pub(super) table: &'a mut TableRw<'t>,
+/// What a group's requests write to: reads see `view` (redb's last commit
+/// and the groups logged since, as the writer knows them), and every write
+/// is recorded into the group's log record (when the store keeps a log) —
+/// redb gets the group later, from the applier.
+pub(super) struct Sink<'a> {
+    pub(super) view: &'a dyn RawRead,
     pub(super) record: Option<&'a mut Record>,
     /// Writes made so far (logged or not).
     pub(super) writes: usize,
-    /// No watch registration exists in the table (nor was one written since
+    /// No watch registration exists in the view (nor was one written since
     /// that was found): every request asks for its scope's watchers, and
     /// this answers none without a B-tree lookup. Cleared by the first
-    /// registration written; set again only by the next transaction's scan
+    /// registration written; set again only by a new scan
     /// ([`no_watchers`]).
     pub(super) no_watchers: &'a mut bool,
 }
 
-/// Whether `table` holds no watch registration (a key under
+/// Whether `view` holds no watch registration (a key under
 /// [`layout::WATCHERS`]).
-pub(super) fn no_watchers(table: &impl RawRead) -> Result<bool> {
+pub(super) fn no_watchers(view: &dyn RawRead) -> Result<bool> {
     let mut found = false;
-    table.scan(
+    view.scan(
         &[layout::WATCHERS],
         Some(&[layout::WATCHERS + 1]),
         false,
@@ -201,7 +203,7 @@ pub(super) fn no_watchers(table: &impl RawRead) -> Result<bool> {
     Ok(!found)
 }
 
-impl Logged<'_, '_> {
+impl Sink<'_> {
     /// `key` is a watch registration known to be absent.
     fn known_absent(&self, key: &[u8]) -> bool {
         *self.no_watchers && key.first() == Some(&layout::WATCHERS)
@@ -216,19 +218,19 @@ impl Logged<'_, '_> {
     }
 }
 
-impl RawRead for Logged<'_, '_> {
+impl RawRead for Sink<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         if self.known_absent(key) {
             return Ok(None);
         }
-        self.table.get(key)
+        self.view.get(key)
     }
 
     fn value_len(&self, key: &[u8]) -> Result<Option<usize>> {
         if self.known_absent(key) {
             return Ok(None);
         }
-        self.table.value_len(key)
+        self.view.value_len(key)
     }
 
     fn scan(
@@ -238,26 +240,23 @@ impl RawRead for Logged<'_, '_> {
         reverse: bool,
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<()> {
-        self.table.scan(start, end, reverse, visit)
+        self.view.scan(start, end, reverse, visit)
     }
 }
 
-impl RawWrite for Logged<'_, '_> {
+impl RawWrite for Sink<'_> {
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         if key.first() == Some(&layout::WATCHERS) {
             *self.no_watchers = false;
         }
-        self.table.put(key, value)?;
         self.record(Entry::Put(key, value))
     }
 
     fn delete(&mut self, key: &[u8]) -> Result<()> {
-        self.table.delete(key)?;
         self.record(Entry::Delete(key))
     }
 
     fn delete_range(&mut self, start: &[u8], end: Option<&[u8]>) -> Result<()> {
-        self.table.delete_range(start, end)?;
         self.record(Entry::DeleteRange(start, end))
     }
 }

@@ -1,8 +1,8 @@
-//! The writer thread: runs queued groups of requests in write transactions,
-//! logs them and commits them to redb (without an fsync) — with a log, only
-//! every [`MAX_LAYERS`] groups, reads seeing the groups in between as
-//! layers over redb's last commit — hands each group to the syncer, and
-//! makes checkpoints; reopens the file after an I/O error.
+//! The writer thread: runs queued groups of requests over redb's last
+//! commit and the groups logged since (layers), writes each group to the
+//! commit log, hands it to the syncer and — with a log — to the applier,
+//! which puts it into redb while the writer runs the next group; makes
+//! checkpoints; reopens the file after an I/O error.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,11 +11,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use redb::{Database, Durability, WriteTransaction};
+use redb::{Database, Durability};
 
+use super::applier::{Applier, Land, Landed, Logged, Open, land};
 use super::log::{CommitLog, Record};
 use super::syncer::{self, Committed, Finisher, Flight};
-use super::table::{Logged, ReadTable, Snapshot, TABLE, TableRw, Tbl, no_watchers};
+use super::table::{ReadTable, Sink, Snapshot, TABLE, Tbl, no_watchers};
 use super::{RedbOptions, State, log_error, open_file, open_snapshot};
 use crate::store::error::{Result, StateError};
 use crate::store::kv::backend::{Overlay, RawWrite, WriteJob, Writes, unavailable};
@@ -27,17 +28,6 @@ const MAX_BATCH: usize = 256;
 /// Groups committed and not yet answered by the syncer, at most (the
 /// writer waits beyond that).
 const IN_FLIGHT: usize = 4;
-
-/// Groups logged and applied to the writer's open transaction, at most,
-/// before one redb commit takes them in (stores with a commit log). A redb
-/// commit — allocating, checksumming and flushing the copied pages of every
-/// table it touched — cost more than the group's own writes; the log already
-/// makes each group durable, so redb commits only every few groups, and reads
-/// see the groups in between through their buffered writes.
-pub(super) const MAX_LAYERS: usize = 8;
-
-/// Bytes those groups' buffered writes may hold at most before the commit.
-const MAX_LAYER_BYTES: usize = 8 << 20;
 
 /// How often the writer retries reopening the file after an I/O error.
 pub(super) const REOPEN_EVERY: Duration = Duration::from_millis(200);
@@ -53,7 +43,7 @@ pub(super) struct Writer {
     /// Sequence number of the last checkpoint the writer saw succeed (none
     /// without a log).
     trusted: Option<u64>,
-    /// The syncer is gone: nothing can be answered any more.
+    /// The syncer or the applier is gone: nothing can be answered any more.
     broken: bool,
     /// No reopen attempt before this.
     next_reopen: Instant,
@@ -63,44 +53,28 @@ pub(super) struct Writer {
     /// What finishes flights: the syncer, or the writer when it is idle.
     finisher: Arc<Mutex<Finisher>>,
     syncer: JoinHandle<()>,
-    /// The write transaction holding groups logged but not yet committed to
-    /// redb (stores with a log; none right after a commit).
+    /// Puts logged groups into redb (stores with a log).
+    applier: Applier,
+    /// The write transaction holding groups applied but not yet committed
+    /// to redb, when the applier is not holding it (stores with a log; none
+    /// right after a commit).
     open: Option<Open>,
+    /// What requests read: redb's last commit as the writer knows it (none:
+    /// take one first) and the groups logged since, oldest first — which
+    /// requests read merged into one buffer (`merged`), one lookup however
+    /// many there are.
+    base: Option<Arc<ReadTable>>,
+    layers: Vec<Arc<Writes>>,
+    merged: Writes,
+    /// The writer's number of `layers[0]` (groups are numbered as they are
+    /// logged).
+    first: u64,
+    /// The view holds no watch registration (see `Sink`).
+    no_watchers: bool,
     /// A checkpoint took in groups that reads still see as layers: publish
     /// the plain commit once nothing is in flight (unless a group comes
     /// first).
     flatten: bool,
-}
-
-/// A write transaction kept open across groups: redb's last commit, and
-/// the writes of the groups applied to the transaction since (logged,
-/// oldest first) — what reads see.
-pub(super) struct Open {
-    wtx: WriteTransaction,
-    base: Arc<ReadTable>,
-    layers: Vec<Arc<Writes>>,
-    bytes: usize,
-    /// The transaction holds no watch registration (see `Logged`).
-    no_watchers: bool,
-}
-
-impl Open {
-    /// A new transaction over the newest commit of `db`.
-    fn begin(db: &Database) -> Result<Self> {
-        let base = open_snapshot(db)?;
-        let mut wtx = db.begin_write().map_err(unavailable)?;
-        wtx.set_durability(Durability::None).map_err(unavailable)?;
-        // The writer is the file's only writer: what its last commit holds
-        // is what the new transaction starts from.
-        let no_watchers = no_watchers(&*base)?;
-        Ok(Open {
-            wtx,
-            base,
-            layers: Vec::new(),
-            bytes: 0,
-            no_watchers,
-        })
-    }
 }
 
 impl Writer {
@@ -122,6 +96,7 @@ impl Writer {
             .name("wasm-state-syncer".into())
             .spawn(move || syncer::run(&f, &rx, &n))
             .map_err(|e| StateError::Internal(format!("cannot start the syncer thread: {e}")))?;
+        let applier = Applier::start(state.clone())?;
         Ok(Writer {
             state,
             options,
@@ -134,7 +109,13 @@ impl Writer {
             in_flight,
             finisher,
             syncer,
+            applier,
             open: None,
+            base: None,
+            layers: Vec::new(),
+            merged: Writes::default(),
+            first: 0,
+            no_watchers: false,
             flatten: false,
         })
     }
@@ -237,7 +218,7 @@ impl Writer {
     fn database(&mut self) -> Result<Arc<Database>> {
         if self.broken {
             return Err(StateError::Internal(
-                "the store's syncer stopped; restart the process".into(),
+                "the store's syncer or applier thread stopped; restart the process".into(),
             ));
         }
         let failed = match self.state.database() {
@@ -245,7 +226,7 @@ impl Writer {
             Err(e) => e,
         };
         // Its groups are in the log: the reopen replays them.
-        self.open = None;
+        self.forget();
         if Instant::now() < self.next_reopen {
             return Err(failed);
         }
@@ -269,60 +250,223 @@ impl Writer {
         }
     }
 
-    /// Run the batch's jobs in the open write transaction (or a new one) and
-    /// keep the ones that succeeded, logged (when the store keeps a log) but
-    /// not yet synced: what the syncer finishes. With a log, redb commits
-    /// only every [`MAX_LAYERS`] groups (or [`MAX_LAYER_BYTES`]).
-    fn commit(&mut self, db: &Database, batch: &mut [Box<dyn WriteJob>]) -> Result<Committed> {
-        let open = match self.open.take() {
-            Some(open) => open,
-            None => match Open::begin(db) {
-                Ok(open) => open,
-                Err(e) => {
-                    tracing::error!(error = %e, jobs = batch.len(), "no write transaction");
-                    self.check(db, &e);
-                    return Err(e);
-                }
-            },
-        };
-        let earlier = !open.layers.is_empty();
-        self.flatten = false;
-        let lost_with = (&*self.state, self.generation);
-        let committed = commit_batch(db, open, batch, self.log.as_mut(), lost_with);
-        match committed {
-            Err(e) => {
-                tracing::error!(error = %e, jobs = batch.len(), "commit failed");
-                if earlier {
-                    // The transaction held earlier groups, logged and maybe
-                    // answered: the reopen replays them from the log.
-                    self.state.fail(
-                        self.generation,
-                        format!(
-                            "a write to the state file {} failed ({e}); reopening it (the commit log holds every acknowledged write)",
-                            self.state.path.display()
-                        ),
-                    );
-                    self.next_reopen = Instant::now();
-                } else {
-                    self.check(db, &e);
-                }
+    /// The file was closed (or is being reopened): drop what the writer
+    /// held of it — after the group on its way to the applier has landed,
+    /// since the applier holds the file open meanwhile. Every group it
+    /// held is in the log: the reopen replays them.
+    fn forget(&mut self) {
+        let _ = self.applier.collect();
+        self.open = None;
+        self.base = None;
+        self.first += self.layers.len() as u64;
+        self.layers.clear();
+        self.merged = Writes::default();
+    }
+
+    /// A group given to the applier failed to land, or the applier is
+    /// gone: redb lost the groups of its open transaction, which the log
+    /// holds — close the file so that the reopen replays them (reads fail
+    /// until then).
+    fn lost_groups(&mut self, e: &StateError) {
+        tracing::error!(error = %e, "applying logged groups to the state file failed");
+        self.forget();
+        self.state.fail(
+            self.generation,
+            format!(
+                "a write to the state file {} failed ({e}); reopening it (the commit log holds every acknowledged write)",
+                self.state.path.display()
+            ),
+        );
+        self.next_reopen = Instant::now();
+    }
+
+    /// Take in what the group on its way to the applier left: its open
+    /// transaction, or redb's new commit (dropping the layers it holds).
+    /// `Err`: it failed (why), and the file is closed.
+    fn collect(&mut self) -> Result<()> {
+        match self.applier.collect() {
+            None => Ok(()),
+            Some(Ok(landed)) => {
+                self.landed(landed);
+                Ok(())
+            }
+            Some(Err(e)) => {
+                self.lost_groups(&e);
                 Err(e)
             }
-            Ok((committed, open)) => {
-                self.open = open;
-                // Committed, but reads could not be given the new state:
-                // close the file, so that they fail until the reopen
-                // publishes it.
-                if let Committed::Changed(_, None) = committed {
-                    self.state.fail(
-                        self.generation,
-                        "no read snapshot could be taken after a commit; reopening the state file"
-                            .into(),
-                    );
-                }
-                Ok(committed)
-            }
         }
+    }
+
+    /// A group landed: keep its open transaction, or move the base to
+    /// redb's new commit.
+    fn landed(&mut self, landed: Landed) {
+        self.open = landed.open;
+        let Some((through, base)) = landed.committed else {
+            return;
+        };
+        let Some(base) = base else {
+            // Committed, but reads could not be given the new state: close
+            // the file, so that they fail until the reopen publishes it.
+            self.forget();
+            self.state.fail(
+                self.generation,
+                "no read snapshot could be taken after a commit; reopening the state file".into(),
+            );
+            return;
+        };
+        let n = usize::try_from((through + 1).saturating_sub(self.first))
+            .map_or(self.layers.len(), |n| n.min(self.layers.len()));
+        self.layers.drain(..n);
+        self.first += n as u64;
+        self.merged = Writes::default();
+        for layer in &self.layers {
+            self.merged.merge(layer);
+        }
+        self.base = Some(base);
+        self.rescan_watchers();
+    }
+
+    /// Whether the view holds a watch registration, asked again (a
+    /// registration removed since the last scan stops costing lookups).
+    fn rescan_watchers(&mut self) {
+        self.no_watchers = match &self.base {
+            Some(base) => no_watchers(&self.merged.over(&**base)).unwrap_or(false),
+            None => false,
+        };
+    }
+
+    /// Run the batch's jobs over redb's last commit and the groups logged
+    /// since, and keep the ones that succeeded: with a log, the group is
+    /// written to it, handed to the applier and read as a layer until redb
+    /// commits it; without, it is committed to redb here (without an
+    /// fsync). The group is what the syncer then finishes. A failure (of
+    /// the log, or of the commit without a log) leaves nothing of this
+    /// group.
+    fn commit(&mut self, db: &Arc<Database>, batch: &mut [Box<dyn WriteJob>]) -> Result<Committed> {
+        let base = match &self.base {
+            Some(base) => base.clone(),
+            None => {
+                let base = open_snapshot(db)?;
+                self.base = Some(base.clone());
+                self.rescan_watchers();
+                base
+            }
+        };
+        let logging = self.log.is_some();
+        let mut record = Record::default();
+        let (writes, layer) = {
+            let view = self.merged.over(&*base);
+            let mut sink = Sink {
+                view: &view,
+                record: logging.then_some(&mut record),
+                writes: 0,
+                no_watchers: &mut self.no_watchers,
+            };
+            // Each job runs on its own overlay, kept only if it succeeds;
+            // the kept ones gather in the group's overlay, so that what many
+            // jobs rewrite (the etag counter, an owner's usage) reaches the
+            // log and redb once per group.
+            let mut group = Overlay::new(&mut sink);
+            for job in batch.iter_mut() {
+                let mut overlay = Overlay::new(&mut group);
+                let applied = catch_unwind(AssertUnwindSafe(|| job.apply(&mut overlay)));
+                match applied {
+                    Ok(Ok(())) => overlay.flush()?,
+                    Ok(Err(_)) => {}
+                    Err(_) => {
+                        tracing::error!("a write request panicked; its writes were discarded");
+                    }
+                }
+            }
+            let layer = group.flush_keep()?;
+            (sink.writes, layer)
+        };
+        self.flatten = false;
+        if writes == 0 {
+            return Ok(Committed::Unchanged);
+        }
+        let layer = Arc::new(layer);
+        // The group before has landed by now, most often (it ran while this
+        // one's requests did): take in its outcome — a new redb commit means
+        // fewer layers for this group's readers.
+        if let Err(e) = self.collect() {
+            return Err(StateError::Unavailable(format!(
+                "a write to the state file {} failed ({e}); this one was not made, and the file is being reopened (the commit log holds every acknowledged write): retry",
+                self.state.path.display()
+            )));
+        }
+        if self.base.is_none() {
+            // It landed, but no snapshot could be taken: the file was
+            // closed, and this group ran over a view the reopen rebuilds.
+            return Err(StateError::Unavailable(format!(
+                "the state file {} is being reopened; retry",
+                self.state.path.display()
+            )));
+        }
+        let group = self.first + self.layers.len() as u64;
+        let Some(log) = self.log.as_mut() else {
+            // No log: the group is in redb before it is answered, or fails.
+            let landed = land(&mut Land {
+                db: db.clone(),
+                open: None,
+                layer,
+                logged: None,
+                group,
+            });
+            return match landed {
+                Ok(landed) => {
+                    self.landed(landed);
+                    let snapshot = self.base.clone().map(|b| Arc::new(Snapshot::committed(b)));
+                    Ok(Committed::Changed(None, snapshot, None))
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, jobs = batch.len(), "commit failed");
+                    self.check(db, &e);
+                    Err(e)
+                }
+            };
+        };
+        let appended = match log.write(&mut record) {
+            Ok(appended) => appended,
+            Err(e) => {
+                // The group fails whole. Earlier groups keep their records
+                // (the next record is written where this one failed) and
+                // their place in the applier's transaction.
+                let e = log_error(log.path(), &e);
+                tracing::error!(error = %e, jobs = batch.len(), "commit failed");
+                return Err(e);
+            }
+        };
+        log.committed(appended);
+        let file = log.file().clone();
+        let (told, landing) = mpsc::channel();
+        let logged = Logged {
+            path: log.path().to_path_buf(),
+            appended,
+            generation: self.generation,
+            told,
+        };
+        self.merged.merge(&layer);
+        self.layers.push(layer.clone());
+        let snapshot = self.base.clone().map(|base| {
+            Arc::new(Snapshot {
+                base,
+                layers: self.layers.clone(),
+            })
+        });
+        // Durable once the log is synced; in redb at a later commit.
+        let sent = self.applier.send(Land {
+            db: db.clone(),
+            open: self.open.take(),
+            layer,
+            logged: Some(logged),
+            group,
+        });
+        if let Err(e) = sent {
+            self.broken = true;
+            self.lost_groups(&e);
+        }
+        Ok(Committed::Changed(Some(file), snapshot, Some(landing)))
     }
 
     /// Make the logged groups part of a durable redb commit (the open
@@ -330,15 +474,23 @@ impl Writer {
     /// A failure leaves the log as it is (a reopen replays it) and is
     /// retried at the next occasion.
     fn checkpoint(&mut self) {
-        let Some(log) = self.log.as_mut().filter(|l| l.pending()) else {
+        if !self.log.as_ref().is_some_and(CommitLog::pending) {
             return;
-        };
+        }
         let Ok(db) = self.state.database() else {
-            self.open = None;
+            self.forget();
             return;
         };
+        // Every logged group in the transaction first.
+        if self.collect().is_err() {
+            return;
+        }
+        let Some(log) = self.log.as_mut() else {
+            return;
+        };
+        let last = log.last_seq();
         let open = self.open.take();
-        let earlier = open.as_ref().is_some_and(|o| !o.layers.is_empty());
+        let earlier = !self.layers.is_empty();
         let done = (|| -> Result<()> {
             let mut wtx = match open {
                 Some(open) => open.wtx,
@@ -347,13 +499,19 @@ impl Writer {
             wtx.set_durability(Durability::Immediate)
                 .map_err(unavailable)?;
             Tbl(wtx.open_table(TABLE).map_err(unavailable)?)
-                .put(layout::LOG_SEQ, &log.last_seq().to_be_bytes())?;
+                .put(layout::LOG_SEQ, &last.to_be_bytes())?;
             wtx.commit().map_err(unavailable)
         })();
         match done {
             Ok(()) => {
-                self.trusted = Some(log.last_seq());
+                self.trusted = Some(last);
                 log.checkpointed();
+                // redb's commit holds every group now.
+                self.first += self.layers.len() as u64;
+                self.layers.clear();
+                self.merged = Writes::default();
+                self.base = open_snapshot(&db).ok();
+                self.rescan_watchers();
                 // Reads may drop the layers now — or, while a group is still
                 // on its way to durability (its snapshot comes later), once
                 // it has arrived.
@@ -367,6 +525,7 @@ impl Writer {
             }
             Err(e) if earlier => {
                 tracing::error!(error = %e, "checkpoint failed");
+                self.forget();
                 self.state.fail(
                     self.generation,
                     format!(
@@ -408,142 +567,4 @@ impl Writer {
             self.next_reopen = Instant::now() + REOPEN_EVERY;
         }
     }
-}
-
-/// Run the batch's jobs in `open` and keep the ones that succeeded, after
-/// writing their writes to the log (when there is one); commit them to redb
-/// without an fsync — or, with a log and fewer than [`MAX_LAYERS`] groups in
-/// the transaction, keep it open and let reads see the group as a layer. A
-/// failure (of a write, the log or the commit) leaves nothing of this
-/// group: the transaction is dropped, a logged record erased (the caller
-/// recovers the earlier groups it held). A group that wrote nothing (the
-/// sweeper's tick when nothing expired, failed requests) makes no commit:
-/// what reads see, and the store's generation, stay as they are.
-///
-/// If the erasing fails, its fsync may have taken the error of another
-/// group's record (Linux reports a failed writeback once per file): then
-/// opening `generation`'s log is lost (`State::log_lost`), so that the
-/// syncer vouches for none of its groups still in flight.
-fn commit_batch(
-    db: &Database,
-    open: Open,
-    batch: &mut [Box<dyn WriteJob>],
-    log: Option<&mut CommitLog>,
-    (state, generation): (&State, u64),
-) -> Result<(Committed, Option<Open>)> {
-    let Open {
-        wtx,
-        base,
-        mut layers,
-        mut bytes,
-        mut no_watchers,
-    } = open;
-    let mut record = Record::default();
-    let (wrote, layer) = {
-        let mut table: TableRw<'_> = Tbl(wtx.open_table(TABLE).map_err(unavailable)?);
-        let mut logged = Logged {
-            table: &mut table,
-            record: log.is_some().then_some(&mut record),
-            writes: 0,
-            no_watchers: &mut no_watchers,
-        };
-        // Each job runs on its own overlay, kept only if it succeeds; the
-        // kept ones gather in the group's overlay, so that what many jobs
-        // rewrite (the etag counter, an owner's usage) reaches the table and
-        // the log once per group.
-        let mut group = Overlay::new(&mut logged);
-        for job in batch.iter_mut() {
-            let mut overlay = Overlay::new(&mut group);
-            let applied = catch_unwind(AssertUnwindSafe(|| job.apply(&mut overlay)));
-            match applied {
-                Ok(Ok(())) => overlay.flush()?,
-                Ok(Err(_)) => {}
-                Err(_) => tracing::error!("a write request panicked; its writes were discarded"),
-            }
-        }
-        let layer = group.flush_keep()?;
-        let wrote = logged.writes > 0;
-        // Whatever makes this commit durable (a checkpoint, redb closing the
-        // file) records which log record it holds.
-        if let Some(log) = log.as_deref()
-            && !record.is_empty()
-        {
-            table.put(layout::LOG_SEQ, &(log.last_seq() + 1).to_be_bytes())?;
-        }
-        (wrote, layer)
-    };
-    if !wrote {
-        if layers.is_empty() {
-            wtx.abort().map_err(unavailable)?;
-            return Ok((Committed::Unchanged, None));
-        }
-        let open = Open {
-            wtx,
-            base,
-            layers,
-            bytes,
-            no_watchers,
-        };
-        return Ok((Committed::Unchanged, Some(open)));
-    }
-    let (mut log, appended) = match log {
-        Some(log) if !record.is_empty() => {
-            let appended = log
-                .write(&mut record)
-                .map_err(|e| log_error(log.path(), &e))?;
-            (Some(log), Some(appended))
-        }
-        _ => (None, None),
-    };
-    bytes += layer.bytes();
-    layers.push(Arc::new(layer));
-    if let (Some(log), Some(appended)) = (log.as_deref_mut(), appended)
-        && layers.len() < MAX_LAYERS
-        && bytes < MAX_LAYER_BYTES
-    {
-        // Durable once the log is synced; in redb at a later commit.
-        log.committed(appended);
-        let snapshot = Arc::new(Snapshot {
-            base: base.clone(),
-            layers: layers.clone(),
-        });
-        let open = Open {
-            wtx,
-            base,
-            layers,
-            bytes,
-            no_watchers,
-        };
-        return Ok((
-            Committed::Changed(Some(log.file().clone()), Some(snapshot)),
-            Some(open),
-        ));
-    }
-    if let Err(e) = wtx.commit() {
-        if let (Some(log), Some(appended)) = (log, appended)
-            && let Err(r) = log.retract(appended)
-        {
-            let message = format!(
-                "storage: {e}; and the commit log {} could not be corrected ({r}): the writes of this request may or may not be applied when the store is next opened",
-                log.path().display()
-            );
-            state.log_lost(generation, message.clone());
-            return Err(StateError::Unavailable(message));
-        }
-        return Err(unavailable(e));
-    }
-    let sync = match (log, appended) {
-        (Some(log), Some(appended)) => {
-            log.committed(appended);
-            Some(log.file().clone())
-        }
-        _ => None,
-    };
-    // If no snapshot can be taken, `Writer::commit` closes the file: reads
-    // fail until the reopen publishes one.
-    let snapshot = open_snapshot(db)
-        .inspect_err(|e| tracing::warn!(error = %e, "no snapshot after a commit"))
-        .ok()
-        .map(|base| Arc::new(Snapshot::committed(base)));
-    Ok((Committed::Changed(sync, snapshot), None))
 }

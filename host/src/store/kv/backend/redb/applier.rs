@@ -1,0 +1,246 @@
+//! The applier thread: applies logged groups to redb's open write
+//! transaction, and commits it every [`MAX_LAYERS`] groups — while the
+//! writer already runs the next group, reading the groups not yet in a redb
+//! commit as layers. Inserting a group's writes into redb's B-tree was
+//! 40 % of the writer's instructions per write at 64 writers (callgrind);
+//! here it overlaps with the next group's requests.
+//!
+//! One group is on its way at a time (the writer collects the one before
+//! it sends the next), so the writer's layers stay bounded. A group reaches
+//! the applier once it is in the commit log, and is answered only once it
+//! is in redb's transaction too ([`Landing`]): a group that does not fit
+//! (a full disk) fails as it did when the writer applied it itself — its
+//! log record is erased first, and the next group, which read its writes,
+//! is never logged. The earlier groups the dropped transaction held are
+//! in the log: the writer closes the file and the reopen replays them.
+//! Stores without a log apply each group on the writer thread instead
+//! ([`land`]), and a failure there fails the group.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::thread::JoinHandle;
+
+use redb::{Database, Durability, WriteTransaction};
+
+use super::log::{self, Appended};
+use super::table::{ReadTable, TABLE, TableRw, Tbl};
+use super::{State, open_snapshot};
+use crate::store::error::{Result, StateError};
+use crate::store::kv::backend::{RawWrite, Writes, unavailable};
+use crate::store::kv::layout;
+
+/// Groups applied to the open transaction, at most, before one redb commit
+/// takes them in (stores with a commit log). A redb commit — allocating,
+/// checksumming and flushing the copied pages of every table it touched —
+/// cost more than the group's own writes; the log already makes each group
+/// durable, so redb commits only every few groups, and reads see the
+/// groups in between through their buffered writes.
+pub(super) const MAX_LAYERS: usize = 8;
+
+/// Bytes those groups' writes may hold at most before the commit.
+pub(super) const MAX_LAYER_BYTES: usize = 8 << 20;
+
+/// A write transaction kept open across groups (stores with a log), and
+/// how much it holds that redb has not committed.
+pub(super) struct Open {
+    pub(super) wtx: WriteTransaction,
+    groups: usize,
+    bytes: usize,
+}
+
+impl Open {
+    /// A new transaction over the newest commit of `db`.
+    pub(super) fn begin(db: &Database) -> Result<Self> {
+        let mut wtx = db.begin_write().map_err(unavailable)?;
+        wtx.set_durability(Durability::None).map_err(unavailable)?;
+        Ok(Open {
+            wtx,
+            groups: 0,
+            bytes: 0,
+        })
+    }
+}
+
+/// Where the applier tells the syncer whether a logged group made it into
+/// redb's transaction.
+pub(super) type Landing = Receiver<Result<()>>;
+
+/// A group's place in the commit log.
+pub(super) struct Logged {
+    /// The log file.
+    pub(super) path: PathBuf,
+    /// The group's record.
+    pub(super) appended: Appended,
+    /// Which opening of the data file it was logged on.
+    pub(super) generation: u64,
+    /// Where the group's outcome goes ([`Landing`]).
+    pub(super) told: Sender<Result<()>>,
+}
+
+/// One group for redb.
+pub(super) struct Land {
+    pub(super) db: Arc<Database>,
+    /// The transaction to apply it in (none: begin one).
+    pub(super) open: Option<Open>,
+    /// The group's writes.
+    pub(super) layer: Arc<Writes>,
+    /// Its commit log record (none: no log; then the group is committed
+    /// at once).
+    pub(super) logged: Option<Logged>,
+    /// The writer's number for the group.
+    pub(super) group: u64,
+}
+
+/// What applying a group left.
+pub(super) struct Landed {
+    /// The transaction, still open (none: it was committed).
+    pub(super) open: Option<Open>,
+    /// It was committed: every group through this one is in redb's last
+    /// commit, and a snapshot of it (none: none could be taken).
+    pub(super) committed: Option<(u64, Option<Arc<ReadTable>>)>,
+}
+
+/// Apply `l.layer` (and the log's sequence number) in `l.open` or a new
+/// transaction; commit it (without an fsync: the log or the store's choice
+/// makes it durable) when the store has no log, or it holds
+/// [`MAX_LAYERS`] groups or [`MAX_LAYER_BYTES`]. On an error the
+/// transaction is dropped: redb holds none of its groups.
+pub(super) fn land(l: &mut Land) -> Result<Landed> {
+    let seq = l.logged.as_ref().map(|r| r.appended.seq);
+    let mut open = match l.open.take() {
+        Some(open) => open,
+        None => Open::begin(&l.db)?,
+    };
+    {
+        let mut table: TableRw<'_> = Tbl(open.wtx.open_table(TABLE).map_err(unavailable)?);
+        l.layer.apply_to(&mut table)?;
+        // Whatever makes this commit durable (a checkpoint, redb closing
+        // the file) records which log record it holds.
+        if let Some(seq) = seq {
+            table.put(layout::LOG_SEQ, &seq.to_be_bytes())?;
+        }
+    }
+    open.groups += 1;
+    open.bytes += l.layer.bytes();
+    if seq.is_some() && open.groups < MAX_LAYERS && open.bytes < MAX_LAYER_BYTES {
+        return Ok(Landed {
+            open: Some(open),
+            committed: None,
+        });
+    }
+    open.wtx.commit().map_err(unavailable)?;
+    let base = open_snapshot(&l.db)
+        .inspect_err(|e| tracing::warn!(error = %e, "no snapshot after a commit"))
+        .ok();
+    Ok(Landed {
+        open: None,
+        committed: Some((l.group, base)),
+    })
+}
+
+/// The applier thread and the one group on its way to it.
+pub(super) struct Applier {
+    lands: Option<SyncSender<Land>>,
+    landed: Receiver<Result<Landed>>,
+    thread: Option<JoinHandle<()>>,
+    /// A group was sent and its outcome not yet collected.
+    busy: bool,
+}
+
+impl Applier {
+    /// Start the thread (for `state`'s file).
+    pub(super) fn start(state: Arc<State>) -> Result<Self> {
+        let (lands, rx) = mpsc::sync_channel::<Land>(1);
+        let (tx, landed) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("wasm-state-applier".into())
+            .spawn(move || {
+                while let Ok(mut l) = rx.recv() {
+                    let outcome =
+                        catch_unwind(AssertUnwindSafe(|| land(&mut l))).unwrap_or_else(|_| {
+                            Err(StateError::Internal(
+                                "applying a group to the state file panicked".into(),
+                            ))
+                        });
+                    let outcome = match (outcome, l.logged) {
+                        (outcome, None) => outcome,
+                        (Ok(landed), Some(logged)) => {
+                            let _ = logged.told.send(Ok(()));
+                            Ok(landed)
+                        }
+                        (Err(e), Some(logged)) => {
+                            let e = erase(&state, logged, e);
+                            Err(e)
+                        }
+                    };
+                    if tx.send(outcome).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| StateError::Internal(format!("cannot start the applier thread: {e}")))?;
+        Ok(Applier {
+            lands: Some(lands),
+            landed,
+            thread: Some(thread),
+            busy: false,
+        })
+    }
+
+    /// The outcome of the group on its way, once it has landed (waits);
+    /// none if nothing was on its way.
+    pub(super) fn collect(&mut self) -> Option<Result<Landed>> {
+        if !std::mem::take(&mut self.busy) {
+            return None;
+        }
+        Some(self.landed.recv().unwrap_or_else(|_| {
+            Err(StateError::Internal(
+                "the store's applier thread stopped".into(),
+            ))
+        }))
+    }
+
+    /// Send `l` (after [`collect`](Applier::collect)ing the one before).
+    /// `Err`: the thread is gone.
+    pub(super) fn send(&mut self, l: Land) -> Result<()> {
+        debug_assert!(!self.busy, "one group on its way at a time");
+        let sent = self.lands.as_ref().is_some_and(|s| s.send(l).is_ok());
+        if !sent {
+            return Err(StateError::Internal(
+                "the store's applier thread stopped; restart the process".into(),
+            ));
+        }
+        self.busy = true;
+        Ok(())
+    }
+}
+
+/// `logged` failed to land with `e`: erase its record, then fail it. If
+/// the record cannot be erased, nothing logged on that opening of the file
+/// can be vouched for (`State::log_lost`).
+fn erase(state: &State, logged: Logged, e: StateError) -> StateError {
+    let e = match log::retract(&logged.path, logged.appended) {
+        Ok(()) => e,
+        Err(r) => {
+            let message = format!(
+                "{e}; and the commit log {} could not be corrected ({r}): the writes of this request may or may not be applied when the store is next opened",
+                logged.path.display()
+            );
+            state.log_lost(logged.generation, message.clone());
+            StateError::Unavailable(message)
+        }
+    };
+    let _ = logged.told.send(Err(e.clone()));
+    e
+}
+
+impl Drop for Applier {
+    fn drop(&mut self) {
+        self.lands.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
