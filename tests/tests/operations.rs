@@ -180,6 +180,49 @@ async fn many_commands_share_one_data_dir_with_and_without_a_server() {
     drop(serve);
 }
 
+/// Session ids are URL-safe base64 and one in 64 starts with `-`; keys and
+/// values may too (`-5`): the CLI takes them as they are, not as flags.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_keys_and_values_starting_with_a_hyphen_are_taken_as_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let id = "-mQ2x_Ab3dEfGhIjKlMnOp";
+    {
+        let store =
+            wasm_state::store::Store::open(data.join("state.redb"), Default::default()).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        store
+            .restore_session("x", id, now + 3_600_000)
+            .await
+            .unwrap();
+    }
+    ok(&cli(
+        &data,
+        &["state", "set", "-k", "-5", "-i", "x", "--session", id],
+    ));
+    ok(&cli(
+        &data,
+        &["state", "set", "-i", "x", "n", "--ttl", "60", "-7"],
+    ));
+    assert_eq!(
+        ok(&cli(&data, &["state", "get", "-k", "-i", "x", "-s", id])).trim(),
+        "-5"
+    );
+    assert_eq!(
+        ok(&cli(&data, &["state", "get", "n", "-i", "x"])).trim(),
+        "-7"
+    );
+    assert!(ok(&cli(&data, &["sessions", "list", "-i", "x"])).contains(id));
+    ok(&cli(&data, &["sessions", "end", "-i", "x", id]));
+    let e = err(&cli(&data, &["state", "get", "-k", "-i", "x", "-s", id]));
+    assert!(e.contains(id), "{e}");
+    ok(&cli(&data, &["state", "delete", "-i", "x", "n"]));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_data_dir_is_waited_for_then_reported() {
     let dir = tempfile::tempdir().unwrap();

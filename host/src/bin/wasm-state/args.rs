@@ -149,8 +149,9 @@ pub struct RunArgs {
     /// Instance name (default: the file name without extension).
     #[arg(long, short)]
     pub instance: Option<String>,
-    /// Hand this session id to the guest (it reads it as WASM_STATE_SESSION).
-    #[arg(long, short)]
+    /// Hand this session id to the guest (it reads it as WASM_STATE_SESSION;
+    /// ids may start with `-`).
+    #[arg(long, short, allow_hyphen_values = true)]
     pub session: Option<String>,
     /// Seconds the guest may run before it is stopped.
     #[arg(long, default_value_t = 30)]
@@ -250,8 +251,8 @@ pub struct ScopeArgs {
     /// Instance whose state (or session state, with --session) to use.
     #[arg(long, short)]
     pub instance: Option<String>,
-    /// A session of --instance.
-    #[arg(long, short, requires = "instance")]
+    /// A session of --instance (ids may start with `-`).
+    #[arg(long, short, requires = "instance", allow_hyphen_values = true)]
     pub session: Option<String>,
     /// Use the account's shared state (see --account) instead of an instance's.
     #[arg(long = "shared", conflicts_with_all = ["instance", "session"])]
@@ -263,6 +264,7 @@ pub enum StateCmd {
     /// Print a value.
     Get {
         /// The key.
+        #[arg(allow_hyphen_values = true)]
         key: String,
         #[command(flatten)]
         scope: ScopeArgs,
@@ -270,8 +272,10 @@ pub enum StateCmd {
     /// Set a value (stored as the bytes given; the SDK reads it as JSON).
     Set {
         /// The key.
+        #[arg(allow_hyphen_values = true)]
         key: String,
-        /// The value, e.g. '{"name":"Ada"}' or 42.
+        /// The value, e.g. '{"name":"Ada"}' or 42 (or -42).
+        #[arg(allow_hyphen_values = true)]
         value: String,
         /// Expire after this many seconds.
         #[arg(long)]
@@ -282,6 +286,7 @@ pub enum StateCmd {
     /// Delete a key of any type.
     Delete {
         /// The key.
+        #[arg(allow_hyphen_values = true)]
         key: String,
         #[command(flatten)]
         scope: ScopeArgs,
@@ -325,7 +330,8 @@ pub enum SessionsCmd {
         /// The instance.
         #[arg(long, short)]
         instance: String,
-        /// The session id.
+        /// The session id (ids may start with `-`).
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
 }
