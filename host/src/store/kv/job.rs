@@ -57,6 +57,10 @@ impl<R: Send + 'static> WriteJob for Job<R> {
         status
     }
 
+    fn void(&mut self) {
+        self.result = None;
+    }
+
     fn finish(self: Box<Self>, committed: Result<()>) {
         let answer = match (self.result, committed) {
             (Some(Err(e)), _) => Err(e),

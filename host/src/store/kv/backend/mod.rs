@@ -72,6 +72,11 @@ pub trait WriteJob: Send {
     fn apply(&mut self, tx: &mut dyn RawWrite) -> Result<()>;
     /// Told once the commit holding the request is durable (`Ok`) or failed.
     fn finish(self: Box<Self>, committed: Result<()>);
+    /// The view the request ran over turned out not to hold (an earlier
+    /// group it read failed to reach the file): forget the request's own
+    /// outcome, so that [`finish`](WriteJob::finish) reports the group's
+    /// failure instead.
+    fn void(&mut self) {}
 }
 
 /// A storage backend.

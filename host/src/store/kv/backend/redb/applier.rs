@@ -147,6 +147,8 @@ pub(super) struct Applier {
     thread: Option<JoinHandle<()>>,
     /// A group was sent and its outcome not yet collected.
     busy: bool,
+    /// The thread is gone.
+    gone: bool,
 }
 
 impl Applier {
@@ -158,13 +160,21 @@ impl Applier {
             .name("wasm-state-applier".into())
             .spawn(move || {
                 while let Ok(mut l) = rx.recv() {
-                    let outcome =
+                    let outcome = if injected_failure(&state) {
+                        Err(StateError::Unavailable("an injected failure".into()))
+                    } else {
                         catch_unwind(AssertUnwindSafe(|| land(&mut l))).unwrap_or_else(|_| {
                             Err(StateError::Internal(
                                 "applying a group to the state file panicked".into(),
                             ))
-                        });
-                    let outcome = match (outcome, l.logged) {
+                        })
+                    };
+                    // The file's handle goes before the writer hears: after
+                    // a failure it reopens the file, which redb refuses
+                    // while another handle on it lives.
+                    let Land { db, logged, .. } = l;
+                    drop(db);
+                    let outcome = match (outcome, logged) {
                         (outcome, None) => outcome,
                         (Ok(landed), Some(logged)) => {
                             let _ = logged.told.send(Ok(()));
@@ -186,6 +196,7 @@ impl Applier {
             landed,
             thread: Some(thread),
             busy: false,
+            gone: false,
         })
     }
 
@@ -196,10 +207,16 @@ impl Applier {
             return None;
         }
         Some(self.landed.recv().unwrap_or_else(|_| {
+            self.gone = true;
             Err(StateError::Internal(
-                "the store's applier thread stopped".into(),
+                "the store's applier thread stopped; restart the process".into(),
             ))
         }))
+    }
+
+    /// Whether the thread is gone (nothing can be applied any more).
+    pub(super) fn gone(&self) -> bool {
+        self.gone
     }
 
     /// Send `l` (after [`collect`](Applier::collect)ing the one before).
@@ -208,12 +225,28 @@ impl Applier {
         debug_assert!(!self.busy, "one group on its way at a time");
         let sent = self.lands.as_ref().is_some_and(|s| s.send(l).is_ok());
         if !sent {
+            self.gone = true;
             return Err(StateError::Internal(
                 "the store's applier thread stopped; restart the process".into(),
             ));
         }
         self.busy = true;
         Ok(())
+    }
+}
+
+/// Tests make the applier fail a group as a full disk would.
+fn injected_failure(state: &State) -> bool {
+    #[cfg(test)]
+    {
+        state
+            .fail_next_land
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+    }
+    #[cfg(not(test))]
+    {
+        let _ = state;
+        false
     }
 }
 

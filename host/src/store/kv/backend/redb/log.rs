@@ -4,10 +4,12 @@
 //! file: ≈ 0.6–0.9 ms for a group of 32–64 writes here, against ≈ 0.15 ms
 //! for one `fdatasync` of a few kilobytes written in place. So a group
 //! commit is made durable by its **log record** instead: the writer runs the
-//! group in a redb write transaction, writes the group's byte-level writes
-//! (puts, deletes, range deletes) to this log, commits the transaction to
-//! redb without an fsync (`Durability::None`), and the syncer fsyncs the log
-//! before anyone sees or hears of the group (see `super`). Every so
+//! group, writes its byte-level writes (puts, deletes, range deletes) to
+//! this log, the applier puts them into redb's write transaction and
+//! commits it every few groups without an fsync (`Durability::None`), and
+//! the syncer fsyncs the log before anyone sees or hears of the group (see
+//! `super`). A group that cannot be put into redb has its record erased
+//! (`retract`) before its callers hear that it failed. Every so
 //! often (the log is full, many commits, or the writer is idle) a
 //! **checkpoint** — a durable redb commit that also records the sequence
 //! number of the last logged group — makes the file complete on its own and

@@ -108,6 +108,10 @@ pub(super) struct State {
     /// groups not yet answered are not known to be durable.
     lost_through: AtomicU64,
     path: PathBuf,
+    /// Tests: the applier fails the next group it is given, as a full disk
+    /// would.
+    #[cfg(test)]
+    fail_next_land: std::sync::atomic::AtomicBool,
 }
 
 impl State {
@@ -223,6 +227,8 @@ impl RedbBackend {
             published: Mutex::default(),
             generation: AtomicU64::new(0),
             lost_through: AtomicU64::new(0),
+            #[cfg(test)]
+            fail_next_land: Default::default(),
             path: path.to_path_buf(),
         });
         let generation = state.opened(Arc::new(db))?;
@@ -469,6 +475,152 @@ mod tests {
             assert!(b.generation().unwrap() > g, "durable {durable}: a delete");
             assert_eq!(b.snapshot().unwrap().get(b"a").unwrap(), None);
         }
+    }
+
+    /// A request that reads one key (and writes nothing).
+    struct Reads(&'static [u8], mpsc::Sender<Option<Vec<u8>>>);
+
+    impl WriteJob for Reads {
+        fn apply(&mut self, tx: &mut dyn RawWrite) -> Result<()> {
+            let _ = self.1.send(tx.get(self.0)?);
+            Ok(())
+        }
+
+        fn finish(self: Box<Self>, _: Result<()>) {}
+    }
+
+    /// The writer answers "no watch registration" without a lookup while
+    /// the file holds none; the first one written is read back by the next
+    /// request, whichever group it lands in — including the one during
+    /// which redb commits the groups before it (the check is asked again
+    /// only once the view holds the new group).
+    #[test]
+    fn the_first_watch_registration_is_seen_at_once_wherever_it_falls() {
+        const REGISTRATION: &[u8] = b"v-some-scope";
+        for before in 0..=applier::MAX_LAYERS + 1 {
+            let dir = tempfile::tempdir().unwrap();
+            let options = RedbOptions {
+                checkpoint_idle: Duration::from_secs(3600),
+                ..RedbOptions::default()
+            };
+            let b = RedbBackend::open(&dir.path().join("s.redb"), options).unwrap();
+            for _ in 0..before {
+                write(&b, vec![W::Put(b"k", b"1")]);
+            }
+            write(&b, vec![W::Put(REGISTRATION, b"names")]);
+            for _ in 0..3 {
+                let (tx, rx) = mpsc::channel();
+                b.submit(Box::new(Reads(REGISTRATION, tx)));
+                assert_eq!(
+                    rx.recv().unwrap(),
+                    Some(b"names".to_vec()),
+                    "after {before} groups"
+                );
+            }
+        }
+    }
+
+    /// A request that puts `key` after a pause (so that requests sent
+    /// meanwhile form the next group), or that fails if `key` exists —
+    /// answering its own failure first, as a store request does.
+    struct Slow(&'static [u8], mpsc::Sender<()>, mpsc::Sender<Result<()>>);
+
+    impl WriteJob for Slow {
+        fn apply(&mut self, tx: &mut dyn RawWrite) -> Result<()> {
+            let _ = self.1.send(());
+            std::thread::sleep(Duration::from_millis(100));
+            tx.put(self.0, b"1")
+        }
+
+        fn finish(self: Box<Self>, committed: Result<()>) {
+            let _ = self.2.send(committed);
+        }
+    }
+
+    struct IfAbsent(&'static [u8], Option<Result<()>>, mpsc::Sender<Result<()>>);
+
+    impl WriteJob for IfAbsent {
+        fn apply(&mut self, tx: &mut dyn RawWrite) -> Result<()> {
+            let own = match tx.get(self.0)? {
+                Some(_) => Err(StateError::AlreadyExists),
+                None => tx.put(self.0, b"2"),
+            };
+            self.1 = Some(own.clone());
+            own
+        }
+
+        fn void(&mut self) {
+            self.1 = None;
+        }
+
+        fn finish(self: Box<Self>, committed: Result<()>) {
+            let answer = match (self.1, committed) {
+                (Some(Err(e)), _) | (_, Err(e)) => Err(e),
+                (Some(Ok(())), Ok(())) => Ok(()),
+                (None, Ok(())) => Err(StateError::Internal("never ran".into())),
+            };
+            let _ = self.2.send(answer);
+        }
+    }
+
+    /// A group the applier cannot put into redb (a full disk) fails, and
+    /// its log record is erased; the next group, which ran over its writes,
+    /// fails whole — a request of it that failed on its own over them
+    /// included; the groups before it survive the reopen and a restart.
+    #[test]
+    fn a_group_that_fails_to_land_fails_with_the_group_that_read_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let options = RedbOptions {
+            checkpoint_idle: Duration::from_secs(3600),
+            ..RedbOptions::default()
+        };
+        let b = RedbBackend::open(&path, options.clone()).unwrap();
+        write(&b, vec![W::Put(b"a", b"1")]);
+        write(&b, vec![W::Put(b"b", b"1")]);
+        b.state.fail_next_land.store(true, Ordering::SeqCst);
+        let ((started, running), (tx, first)) = (mpsc::channel(), mpsc::channel());
+        b.submit(Box::new(Slow(b"x", started, tx)));
+        // The writer has taken its group: the next request is a group of
+        // its own.
+        running.recv().unwrap();
+        let (tx, second) = mpsc::channel();
+        b.submit(Box::new(IfAbsent(b"x", None, tx)));
+        assert!(
+            first.recv().unwrap().is_err(),
+            "the group that did not land"
+        );
+        let second = second.recv().unwrap();
+        assert!(
+            matches!(second, Err(StateError::Unavailable(_))),
+            "the group that read it: {second:?} (not its own answer over a write that never happened)"
+        );
+        // The writer reopens the file; what was acknowledged is there.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let snap = loop {
+            match b.snapshot() {
+                Ok(s) => break s,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Err(e) => panic!("not reopened: {e}"),
+            }
+        };
+        let want = vec![
+            (b"a".to_vec(), b"1".to_vec()),
+            (b"b".to_vec(), b"1".to_vec()),
+        ];
+        assert_eq!(contents(&*snap), want, "after the reopen");
+        write(&b, vec![W::Put(b"c", b"1")]);
+        drop(b);
+        let (db, _) = open_file(&path, &options, None).unwrap();
+        let mut want = want;
+        want.push((b"c".to_vec(), b"1".to_vec()));
+        assert_eq!(
+            contents(&*open_snapshot(&db).unwrap()),
+            want,
+            "after a restart"
+        );
     }
 
     /// The layers reads see over redb's last commit now.

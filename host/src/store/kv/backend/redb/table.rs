@@ -22,8 +22,8 @@ pub(super) struct Tbl<T>(pub(super) T);
 pub(super) type ReadTable = Tbl<redb::ReadOnlyTable<&'static [u8], &'static [u8]>>;
 
 /// What reads see: the table as redb last committed it, and the writes of
-/// the groups logged (durable) since that the writer has applied to its
-/// open transaction but not committed to redb yet, oldest first.
+/// the groups logged (durable) since that redb has not committed yet (the
+/// applier may hold them in its open transaction), oldest first.
 pub(super) struct Snapshot {
     pub(super) base: Arc<ReadTable>,
     pub(super) layers: Vec<Arc<Writes>>,

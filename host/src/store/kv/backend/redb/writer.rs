@@ -71,6 +71,8 @@ pub(super) struct Writer {
     first: u64,
     /// The view holds no watch registration (see `Sink`).
     no_watchers: bool,
+    /// The base moved: ask `no_watchers` again once the view is whole.
+    rescan: bool,
     /// A checkpoint took in groups that reads still see as layers: publish
     /// the plain commit once nothing is in flight (unless a group comes
     /// first).
@@ -116,6 +118,7 @@ impl Writer {
             merged: Writes::default(),
             first: 0,
             no_watchers: false,
+            rescan: false,
             flatten: false,
         })
     }
@@ -291,6 +294,9 @@ impl Writer {
                 Ok(())
             }
             Some(Err(e)) => {
+                if self.applier.gone() {
+                    self.broken = true;
+                }
                 self.lost_groups(&e);
                 Err(e)
             }
@@ -323,12 +329,15 @@ impl Writer {
             self.merged.merge(layer);
         }
         self.base = Some(base);
-        self.rescan_watchers();
+        // Asked again once the view is whole: the group being committed may
+        // have written the first registration, not in `merged` yet.
+        self.rescan = true;
     }
 
     /// Whether the view holds a watch registration, asked again (a
     /// registration removed since the last scan stops costing lookups).
     fn rescan_watchers(&mut self) {
+        self.rescan = false;
         self.no_watchers = match &self.base {
             Some(base) => no_watchers(&self.merged.over(&**base)).unwrap_or(false),
             None => false,
@@ -382,19 +391,24 @@ impl Writer {
             (sink.writes, layer)
         };
         self.flatten = false;
+        // The group before has landed by now, most often (it ran while this
+        // one's requests did): take in its outcome — a new redb commit means
+        // fewer layers for this group's readers. If it failed, this group's
+        // requests read writes that never happened: none of their outcomes
+        // stands, whether they wrote or not.
+        if let Err(e) = self.collect() {
+            for job in batch.iter_mut() {
+                job.void();
+            }
+            return Err(StateError::Unavailable(format!(
+                "a write to the state file {} failed ({e}); this request was not carried out, and the file is being reopened (the commit log holds every acknowledged write): retry",
+                self.state.path.display()
+            )));
+        }
         if writes == 0 {
             return Ok(Committed::Unchanged);
         }
         let layer = Arc::new(layer);
-        // The group before has landed by now, most often (it ran while this
-        // one's requests did): take in its outcome — a new redb commit means
-        // fewer layers for this group's readers.
-        if let Err(e) = self.collect() {
-            return Err(StateError::Unavailable(format!(
-                "a write to the state file {} failed ({e}); this one was not made, and the file is being reopened (the commit log holds every acknowledged write): retry",
-                self.state.path.display()
-            )));
-        }
         if self.base.is_none() {
             // It landed, but no snapshot could be taken: the file was
             // closed, and this group ran over a view the reopen rebuilds.
@@ -416,6 +430,9 @@ impl Writer {
             return match landed {
                 Ok(landed) => {
                     self.landed(landed);
+                    if self.rescan {
+                        self.rescan_watchers();
+                    }
                     let snapshot = self.base.clone().map(|b| Arc::new(Snapshot::committed(b)));
                     Ok(Committed::Changed(None, snapshot, None))
                 }
@@ -448,6 +465,9 @@ impl Writer {
         };
         self.merged.merge(&layer);
         self.layers.push(layer.clone());
+        if self.rescan {
+            self.rescan_watchers();
+        }
         let snapshot = self.base.clone().map(|base| {
             Arc::new(Snapshot {
                 base,
@@ -481,6 +501,9 @@ impl Writer {
             self.forget();
             return;
         };
+        // Reads may see layers (published before the group on its way
+        // landed, even if that one committed them to redb).
+        let earlier = !self.layers.is_empty();
         // Every logged group in the transaction first.
         if self.collect().is_err() {
             return;
@@ -490,7 +513,6 @@ impl Writer {
         };
         let last = log.last_seq();
         let open = self.open.take();
-        let earlier = !self.layers.is_empty();
         let done = (|| -> Result<()> {
             let mut wtx = match open {
                 Some(open) => open.wtx,
