@@ -115,6 +115,20 @@ impl<'a> WriteCx<'a> {
         self.raw.put(key, value)
     }
 
+    /// Store a record known not to exist — a list item past either end of
+    /// its list (items live only between the list's head and tail; every
+    /// op that moves them deletes what falls outside): its size counts for
+    /// the owner without a lookup of an old one.
+    pub fn put_new(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        if layout::owner_of(key).is_some() {
+            self.account(key, record_size(key, value.len()));
+        }
+        if self.sized.as_ref().is_some_and(|(k, _)| k == key) {
+            self.sized = None;
+        }
+        self.raw.put(key, value)
+    }
+
     /// Delete a record.
     pub fn delete(&mut self, key: &[u8]) -> Result<()> {
         self.sized = None;

@@ -105,11 +105,11 @@ pub fn push(
     let prefix = sk.items(key);
     for v in values {
         if at_end {
-            cx.put(&item_key(&prefix, tail), v)?;
+            cx.put_new(&item_key(&prefix, tail), v)?;
             tail += 1;
         } else {
             head -= 1;
-            cx.put(&item_key(&prefix, head), v)?;
+            cx.put_new(&item_key(&prefix, head), v)?;
         }
     }
     let mut new = with_bounds(&m, head, tail);

@@ -59,6 +59,17 @@ function cx.put(c, key, value)
   overlay.put(c.raw, key, value)
 end
 
+-- Store a record known not to exist — a list item past either end of its
+-- list (items live only between the list's head and tail; every op that
+-- moves them deletes what falls outside): its size counts for the owner
+-- without a lookup of an old one.
+function cx.put_new(c, key, value)
+  if layout.owner_of(key) then
+    account(c, key, record_size(key, #value))
+  end
+  overlay.put(c.raw, key, value)
+end
+
 -- Delete a record.
 function cx.delete(c, key)
     if layout.owner_of(key) then

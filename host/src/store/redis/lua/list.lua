@@ -70,11 +70,11 @@ function list.push(c, sk, key, old, values, at_end)
   local prefix = sk:items(key)
   for _, v in ipairs(values) do
     if at_end then
-      cx.put(c, layout.item_key(prefix, tail), v)
+      cx.put_new(c, layout.item_key(prefix, tail), v)
       tail = tail + 1
     else
       head = head - 1
-      cx.put(c, layout.item_key(prefix, head), v)
+      cx.put_new(c, layout.item_key(prefix, head), v)
     end
   end
   local v = keyspace.store(c, sk, key, old and old.expires_at, with_bounds(m, head, tail))
