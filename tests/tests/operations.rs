@@ -180,10 +180,12 @@ async fn many_commands_share_one_data_dir_with_and_without_a_server() {
     drop(serve);
 }
 
-/// Session ids are URL-safe base64 and one in 64 starts with `-`; keys and
-/// values may too (`-5`): the CLI takes them as they are, not as flags.
+/// Session ids are URL-safe base64 and one in 64 starts with `-`: the CLI
+/// takes them as they are, not as flags; so are negative numbers as values;
+/// a key starting with `-` goes after `--`; and an option's value written
+/// next to it (`-ix`) still works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ids_keys_and_values_starting_with_a_hyphen_are_taken_as_given() {
+async fn session_ids_and_negative_values_starting_with_a_hyphen_are_taken_as_given() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
@@ -202,25 +204,33 @@ async fn ids_keys_and_values_starting_with_a_hyphen_are_taken_as_given() {
     }
     ok(&cli(
         &data,
-        &["state", "set", "-k", "-5", "-i", "x", "--session", id],
+        &["state", "set", "-i", "x", "--session", id, "--", "-k", "-5"],
     ));
     ok(&cli(
         &data,
-        &["state", "set", "-i", "x", "n", "--ttl", "60", "-7"],
+        &["state", "set", "-ix", "n", "--ttl", "60", "-7"],
     ));
     assert_eq!(
-        ok(&cli(&data, &["state", "get", "-k", "-i", "x", "-s", id])).trim(),
+        ok(&cli(
+            &data,
+            &["state", "get", "-i", "x", "-s", id, "--", "-k"]
+        ))
+        .trim(),
         "-5"
     );
-    assert_eq!(
-        ok(&cli(&data, &["state", "get", "n", "-i", "x"])).trim(),
-        "-7"
-    );
+    assert_eq!(ok(&cli(&data, &["state", "get", "-ix", "n"])).trim(), "-7");
     assert!(ok(&cli(&data, &["sessions", "list", "-i", "x"])).contains(id));
     ok(&cli(&data, &["sessions", "end", "-i", "x", id]));
-    let e = err(&cli(&data, &["state", "get", "-k", "-i", "x", "-s", id]));
+    let e = err(&cli(
+        &data,
+        &["state", "get", "-i", "x", "-s", id, "--", "-k"],
+    ));
     assert!(e.contains(id), "{e}");
-    ok(&cli(&data, &["state", "delete", "-i", "x", "n"]));
+    // An option's value written next to it (`-ix`) before a key is the
+    // option's, not a key.
+    let e = err(&cli(&data, &["state", "set", "--shared", "-ix", "v"]));
+    assert!(e.contains("cannot be used with"), "{e}");
+    ok(&cli(&data, &["state", "delete", "-ix", "n"]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -263,19 +263,17 @@ pub struct ScopeArgs {
 pub enum StateCmd {
     /// Print a value.
     Get {
-        /// The key.
-        #[arg(allow_hyphen_values = true)]
+        /// The key (one starting with `-` goes after `--`).
         key: String,
         #[command(flatten)]
         scope: ScopeArgs,
     },
     /// Set a value (stored as the bytes given; the SDK reads it as JSON).
     Set {
-        /// The key.
-        #[arg(allow_hyphen_values = true)]
+        /// The key (one starting with `-` goes after `--`).
         key: String,
-        /// The value, e.g. '{"name":"Ada"}' or 42 (or -42).
-        #[arg(allow_hyphen_values = true)]
+        /// The value, e.g. '{"name":"Ada"}', 42 or -42.
+        #[arg(allow_negative_numbers = true)]
         value: String,
         /// Expire after this many seconds.
         #[arg(long)]
@@ -285,8 +283,7 @@ pub enum StateCmd {
     },
     /// Delete a key of any type.
     Delete {
-        /// The key.
-        #[arg(allow_hyphen_values = true)]
+        /// The key (one starting with `-` goes after `--`).
         key: String,
         #[command(flatten)]
         scope: ScopeArgs,

@@ -119,6 +119,12 @@ impl Writes {
         self.clear(start, end);
     }
 
+    /// Whether these writes put or delete `key` (tests).
+    #[cfg(test)]
+    pub fn writes(&self, key: &[u8]) -> bool {
+        self.pending.contains_key(key)
+    }
+
     /// Take in `later`'s writes, as if they were made after these: one
     /// buffer that reads like the two as layers, with one lookup.
     pub fn merge(&mut self, later: &Writes) {

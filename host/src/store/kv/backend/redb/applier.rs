@@ -160,7 +160,7 @@ impl Applier {
             .name("wasm-state-applier".into())
             .spawn(move || {
                 while let Ok(mut l) = rx.recv() {
-                    let outcome = if injected_failure(&state) {
+                    let outcome = if injected_failure(&state, &l.layer) {
                         Err(StateError::Unavailable("an injected failure".into()))
                     } else {
                         catch_unwind(AssertUnwindSafe(|| land(&mut l))).unwrap_or_else(|_| {
@@ -172,8 +172,14 @@ impl Applier {
                     // The file's handle goes before the writer hears: after
                     // a failure it reopens the file, which redb refuses
                     // while another handle on it lives.
-                    let Land { db, logged, .. } = l;
-                    drop(db);
+                    let Land {
+                        db,
+                        logged,
+                        open,
+                        layer,
+                        ..
+                    } = l;
+                    drop((open, layer, db));
                     let outcome = match (outcome, logged) {
                         (outcome, None) => outcome,
                         (Ok(landed), Some(logged)) => {
@@ -235,17 +241,24 @@ impl Applier {
     }
 }
 
-/// Tests make the applier fail a group as a full disk would.
-fn injected_failure(state: &State) -> bool {
+/// Tests make the applier fail a group as a full disk would: the next one
+/// that writes a given key.
+fn injected_failure(state: &State, layer: &Writes) -> bool {
     #[cfg(test)]
     {
-        state
-            .fail_next_land
-            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        let mut key = state
+            .fail_land_writing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if key.as_deref().is_some_and(|k| layer.writes(k)) {
+            *key = None;
+            return true;
+        }
+        false
     }
     #[cfg(not(test))]
     {
-        let _ = state;
+        let _ = (state, layer);
         false
     }
 }

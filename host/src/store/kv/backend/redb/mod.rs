@@ -108,10 +108,10 @@ pub(super) struct State {
     /// groups not yet answered are not known to be durable.
     lost_through: AtomicU64,
     path: PathBuf,
-    /// Tests: the applier fails the next group it is given, as a full disk
-    /// would.
+    /// Tests: the applier fails the next group that writes this key, as a
+    /// full disk would.
     #[cfg(test)]
-    fail_next_land: std::sync::atomic::AtomicBool,
+    fail_land_writing: Mutex<Option<Vec<u8>>>,
 }
 
 impl State {
@@ -228,7 +228,7 @@ impl RedbBackend {
             generation: AtomicU64::new(0),
             lost_through: AtomicU64::new(0),
             #[cfg(test)]
-            fail_next_land: Default::default(),
+            fail_land_writing: Mutex::new(None),
             path: path.to_path_buf(),
         });
         let generation = state.opened(Arc::new(db))?;
@@ -578,7 +578,7 @@ mod tests {
         let b = RedbBackend::open(&path, options.clone()).unwrap();
         write(&b, vec![W::Put(b"a", b"1")]);
         write(&b, vec![W::Put(b"b", b"1")]);
-        b.state.fail_next_land.store(true, Ordering::SeqCst);
+        *b.state.fail_land_writing.lock().unwrap() = Some(b"x".to_vec());
         let ((started, running), (tx, first)) = (mpsc::channel(), mpsc::channel());
         b.submit(Box::new(Slow(b"x", started, tx)));
         // The writer has taken its group: the next request is a group of
@@ -621,6 +621,35 @@ mod tests {
             want,
             "after a restart"
         );
+    }
+
+    /// Within one group too: when the group fails to land, a request of it
+    /// that failed on its own over an earlier request's writes hears the
+    /// group's failure, not its own answer about a write that never
+    /// happened.
+    #[test]
+    fn every_request_of_a_group_that_fails_to_land_hears_its_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = RedbBackend::open(&dir.path().join("s.redb"), RedbOptions::default()).unwrap();
+        write(&b, vec![W::Put(b"a", b"1")]);
+        *b.state.fail_land_writing.lock().unwrap() = Some(b"x".to_vec());
+        // While the writer runs a slow group, two requests queue: they
+        // become the next group, the second failing over the first's put.
+        let ((started, running), (tx, slow)) = (mpsc::channel(), mpsc::channel());
+        b.submit(Box::new(Slow(b"y", started, tx)));
+        running.recv().unwrap();
+        let (tx, first) = mpsc::channel();
+        b.submit(Box::new(IfAbsent(b"x", None, tx)));
+        let (tx, second) = mpsc::channel();
+        b.submit(Box::new(IfAbsent(b"x", None, tx)));
+        assert!(slow.recv().unwrap().is_ok());
+        for (which, rx) in [("first", first), ("second", second)] {
+            let answer = rx.recv().unwrap();
+            assert!(
+                matches!(answer, Err(StateError::Unavailable(_))),
+                "the {which} request: {answer:?}"
+            );
+        }
     }
 
     /// The layers reads see over redb's last commit now.

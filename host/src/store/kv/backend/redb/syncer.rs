@@ -167,7 +167,7 @@ impl Finisher {
         {
             state.publish(f.generation, snap.clone());
         }
-        for f in flights {
+        for mut f in flights {
             let outcome = match f.outcome {
                 Ok(()) if state.lost(f.generation) => Err(StateError::Unavailable(format!(
                     "the commit log of {} could not be synced: this write may or may not be applied when the store is next opened",
@@ -175,6 +175,15 @@ impl Finisher {
                 ))),
                 outcome => outcome,
             };
+            // A group that failed as a whole: a request of it that failed
+            // on its own may have failed over an earlier request's writes,
+            // which never happened — every request hears the group's
+            // failure.
+            if outcome.is_err() {
+                for job in &mut f.jobs {
+                    job.void();
+                }
+            }
             if let Some(m) = &self.metrics
                 && f.commit
             {

@@ -174,7 +174,8 @@ impl Writer {
                 self.generation,
                 "the store's syncer stopped; restart the process".into(),
             );
-            for job in flight.jobs {
+            for mut job in flight.jobs {
+                job.void();
                 job.finish(Err(StateError::Internal(
                     "the store's syncer stopped: this write may or may not be applied; restart the process".into(),
                 )));
@@ -259,6 +260,9 @@ impl Writer {
     /// held is in the log: the reopen replays them.
     fn forget(&mut self) {
         let _ = self.applier.collect();
+        if self.applier.gone() {
+            self.broken = true;
+        }
         self.open = None;
         self.base = None;
         self.first += self.layers.len() as u64;
@@ -513,6 +517,9 @@ impl Writer {
         };
         let last = log.last_seq();
         let open = self.open.take();
+        // The transaction holds groups redb has not committed: if the
+        // checkpoint fails, they are gone from it (the log has them).
+        let held = open.is_some();
         let done = (|| -> Result<()> {
             let mut wtx = match open {
                 Some(open) => open.wtx,
@@ -545,7 +552,7 @@ impl Writer {
                     }
                 }
             }
-            Err(e) if earlier => {
+            Err(e) if held => {
                 tracing::error!(error = %e, "checkpoint failed");
                 self.forget();
                 self.state.fail(
