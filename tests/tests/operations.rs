@@ -180,10 +180,10 @@ async fn many_commands_share_one_data_dir_with_and_without_a_server() {
     drop(serve);
 }
 
-/// Session ids are URL-safe base64 and one in 64 starts with `-`: the CLI
-/// takes them as they are, not as flags; so are negative numbers as values;
-/// a key starting with `-` goes after `--`; and an option's value written
-/// next to it (`-ix`) still works.
+/// Session ids are URL-safe base64 and one in 64 starts with `-`:
+/// `--session` takes them as they are; negative numbers are values; a
+/// positional id or key starting with `-` goes after `--`; and an option's
+/// value written next to it (`-ix`) stays the option's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_ids_and_negative_values_starting_with_a_hyphen_are_taken_as_given() {
     let dir = tempfile::tempdir().unwrap();
@@ -220,7 +220,11 @@ async fn session_ids_and_negative_values_starting_with_a_hyphen_are_taken_as_giv
     );
     assert_eq!(ok(&cli(&data, &["state", "get", "-ix", "n"])).trim(), "-7");
     assert!(ok(&cli(&data, &["sessions", "list", "-i", "x"])).contains(id));
-    ok(&cli(&data, &["sessions", "end", "-i", "x", id]));
+    // A positional id starting with `-` goes after `--` (clap's error says
+    // so); an option-attached value before it (`-ix`) stays the option's.
+    let e = err(&cli(&data, &["sessions", "end", "-i", "x", id]));
+    assert!(e.contains("-- "), "{e}");
+    ok(&cli(&data, &["sessions", "end", "-ix", "--", id]));
     let e = err(&cli(
         &data,
         &["state", "get", "-i", "x", "-s", id, "--", "-k"],
@@ -561,7 +565,7 @@ async fn clients_that_never_keep_their_session_hit_the_session_limit() {
     let out = Command::new(common::binary("wasm-state"))
         .current_dir(dir.path())
         .env_remove("WASM_STATE_DATA")
-        .args(["sessions", "end", "-i", "shop", &ids[1]])
+        .args(["sessions", "end", "-i", "shop", "--", &ids[1]])
         .output()
         .unwrap();
     ok(&out);

@@ -119,7 +119,10 @@ async fn three_hosts_share_sessions_and_count_exactly() {
     }
     // … and ended by another process (the CLI) on the same Redis: gone
     // everywhere.
-    let (ok, out, err) = cli(&store, &["sessions", "end", "-i", "customers-http", &id]);
+    let (ok, out, err) = cli(
+        &store,
+        &["sessions", "end", "-i", "customers-http", "--", &id],
+    );
     assert!(ok, "{out}{err}");
     for host in &hosts {
         assert_eq!(

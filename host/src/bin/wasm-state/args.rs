@@ -327,8 +327,7 @@ pub enum SessionsCmd {
         /// The instance.
         #[arg(long, short)]
         instance: String,
-        /// The session id (ids may start with `-`).
-        #[arg(allow_hyphen_values = true)]
+        /// The session id (one starting with `-` goes after `--`).
         id: String,
     },
 }
