@@ -477,6 +477,19 @@ mod tests {
         }
     }
 
+    /// A durable store at `dir/s.redb` that checkpoints only when closed
+    /// (so that its groups stay in layers and the log), its path and
+    /// options.
+    fn durable(dir: &Path) -> (PathBuf, RedbOptions, RedbBackend) {
+        let path = dir.join("s.redb");
+        let options = RedbOptions {
+            checkpoint_idle: Duration::from_secs(3600),
+            ..RedbOptions::default()
+        };
+        let b = RedbBackend::open(&path, options.clone()).unwrap();
+        (path, options, b)
+    }
+
     /// A request that reads one key (and writes nothing).
     struct Reads(&'static [u8], mpsc::Sender<Option<Vec<u8>>>);
 
@@ -499,11 +512,7 @@ mod tests {
         const REGISTRATION: &[u8] = b"v-some-scope";
         for before in 0..=applier::MAX_LAYERS + 1 {
             let dir = tempfile::tempdir().unwrap();
-            let options = RedbOptions {
-                checkpoint_idle: Duration::from_secs(3600),
-                ..RedbOptions::default()
-            };
-            let b = RedbBackend::open(&dir.path().join("s.redb"), options).unwrap();
+            let (_, _, b) = durable(dir.path());
             for _ in 0..before {
                 write(&b, vec![W::Put(b"k", b"1")]);
             }
@@ -570,12 +579,7 @@ mod tests {
     #[test]
     fn a_group_that_fails_to_land_fails_with_the_group_that_read_it() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.redb");
-        let options = RedbOptions {
-            checkpoint_idle: Duration::from_secs(3600),
-            ..RedbOptions::default()
-        };
-        let b = RedbBackend::open(&path, options.clone()).unwrap();
+        let (path, options, b) = durable(dir.path());
         write(&b, vec![W::Put(b"a", b"1")]);
         write(&b, vec![W::Put(b"b", b"1")]);
         *b.state.fail_land_writing.lock().unwrap() = Some(b"x".to_vec());
@@ -665,12 +669,7 @@ mod tests {
     #[test]
     fn groups_between_redb_commits_are_read_from_layers_and_survive_a_crash() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.redb");
-        let options = RedbOptions {
-            checkpoint_idle: Duration::from_secs(3600),
-            ..RedbOptions::default()
-        };
-        let b = RedbBackend::open(&path, options.clone()).unwrap();
+        let (path, options, b) = durable(dir.path());
         let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         let mut deepest = 0;
         const KEYS: [&[u8]; 7] = [b"k0", b"k1", b"k2", b"k3", b"k4", b"k5", b"k6"];
@@ -800,12 +799,7 @@ mod tests {
     /// A durable file holding four logged groups (closed cleanly), its
     /// options, and what it holds.
     fn four_groups(dir: &Path) -> (PathBuf, RedbOptions, Vec<Pair>) {
-        let path = dir.join("s.redb");
-        let options = RedbOptions {
-            checkpoint_idle: Duration::from_secs(3600),
-            ..RedbOptions::default()
-        };
-        let b = RedbBackend::open(&path, options.clone()).unwrap();
+        let (path, options, b) = durable(dir);
         write(
             &b,
             vec![W::Put(b"a", b"1"), W::Put(b"b", b"1"), W::Put(b"c", b"1")],

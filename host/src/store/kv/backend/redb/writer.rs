@@ -276,11 +276,18 @@ impl Writer {
     /// until then).
     fn lost_groups(&mut self, e: &StateError) {
         tracing::error!(error = %e, "applying logged groups to the state file failed");
+        self.close_for_replay("a write to", e);
+    }
+
+    /// `what` (`a write to`, `a checkpoint of`) the file failed with `e`,
+    /// and redb lost groups the log holds: close the file so that the
+    /// reopen — tried at once — replays them (reads fail until then).
+    fn close_for_replay(&mut self, what: &str, e: &StateError) {
         self.forget();
         self.state.fail(
             self.generation,
             format!(
-                "a write to the state file {} failed ({e}); reopening it (the commit log holds every acknowledged write)",
+                "{what} the state file {} failed ({e}); reopening it (the commit log holds every acknowledged write)",
                 self.state.path.display()
             ),
         );
@@ -554,15 +561,7 @@ impl Writer {
             }
             Err(e) if held => {
                 tracing::error!(error = %e, "checkpoint failed");
-                self.forget();
-                self.state.fail(
-                    self.generation,
-                    format!(
-                        "a checkpoint of the state file {} failed ({e}); reopening it (the commit log holds every acknowledged write)",
-                        self.state.path.display()
-                    ),
-                );
-                self.next_reopen = Instant::now();
+                self.close_for_replay("a checkpoint of", &e);
             }
             Err(e) => {
                 tracing::error!(error = %e, "checkpoint failed");
