@@ -119,9 +119,10 @@ impl Writes {
         self.clear(start, end);
     }
 
-    /// Whether these writes put or delete `key` (tests).
+    /// Whether these writes put or delete `key` (tests: the applier's
+    /// injected failure).
     #[cfg(test)]
-    pub fn writes(&self, key: &[u8]) -> bool {
+    pub fn touches(&self, key: &[u8]) -> bool {
         self.pending.contains_key(key)
     }
 

@@ -250,7 +250,7 @@ fn injected_failure(state: &State, layer: &Writes) -> bool {
             .fail_land_writing
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if key.as_deref().is_some_and(|k| layer.writes(k)) {
+        if key.as_deref().is_some_and(|k| layer.touches(k)) {
             *key = None;
             return true;
         }
