@@ -1,62 +1,46 @@
 #!/usr/bin/env bash
-# Profile the Redis engine's Lua library outside Redis: Debian's lua5.1
-# runs the same modules (assembled in the order of store/redis/script.rs)
-# with a table-backed stand-in for redis.call, times a 1-set commit and a
-# 10-set transaction, and with --profile samples every 1,000 VM
-# instructions and prints the hottest functions (module:line).
+# Where the Redis engine's Lua library spends its work per call, outside
+# Redis (inside, callgrind of redis-server shows only the interpreter, whose
+# functions have no symbols): Debian's lua5.1 — the Lua Redis embeds — runs
+# the library over a table-backed stand-in for the Redis commands it calls
+# (scripts/lua-profile/harness.lua), with a host's real arguments, captured
+# with `redis-cli monitor` from `benches/redis_calls.rs` writing through the
+# library. It prints the time per call, and by Lua function and line the
+# VM instructions, bytes allocated and calls into C per call; then checks
+# every owner's usage record against its records.
 #
-#   scripts/lua-profile.sh              # times
-#   scripts/lua-profile.sh --profile tx # where a transaction's time goes
+#   scripts/lua-profile.sh [set|map|list|tx] [CALLS] [distinct]
 #
-# Needs: apt-get install lua5.1. Redis's own CPU per call, with the real
-# commands, is printed by `cargo bench -p wasm-state-host --bench redis`.
+# distinct: new keys on every call (new records, the record-key memos
+# dropped and refilled). Redis's own instructions per call, with the real
+# commands: scripts/redis-instructions.sh.
+#
+# Needs: apt-get install lua5.1 redis-server.
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-lua_dir="$here/../host/src/store/redis/lua"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-command -v lua5.1 >/dev/null || { echo "lua5.1 is needed: apt-get install lua5.1" >&2; exit 1; }
-# The module order, read from script.rs so the two cannot drift apart.
-modules=$(grep -oE '^\s*\("[a-z]+", include_str!' "$here/../host/src/store/redis/script.rs" | grep -oE '"[a-z]+"' | tr -d '"')
-{
-  for m in $modules; do echo "local $m"; done
-  echo "local dispatch"
-  echo "local function init()"
-  for m in $modules; do echo "$m = (function()"; cat "$lua_dir/$m.lua"; echo; echo "end)()"; done
-  echo "dispatch = (function()"; cat "$lua_dir/main.lua"; echo; echo "end)()"
-  echo "end"
-  echo "local function entry(keys, args)"
-  echo "  if not dispatch then init() end"
-  echo "  return dispatch(keys, args)"
-  echo "end"
-  echo "redis.register_function('f', entry)"
-} > "$work/lib.lua"
-cd "$work"
-if [ "${1:-}" = "--profile" ]; then
-  which="${2:-tx}"
-  FN=1 PROF=1 lua5.1 "$here/lua-profile/harness.lua" "$which" 3000 "$work/lib.lua" | python3 -c '
-import re, sys
-lines = open(sys.argv[1]).read().split("\n")
-starts = []
-for i, l in enumerate(lines, 1):
-    m = re.match(r"^(\w+) = \(function\(\)$", l)
-    if m: starts.append((i + 1, m.group(1)))
-    if l == "dispatch = (function()": starts.append((i + 1, "main"))
-def where(n):
-    best = None
-    for s, name in starts:
-        if s <= n: best = (s, name)
-    return f"{best[1]}.lua:{n - best[0] + 1}" if best else f"lib:{n}"
-for l in sys.stdin:
-    m = re.match(r"\s*([\d.]+)% (.*):(\d+)", l)
-    if m and "lib.lua" in m.group(2):
-        n = int(m.group(3))
-        print(f"{m.group(1):>5}% {where(n):24} {lines[n - 1].strip()[:80]}")
-    else:
-        print(l.rstrip())
-' "$work/lib.lua" | head -40
-else
-  lua5.1 "$here/lua-profile/harness.lua" set 20000 "$work/lib.lua"
-  lua5.1 "$here/lua-profile/harness.lua" tx 5000 "$work/lib.lua"
-  lua5.1 "$here/lua-profile/harness.lua" txu 10 "$work/lib.lua" | tail -1
-fi
+what=${1:-set}
+calls=${2:-100}
+distinct=${3:-}
+case $what in set|map|list|tx) ;; *) echo "what to profile is set, map, list or tx, not $what" >&2; exit 2 ;; esac
+[[ $calls =~ ^[1-9][0-9]*$ ]] || { echo "CALLS is a whole number ≥ 1, not $calls" >&2; exit 2; }
+case $distinct in ''|distinct) ;; *) echo "the third argument is distinct or nothing, not $distinct" >&2; exit 2 ;; esac
+for tool in lua5.1 redis-server redis-cli; do
+  command -v "$tool" >/dev/null || { echo "$tool is needed: apt-get install lua5.1 redis-server" >&2; exit 1; }
+done
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+source "$here/scripts/redis-bench-build.sh"
+work=$(mktemp -d)
+cleanup() { redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"; }
+trap cleanup EXIT
+redis-server --port "$port" --save '' --appendonly no --dir "$work" --daemonize yes --logfile "$work/log"
+for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+redis-cli -p "$port" monitor >"$work/monitor" &
+mon=$!
+sleep 0.3
+WASM_STATE_BENCH_REDIS="redis://127.0.0.1:$port?module=off" "$bench" "$what" 5 >/dev/null
+sleep 0.3
+kill "$mon" 2>/dev/null || true
+# The last write call (a commit) the bench made.
+grep '"FCALL"' "$work/monitor" | grep ' "commit" ' | tail -1 >"$work/$what"
+[ -s "$work/$what" ] || { echo "no FCALL of a commit was captured" >&2; exit 1; }
+lua5.1 scripts/lua-profile/harness.lua host/src/store/redis "$work/$what" "$calls" $distinct

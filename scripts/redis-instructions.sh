@@ -13,6 +13,7 @@
 # host process alone under callgrind against a plain server with the module
 # and prints its instructions per call (start-up included, spread over the
 # calls). URL-QUERY `module=off` measures the Lua library instead.
+# KEEP=DIR keeps both callgrind files there (callgrind_annotate reads them).
 # Needs: apt-get install valgrind redis-server.
 set -euo pipefail
 what=${1:-set}
@@ -24,6 +25,8 @@ for tool in valgrind callgrind_control redis-server redis-cli; do
   command -v "$tool" >/dev/null || { echo "$tool is needed: apt-get install valgrind redis-server" >&2; exit 1; }
 done
 source "$here/scripts/redis-bench-build.sh"
+# BENCH=PATH: another build of benches/redis_calls.rs (an A/B of two builds).
+bench=${BENCH:-$bench}
 work=$(mktemp -d)
 cleanup() { redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT
@@ -48,5 +51,6 @@ redis-server --port "$port" --save '' --appendonly no --dir "$work" --loadmodule
 for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 WASM_STATE_BENCH_REDIS=$url valgrind --tool=callgrind --callgrind-out-file="$work/host" "$bench" "$what" "$calls" >/dev/null 2>&1
 host_ir=$(grep -h '^summary:\|^totals:' "$work/host" | head -1 | awk '{print $2}')
+if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP"; cp "$work"/redis.*.1 "$KEEP/redis.callgrind"; cp "$work/host" "$KEEP/host.callgrind"; fi
 
 echo "$what (Redis ran: ${used:-?}): Redis $((redis_ir / calls)) instructions per call; host $((host_ir / (calls + 200))) instructions per call (start-up included)"

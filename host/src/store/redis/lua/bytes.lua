@@ -3,33 +3,51 @@
 -- below 2^53 in magnitude (versions, times, list seqs), so it is exact.
 -- (No Rust counterpart: Rust has u64/i64 and &[u8] ordering built in.)
 
-local sub, byte, char, format, floor, min = string.sub, string.byte, string.char, string.format, math.floor, math.min
+local sub, byte, char, format, min = string.sub, string.byte, string.char, string.format, math.min
 
 local bytes = {}
 
 local TWO32 = 4294967296
 
+-- Digits are split off with `%` and exact division, not `math.floor`: every
+-- floor is a call into C, and these run several times per write.
 local function u32(n)
-  return char(floor(n / 16777216) % 256, floor(n / 65536) % 256,
-    floor(n / 256) % 256, n % 256)
+  local d = n % 256
+  n = (n - d) / 256
+  local c = n % 256
+  n = (n - c) / 256
+  local b = n % 256
+  return char((n - b) / 256, b, c, d)
 end
 
 -- Two u32 halves as 8 bytes (one string built, not three).
 local function u32_pair(hi, lo)
-  return char(floor(hi / 16777216) % 256, floor(hi / 65536) % 256, floor(hi / 256) % 256, hi % 256,
-    floor(lo / 16777216) % 256, floor(lo / 65536) % 256, floor(lo / 256) % 256, lo % 256)
+  local h4 = hi % 256
+  hi = (hi - h4) / 256
+  local h3 = hi % 256
+  hi = (hi - h3) / 256
+  local h2 = hi % 256
+  local l4 = lo % 256
+  lo = (lo - l4) / 256
+  local l3 = lo % 256
+  lo = (lo - l3) / 256
+  local l2 = lo % 256
+  return char((hi - h2) / 256, h2, h3, h4, (lo - l2) / 256, l2, l3, l4)
 end
+
+-- (Below, `lo = n % TWO32` and `(n - lo) / TWO32` are the low half and the
+-- floored high half of an integer n, negative or not.)
 
 -- A non-negative integer as 8 bytes, big-endian (u64::to_be_bytes).
 function bytes.be_u64(n)
-  local hi = floor(n / TWO32)
-  return u32_pair(hi, n - hi * TWO32)
+  local lo = n % TWO32
+  return u32_pair((n - lo) / TWO32, lo)
 end
 
 -- A signed integer as 8 bytes, big-endian two's complement (i64::to_be_bytes).
 function bytes.be_i64(n)
-  local hi = floor(n / TWO32)
-  local lo = n - hi * TWO32
+  local lo = n % TWO32
+  local hi = (n - lo) / TWO32
   if hi < 0 then hi = hi + TWO32 end
   return u32_pair(hi, lo)
 end
@@ -37,9 +55,8 @@ end
 -- A signed integer with its sign bit flipped, so that byte order is numeric
 -- order ((seq as u64) ^ (1 << 63)).
 function bytes.ordered_i64(n)
-  local hi = floor(n / TWO32)
-  local lo = n - hi * TWO32
-  return u32_pair(hi + 2147483648, lo)
+  local lo = n % TWO32
+  return u32_pair((n - lo) / TWO32 + 2147483648, lo)
 end
 
 local function read_u32(s, at)
@@ -64,7 +81,9 @@ end
 
 -- A u16 / u32 length prefix and the bytes (lp16 / lp32 in layout.rs).
 function bytes.lp16(s)
-  return char(floor(#s / 256), #s % 256) .. s
+  local n = #s
+  local lo = n % 256
+  return char((n - lo) / 256, lo) .. s
 end
 
 function bytes.lp32(s)
@@ -94,9 +113,9 @@ function bytes.prefix_end(p)
 end
 
 -- 16 lower-case hex digits of a non-negative integer (etag_of).
+-- (Lua 5.1 formats `%x` from a C long, 64 bits here: exact below 2^53.)
 function bytes.hex16(n)
-  local hi = floor(n / TWO32)
-  return format('%08x%08x', hi, n - hi * TWO32)
+  return format('%016x', n)
 end
 
 return bytes

@@ -44,12 +44,12 @@ local function decode_ops(n)
   for i = 1, n do
     local key, kind, ck, ce, nargs = a[p], a[p + 1], a[p + 2], a[p + 3], tonumber(a[p + 4])
     p = p + 5
-    local args = {}
-    for j = 1, nargs do args[j] = a[p + j - 1] end
+    -- The op's arguments in its own array part (one table per op).
+    local op = { key = key, kind = kind }
+    for j = 1, nargs do op[j] = a[p + j - 1] end
     p = p + nargs
-    local op = { key = key, kind = kind, args = args }
     if ck ~= '' then op.cond = { kind = ck, etag = ce } end
-    if kind == 'set' and args[2] == '' then args[2] = meta.NEVER end
+    if kind == 'set' and op[2] == '' then op[2] = meta.NEVER end
     list_of_ops[i] = op
   end
   at = p
@@ -293,8 +293,14 @@ local READS = { keys = true, mfields = true, lrange = true, lindex = true, value
 -- function.
 local function dispatch(keys, args, read_only)
   argv, at = args, 1
-  base = backend.new(keys[1], keys[2])
-  reader = backend.reader(base)
+  -- One view of the owner's keys, pointed at each call's (Redis runs one
+  -- call at a time, to its end).
+  if base then
+    base.h, base.z = keys[1], keys[2]
+  else
+    base = backend.new(keys[1], keys[2])
+    reader = backend.reader(base)
+  end
   -- 'f': a first attempt; 'R': a write asked again after its answer was lost.
   local attempt = arg()
   local name = arg()

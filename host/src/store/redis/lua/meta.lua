@@ -21,14 +21,15 @@ function meta.expired(m, now)
   return m.expires_at ~= meta.NEVER and bytes.lt(m.expires_at, now)
 end
 
+-- (One concatenation per record: each makes a new string.)
 function meta.encode(m)
-  local head = TAGS[m.kind] .. bytes.be_u64(m.version) .. m.expires_at
-  if m.kind == 'value' then
-    return head .. m.value
-  elseif m.kind == 'map' then
-    return head .. bytes.be_u64(m.len)
+  local kind = m.kind
+  if kind == 'value' then
+    return TAGS.value .. bytes.be_u64(m.version) .. m.expires_at .. m.value
+  elseif kind == 'map' then
+    return TAGS.map .. bytes.be_u64(m.version) .. m.expires_at .. bytes.be_u64(m.len)
   end
-  return head .. bytes.be_i64(m.head) .. bytes.be_i64(m.tail)
+  return TAGS[kind] .. bytes.be_u64(m.version) .. m.expires_at .. bytes.be_i64(m.head) .. bytes.be_i64(m.tail)
 end
 
 local function corrupt(what)

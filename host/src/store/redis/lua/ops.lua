@@ -1,36 +1,40 @@
 -- ops.lua ↔ kv/ops/mod.rs: apply one op (after its condition) and report
 -- its result; apply a transaction's ops in order, all or nothing.
 --
--- An op is {key, kind, cond = {kind, etag} | nil, args = {...}} (decoded in
--- main.lua); a result is {etag | false, output} where output is {'n'},
--- {'b', 0|1}, {'i', text} or {'v', values}.
+-- An op is {key = …, kind = …, cond = {kind, etag} | nil, [1..n] = its
+-- arguments} (decoded in main.lua); a result is {etag | false, output} where
+-- output is {'n'}, {'b', 0|1}, {'i', text} or {'v', values}.
 
 local ops = {}
+
+-- The outputs without a value, made once (answers are only read).
+local NOTHING, NO, YES = { 'n' }, { 'b', 0 }, { 'b', 1 }
+local function yes_no(b) if b then return YES end return NO end
 
 local function int(n, v) return { 'i', tostring(n) }, v end
 
 function ops.apply(c, sk, op)
-    local key, a = op.key, op.args
+  local key, a = op.key, op
   c.watch.meta_only = op.kind == 'expire' or op.kind == 'persist'
   local old = keyspace.live(c, sk, key)
   if op.cond then keyspace.check_condition(c, op.cond, old) end
   local output, version
   local kind = op.kind
   if kind == 'set' then
-    output, version = { 'n' }, value.set(c, sk, key, old, a[1], a[2])
+    output, version = NOTHING, value.set(c, sk, key, old, a[1], a[2])
   elseif kind == 'delete' then
     if old then keyspace.purge(c, sk, key, old) end
-    output = { 'b', old and 1 or 0 }
+    output = yes_no(old)
   elseif kind == 'incr' then
     output, version = int(value.increment(c, sk, key, old, a[1]))
   elseif kind == 'expire' then
     local applied
     applied, version = value.expire(c, sk, key, old, a[1] == '1', a[2], a[3])
-    output = { 'b', applied and 1 or 0 }
+    output = yes_no(applied)
   elseif kind == 'persist' then
     local applied
     applied, version = value.persist(c, sk, key, old)
-    output = { 'b', applied and 1 or 0 }
+    output = yes_no(applied)
   elseif kind == 'mset' then
     local entries = {}
     for i = 1, #a, 2 do entries[#entries + 1] = { a[i], a[i + 1] } end
@@ -48,13 +52,13 @@ function ops.apply(c, sk, op)
   elseif kind == 'lrem' then
     output, version = int(list.remove(c, sk, key, old, a[1], tonumber(a[2])))
   elseif kind == 'ltrim' then
-    output, version = { 'n' }, list.trim(c, sk, key, old, tonumber(a[1]), tonumber(a[2]))
+    output, version = NOTHING, list.trim(c, sk, key, old, tonumber(a[1]), tonumber(a[2]))
   elseif kind == 'linsert' then
     output, version = int(list.insert(c, sk, key, old, a[1] == '1', a[2], a[3]))
   elseif kind == 'lset' then
-    output, version = { 'n' }, list.set(c, sk, key, old, tonumber(a[1]), a[2])
+    output, version = NOTHING, list.set(c, sk, key, old, tonumber(a[1]), a[2])
   elseif kind == 'check' then
-    output, version = { 'n' }, old and old.version
+    output, version = NOTHING, old and old.version
   else
     error({ code = 'internal', msg = 'unknown op kind ' .. tostring(kind) })
   end

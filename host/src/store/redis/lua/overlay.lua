@@ -10,19 +10,22 @@ local overlay = {}
 
 function overlay.new(base)
   -- pending: key → value, or false for a delete; cleared: range deletes (a
-  -- list: one request's few; the Rust overlay keeps them merged in a
-  -- BTreeMap because its group overlay gathers many requests');
+  -- list: one request's few, made at the first; the Rust overlay keeps them
+  -- merged in a BTreeMap because its group overlay gathers many requests');
   -- seen: what point reads found in Redis (false: absent), so a request
   -- reads each record from Redis once.
-  return { base = base, pending = {}, cleared = {}, seen = {} }
+  return { base = base, pending = {}, cleared = nil, seen = {} }
 end
+
+-- No entries (shared, never written to).
+local NONE = {}
 
 local function in_range(k, start, stop)
   return not bytes.lt(k, start) and (stop == nil or bytes.lt(k, stop))
 end
 
 local function cleared(o, k)
-  if o.cleared[1] == nil then return false end
+  if not o.cleared then return false end
   for _, r in ipairs(o.cleared) do
     if in_range(k, r[1], r[2]) then return true end
   end
@@ -115,15 +118,21 @@ function overlay.delete_range(o, start, stop)
   for k, _ in pairs(o.pending) do
     if in_range(k, start, stop) then o.pending[k] = nil end
   end
-  o.cleared[#o.cleared + 1] = { start, stop }
+  local c = o.cleared or {}
+  c[#c + 1] = { start, stop }
+  o.cleared = c
 end
 
 -- Read these records from Redis in one round (one HMGET) before the
 -- request looks at them.
 function overlay.prefetch(o, keys)
-  local missing = {}
-  for _, k in ipairs(keys) do
-    if o.seen[k] == nil and o.pending[k] == nil then missing[#missing + 1] = k end
+  local missing = keys
+  -- (A request's first read needs no filtering.)
+  if next(o.seen) ~= nil or next(o.pending) ~= nil or o.cleared then
+    missing = {}
+    for _, k in ipairs(keys) do
+      if o.seen[k] == nil and o.pending[k] == nil then missing[#missing + 1] = k end
+    end
   end
   local got = backend.get_many(o.base, missing)
   for i, k in ipairs(missing) do o.seen[k] = got[i] or false end
@@ -133,17 +142,22 @@ end
 -- range deletes, then one HSET of every put (and one ZADD of the keys that
 -- may be new), one HDEL and ZREM of every delete.
 function overlay.flush(o)
-  for _, r in ipairs(o.cleared) do
+  for _, r in ipairs(o.cleared or NONE) do
     backend.delete_range(o.base, r[1], r[2])
   end
-  local puts, fresh, dels = {}, {}, {}
+  -- (`fresh` and `dels` are often empty: made at their first entry.)
+  local puts, fresh, dels = {}, NONE, NONE
   for k, v in pairs(o.pending) do
     if v == false then
-      if o.seen[k] ~= false then dels[#dels + 1] = k end
+      if o.seen[k] ~= false then
+        if dels == NONE then dels = {} end
+        dels[#dels + 1] = k
+      end
     else
       puts[#puts + 1] = k
       puts[#puts + 1] = v
       if type(o.seen[k]) ~= 'string' or cleared(o, k) then
+        if fresh == NONE then fresh = {} end
         fresh[#fresh + 1] = k
       end
     end

@@ -78,13 +78,15 @@ end
 -- SET: overwrite (any old type), clear or set the TTL. `expires_at` was
 -- computed by the caller (meta.NEVER = none). Returns the version.
 function value.set(c, sk, key, old, v, expires_at)
-  local old_expiry = nil
+  local old_expiry, m = nil, nil
   if old and old.kind ~= 'value' then
     keyspace.purge(c, sk, key, old)
   elseif old then
-    old_expiry = old.expires_at
+    -- `old` is this request's own decoded copy: it becomes the new meta.
+    old_expiry, m = old.expires_at, old
+    m.expires_at, m.value = expires_at, v
   end
-  local m = { kind = 'value', version = 0, expires_at = expires_at, value = v }
+  m = m or { kind = 'value', version = 0, expires_at = expires_at, value = v }
   return keyspace.store(c, sk, key, old_expiry, m)
 end
 
