@@ -819,11 +819,19 @@ mod module {
     /// values.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_replica_without_the_module_rebuilds_what_the_module_wrote() {
-        let primary = redis_server::start_detached(&["--loadmodule", redis_server::module_path()]);
+        // Redis 7.0 waits `repl-diskless-sync-delay` (5 s) for more replicas
+        // before the first sync: with it the link came up just inside the
+        // wait below, and on a loaded machine just outside (CI).
+        let primary = redis_server::start_detached(&[
+            "--loadmodule",
+            redis_server::module_path(),
+            "--repl-diskless-sync-delay",
+            "0",
+        ]);
         let port = primary.port.to_string();
         let replica = redis_server::start_detached(&["--replicaof", "127.0.0.1", &port]);
         let synced = |p: u16| redis_server::cli(p, &["info", "replication"]);
-        for _ in 0..100 {
+        for _ in 0..400 {
             if synced(replica.port).contains("master_link_status:up") {
                 break;
             }
