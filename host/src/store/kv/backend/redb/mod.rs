@@ -664,8 +664,10 @@ mod tests {
 
     /// With a log, redb commits only every `MAX_LAYERS` groups: the groups
     /// in between are read from their layers (the file's own last commit
-    /// lacks them), a crash image of that moment (data file and log)
-    /// replays them, and an idle checkpoint leaves reads no layers.
+    /// lacks them) — every `CHUNK` of them merged into one by the applier,
+    /// so that reads walk at most `MAX_LAYERS / CHUNK - 1 + CHUNK` — a
+    /// crash image of that moment (data file and log) replays them, and an
+    /// idle checkpoint leaves reads no layers.
     #[test]
     fn groups_between_redb_commits_are_read_from_layers_and_survive_a_crash() {
         let dir = tempfile::tempdir().unwrap();
@@ -673,10 +675,18 @@ mod tests {
         let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         let mut deepest = 0;
         const KEYS: [&[u8]; 7] = [b"k0", b"k1", b"k2", b"k3", b"k4", b"k5", b"k6"];
-        static VALUES: [u8; 20] = [
-            0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19,
-        ];
-        for i in 0u8..20 {
+        const GROUPS: usize = applier::MAX_LAYERS + 2 * applier::CHUNK + 3;
+        const READ_LAYERS: usize = applier::MAX_LAYERS / applier::CHUNK - 1 + applier::CHUNK;
+        static VALUES: [u8; GROUPS] = {
+            let mut v = [0u8; GROUPS];
+            let mut i = 0;
+            while i < GROUPS {
+                v[i] = i as u8;
+                i += 1;
+            }
+            v
+        };
+        for i in 0..GROUPS as u8 {
             let (key, value) = (KEYS[usize::from(i % 7)], &VALUES[usize::from(i)..][..1]);
             let mut ws = vec![W::Put(key, value)];
             model.insert(key.to_vec(), value.to_vec());
@@ -694,8 +704,16 @@ mod tests {
             let want: Vec<Pair> = model.clone().into_iter().collect();
             assert_eq!(contents(&*b.snapshot().unwrap()), want, "after group {i}");
             let n = layers(&b);
-            assert!(n <= applier::MAX_LAYERS, "{n} layers after group {i}");
-            if n > 0 && n < applier::MAX_LAYERS {
+            // Groups since redb's last commit, oldest chunks merged.
+            let since = usize::from(i) % applier::MAX_LAYERS;
+            let chunks = since / applier::CHUNK;
+            assert_eq!(
+                n,
+                chunks + since - chunks * applier::CHUNK + 1,
+                "layers after group {i}"
+            );
+            assert!(n <= READ_LAYERS, "{n} layers after group {i}");
+            if since + 1 < applier::MAX_LAYERS {
                 // redb's own last commit does not have the newest group
                 // (the applier commits when a group makes MAX_LAYERS).
                 let db = b.state.database().unwrap();
@@ -703,7 +721,7 @@ mod tests {
             }
             deepest = deepest.max(n);
         }
-        assert_eq!(deepest, applier::MAX_LAYERS);
+        assert_eq!(deepest, READ_LAYERS);
         // A crash now: the data file as it is, and its log.
         let image = dir.path().join("image");
         std::fs::create_dir(&image).unwrap();

@@ -62,13 +62,15 @@ pub(super) struct Writer {
     /// What requests read: redb's last commit as the writer knows it (none:
     /// take one first) and the groups logged since, oldest first — which
     /// requests read merged into one buffer (`merged`), one lookup however
-    /// many there are.
+    /// many there are. Each layer comes with the number of the last group
+    /// it holds: one group's writes, or a chunk of several merged by the
+    /// applier (`Landed::chunk`), which is what reads walk.
     base: Option<Arc<ReadTable>>,
-    layers: Vec<Arc<Writes>>,
+    layers: Vec<(u64, Arc<Writes>)>,
     merged: Writes,
-    /// The writer's number of `layers[0]` (groups are numbered as they are
-    /// logged).
-    first: u64,
+    /// The number the next logged group gets (groups are numbered as they
+    /// are logged).
+    next: u64,
     /// The view holds no watch registration (see `Sink`).
     no_watchers: bool,
     /// The base moved: ask `no_watchers` again once the view is whole.
@@ -116,7 +118,7 @@ impl Writer {
             base: None,
             layers: Vec::new(),
             merged: Writes::default(),
-            first: 0,
+            next: 0,
             no_watchers: false,
             rescan: false,
             flatten: false,
@@ -265,7 +267,6 @@ impl Writer {
         }
         self.open = None;
         self.base = None;
-        self.first += self.layers.len() as u64;
         self.layers.clear();
         self.merged = Writes::default();
     }
@@ -314,10 +315,14 @@ impl Writer {
         }
     }
 
-    /// A group landed: keep its open transaction, or move the base to
-    /// redb's new commit.
+    /// A group landed: keep its open transaction (and take the applier's
+    /// chunk in for the layers of its groups), or move the base to redb's
+    /// new commit.
     fn landed(&mut self, landed: Landed) {
         self.open = landed.open;
+        if let Some((first, last, chunk)) = landed.chunk {
+            self.take_chunk(first, last, chunk);
+        }
         let Some((through, base)) = landed.committed else {
             return;
         };
@@ -331,18 +336,33 @@ impl Writer {
             );
             return;
         };
-        let n = usize::try_from((through + 1).saturating_sub(self.first))
-            .map_or(self.layers.len(), |n| n.min(self.layers.len()));
-        self.layers.drain(..n);
-        self.first += n as u64;
+        self.layers.retain(|(last, _)| *last > through);
         self.merged = Writes::default();
-        for layer in &self.layers {
+        for (_, layer) in &self.layers {
             self.merged.merge(layer);
         }
         self.base = Some(base);
         // Asked again once the view is whole: the group being committed may
         // have written the first registration, not in `merged` yet.
         self.rescan = true;
+    }
+
+    /// The applier merged the writes of groups `first..=last` into
+    /// `chunk`: reads walk it instead of their layers (the same writes,
+    /// one lookup). Only when those layers are exactly the groups' own,
+    /// one each: a commit or reopen since may have dropped some.
+    fn take_chunk(&mut self, first: u64, last: u64, chunk: Arc<Writes>) {
+        let Some(start) = self.layers.iter().position(|(l, _)| *l == first) else {
+            return;
+        };
+        let Some(end) = self.layers.iter().position(|(l, _)| *l == last) else {
+            return;
+        };
+        let span = usize::try_from(last - first).ok().map(|n| n + 1);
+        if start > end || span != Some(end - start + 1) {
+            return;
+        }
+        self.layers.splice(start..=end, [(last, chunk)]);
     }
 
     /// Whether the view holds a watch registration, asked again (a
@@ -428,7 +448,8 @@ impl Writer {
                 self.state.path.display()
             )));
         }
-        let group = self.first + self.layers.len() as u64;
+        let group = self.next;
+        self.next += 1;
         let Some(log) = self.log.as_mut() else {
             // No log: the group is in redb before it is answered, or fails.
             let landed = land(&mut Land {
@@ -475,14 +496,14 @@ impl Writer {
             told,
         };
         self.merged.merge(&layer);
-        self.layers.push(layer.clone());
+        self.layers.push((group, layer.clone()));
         if self.rescan {
             self.rescan_watchers();
         }
         let snapshot = self.base.clone().map(|base| {
             Arc::new(Snapshot {
                 base,
-                layers: self.layers.clone(),
+                layers: self.layers.iter().map(|(_, l)| l.clone()).collect(),
             })
         });
         // Durable once the log is synced; in redb at a later commit.
@@ -543,7 +564,6 @@ impl Writer {
                 self.trusted = Some(last);
                 log.checkpointed();
                 // redb's commit holds every group now.
-                self.first += self.layers.len() as u64;
                 self.layers.clear();
                 self.merged = Writes::default();
                 self.base = open_snapshot(&db).ok();
