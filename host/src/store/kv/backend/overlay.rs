@@ -533,12 +533,15 @@ mod tests {
         /// Groups of such writes kept as layers over a base that never
         /// received them read like the base with every group applied in
         /// order: point reads, lengths, and scans in both directions with
-        /// any limit — and so do the groups merged into one buffer.
+        /// any limit — and so do the groups merged into one buffer, and
+        /// the oldest `chunk` of them merged into one under the others
+        /// as layers (how the redb applier's chunks stand in for groups).
         #[test]
         fn layers_read_like_their_groups_applied_in_order(
             initial in proptest::collection::btree_map(key(), any::<u8>(), 0..12),
             groups in proptest::collection::vec(proptest::collection::vec(step(), 0..12), 0..6),
             reads in proptest::collection::vec(step(), 1..24),
+            chunk in 0usize..7,
         ) {
             let initial: BTreeMap<Vec<u8>, Vec<u8>> =
                 initial.into_iter().map(|(k, v)| (k, vec![v])).collect();
@@ -557,9 +560,19 @@ mod tests {
             for layer in &layers {
                 merged.merge(layer);
             }
+            let chunk = chunk.min(layers.len());
+            let mut first = Writes::default();
+            for layer in &layers[..chunk] {
+                first.merge(layer);
+            }
+            let mixed: Vec<Arc<Writes>> = std::iter::once(Arc::new(first))
+                .chain(layers[chunk..].iter().cloned())
+                .collect();
+            let mixed = Layers { layers: &mixed, base: &base };
             for r in &reads {
                 same_reads(&view, &model, r)?;
                 same_reads(&merged.over(&base), &model, r)?;
+                same_reads(&mixed, &model, r)?;
             }
         }
     }

@@ -143,13 +143,17 @@ pub(super) fn land(l: &mut Land) -> Result<Landed> {
     open.bytes += l.layer.bytes();
     if seq.is_some() && open.groups < MAX_LAYERS && open.bytes < MAX_LAYER_BYTES {
         // Merged here, while the writer runs the next group: the writer
-        // only swaps the chunk in for the groups' layers.
-        open.chunk.merge(&l.layer);
-        let first = *open.chunk_first.get_or_insert(l.group);
-        let chunk = (open.groups % CHUNK == 0).then(|| {
-            open.chunk_first = None;
-            (first, l.group, Arc::new(std::mem::take(&mut open.chunk)))
-        });
+        // only swaps the chunk in for the groups' layers. (Not the last
+        // chunk before the commit: the commit drops those layers anyway.)
+        let mut chunk = None;
+        if open.groups <= MAX_LAYERS - CHUNK {
+            open.chunk.merge(&l.layer);
+            let first = *open.chunk_first.get_or_insert(l.group);
+            if open.groups % CHUNK == 0 {
+                open.chunk_first = None;
+                chunk = Some((first, l.group, Arc::new(std::mem::take(&mut open.chunk))));
+            }
+        }
         return Ok(Landed {
             open: Some(open),
             committed: None,

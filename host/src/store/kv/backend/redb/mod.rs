@@ -702,7 +702,15 @@ mod tests {
             }
             write(&b, ws);
             let want: Vec<Pair> = model.clone().into_iter().collect();
-            assert_eq!(contents(&*b.snapshot().unwrap()), want, "after group {i}");
+            let snapshot = b.snapshot().unwrap();
+            assert_eq!(contents(&*snapshot), want, "after group {i}");
+            for key in KEYS {
+                assert_eq!(
+                    snapshot.get(key).unwrap().as_deref(),
+                    model.get(key).map(Vec::as_slice),
+                    "{key:?} after group {i}"
+                );
+            }
             let n = layers(&b);
             // Groups since redb's last commit, oldest chunks merged.
             let since = usize::from(i) % applier::MAX_LAYERS;

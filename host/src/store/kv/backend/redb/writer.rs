@@ -70,7 +70,7 @@ pub(super) struct Writer {
     merged: Writes,
     /// The number the next logged group gets (groups are numbered as they
     /// are logged).
-    next: u64,
+    next_group: u64,
     /// The view holds no watch registration (see `Sink`).
     no_watchers: bool,
     /// The base moved: ask `no_watchers` again once the view is whole.
@@ -118,7 +118,7 @@ impl Writer {
             base: None,
             layers: Vec::new(),
             merged: Writes::default(),
-            next: 0,
+            next_group: 0,
             no_watchers: false,
             rescan: false,
             flatten: false,
@@ -448,10 +448,13 @@ impl Writer {
                 self.state.path.display()
             )));
         }
-        let group = self.next;
-        self.next += 1;
+        // Numbered once logged (or landed, without a log): numbers of the
+        // groups in layers follow each other, as the applier's chunks
+        // count them.
+        let group = self.next_group;
         let Some(log) = self.log.as_mut() else {
             // No log: the group is in redb before it is answered, or fails.
+            self.next_group += 1;
             let landed = land(&mut Land {
                 db: db.clone(),
                 open: None,
@@ -487,6 +490,7 @@ impl Writer {
             }
         };
         log.committed(appended);
+        self.next_group += 1;
         let file = log.file().clone();
         let (told, landing) = mpsc::channel();
         let logged = Logged {
