@@ -275,7 +275,9 @@ print('Redis commands per call: ' .. table.concat(commands_run, ', '))
 top(incl_n, 30, '-- VM instructions per call, inclusive, by function (module:line name)', total)
 top(self_n, 25, '-- VM instructions per call, self, by function', total)
 top(line_n, 30, '-- VM instructions per call, self, by line', total)
-top(c_calls, 20, '-- calls into C per call, by name', 1 / 0)
+local c_total = 0
+for _, n in pairs(c_calls) do c_total = c_total + n end
+top(c_calls, 20, '-- calls into C per call, by name', c_total)
 top(alloc_fn, 25, '-- bytes allocated per call, by function', allocated)
 top(alloc_line, 40, '-- bytes allocated per call, by line', allocated)
 
