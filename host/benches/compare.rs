@@ -320,15 +320,61 @@ fn curve_wasm_state(
     }
 }
 
-/// One wasm-state curve point, alone, for a profiler.
-fn profile_wasm_state(n: usize, secs: Duration) {
+/// Keys the readers of [`profile_wasm_state`] read: written before the
+/// writers start, so they are in redb's commit, under every layer.
+const READ_KEYS: u64 = 1_000;
+
+/// One wasm-state curve point, alone, for a profiler; with `readers` tasks
+/// reading meanwhile (point gets of keys under every layer the writers'
+/// groups leave: the reads' worst case), their rate too.
+fn profile_wasm_state(n: usize, secs: Duration, readers: usize) {
     let rt = runtime();
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path().join("profile.redb"), StoreConfig::default()).expect("open");
     let s = store.instance("profile").expect("instance");
+    rt.block_on(async {
+        for i in 0..READ_KEYS {
+            s.set(&format!("r{i}"), value()).await.expect("set");
+        }
+    });
+    let (stop, reads) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let tasks: Vec<_> = (0..readers)
+        .map(|r| {
+            let (s, stop, reads) = (s.clone(), stop.clone(), reads.clone());
+            rt.spawn(async move {
+                let mut i = r as u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let got = s.get(&format!("r{}", i % READ_KEYS)).await.expect("get");
+                    assert!(got.is_some(), "r{} is there", i % READ_KEYS);
+                    reads.fetch_add(1, Ordering::Relaxed);
+                    i += 7;
+                    // A point read completes at once (it never waits):
+                    // without this the readers would keep the workers.
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
     let rate = curve_wasm_state(&rt, &store, &s, n, secs, "p");
+    stop.store(true, Ordering::Relaxed);
+    rt.block_on(async {
+        for t in tasks {
+            t.await.expect("reader task");
+        }
+    });
+    let read_rate = if readers > 0 {
+        format!(
+            "; {readers} readers: {:.0} reads/s",
+            reads.load(Ordering::Relaxed) as f64 / rate.secs
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "{n} writers, {:.1} s: {:.0} writes/s, {:.0} commits/s ({:.1} writes per commit)",
+        "{n} writers, {:.1} s: {:.0} writes/s, {:.0} commits/s ({:.1} writes per commit){read_rate}",
         rate.secs,
         rate.writes as f64 / rate.secs,
         rate.commits as f64 / rate.secs,
@@ -892,11 +938,13 @@ fn main() {
     // with `--test`, only check that every step runs.
     let quick = !has("--bench") || has("--test");
     if let Some(i) = args.iter().position(|a| a == "profile") {
-        // `-- profile N SECS`: only wasm-state, N writers for SECS seconds
-        // (to run under perf or strace; docs/benchmarks.md).
+        // `-- profile N SECS [READERS]`: only wasm-state, N writers for
+        // SECS seconds (to run under perf or strace; docs/benchmarks.md),
+        // with READERS tasks reading meanwhile.
         let n = args.get(i + 1).and_then(|a| a.parse().ok()).unwrap_or(64);
         let secs = args.get(i + 2).and_then(|a| a.parse().ok()).unwrap_or(10);
-        profile_wasm_state(n, Duration::from_secs(secs));
+        let readers = args.get(i + 3).and_then(|a| a.parse().ok()).unwrap_or(0);
+        profile_wasm_state(n, Duration::from_secs(secs), readers);
         return;
     }
     let filter = args.iter().find(|a| !a.starts_with('-'));
