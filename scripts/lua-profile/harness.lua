@@ -148,8 +148,6 @@ for i = 1, nkeys do keys[i] = w[3 + i] end
 for i = 4 + nkeys, #w do args[#args + 1] = w[i] end
 
 local entry = assert(loadstring(table.concat(parts), '=library'))()
--- Each call a new request (a new marker), a list never grows past what it
--- would in a run of CALLS.
 -- A commit's op keys (their argument positions), for `distinct`: after
 -- attempt, name, scope (3), now, nonce, limits (4), origin and the count.
 local key_at = {}

@@ -677,17 +677,10 @@ mod tests {
         const KEYS: [&[u8]; 7] = [b"k0", b"k1", b"k2", b"k3", b"k4", b"k5", b"k6"];
         const GROUPS: usize = applier::MAX_LAYERS + 2 * applier::CHUNK + 3;
         const READ_LAYERS: usize = applier::MAX_LAYERS / applier::CHUNK - 1 + applier::CHUNK;
-        static VALUES: [u8; GROUPS] = {
-            let mut v = [0u8; GROUPS];
-            let mut i = 0;
-            while i < GROUPS {
-                v[i] = i as u8;
-                i += 1;
-            }
-            v
-        };
         for i in 0..GROUPS as u8 {
-            let (key, value) = (KEYS[usize::from(i % 7)], &VALUES[usize::from(i)..][..1]);
+            // (`W` holds `'static` bytes: one byte leaked per group.)
+            let value: &'static [u8] = Box::leak(Box::new([i]));
+            let key = KEYS[usize::from(i % 7)];
             let mut ws = vec![W::Put(key, value)];
             model.insert(key.to_vec(), value.to_vec());
             if i % 5 == 4 {
