@@ -37,7 +37,14 @@
 //! cargo bench -p wasm-state-host --bench compare            # both parts
 //! cargo bench -p wasm-state-host --bench compare -- curve   # only the curve
 //! cargo bench -p wasm-state-host --bench compare -- side    # only the table
+//! cargo bench -p wasm-state-host --bench compare -- burst 300  # the issue's first figure
 //! ```
+//!
+//! `-- burst ROUNDS` measures one round of 64 concurrent durable writes
+//! alone: 64 sets on wasm-state, 64 native redb commits and 64 `SET`s on
+//! Redis `always` take turns, ROUNDS rounds; it prints each one's p10, p50
+//! and p90 and the ratios of the medians (a round is short enough that the
+//! disk's slow spells show in the tail, not in every round).
 //!
 //! `cargo test --benches` (or `-- --test`) runs every step once, unmeasured.
 
@@ -382,6 +389,58 @@ fn profile_wasm_state(n: usize, secs: Duration, readers: usize) {
     );
 }
 
+/// `-- burst ROUNDS`: the issue's first figure, one round of 64 concurrent
+/// durable writes, alone — rounds of 64 sets on one store, of 64 native redb
+/// commits (a blocking task each) and of 64 `SET`s on Redis `always` (a
+/// connection each) taking turns; the quantiles of each and the ratios of
+/// the medians.
+fn profile_burst(rounds: usize) {
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path().join("burst.redb"), store_config()).expect("open");
+    let s = store.instance("burst").expect("instance");
+    let db = Arc::new(Database::create(dir.path().join("native.redb")).expect("native"));
+    let redis = start_redis("always");
+    let conns = redis_connections(&rt, &redis.url, CONCURRENT);
+    let mut times = [Vec::new(), Vec::new(), Vec::new()];
+    let mut round = |i: usize, f: &mut dyn FnMut()| {
+        let t = Instant::now();
+        f();
+        times[i].push(t.elapsed().as_secs_f64() * 1e6);
+    };
+    for n in 0..rounds as u64 {
+        // Who goes first rotates.
+        for k in 0..3 {
+            match (n as usize + k) % 3 {
+                0 => round(0, &mut || rt.block_on(concurrent_sets(&s, value_n(n)))),
+                1 => round(1, &mut || rt.block_on(concurrent_native(&db, n))),
+                _ => round(2, &mut || rt.block_on(concurrent_redis(&conns, value_n(n)))),
+            }
+        }
+    }
+    let q = |v: &[f64], p: f64| v[((v.len() - 1) as f64 * p) as usize];
+    let mut medians = [0.0; 3];
+    for (i, name) in ["wasm-state", "native redb", "Redis always"]
+        .iter()
+        .enumerate()
+    {
+        let v = &mut times[i];
+        v.sort_by(f64::total_cmp);
+        medians[i] = q(v, 0.5);
+        println!(
+            "{name}: p10 {:.0} µs, p50 {:.0} µs, p90 {:.0} µs",
+            q(v, 0.1),
+            medians[i],
+            q(v, 0.9)
+        );
+    }
+    println!(
+        "64 concurrent durable writes, {rounds} rounds: wasm-state {:.1}× faster than native redb, {:.2}× faster than Redis always (medians)",
+        medians[1] / medians[0],
+        medians[2] / medians[0]
+    );
+}
+
 fn curve_native(db: &Database, n: usize, secs: Duration, tag: &str) -> Rate {
     let stop = AtomicBool::new(false);
     let total = AtomicU64::new(0);
@@ -678,6 +737,18 @@ async fn concurrent_sets(s: &ScopeHandle, v: Vec<u8>) {
     }
 }
 
+/// 64 native redb commits at once, a blocking task each.
+async fn concurrent_native(db: &Arc<Database>, n: u64) {
+    let mut set = JoinSet::new();
+    for i in 0..CONCURRENT {
+        let (db, v) = (db.clone(), value_n(n));
+        set.spawn_blocking(move || native_put(&db, &format!("c{i}"), &v));
+    }
+    while let Some(r) = set.join_next().await {
+        r.expect("task");
+    }
+}
+
 async fn concurrent_redis(conns: &[MultiplexedConnection], v: Vec<u8>) {
     let mut set = JoinSet::new();
     for (i, c) in conns.iter().enumerate() {
@@ -853,18 +924,7 @@ fn native_step<'a>(f: &'a Fixture, op: &str, keys: &'a [String]) -> Step<'a> {
             native_write(db, &pairs);
         }),
         // redb takes one writer at a time: 64 commits one after another.
-        "64 concurrent writers" => Box::new(move |n| {
-            rt.block_on(async {
-                let mut set = JoinSet::new();
-                for i in 0..CONCURRENT {
-                    let (db, v) = (db.clone(), value_n(n));
-                    set.spawn_blocking(move || native_put(&db, &format!("c{i}"), &v));
-                }
-                while let Some(r) = set.join_next().await {
-                    r.expect("task");
-                }
-            })
-        }),
+        "64 concurrent writers" => Box::new(move |n| rt.block_on(concurrent_native(db, n))),
         other => unreachable!("no operation {other}"),
     }
 }
@@ -945,6 +1005,11 @@ fn main() {
         let secs = args.get(i + 2).and_then(|a| a.parse().ok()).unwrap_or(10);
         let readers = args.get(i + 3).and_then(|a| a.parse().ok()).unwrap_or(0);
         profile_wasm_state(n, Duration::from_secs(secs), readers);
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "burst") {
+        let rounds = args.get(i + 1).and_then(|a| a.parse().ok()).unwrap_or(300);
+        profile_burst(rounds);
         return;
     }
     let filter = args.iter().find(|a| !a.starts_with('-'));
