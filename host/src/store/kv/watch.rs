@@ -56,6 +56,9 @@ fn watchers(r: &dyn RawRead, watch_prefix: &[u8]) -> Result<Vec<String>> {
 
 impl Capture {
     fn watched(&mut self, r: &dyn RawRead, scope_prefix: &[u8]) -> Result<bool> {
+        if !r.may_hold(layout::WATCHERS) {
+            return Ok(false);
+        }
         let wp = layout::watch_prefix_of(scope_prefix);
         if !self.watchers.contains_key(wp) {
             let names = watchers(r, wp)?;

@@ -31,6 +31,15 @@ pub trait RawRead {
         reverse: bool,
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<()>;
+
+    /// Whether the view may hold a key whose first byte is `first`: `false`
+    /// only when it is known to hold none without a lookup (the redb
+    /// writer's view knows when the file holds no watch registration), so
+    /// that a request can skip asking for keys of a kind that is not there.
+    fn may_hold(&self, first: u8) -> bool {
+        let _ = first;
+        true
+    }
 }
 
 /// A view shared with other readers reads as the view itself (a published
@@ -38,6 +47,10 @@ pub trait RawRead {
 impl<T: RawRead + ?Sized> RawRead for std::sync::Arc<T> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         (**self).get(key)
+    }
+
+    fn may_hold(&self, first: u8) -> bool {
+        (**self).may_hold(first)
     }
 
     fn value_len(&self, key: &[u8]) -> Result<Option<usize>> {

@@ -27,6 +27,9 @@ pub struct Writes {
     cleared: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     /// Bytes of keys and values held (what the buffer costs in memory).
     bytes: usize,
+    /// The first bytes of the keys put here, one bit each: the buffer holds
+    /// no key starting with a byte whose bit is clear.
+    firsts: [u64; 4],
 }
 
 /// A buffered write: key and value (`None` = deleted).
@@ -96,9 +99,18 @@ impl Writes {
         self.cleared.insert(start, end);
     }
 
+    /// Whether a key starting with `first` may be put here (see
+    /// [`RawRead::may_hold`]).
+    fn may_hold(&self, first: u8) -> bool {
+        self.firsts[usize::from(first / 64)] & (1 << (first % 64)) != 0
+    }
+
     /// Buffer a put (`Some`) or delete (`None`) of `key`.
     fn write(&mut self, key: &[u8], value: Option<&[u8]>) {
         self.bytes += key.len() + value.map_or(0, <[u8]>::len);
+        if let (Some(&first), Some(_)) = (key.first(), value) {
+            self.firsts[usize::from(first / 64)] |= 1 << (first % 64);
+        }
         self.pending.insert(key.to_vec(), value.map(<[u8]>::to_vec));
     }
 
@@ -178,6 +190,10 @@ impl RawRead for Over<'_> {
             return Ok(None);
         }
         self.base.value_len(key)
+    }
+
+    fn may_hold(&self, first: u8) -> bool {
+        self.writes.may_hold(first) || self.base.may_hold(first)
     }
 
     fn scan(
@@ -291,6 +307,10 @@ impl RawRead for Layers<'_> {
         }
     }
 
+    fn may_hold(&self, first: u8) -> bool {
+        self.layers.iter().any(|l| l.may_hold(first)) || self.base.may_hold(first)
+    }
+
     fn scan(
         &self,
         start: &[u8],
@@ -342,6 +362,10 @@ impl RawRead for Overlay<'_> {
         self.writes.over(&*self.base).value_len(key)
     }
 
+    fn may_hold(&self, first: u8) -> bool {
+        self.writes.over(&*self.base).may_hold(first)
+    }
+
     fn scan(
         &self,
         start: &[u8],
@@ -385,6 +409,11 @@ mod tests {
     impl RawRead for Mem {
         fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
             Ok(self.0.get(key).cloned())
+        }
+
+        /// Exactly: a base that knows which kinds of keys it holds.
+        fn may_hold(&self, first: u8) -> bool {
+            self.0.keys().any(|k| k.first() == Some(&first))
         }
 
         fn scan(
@@ -486,8 +515,17 @@ mod tests {
     }
 
     /// `r` reads like `model` where the step looks: its scan, or a point
-    /// read (value and length) of its key.
+    /// read (value and length) of its key; and it never denies holding a
+    /// kind of key (a first byte) that the model holds.
     fn same_reads(r: &dyn RawRead, model: &Mem, s: &Step) -> Result<(), TestCaseError> {
+        for first in b'a'..b'f' {
+            if model.may_hold(first) {
+                prop_assert!(
+                    r.may_hold(first),
+                    "denies holding keys starting with {first}"
+                );
+            }
+        }
         match s {
             Step::Scan(s, e, reverse, n) => prop_assert_eq!(
                 scan_all(r, s, e.as_deref(), *reverse, *n),
@@ -502,6 +540,45 @@ mod tests {
             }
         }
         Ok(())
+    }
+
+    /// A view tells it holds no key of a kind only when no layer put one:
+    /// a delete or a range delete does not make it say otherwise.
+    #[test]
+    fn may_hold_follows_the_puts_of_every_layer() {
+        let mut base = Mem::default();
+        base.put(b"a1", b"x").unwrap();
+        let mut overlay = Overlay::new(&mut base);
+        assert!(overlay.may_hold(b'a'));
+        assert!(!overlay.may_hold(b'v'));
+        overlay.delete(b"v1").unwrap();
+        overlay.delete_range(b"v", Some(b"w")).unwrap();
+        assert!(!overlay.may_hold(b'v'));
+        let mut inner = Overlay::new(&mut overlay);
+        inner.put(b"v2", b"y").unwrap();
+        assert!(inner.may_hold(b'v'));
+        let kept = inner.flush_keep().unwrap();
+        assert!(overlay.may_hold(b'v'));
+        let (empty, base) = (Writes::default(), Mem::default());
+        let layers = [Arc::new(empty), Arc::new(kept)];
+        assert!(
+            Layers {
+                layers: &layers,
+                base: &base
+            }
+            .may_hold(b'v')
+        );
+        assert!(
+            !Layers {
+                layers: &layers[..1],
+                base: &base
+            }
+            .may_hold(b'v')
+        );
+        let mut merged = Writes::default();
+        merged.merge(&layers[1]);
+        assert!(merged.over(&base).may_hold(b'v'));
+        assert!(!merged.over(&base).may_hold(b'a'));
     }
 
     proptest! {

@@ -529,6 +529,66 @@ mod tests {
         }
     }
 
+    /// A request that tells whether its view may hold a watch registration
+    /// (and writes nothing).
+    struct MayHoldWatchers(mpsc::Sender<bool>);
+
+    impl WriteJob for MayHoldWatchers {
+        fn apply(&mut self, tx: &mut dyn RawWrite) -> Result<()> {
+            let _ = self.0.send(tx.may_hold(layout::WATCHERS));
+            Ok(())
+        }
+
+        fn finish(self: Box<Self>, _: Result<()>) {}
+    }
+
+    fn may_hold_watchers(b: &RedbBackend) -> bool {
+        let (tx, rx) = mpsc::channel();
+        b.submit(Box::new(MayHoldWatchers(tx)));
+        rx.recv().unwrap()
+    }
+
+    /// A request's view says it holds no watch registration only while
+    /// none exists: not once one was written, neither by an earlier request
+    /// of its own group (still in the group's buffer) nor by an earlier
+    /// group, nor after a restart.
+    #[test]
+    fn a_view_denies_watch_registrations_only_while_there_are_none() {
+        const REGISTRATION: &[u8] = b"v-some-scope";
+        let dir = tempfile::tempdir().unwrap();
+        let (path, options, b) = durable(dir.path());
+        write(&b, vec![W::Put(b"k", b"1")]);
+        assert!(!may_hold_watchers(&b), "a file without registrations");
+        // One group: the writer is held by a slow request meanwhile.
+        let ((started, running), (slow, slow_done)) = (mpsc::channel(), mpsc::channel());
+        b.submit(Box::new(Slow(b"s", started, slow)));
+        running.recv().unwrap();
+        let (put, put_done) = mpsc::channel();
+        b.submit(Box::new(Job(vec![W::Put(REGISTRATION, b"names")], put)));
+        let (tx, asked) = mpsc::channel();
+        b.submit(Box::new(MayHoldWatchers(tx)));
+        slow_done.recv().unwrap().unwrap();
+        put_done.recv().unwrap().unwrap();
+        assert!(
+            asked.recv().unwrap(),
+            "after a registration in its own group"
+        );
+        assert!(
+            may_hold_watchers(&b),
+            "after a registration in an earlier group"
+        );
+        drop(b);
+        let b = RedbBackend::open(&path, options).unwrap();
+        assert!(may_hold_watchers(&b), "after a restart");
+        write(&b, vec![W::Delete(REGISTRATION)]);
+        drop(b);
+        let b = RedbBackend::open(&dir.path().join("s.redb"), RedbOptions::default()).unwrap();
+        assert!(
+            !may_hold_watchers(&b),
+            "once the last one is gone, after a restart"
+        );
+    }
+
     /// A request that puts `key` after a pause (so that requests sent
     /// meanwhile form the next group), or that fails if `key` exists —
     /// answering its own failure first, as a store request does.

@@ -233,6 +233,10 @@ impl RawRead for Sink<'_> {
         self.view.value_len(key)
     }
 
+    fn may_hold(&self, first: u8) -> bool {
+        !(*self.no_watchers && first == layout::WATCHERS) && self.view.may_hold(first)
+    }
+
     fn scan(
         &self,
         start: &[u8],
