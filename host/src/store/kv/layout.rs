@@ -66,31 +66,46 @@ fn lp32(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(s);
 }
 
+/// Append the owner record prefix `tag <lp16 name>` to `out`.
+fn owner(out: &mut Vec<u8>, tag: u8, name: &str) {
+    out.push(tag);
+    lp16(out, name.as_bytes());
+}
+
 /// The owner record prefix of an instance (`i <lp16 name>`).
 pub fn instance_owner(instance: &str) -> Vec<u8> {
-    let mut v = vec![b'i'];
-    lp16(&mut v, instance.as_bytes());
+    let mut v = Vec::with_capacity(3 + instance.len());
+    owner(&mut v, b'i', instance);
     v
 }
 
 /// The owner record prefix of an account (`a <lp16 name>`).
 pub fn account_owner(account: &str) -> Vec<u8> {
-    let mut v = vec![b'a'];
-    lp16(&mut v, account.as_bytes());
+    let mut v = Vec::with_capacity(3 + account.len());
+    owner(&mut v, b'a', account);
     v
 }
 
-/// The byte prefix of every data record of a scope.
+/// The byte prefix of every data record of a scope. (Built in one buffer
+/// of the final size: it is made for every write.)
 pub fn scope_prefix(scope: &Scope) -> Vec<u8> {
-    let mut v = vec![DATA];
+    let mut v;
     match scope {
-        Scope::Account(a) => v.extend(account_owner(a)),
+        Scope::Account(a) => {
+            v = Vec::with_capacity(4 + a.len());
+            v.push(DATA);
+            owner(&mut v, b'a', a);
+        }
         Scope::Instance(i) => {
-            v.extend(instance_owner(i));
+            v = Vec::with_capacity(5 + i.len());
+            v.push(DATA);
+            owner(&mut v, b'i', i);
             v.push(b'I');
         }
         Scope::Session { instance, id } => {
-            v.extend(instance_owner(instance));
+            v = Vec::with_capacity(7 + instance.len() + id.len());
+            v.push(DATA);
+            owner(&mut v, b'i', instance);
             v.push(b'S');
             lp16(&mut v, id.as_bytes());
         }
@@ -100,8 +115,9 @@ pub fn scope_prefix(scope: &Scope) -> Vec<u8> {
 
 /// Every data record of an instance: its scope and all its sessions.
 pub fn instance_data_prefix(instance: &str) -> Vec<u8> {
-    let mut v = vec![DATA];
-    v.extend(instance_owner(instance));
+    let mut v = Vec::with_capacity(4 + instance.len());
+    v.push(DATA);
+    owner(&mut v, b'i', instance);
     v
 }
 
@@ -130,7 +146,8 @@ pub fn owner_is_account(owner: &[u8]) -> bool {
 
 /// The usage record of an owner.
 pub fn usage_key(owner: &[u8]) -> Vec<u8> {
-    let mut v = vec![USAGE];
+    let mut v = Vec::with_capacity(1 + owner.len());
+    v.push(USAGE);
     v.extend_from_slice(owner);
     v
 }
@@ -156,15 +173,21 @@ impl ScopeKeys {
 
     /// Prefix of all meta records (key listing).
     pub fn meta_prefix(&self) -> Vec<u8> {
-        let mut v = self.prefix.clone();
-        v.push(b'M');
-        v
+        self.tagged(b'M', 0)
     }
 
     /// The meta record of `key`.
     pub fn meta(&self, key: &str) -> Vec<u8> {
-        let mut v = self.meta_prefix();
+        let mut v = self.tagged(b'M', key.len());
         v.extend_from_slice(key.as_bytes());
+        v
+    }
+
+    /// The scope prefix and `tag`, in a buffer with room for `more` bytes.
+    fn tagged(&self, tag: u8, more: usize) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.prefix.len() + 1 + more);
+        v.extend_from_slice(&self.prefix);
+        v.push(tag);
         v
     }
 
@@ -174,8 +197,7 @@ impl ScopeKeys {
     }
 
     fn sub_prefix(&self, tag: u8, key: &str) -> Vec<u8> {
-        let mut v = self.prefix.clone();
-        v.push(tag);
+        let mut v = self.tagged(tag, 4 + key.len());
         lp32(&mut v, key.as_bytes());
         v
     }
@@ -222,7 +244,8 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 
 /// Key expiry index entry.
 pub fn key_expiry(expires_at: u64, meta_key: &[u8]) -> Vec<u8> {
-    let mut v = vec![KEY_EXPIRY];
+    let mut v = Vec::with_capacity(9 + meta_key.len());
+    v.push(KEY_EXPIRY);
     v.extend_from_slice(&expires_at.to_be_bytes());
     v.extend_from_slice(meta_key);
     v
@@ -412,5 +435,45 @@ impl ScopeKeys {
             },
             key,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The record keys are the file format (and the Redis engine's Lua
+    /// builds the same bytes): each builder gives exactly the bytes the
+    /// module documentation shows.
+    #[test]
+    fn keys_are_laid_out_byte_for_byte_as_documented() {
+        let account = Scope::Account("acme".into());
+        let instance = Scope::Instance("app".into());
+        let session = Scope::Session {
+            instance: "app".into(),
+            id: "s1".into(),
+        };
+        assert_eq!(scope_prefix(&account), b"da\x00\x04acme");
+        assert_eq!(scope_prefix(&instance), b"di\x00\x03appI");
+        assert_eq!(scope_prefix(&session), b"di\x00\x03appS\x00\x02s1");
+        assert_eq!(instance_data_prefix("app"), b"di\x00\x03app");
+        assert_eq!(instance_owner("app"), b"i\x00\x03app");
+        assert_eq!(account_owner("acme"), b"a\x00\x04acme");
+        assert_eq!(usage_key(b"i\x00\x03app"), b"ui\x00\x03app");
+        let keys = ScopeKeys::new(&session);
+        assert_eq!(keys.meta_prefix(), b"di\x00\x03appS\x00\x02s1M");
+        assert_eq!(keys.meta("k"), b"di\x00\x03appS\x00\x02s1Mk");
+        assert_eq!(
+            keys.fields("m"),
+            b"di\x00\x03appS\x00\x02s1F\x00\x00\x00\x01m"
+        );
+        assert_eq!(
+            keys.items("l"),
+            b"di\x00\x03appS\x00\x02s1L\x00\x00\x00\x01l"
+        );
+        assert_eq!(
+            key_expiry(258, b"di\x00\x03appIMk"),
+            b"x\x00\x00\x00\x00\x00\x00\x01\x02di\x00\x03appIMk"
+        );
     }
 }

@@ -58,12 +58,12 @@ impl Meta {
 
     /// Encode for storage.
     pub fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(33);
-        let tag = match self.body {
-            Body::Value(_) => 0u8,
-            Body::Map { .. } => 1,
-            Body::List { .. } => 2,
+        let (tag, body) = match &self.body {
+            Body::Value(b) => (0u8, b.len()),
+            Body::Map { .. } => (1, 8),
+            Body::List { .. } => (2, 16),
         };
+        let mut v = Vec::with_capacity(17 + body);
         v.push(tag);
         v.extend_from_slice(&self.version.to_be_bytes());
         v.extend_from_slice(&self.expires_at.to_be_bytes());
