@@ -76,6 +76,17 @@ pub trait RawWrite: RawRead {
     fn delete(&mut self, key: &[u8]) -> Result<()>;
     /// Remove every key in `start..end` (`end` none = unbounded).
     fn delete_range(&mut self, start: &[u8], end: Option<&[u8]>) -> Result<()>;
+
+    /// [`RawWrite::put`], handing over the buffers: a write buffer keeps
+    /// them instead of copying them (the default borrows them).
+    fn put_owned(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
+        self.put(&key, &value)
+    }
+
+    /// [`RawWrite::delete`], handing over the key's buffer.
+    fn delete_owned(&mut self, key: Vec<u8>) -> Result<()> {
+        self.delete(&key)
+    }
 }
 
 /// One request for the writer: its writes are applied atomically if and only
