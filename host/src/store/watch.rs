@@ -87,15 +87,20 @@ pub struct ChangeBatch {
 }
 
 impl super::Store {
-    /// A receiver whose value moves after every write of this process (a
-    /// watcher's dispatcher waits on it rather than polling fast).
+    /// A receiver whose value moves after every write of this process
+    /// made while a receiver exists (a watcher's dispatcher waits on it
+    /// rather than polling fast; it reads the queues after subscribing, so
+    /// writes before that need no signal).
     pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
         self.inner.changes.subscribe()
     }
 
-    /// Note that a write happened.
+    /// Note that a write happened. Without a receiver there is nobody to
+    /// wake, and the signal (a lock and eight wake-up lists) is skipped.
     pub(crate) fn changed(&self) {
-        self.inner.changes.send_modify(|n| *n = n.wrapping_add(1));
+        if self.inner.changes.receiver_count() > 0 {
+            self.inner.changes.send_modify(|n| *n = n.wrapping_add(1));
+        }
     }
 
     /// Make instance `watcher` watch exactly `targets` (which must be its
