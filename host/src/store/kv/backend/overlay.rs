@@ -611,6 +611,14 @@ mod tests {
         assert!(!merged.over(&base).may_hold(b'a'));
     }
 
+    /// The model and the base of a property test, both holding `initial`
+    /// (one-byte values).
+    fn bases(initial: BTreeMap<Vec<u8>, u8>) -> (Mem, Mem) {
+        let initial: BTreeMap<Vec<u8>, Vec<u8>> =
+            initial.into_iter().map(|(k, v)| (k, vec![v])).collect();
+        (Mem(initial.clone()), Mem(initial))
+    }
+
     proptest! {
         /// Any mix of puts, deletes and (overlapping, touching, empty,
         /// unbounded) range deletes over any base: reads and scans through
@@ -621,10 +629,7 @@ mod tests {
             initial in proptest::collection::btree_map(key(), any::<u8>(), 0..12),
             steps in proptest::collection::vec(step(), 0..40),
         ) {
-            let initial: BTreeMap<Vec<u8>, Vec<u8>> =
-                initial.into_iter().map(|(k, v)| (k, vec![v])).collect();
-            let mut model = Mem(initial.clone());
-            let mut base = Mem(initial);
+            let (mut model, mut base) = bases(initial);
             let mut overlay = Overlay::new(&mut base);
             for s in steps {
                 if write_step(&mut overlay, &s) {
@@ -646,10 +651,7 @@ mod tests {
             before in proptest::collection::vec(step(), 0..20),
             steps in proptest::collection::vec(step(), 0..30),
         ) {
-            let initial: BTreeMap<Vec<u8>, Vec<u8>> =
-                initial.into_iter().map(|(k, v)| (k, vec![v])).collect();
-            let mut model = Mem(initial.clone());
-            let mut base = Mem(initial);
+            let (mut model, mut base) = bases(initial);
             let mut group = Overlay::new(&mut base);
             for s in before.iter().chain(&steps) {
                 write_step(&mut model, s);
@@ -683,10 +685,7 @@ mod tests {
             reads in proptest::collection::vec(step(), 1..24),
             chunk in 0usize..7,
         ) {
-            let initial: BTreeMap<Vec<u8>, Vec<u8>> =
-                initial.into_iter().map(|(k, v)| (k, vec![v])).collect();
-            let base = Mem(initial.clone());
-            let mut model = Mem(initial);
+            let (mut model, base) = bases(initial);
             let mut layers = Vec::new();
             for steps in groups {
                 let mut overlay = Overlay::new(&mut model);
