@@ -234,7 +234,7 @@ impl RawRead for Sink<'_> {
     }
 
     fn may_hold(&self, first: u8) -> bool {
-        !(*self.no_watchers && first == layout::WATCHERS) && self.view.may_hold(first)
+        !self.known_absent(&[first]) && self.view.may_hold(first)
     }
 
     fn scan(
