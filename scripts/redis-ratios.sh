@@ -8,10 +8,12 @@
 # 200 calls in a row against a durable server, whose fsync latency changes
 # from one 20 ms to the next.
 #
-#   scripts/redis-ratios.sh [durable|memory] [ROUNDS] [OPS…]
+#   scripts/redis-ratios.sh [durable|everysec|memory] [ROUNDS] [OPS…]
 #
 # durable (default): redis-server with `appendonly yes, appendfsync always`
-# (what the engine's start-up check asks for); memory: no persistence.
+# (what the engine's start-up check asks for); everysec: `appendfsync
+# everysec` (the append-only file written before each reply, synced once a
+# second: Redis's most common persistence); memory: no persistence.
 # OPS: any of get set map list tx (default: all five). Builds the module and the
 # bench (release), starts redis-server with the module on a free port in a
 # temporary directory, stops it after.
@@ -29,7 +31,8 @@ done
 case $mode in
   durable) persist=(--appendonly yes --appendfsync always --save '') ;;
   memory) persist=(--appendonly no --save '') ;;
-  *) echo "the first argument is durable or memory, not $mode" >&2; exit 2 ;;
+  everysec) persist=(--appendonly yes --appendfsync everysec --save '') ;;
+  *) echo "the first argument is durable, everysec or memory, not $mode" >&2; exit 2 ;;
 esac
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
