@@ -20,16 +20,8 @@ for n in "$runs" "$rounds"; do
 done
 command -v redis-server >/dev/null || { echo "redis-server is needed: apt-get install redis-server" >&2; exit 1; }
 cd "$(dirname "$0")/.."
-bench=$(cargo bench -q -p wasm-state-host --bench compare --no-run --message-format=json 2>/dev/null \
-  | python3 -c 'import json,sys
-for l in sys.stdin:
-    m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "compare" and m.get("executable"):
-        print(m["executable"])' || true)
-[ -n "$bench" ] && [ -x "$bench" ] || {
-  echo "building benches/compare.rs failed; see: cargo bench -p wasm-state-host --bench compare --no-run" >&2
-  exit 1
-}
+source scripts/bench-build.sh
+bench=$(bench_build compare) || exit 1
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 for r in $(seq "$runs"); do

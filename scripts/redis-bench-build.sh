@@ -4,14 +4,6 @@
 # `module` and `bench` to their paths and `port` to a free loopback port.
 cargo build -q --release -p wasm-state-redis-module
 module=$here/target/release/libwasm_state_redis.so
-bench=$(cargo bench -q -p wasm-state-host --bench redis_calls --no-run --message-format=json 2>/dev/null \
-  | python3 -c 'import json,sys
-for l in sys.stdin:
-    m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "redis_calls" and m.get("executable"):
-        print(m["executable"])' || true)
-[ -n "$bench" ] && [ -x "$bench" ] || {
-  echo "building benches/redis_calls.rs failed; see: cargo bench -p wasm-state-host --bench redis_calls --no-run" >&2
-  exit 1
-}
+source "$here/scripts/bench-build.sh"
+bench=$(bench_build redis_calls) || exit 1
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
