@@ -12,8 +12,8 @@
 #
 # durable (default): redis-server with `appendonly yes, appendfsync always`
 # (what the engine's start-up check asks for); everysec: `appendfsync
-# everysec` (the append-only file written before each reply, synced once a
-# second: Redis's most common persistence); memory: no persistence.
+# everysec` (the append-only file written before each reply and synced once
+# a second — Redis's default sync policy for it); memory: no persistence.
 # OPS: any of get set map list tx (default: all five). Builds the module and the
 # bench (release), starts redis-server with the module on a free port in a
 # temporary directory, stops it after.
