@@ -1008,7 +1008,16 @@ fn main() {
         return;
     }
     if let Some(i) = args.iter().position(|a| a == "burst") {
-        let rounds = args.get(i + 1).and_then(|a| a.parse().ok()).unwrap_or(300);
+        let rounds = match args.get(i + 1).filter(|a| !a.starts_with('-')) {
+            None => 300,
+            Some(a) => match a.parse::<usize>() {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    eprintln!("-- burst ROUNDS: ROUNDS is a whole number ≥ 1, not {a}");
+                    std::process::exit(2);
+                }
+            },
+        };
         profile_burst(rounds);
         return;
     }
