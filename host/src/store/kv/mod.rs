@@ -4,9 +4,9 @@
 //!
 //! Point reads run inline on a fresh MVCC snapshot (about a microsecond);
 //! scans run on tokio's blocking pool; every write is a job for the
-//! backend's single writer, which group-commits what is queued, each job in
-//! its own overlay (a failing job leaves no trace) and answers only once the
-//! commit is durable.
+//! backend's single writer, which group-commits what is queued, each job
+//! from a savepoint of the group's overlay (a failing job is rolled back and
+//! leaves no trace) and answers only once the commit is durable.
 
 pub mod backend;
 pub(crate) mod instances;

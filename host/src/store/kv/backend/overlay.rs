@@ -1,7 +1,8 @@
 //! A write buffer over a [`RawWrite`]: reads see the buffered writes, and
 //! nothing reaches the base until [`Overlay::flush`]. A backend that commits
-//! many requests in one transaction gives each its own overlay, so a request
-//! that fails is simply dropped and leaves no trace.
+//! many requests in one transaction runs each from a savepoint of the
+//! group's overlay ([`Overlay::savepoint`]), so a request that fails is
+//! rolled back and leaves no trace.
 //!
 //! The buffer itself ([`Writes`]) reads the same over any base: the redb
 //! backend keeps the writes of groups logged but not yet committed to redb
@@ -17,7 +18,7 @@ use crate::store::error::Result;
 
 /// Buffered writes: point writes and range deletes, read over a base with
 /// [`Writes::over`].
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Writes {
     /// Point writes: `Some` = put, `None` = delete.
     pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
@@ -35,6 +36,12 @@ pub struct Writes {
 /// A buffered write: key and value (`None` = deleted).
 type Pending<'p> = (&'p Vec<u8>, &'p Option<Vec<u8>>);
 
+/// A buffered write, owned.
+type Pended = (Vec<u8>, Option<Vec<u8>>);
+
+/// A key and what a buffer held for it before a write (`None`: nothing).
+type Before = (Vec<u8>, Option<Option<Vec<u8>>>);
+
 fn in_range(k: &[u8], start: &[u8], end: Option<&[u8]>) -> bool {
     k >= start && end.is_none_or(|e| k < e)
 }
@@ -51,6 +58,11 @@ impl Writes {
     /// Bytes of keys and values held (an estimate of the memory used).
     pub fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// No writes are buffered.
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty() && self.cleared.is_empty()
     }
 
     /// These writes read over `base`.
@@ -110,19 +122,21 @@ impl Writes {
         self.write_owned(key.to_vec(), value.map(<[u8]>::to_vec));
     }
 
-    /// [`Writes::write`], keeping the buffers handed over.
-    fn write_owned(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+    /// [`Writes::write`], keeping the buffers handed over. Returns what
+    /// was buffered for `key` before (`None`: nothing).
+    fn write_owned(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) -> Option<Option<Vec<u8>>> {
         self.bytes += key.len() + value.as_ref().map_or(0, Vec::len);
         if let (Some(&first), Some(_)) = (key.first(), &value) {
             self.firsts[usize::from(first / 64)] |= 1 << (first % 64);
         }
-        self.pending.insert(key, value);
+        self.pending.insert(key, value)
     }
 
-    /// Buffer the range delete `[start, end)`.
-    fn write_range(&mut self, start: &[u8], end: Option<&[u8]>) {
+    /// Buffer the range delete `[start, end)`. Returns the point writes it
+    /// dropped from the buffer.
+    fn write_range(&mut self, start: &[u8], end: Option<&[u8]>) -> Vec<Pended> {
         if end.is_some_and(|e| e <= start) {
-            return; // empty
+            return Vec::new(); // empty
         }
         let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
         let doomed: Vec<Vec<u8>> = self
@@ -130,10 +144,12 @@ impl Writes {
             .range::<[u8], _>((Bound::Included(start), upper))
             .map(|(k, _)| k.clone())
             .collect();
-        for k in doomed {
-            self.pending.remove(&k);
-        }
+        let dropped = doomed
+            .into_iter()
+            .filter_map(|k| self.pending.remove(&k).map(|v| (k, v)))
+            .collect();
         self.clear(start, end);
+        dropped
     }
 
     /// Whether these writes put or delete `key` (tests: the applier's
@@ -349,6 +365,26 @@ impl RawRead for Layers<'_> {
 pub struct Overlay<'a> {
     base: &'a mut dyn RawWrite,
     writes: Writes,
+    /// What undoes the writes since the savepoint, while one is held.
+    undo: Undo,
+}
+
+/// What undoes an overlay's writes since its savepoint: each write's
+/// previous state, restored newest first.
+#[derive(Debug, Default)]
+struct Undo {
+    /// A savepoint is held: writes are recorded.
+    held: bool,
+    /// Each point write since (a range delete's dropped writes count as
+    /// point writes): its key and what the buffer held for it before
+    /// (`None`: nothing). Kept allocated from one savepoint to the next.
+    points: Vec<Before>,
+    /// The range deletes as they were before the first one since (`None`:
+    /// none since).
+    cleared: Option<BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
+    /// The buffer's byte count and first-byte bits at the savepoint.
+    bytes: usize,
+    firsts: [u64; 4],
 }
 
 impl<'a> Overlay<'a> {
@@ -357,6 +393,59 @@ impl<'a> Overlay<'a> {
         Overlay {
             base,
             writes: Writes::default(),
+            undo: Undo::default(),
+        }
+    }
+
+    /// Mark the buffer as it is, so that [`Overlay::rollback`] can return
+    /// to it: the writer runs each request of a group straight over the
+    /// group's buffer this way, and drops the writes of one that fails (a
+    /// buffer of its own per request, flushed into the group's, costs a
+    /// second copy and lookup of every record). Replaces a savepoint held.
+    pub fn savepoint(&mut self) {
+        self.undo.held = true;
+        self.undo.points.clear();
+        self.undo.cleared = None;
+        self.undo.bytes = self.writes.bytes;
+        self.undo.firsts = self.writes.firsts;
+    }
+
+    /// Keep every write since the savepoint, and hold none.
+    pub fn release(&mut self) {
+        self.undo.held = false;
+        self.undo.points.clear();
+        self.undo.cleared = None;
+    }
+
+    /// Undo every write since the savepoint — the buffer reads and flushes
+    /// as it did then — and hold none. Without a savepoint, nothing.
+    pub fn rollback(&mut self) {
+        if !self.undo.held {
+            return;
+        }
+        let w = &mut self.writes;
+        for (key, before) in self.undo.points.drain(..).rev() {
+            match before {
+                Some(v) => w.pending.insert(key, v),
+                None => w.pending.remove(&key),
+            };
+        }
+        if let Some(cleared) = self.undo.cleared.take() {
+            w.cleared = cleared;
+        }
+        w.bytes = self.undo.bytes;
+        w.firsts = self.undo.firsts;
+        self.undo.held = false;
+    }
+
+    /// Buffer a point write, recorded for a rollback while a savepoint is
+    /// held.
+    fn write(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        if self.undo.held {
+            let before = self.writes.write_owned(key.clone(), value);
+            self.undo.points.push((key, before));
+        } else {
+            self.writes.write_owned(key, value);
         }
     }
 
@@ -401,27 +490,35 @@ impl RawRead for Overlay<'_> {
 
 impl RawWrite for Overlay<'_> {
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
-        self.writes.write(key, Some(value));
+        self.write(key.to_vec(), Some(value.to_vec()));
         Ok(())
     }
 
     fn put_owned(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
-        self.writes.write_owned(key, Some(value));
+        self.write(key, Some(value));
         Ok(())
     }
 
     fn delete_owned(&mut self, key: Vec<u8>) -> Result<()> {
-        self.writes.write_owned(key, None);
+        self.write(key, None);
         Ok(())
     }
 
     fn delete(&mut self, key: &[u8]) -> Result<()> {
-        self.writes.write(key, None);
+        self.write(key.to_vec(), None);
         Ok(())
     }
 
     fn delete_range(&mut self, start: &[u8], end: Option<&[u8]>) -> Result<()> {
-        self.writes.write_range(start, end);
+        if self.undo.held && self.undo.cleared.is_none() {
+            self.undo.cleared = Some(self.writes.cleared.clone());
+        }
+        let dropped = self.writes.write_range(start, end);
+        if self.undo.held {
+            self.undo
+                .points
+                .extend(dropped.into_iter().map(|(k, v)| (k, Some(v))));
+        }
         Ok(())
     }
 }
@@ -668,6 +765,54 @@ mod tests {
                 same_reads(&group, &model, s)?;
             }
             prop_assert_eq!(scan_all(&group, b"", None, false, usize::MAX), scan_all(&model, b"", None, false, usize::MAX));
+            group.flush().unwrap();
+            prop_assert_eq!(base.0, model.0);
+        }
+
+        /// Requests run straight over one buffer from savepoints (how the
+        /// writer runs a group's requests), each released or rolled back:
+        /// while one runs, the buffer reads like the requests kept before
+        /// it plus its own writes so far; one rolled back leaves nothing —
+        /// the buffer reads, scans and flushes like the kept requests'
+        /// writes applied directly.
+        #[test]
+        fn savepoints_keep_exactly_the_writes_of_the_requests_released(
+            initial in proptest::collection::btree_map(key(), any::<u8>(), 0..12),
+            before in proptest::collection::vec(step(), 0..12),
+            requests in proptest::collection::vec(
+                (proptest::collection::vec(step(), 0..16), any::<bool>()),
+                0..8,
+            ),
+        ) {
+            let (mut model, mut base) = bases(initial);
+            let mut group = Overlay::new(&mut base);
+            for s in &before {
+                write_step(&mut group, s);
+                write_step(&mut model, s);
+            }
+            for (steps, keep) in &requests {
+                let mut scratch = Mem(model.0.clone());
+                group.savepoint();
+                for s in steps {
+                    if write_step(&mut group, s) {
+                        write_step(&mut scratch, s);
+                    }
+                    same_reads(&group, &scratch, s)?;
+                }
+                if *keep {
+                    group.release();
+                    model = scratch;
+                } else {
+                    group.rollback();
+                }
+                let all = |r: &dyn RawRead| scan_all(r, b"", None, false, usize::MAX);
+                prop_assert_eq!(all(&group), all(&model));
+                for s in steps {
+                    same_reads(&group, &model, s)?;
+                }
+            }
+            // A rollback without a savepoint held changes nothing.
+            group.rollback();
             group.flush().unwrap();
             prop_assert_eq!(base.0, model.0);
         }

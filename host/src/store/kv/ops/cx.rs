@@ -41,8 +41,9 @@ pub struct WriteCx<'a> {
     counter: Option<(u64, bool)>,
     /// The owner's etag nonce in use (loaded with the counter; `Etags::Owner`).
     nonce: [u8; 8],
-    /// Bytes added (or freed) per owner.
-    deltas: BTreeMap<Vec<u8>, i64>,
+    /// Bytes added (or freed) per owner (a request touches one owner, or
+    /// a few: looked up in order).
+    deltas: Vec<(Vec<u8>, i64)>,
     /// Value changes of watched scopes, queued for their watchers at the end.
     pub watch: Capture,
     /// The last record read by [`WriteCx::get_sized`] and its size (`None`:
@@ -65,7 +66,7 @@ impl<'a> WriteCx<'a> {
             etags: Etags::Global,
             counter: None,
             nonce: [0; 8],
-            deltas: BTreeMap::new(),
+            deltas: Vec::new(),
             watch: Capture::default(),
             sized: None,
         }
@@ -84,7 +85,14 @@ impl<'a> WriteCx<'a> {
 
     fn account(&mut self, key: &[u8], delta: i64) {
         if let Some(owner) = layout::owner_of(key) {
-            *self.deltas.entry(owner.to_vec()).or_default() += delta;
+            self.account_owner(owner, delta);
+        }
+    }
+
+    fn account_owner(&mut self, owner: &[u8], delta: i64) {
+        match self.deltas.iter_mut().find(|(o, _)| o == owner) {
+            Some((_, d)) => *d += delta,
+            None => self.deltas.push((owner.to_vec(), delta)),
         }
     }
 
@@ -105,6 +113,20 @@ impl<'a> WriteCx<'a> {
 
     /// Store a record.
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.before_put(key, value)?;
+        self.raw.put(key, value)
+    }
+
+    /// [`WriteCx::put`], handing over the buffers (a record built for the
+    /// write is not copied again).
+    pub fn put_owned(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
+        self.before_put(&key, &value)?;
+        self.raw.put_owned(key, value)
+    }
+
+    /// What a put of `value` under `key` tells the watchers and the
+    /// owner's usage.
+    fn before_put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         if layout::owner_of(key).is_some() {
             self.watch.meta_write(&*self.raw, key, Some(value))?;
             let old = self.old_size(key)?.map_or(0, |n| record_size(key, n));
@@ -112,7 +134,7 @@ impl<'a> WriteCx<'a> {
         } else if self.sized.as_ref().is_some_and(|(k, _)| k == key) {
             self.sized = None;
         }
-        self.raw.put(key, value)
+        Ok(())
     }
 
     /// Store a record known not to exist — a list item past either end of
@@ -154,7 +176,7 @@ impl<'a> WriteCx<'a> {
                 true
             })?;
             for (owner, n) in freed {
-                *self.deltas.entry(owner).or_default() -= n;
+                self.account_owner(&owner, -n);
             }
         }
         self.raw.delete_range(start, end)
@@ -242,7 +264,10 @@ impl<'a> WriteCx<'a> {
                 }
             }
         }
-        for (owner, delta) in std::mem::take(&mut self.deltas) {
+        // In owner order, as the quota error names the first owner over.
+        let mut deltas = std::mem::take(&mut self.deltas);
+        deltas.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (owner, delta) in deltas {
             if delta == 0 {
                 continue;
             }

@@ -82,7 +82,7 @@ pub fn store(
             cx.put(&layout::key_expiry(new.expires_at, &meta_key), &[])?;
         }
     }
-    cx.put(&meta_key, &new.encode())?;
+    cx.put_owned(meta_key, new.encode())?;
     Ok(new.version)
 }
 

@@ -61,13 +61,14 @@ pub(super) struct Writer {
     open: Option<Open>,
     /// What requests read: redb's last commit as the writer knows it (none:
     /// take one first) and the groups logged since, oldest first — which
-    /// requests read merged into one buffer (`merged`), one lookup however
+    /// requests read merged into one buffer (`merged`: the first group's own
+    /// layer, shared, until a second one is merged in), one lookup however
     /// many there are. Each layer comes with the number of the last group
     /// it holds: one group's writes, or a chunk of several merged by the
     /// applier (`Landed::chunk`), which is what reads walk.
     base: Option<Arc<ReadTable>>,
     layers: Vec<(u64, Arc<Writes>)>,
-    merged: Writes,
+    merged: Arc<Writes>,
     /// The number the next logged group gets (groups are numbered as they
     /// are logged).
     next_group: u64,
@@ -117,7 +118,7 @@ impl Writer {
             open: None,
             base: None,
             layers: Vec::new(),
-            merged: Writes::default(),
+            merged: Arc::default(),
             next_group: 0,
             no_watchers: false,
             rescan: false,
@@ -268,7 +269,7 @@ impl Writer {
         self.open = None;
         self.base = None;
         self.layers.clear();
-        self.merged = Writes::default();
+        self.merged = Arc::default();
     }
 
     /// A group given to the applier failed to land, or the applier is
@@ -337,14 +338,26 @@ impl Writer {
             return;
         };
         self.layers.retain(|(last, _)| *last > through);
-        self.merged = Writes::default();
-        for (_, layer) in &self.layers {
-            self.merged.merge(layer);
+        self.merged = Arc::default();
+        for i in 0..self.layers.len() {
+            let layer = self.layers[i].1.clone();
+            self.merge(&layer);
         }
         self.base = Some(base);
         // Asked again once the view is whole: the group being committed may
         // have written the first registration, not in `merged` yet.
         self.rescan = true;
+    }
+
+    /// Merge `layer`, the next group's writes (or a chunk's), into what
+    /// requests read: over nothing, the layer itself is shared rather than
+    /// copied (a lone group, after a checkpoint, costs no copy).
+    fn merge(&mut self, layer: &Arc<Writes>) {
+        if self.merged.is_empty() {
+            self.merged = layer.clone();
+        } else {
+            Arc::make_mut(&mut self.merged).merge(layer);
+        }
     }
 
     /// The applier merged the writes of groups `first..=last` into
@@ -402,18 +415,19 @@ impl Writer {
                 writes: 0,
                 no_watchers: &mut self.no_watchers,
             };
-            // Each job runs on its own overlay, kept only if it succeeds;
-            // the kept ones gather in the group's overlay, so that what many
-            // jobs rewrite (the etag counter, an owner's usage) reaches the
-            // log and redb once per group.
+            // Each job runs straight over the group's overlay from a
+            // savepoint, and its writes are kept only if it succeeds; so
+            // what many jobs rewrite (the etag counter, an owner's usage)
+            // reaches the log and redb once per group.
             let mut group = Overlay::new(&mut sink);
             for job in batch.iter_mut() {
-                let mut overlay = Overlay::new(&mut group);
-                let applied = catch_unwind(AssertUnwindSafe(|| job.apply(&mut overlay)));
+                group.savepoint();
+                let applied = catch_unwind(AssertUnwindSafe(|| job.apply(&mut group)));
                 match applied {
-                    Ok(Ok(())) => overlay.flush()?,
-                    Ok(Err(_)) => {}
+                    Ok(Ok(())) => group.release(),
+                    Ok(Err(_)) => group.rollback(),
                     Err(_) => {
+                        group.rollback();
                         tracing::error!("a write request panicked; its writes were discarded");
                     }
                 }
@@ -499,7 +513,7 @@ impl Writer {
             generation: self.generation,
             told,
         };
-        self.merged.merge(&layer);
+        self.merge(&layer);
         self.layers.push((group, layer.clone()));
         if self.rescan {
             self.rescan_watchers();
@@ -569,7 +583,7 @@ impl Writer {
                 log.checkpointed();
                 // redb's commit holds every group now.
                 self.layers.clear();
-                self.merged = Writes::default();
+                self.merged = Arc::default();
                 self.base = open_snapshot(&db).ok();
                 self.rescan_watchers();
                 // Reads may drop the layers now — or, while a group is still
