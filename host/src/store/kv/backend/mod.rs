@@ -68,6 +68,18 @@ impl<T: RawRead + ?Sized> RawRead for std::sync::Arc<T> {
     }
 }
 
+/// The database-wide etag counter as the requests of one group leave it,
+/// kept by the writer for them (see [`RawWrite::etag_counter`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GroupCounter {
+    /// The last etag version issued (`None`: not read yet in this group —
+    /// read the counter record).
+    pub last: Option<u64>,
+    /// A request of the group issued a version: the counter record is
+    /// written once, when the group ends.
+    pub moved: bool,
+}
+
 /// Write access inside one atomic request.
 pub trait RawWrite: RawRead {
     /// Store `value` under `key`.
@@ -86,6 +98,16 @@ pub trait RawWrite: RawRead {
     /// [`RawWrite::delete`], handing over the key's buffer.
     fn delete_owned(&mut self, key: Vec<u8>) -> Result<()> {
         self.delete(&key)
+    }
+
+    /// The database-wide etag counter of the group this request runs in,
+    /// when its writer keeps one: a request that succeeds leaves the last
+    /// version it issued there instead of rewriting the counter record,
+    /// and the next request of the group reads it there instead of looking
+    /// the record up; the writer writes the record once, after the group's
+    /// last request. `None` (the default): read and write the record.
+    fn etag_counter(&mut self) -> Option<&mut GroupCounter> {
+        None
     }
 }
 

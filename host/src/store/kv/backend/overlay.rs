@@ -509,6 +509,10 @@ impl RawWrite for Overlay<'_> {
         Ok(())
     }
 
+    fn etag_counter(&mut self) -> Option<&mut super::GroupCounter> {
+        self.base.etag_counter()
+    }
+
     fn delete_range(&mut self, start: &[u8], end: Option<&[u8]>) -> Result<()> {
         if self.undo.held && self.undo.cleared.is_none() {
             self.undo.cleared = Some(self.writes.cleared.clone());

@@ -184,6 +184,12 @@ impl<'a> WriteCx<'a> {
 
     /// The last etag version issued so far.
     pub fn last_version(&mut self) -> Result<u64> {
+        if self.counter.is_none()
+            && self.etags == Etags::Global
+            && let Some(v) = self.raw.etag_counter().and_then(|c| c.last)
+        {
+            self.counter = Some((v, false));
+        }
         if self.counter.is_none() {
             let record = self.raw.get(COUNTER)?;
             let v = match (self.etags, record) {
@@ -254,16 +260,6 @@ impl<'a> WriteCx<'a> {
     pub fn finish(mut self) -> Result<()> {
         let capture = std::mem::take(&mut self.watch);
         watch::flush(&mut self, capture)?;
-        if let Some((v, true)) = self.counter {
-            match self.etags {
-                Etags::Global => self.raw.put(COUNTER, &v.to_be_bytes())?,
-                Etags::Owner { .. } => {
-                    let mut record = self.nonce.to_vec();
-                    record.extend_from_slice(&v.to_be_bytes());
-                    self.raw.put(COUNTER, &record)?;
-                }
-            }
-        }
         // In owner order, as the quota error names the first owner over.
         let mut deltas = std::mem::take(&mut self.deltas);
         deltas.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -295,6 +291,163 @@ impl<'a> WriteCx<'a> {
                 self.raw.put(&key, &now_used.to_be_bytes())?;
             }
         }
+        // Last, so that only a request that succeeds moves its group's
+        // counter.
+        if let Some((v, true)) = self.counter {
+            match self.etags {
+                Etags::Global => match self.raw.etag_counter() {
+                    Some(group) => {
+                        group.last = Some(v);
+                        group.moved = true;
+                    }
+                    None => self.raw.put(COUNTER, &v.to_be_bytes())?,
+                },
+                Etags::Owner { .. } => {
+                    let mut record = self.nonce.to_vec();
+                    record.extend_from_slice(&v.to_be_bytes());
+                    self.raw.put(COUNTER, &record)?;
+                }
+            }
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::store::kv::backend::GroupCounter;
+    use crate::store::kv::layout::ScopeKeys;
+    use crate::store::types::Scope;
+
+    /// Records in memory, with the etag counter a writer keeps for its
+    /// group (or none).
+    #[derive(Default)]
+    struct Mem {
+        records: BTreeMap<Vec<u8>, Vec<u8>>,
+        group: Option<GroupCounter>,
+    }
+
+    impl RawRead for Mem {
+        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+            Ok(self.records.get(key).cloned())
+        }
+
+        fn scan(
+            &self,
+            start: &[u8],
+            end: Option<&[u8]>,
+            _reverse: bool,
+            visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+        ) -> Result<()> {
+            for (k, v) in &self.records {
+                if k.as_slice() >= start && end.is_none_or(|e| k.as_slice() < e) && !visit(k, v) {
+                    break;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    impl RawWrite for Mem {
+        fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+            self.records.insert(key.to_vec(), value.to_vec());
+            Ok(())
+        }
+
+        fn delete(&mut self, key: &[u8]) -> Result<()> {
+            self.records.remove(key);
+            Ok(())
+        }
+
+        fn delete_range(&mut self, start: &[u8], end: Option<&[u8]>) -> Result<()> {
+            self.records
+                .retain(|k, _| !(k.as_slice() >= start && end.is_none_or(|e| k.as_slice() < e)));
+            Ok(())
+        }
+
+        fn etag_counter(&mut self) -> Option<&mut GroupCounter> {
+            self.group.as_mut()
+        }
+    }
+
+    /// A request that issues a version and writes `bytes` bytes of value
+    /// under an instance with `quota` bytes; its outcome and version.
+    fn request(mem: &mut Mem, quota: u64, bytes: usize) -> (Result<()>, u64) {
+        let limits = Limits {
+            instance_quota_bytes: quota,
+            ..Limits::default()
+        };
+        let mut cx = WriteCx::new(mem, 0, &limits);
+        let v = cx.next_version().unwrap();
+        let key = ScopeKeys::new(&Scope::Instance("i".into())).meta("k");
+        cx.put(&key, &vec![b'x'; bytes]).unwrap();
+        (cx.finish(), v)
+    }
+
+    #[test]
+    fn a_request_that_succeeds_leaves_its_version_with_the_group_not_in_the_record() {
+        let mut mem = Mem {
+            group: Some(GroupCounter {
+                last: Some(41),
+                moved: false,
+            }),
+            ..Mem::default()
+        };
+        let (done, v) = request(&mut mem, 1 << 20, 10);
+        assert!(done.is_ok());
+        assert_eq!(
+            v, 42,
+            "the group's last version, not the record's, is the base"
+        );
+        assert_eq!(
+            mem.group,
+            Some(GroupCounter {
+                last: Some(42),
+                moved: true
+            })
+        );
+        assert_eq!(mem.records.get(COUNTER), None, "the writer writes it once");
+    }
+
+    #[test]
+    fn a_request_that_fails_leaves_the_group_counter_as_it_was() {
+        let before = GroupCounter {
+            last: Some(41),
+            moved: false,
+        };
+        let mut mem = Mem {
+            group: Some(before),
+            ..Mem::default()
+        };
+        let (done, v) = request(&mut mem, 8, 100);
+        assert!(matches!(done, Err(StateError::QuotaExceeded { .. })));
+        assert_eq!(v, 42);
+        assert_eq!(mem.group, Some(before));
+        // Not read yet in the group: the record is the base, and a failing
+        // request does not fill the group's counter either.
+        let mut mem = Mem {
+            group: Some(GroupCounter::default()),
+            ..Mem::default()
+        };
+        mem.records
+            .insert(COUNTER.to_vec(), 7u64.to_be_bytes().to_vec());
+        let (done, v) = request(&mut mem, 8, 100);
+        assert!(done.is_err());
+        assert_eq!(v, 8);
+        assert_eq!(mem.group, Some(GroupCounter::default()));
+    }
+
+    #[test]
+    fn without_a_group_counter_the_record_is_read_and_written() {
+        let mut mem = Mem::default();
+        mem.records
+            .insert(COUNTER.to_vec(), 7u64.to_be_bytes().to_vec());
+        let (done, v) = request(&mut mem, 1 << 20, 10);
+        assert!(done.is_ok());
+        assert_eq!(v, 8);
+        assert_eq!(mem.records.get(COUNTER), Some(&8u64.to_be_bytes().to_vec()));
     }
 }

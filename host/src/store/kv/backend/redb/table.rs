@@ -9,7 +9,7 @@ use redb::{ReadableTable, TableDefinition};
 
 use super::log::{Entry, Record};
 use crate::store::error::Result;
-use crate::store::kv::backend::{Layers, RawRead, RawWrite, Writes, unavailable};
+use crate::store::kv::backend::{GroupCounter, Layers, RawRead, RawWrite, Writes, unavailable};
 use crate::store::kv::layout;
 
 /// The one table of byte keys.
@@ -185,6 +185,9 @@ pub(super) struct Sink<'a> {
     /// registration written; set again only by a new scan
     /// ([`no_watchers`]).
     pub(super) no_watchers: &'a mut bool,
+    /// The etag counter as the group's requests leave it
+    /// ([`RawWrite::etag_counter`]).
+    pub(super) counter: GroupCounter,
 }
 
 /// Whether `view` holds no watch registration (a key under
@@ -262,5 +265,9 @@ impl RawWrite for Sink<'_> {
 
     fn delete_range(&mut self, start: &[u8], end: Option<&[u8]>) -> Result<()> {
         self.record(Entry::DeleteRange(start, end))
+    }
+
+    fn etag_counter(&mut self) -> Option<&mut GroupCounter> {
+        Some(&mut self.counter)
     }
 }

@@ -19,7 +19,7 @@ use super::syncer::{self, Committed, Finisher, Flight};
 use super::table::{ReadTable, Sink, Snapshot, TABLE, Tbl, no_watchers};
 use super::{RedbOptions, State, log_error, open_file, open_snapshot};
 use crate::store::error::{Result, StateError};
-use crate::store::kv::backend::{Overlay, RawWrite, WriteJob, Writes, unavailable};
+use crate::store::kv::backend::{GroupCounter, Overlay, RawWrite, WriteJob, Writes, unavailable};
 use crate::store::kv::layout;
 
 /// Most requests committed together.
@@ -414,6 +414,7 @@ impl Writer {
                 record: logging.then_some(&mut record),
                 writes: 0,
                 no_watchers: &mut self.no_watchers,
+                counter: GroupCounter::default(),
             };
             // Each job runs straight over the group's overlay from a
             // savepoint, and its writes are kept only if it succeeds; so
@@ -431,6 +432,15 @@ impl Writer {
                         tracing::error!("a write request panicked; its writes were discarded");
                     }
                 }
+            }
+            // The etag counter, once for the group (its requests left the
+            // last version issued with the writer, not in the buffer).
+            if let Some(GroupCounter {
+                last: Some(v),
+                moved: true,
+            }) = group.etag_counter().copied()
+            {
+                group.put(layout::COUNTER, &v.to_be_bytes())?;
             }
             let layer = group.flush_keep()?;
             (sink.writes, layer)
