@@ -117,10 +117,12 @@ impl KvEngine {
         scope: &Scope,
         f: impl FnOnce(&mut WriteCx, &ScopeKeys) -> Result<R> + Send + 'static,
     ) -> Result<R> {
-        let scope = scope.clone();
+        // The scope's key prefix is built here, on the caller's thread,
+        // not by the writer, which runs the requests one by one.
+        let (scope, sk) = (scope.clone(), ScopeKeys::new(scope));
         self.write(move |cx| {
             ensure_scope(cx.r(), &scope, cx.now)?;
-            f(cx, &ScopeKeys::new(&scope))
+            f(cx, &sk)
         })
         .await
     }
