@@ -339,25 +339,13 @@ impl Writer {
         };
         self.layers.retain(|(last, _)| *last > through);
         self.merged = Arc::default();
-        for i in 0..self.layers.len() {
-            let layer = self.layers[i].1.clone();
-            self.merge(&layer);
+        for (_, layer) in &self.layers {
+            merge(&mut self.merged, layer);
         }
         self.base = Some(base);
         // Asked again once the view is whole: the group being committed may
         // have written the first registration, not in `merged` yet.
         self.rescan = true;
-    }
-
-    /// Merge `layer`, the next group's writes (or a chunk's), into what
-    /// requests read: over nothing, the layer itself is shared rather than
-    /// copied (a lone group, after a checkpoint, costs no copy).
-    fn merge(&mut self, layer: &Arc<Writes>) {
-        if self.merged.is_empty() {
-            self.merged = layer.clone();
-        } else {
-            Arc::make_mut(&mut self.merged).merge(layer);
-        }
     }
 
     /// The applier merged the writes of groups `first..=last` into
@@ -523,7 +511,7 @@ impl Writer {
             generation: self.generation,
             told,
         };
-        self.merge(&layer);
+        merge(&mut self.merged, &layer);
         self.layers.push((group, layer.clone()));
         if self.rescan {
             self.rescan_watchers();
@@ -642,5 +630,18 @@ impl Writer {
             ));
             self.next_reopen = Instant::now() + REOPEN_EVERY;
         }
+    }
+}
+
+/// Merge `layer`, the next group's writes (or a chunk's), into `merged`,
+/// what requests read: over nothing, the layer itself is shared rather
+/// than copied (a lone group, after a checkpoint, costs no copy); a shared
+/// buffer is copied before it changes, so a layer never takes in another's
+/// writes.
+fn merge(merged: &mut Arc<Writes>, layer: &Arc<Writes>) {
+    if merged.is_empty() {
+        *merged = layer.clone();
+    } else {
+        Arc::make_mut(merged).merge(layer);
     }
 }
