@@ -170,7 +170,17 @@ pub fn module_path() -> &'static str {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
             .expect("workspace root");
-        let out = Command::new(env!("CARGO"))
+        let mut cargo = Command::new(env!("CARGO"));
+        // The compiler of the toolchain whose cargo this is. Run outside
+        // cargo (a bench executable started by a script), rustup's `rustc`
+        // would pick a toolchain by the directory it compiles in, and a
+        // dependency's own `rust-toolchain.toml` (redis-module pins one)
+        // names one that need not be installed.
+        let rustc = std::path::Path::new(env!("CARGO")).with_file_name("rustc");
+        if std::env::var_os("RUSTC").is_none() && rustc.is_file() {
+            cargo.env("RUSTC", rustc);
+        }
+        let out = cargo
             .current_dir(root)
             .args([
                 "build",
