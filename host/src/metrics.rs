@@ -66,6 +66,7 @@ pub struct Metrics {
     state_ops: Family<OpLabels, Counter>,
     commit_batch: Histogram,
     commit_seconds: Histogram,
+    checkpoint_seconds: Histogram,
     writer_queue: Gauge,
     sessions_live: Family<InstanceLabels, Gauge>,
     bytes_used: Family<InstanceLabels, Gauge>,
@@ -122,6 +123,12 @@ impl Default for Metrics {
             "Time to apply and durably commit one batch (the fsync included)",
             commit_seconds.clone(),
         );
+        let checkpoint_seconds = latency_histogram();
+        registry.register(
+            "checkpoint_duration_seconds",
+            "Time the redb writer spent on one checkpoint (a durable commit of the state file, after which the commit log starts again); new writes wait meanwhile",
+            checkpoint_seconds.clone(),
+        );
         let writer_queue = Gauge::default();
         registry.register(
             "writer_queue_depth",
@@ -148,6 +155,7 @@ impl Default for Metrics {
             state_ops,
             commit_batch,
             commit_seconds,
+            checkpoint_seconds,
             writer_queue,
             sessions_live,
             bytes_used,
@@ -199,6 +207,11 @@ impl Metrics {
         self.writer_queue.set(waiting as i64);
     }
 
+    /// A checkpoint of the redb writer took `took` (done or failed).
+    pub fn checkpoint(&self, took: Duration) {
+        self.checkpoint_seconds.observe(took.as_secs_f64());
+    }
+
     /// Set an instance's gauges (at scrape time).
     pub fn set_instance(&self, instance: &str, sessions: u64, bytes: u64) {
         let l = InstanceLabels {
@@ -241,6 +254,7 @@ mod tests {
         m.state_op("set", "ok");
         m.state_op("set", "quota-exceeded");
         m.commit(4, Duration::from_micros(900), 2);
+        m.checkpoint(Duration::from_millis(120));
         m.set_instance("shop", 3, 1234);
         let text = m.encode();
         for line in [
@@ -250,6 +264,10 @@ mod tests {
             r#"wasm_state_state_operations_total{op="set",result="quota-exceeded"} 1"#,
             "wasm_state_commit_batch_requests_count 1",
             "wasm_state_writer_queue_depth 2",
+            "wasm_state_checkpoint_duration_seconds_count 1",
+            // 120 ms: above the 102.4 ms bucket's bound, within 204.8 ms.
+            r#"wasm_state_checkpoint_duration_seconds_bucket{le="0.1024"} 0"#,
+            r#"wasm_state_checkpoint_duration_seconds_bucket{le="0.2048"} 1"#,
             r#"wasm_state_sessions_live{instance="shop"} 3"#,
             r#"wasm_state_instance_bytes{instance="shop"} 1234"#,
         ] {

@@ -819,6 +819,65 @@ mod tests {
         );
     }
 
+    /// The checkpoints `m` has counted.
+    fn checkpoints(m: &crate::metrics::Metrics) -> u64 {
+        m.encode()
+            .lines()
+            .find_map(|l| l.strip_prefix("wasm_state_checkpoint_duration_seconds_count "))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("the checkpoint metric")
+    }
+
+    /// Each checkpoint's time reaches the `checkpoint_duration_seconds`
+    /// metric, once per checkpoint made: a durable store's idle checkpoint
+    /// counts, an idle writer with nothing logged makes none, and a store
+    /// without a log never checkpoints.
+    #[test]
+    fn checkpoints_are_timed_in_the_metrics() {
+        for durable in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let metrics = crate::metrics::Metrics::new();
+            let b = RedbBackend::open(
+                &dir.path().join("s.redb"),
+                RedbOptions {
+                    durable,
+                    checkpoint_idle: Duration::from_millis(10),
+                    metrics: Some(metrics.clone()),
+                    ..RedbOptions::default()
+                },
+            )
+            .unwrap();
+            write(&b, vec![W::Put(b"a", b"1")]);
+            let want = u64::from(durable);
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while checkpoints(&metrics) < want && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            assert_eq!(
+                checkpoints(&metrics),
+                want,
+                "durable {durable}: one idle checkpoint"
+            );
+            // Idle with everything checkpointed: no more.
+            std::thread::sleep(Duration::from_millis(100));
+            assert_eq!(
+                checkpoints(&metrics),
+                want,
+                "durable {durable}: nothing to checkpoint"
+            );
+            write(&b, vec![W::Put(b"b", b"2")]);
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while checkpoints(&metrics) < 2 * want && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            assert_eq!(
+                checkpoints(&metrics),
+                2 * want,
+                "durable {durable}: the next write's"
+            );
+        }
+    }
+
     /// Everything but the backend's own record.
     fn contents(r: &dyn RawRead) -> Vec<Pair> {
         let mut out = Vec::new();

@@ -540,11 +540,21 @@ impl Writer {
     /// Make the logged groups part of a durable redb commit (the open
     /// transaction's, when there is one), so that the log can start again.
     /// A failure leaves the log as it is (a reopen replays it) and is
-    /// retried at the next occasion.
+    /// retried at the next occasion. Its time goes to the
+    /// `checkpoint_duration_seconds` metric: requests wait meanwhile.
     fn checkpoint(&mut self) {
         if !self.log.as_ref().is_some_and(CommitLog::pending) {
             return;
         }
+        let started = Instant::now();
+        self.checkpoint_pending();
+        if let Some(m) = &self.options.metrics {
+            m.checkpoint(started.elapsed());
+        }
+    }
+
+    /// [`Writer::checkpoint`] with logged groups not in one.
+    fn checkpoint_pending(&mut self) {
         let Ok(db) = self.state.database() else {
             self.forget();
             return;
