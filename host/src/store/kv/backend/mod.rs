@@ -106,6 +106,10 @@ pub trait RawWrite: RawRead {
     /// and the next request of the group reads it there instead of looking
     /// the record up; the writer writes the record once, after the group's
     /// last request. `None` (the default): read and write the record.
+    ///
+    /// A savepoint's rollback does not restore it: a request moves it only
+    /// as the very last step of a request that succeeds
+    /// (`WriteCx::finish`), after which nothing of the request can fail.
     fn etag_counter(&mut self) -> Option<&mut GroupCounter> {
         None
     }

@@ -401,8 +401,13 @@ impl<'a> Overlay<'a> {
     /// to it: the writer runs each request of a group straight over the
     /// group's buffer this way, and drops the writes of one that fails (a
     /// buffer of its own per request, flushed into the group's, costs a
-    /// second copy and lookup of every record). Replaces a savepoint held.
+    /// second copy and lookup of every record). Savepoints do not nest:
+    /// the one held is released or rolled back first.
     pub fn savepoint(&mut self) {
+        debug_assert!(
+            !self.undo.held,
+            "a savepoint is held: release or roll it back first"
+        );
         self.undo.held = true;
         self.undo.points.clear();
         self.undo.cleared = None;

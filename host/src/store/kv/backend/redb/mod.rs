@@ -819,6 +819,104 @@ mod tests {
         );
     }
 
+    /// A request that issues one etag version (through a write context, as
+    /// the kv ops do), writes `key`, tells its version, and then fails or
+    /// finishes.
+    struct Issues {
+        key: &'static [u8],
+        fail: bool,
+        version: mpsc::Sender<u64>,
+        done: mpsc::Sender<Result<()>>,
+    }
+
+    impl WriteJob for Issues {
+        fn apply(&mut self, tx: &mut dyn RawWrite) -> Result<()> {
+            let limits = crate::store::limits::Limits::default();
+            let mut cx = crate::store::kv::ops::cx::WriteCx::new(tx, 0, &limits);
+            let v = cx.next_version()?;
+            cx.put(self.key, &v.to_be_bytes())?;
+            let _ = self.version.send(v);
+            if self.fail {
+                return Err(StateError::NotFound);
+            }
+            cx.finish()
+        }
+
+        fn finish(self: Box<Self>, committed: Result<()>) {
+            let _ = self.done.send(committed);
+        }
+    }
+
+    /// Holds the writer inside its group until told to go on.
+    struct Gate(mpsc::Sender<()>, Mutex<mpsc::Receiver<()>>);
+
+    impl WriteJob for Gate {
+        fn apply(&mut self, tx: &mut dyn RawWrite) -> Result<()> {
+            let _ = self.0.send(());
+            let _ = self.1.lock().unwrap().recv();
+            tx.put(b"gate", b"1")
+        }
+
+        fn finish(self: Box<Self>, _: Result<()>) {}
+    }
+
+    /// The writer keeps the etag counter for the requests of one group: a
+    /// request that fails in the middle of the group leaves it where the
+    /// one before left it, the next one carries on from there, and the
+    /// record holds the last version a kept request issued — also after a
+    /// reopen.
+    #[test]
+    fn a_groups_etag_counter_skips_the_requests_that_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let b = RedbBackend::open(&path, RedbOptions::default()).unwrap();
+        let (entered, wait_entered) = mpsc::channel();
+        let (open_gate, gate) = mpsc::channel();
+        b.submit(Box::new(Gate(entered, Mutex::new(gate))));
+        wait_entered.recv().unwrap();
+        // Queued behind the gate's group: the writer takes them as one.
+        let (version, versions) = mpsc::channel();
+        let (done, outcomes) = mpsc::channel();
+        for (key, fail) in [(&b"one"[..], false), (b"failed", true), (b"two", false)] {
+            b.submit(Box::new(Issues {
+                key,
+                fail,
+                version: version.clone(),
+                done: done.clone(),
+            }));
+        }
+        open_gate.send(()).unwrap();
+        let v: Vec<u64> = (0..3).map(|_| versions.recv().unwrap()).collect();
+        for _ in 0..3 {
+            assert!(outcomes.recv().unwrap().is_ok(), "the group committed");
+        }
+        assert_eq!(
+            v[1],
+            v[0] + 1,
+            "the failing request issued the next version"
+        );
+        assert_eq!(v[2], v[0] + 1, "and the next request issued it again");
+        let counter = |b: &RedbBackend| {
+            let c = b.snapshot().unwrap().get(layout::COUNTER).unwrap();
+            layout::be_u64(&c.expect("the counter record"))
+        };
+        assert_eq!(counter(&b), Some(v[2]));
+        let snap = b.snapshot().unwrap();
+        assert_eq!(snap.get(b"failed").unwrap(), None);
+        assert_eq!(snap.get(b"two").unwrap(), Some(v[2].to_be_bytes().to_vec()));
+        drop((snap, b));
+        let b = RedbBackend::open(&path, RedbOptions::default()).unwrap();
+        assert_eq!(counter(&b), Some(v[2]), "after a reopen");
+        b.submit(Box::new(Issues {
+            key: b"three",
+            fail: false,
+            version,
+            done,
+        }));
+        assert_eq!(versions.recv().unwrap(), v[2] + 1);
+        assert!(outcomes.recv().unwrap().is_ok());
+    }
+
     /// The checkpoints `m` has counted.
     fn checkpoints(m: &crate::metrics::Metrics) -> u64 {
         m.encode()
