@@ -262,18 +262,23 @@ impl Rate {
     }
 }
 
-/// Commit batches the store's writer has made so far.
-fn commit_batches(store: &Store) -> u64 {
+/// A value of the store's metrics (`name` with no labels).
+fn metric(store: &Store, name: &str) -> f64 {
     let text = store.metrics().encode();
     text.lines()
-        .find_map(|l| l.strip_prefix("wasm_state_commit_batch_requests_count "))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|n| n.trim().parse::<f64>().ok())
-        .expect("the commit batch count in the store's metrics") as u64
+        .unwrap_or_else(|| panic!("{name} in the store's metrics"))
+}
+
+/// Commit batches the store's writer has made so far.
+fn commit_batches(store: &Store) -> u64 {
+    metric(store, "wasm_state_commit_batch_requests_count") as u64
 }
 
 /// Run `n` async writers, each calling `write(writer, k)` for k = 0, 1, …
 /// one after another, until `secs` have passed; their writes.
-fn async_writers<F, Fut>(rt: &Runtime, n: usize, secs: Duration, write: F) -> u64
+fn async_writers<F, Fut>(rt: &Runtime, n: usize, secs: Duration, write: F) -> (u64, Latencies)
 where
     F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
@@ -285,22 +290,56 @@ where
         for w in 0..n {
             let (stop, write) = (stop.clone(), write.clone());
             set.spawn(async move {
-                let mut done = 0u64;
+                let mut took = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
-                    write(w, done).await;
-                    done += 1;
+                    let t = Instant::now();
+                    write(w, took.len() as u64).await;
+                    took.push(micros(t.elapsed()));
                 }
-                done
+                took
             });
         }
         tokio::time::sleep(secs).await;
         stop.store(true, Ordering::Relaxed);
-        let mut total = 0;
+        let mut all = Latencies::default();
         while let Some(r) = set.join_next().await {
-            total += r.expect("writer task");
+            all.0.extend(r.expect("writer task"));
         }
-        total
+        (all.0.len() as u64, all)
     })
+}
+
+/// A duration in whole µs (saturating).
+fn micros(d: Duration) -> u32 {
+    u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
+}
+
+/// Each acknowledged write's latency, µs (in no order).
+#[derive(Default)]
+struct Latencies(Vec<u32>);
+
+impl Latencies {
+    /// Add `other`'s.
+    fn extend(&mut self, other: Latencies) {
+        self.0.extend(other.0);
+    }
+
+    /// `p50 / p99 / p99.9 / max` in ms.
+    fn summary(&mut self) -> String {
+        let v = &mut self.0;
+        if v.is_empty() {
+            return "–".into();
+        }
+        v.sort_unstable();
+        let q = |p: f64| f64::from(v[((v.len() - 1) as f64 * p) as usize]) / 1e3;
+        format!(
+            "{:.2} / {:.2} / {:.2} / {:.2}",
+            q(0.5),
+            q(0.99),
+            q(0.999),
+            q(1.0)
+        )
+    }
 }
 
 fn curve_wasm_state(
@@ -310,21 +349,22 @@ fn curve_wasm_state(
     n: usize,
     secs: Duration,
     tag: &str,
-) -> Rate {
+) -> (Rate, Latencies) {
     let before = commit_batches(store);
     let started = Instant::now();
     let (s, v, tag) = (s.clone(), value(), tag.to_string());
-    let writes = async_writers(rt, n, secs, move |w, k| {
+    let (writes, lat) = async_writers(rt, n, secs, move |w, k| {
         let (s, v, key) = (s.clone(), v.clone(), format!("{tag}n{n}w{w}k{k}"));
         async move {
             s.set(&key, v).await.expect("set");
         }
     });
-    Rate {
+    let rate = Rate {
         writes,
         secs: started.elapsed().as_secs_f64(),
         commits: commit_batches(store) - before,
-    }
+    };
+    (rate, lat)
 }
 
 /// Keys the readers of [`profile_wasm_state`] read: written before the
@@ -365,7 +405,7 @@ fn profile_wasm_state(n: usize, secs: Duration, readers: usize) {
             })
         })
         .collect();
-    let rate = curve_wasm_state(&rt, &store, &s, n, secs, "p");
+    let (rate, mut lat) = curve_wasm_state(&rt, &store, &s, n, secs, "p");
     stop.store(true, Ordering::Relaxed);
     rt.block_on(async {
         for t in tasks {
@@ -386,6 +426,21 @@ fn profile_wasm_state(n: usize, secs: Duration, readers: usize) {
         rate.writes as f64 / rate.secs,
         rate.commits as f64 / rate.secs,
         rate.writes as f64 / rate.commits.max(1) as f64
+    );
+    println!(
+        "write latency p50 / p99 / p99.9 / max: {} ms",
+        lat.summary()
+    );
+    // Checkpoints stop the writer (the run's: the readers' keys are set
+    // just before it, with no idle time for one).
+    let (n, total) = (
+        metric(&store, "wasm_state_checkpoint_duration_seconds_count"),
+        metric(&store, "wasm_state_checkpoint_duration_seconds_sum"),
+    );
+    println!(
+        "checkpoints: {n:.0}, {:.1} ms on average, {:.1} % of the run",
+        total * 1e3 / n.max(1.0),
+        total * 100.0 / rate.secs
     );
 }
 
@@ -441,32 +496,40 @@ fn profile_burst(rounds: usize) {
     );
 }
 
-fn curve_native(db: &Database, n: usize, secs: Duration, tag: &str) -> Rate {
+fn curve_native(db: &Database, n: usize, secs: Duration, tag: &str) -> (Rate, Latencies) {
     let stop = AtomicBool::new(false);
-    let total = AtomicU64::new(0);
     let v = value();
     let started = Instant::now();
-    std::thread::scope(|scope| {
-        for w in 0..n {
-            let (stop, total, v) = (&stop, &total, &v);
-            scope.spawn(move || {
-                let mut done = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    native_put(db, &format!("{tag}n{n}w{w}k{done}"), v);
-                    done += 1;
-                }
-                total.fetch_add(done, Ordering::Relaxed);
-            });
-        }
+    let lat = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..n)
+            .map(|w| {
+                let (stop, v) = (&stop, &v);
+                scope.spawn(move || {
+                    let mut took = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        let t = Instant::now();
+                        native_put(db, &format!("{tag}n{n}w{w}k{}", took.len()), v);
+                        took.push(micros(t.elapsed()));
+                    }
+                    took
+                })
+            })
+            .collect();
         std::thread::sleep(secs);
         stop.store(true, Ordering::Relaxed);
+        let mut all = Latencies::default();
+        for t in threads {
+            all.0.extend(t.join().expect("native writer"));
+        }
+        all
     });
-    let writes = total.into_inner();
-    Rate {
+    let writes = lat.0.len() as u64;
+    let rate = Rate {
         writes,
         secs: started.elapsed().as_secs_f64(),
         commits: writes,
-    }
+    };
+    (rate, lat)
 }
 
 fn curve_redis(
@@ -475,20 +538,21 @@ fn curve_redis(
     n: usize,
     secs: Duration,
     tag: &str,
-) -> Rate {
+) -> (Rate, Latencies) {
     let started = Instant::now();
     let (conns, v, tag) = (conns.to_vec(), value(), tag.to_string());
-    let writes = async_writers(rt, n, secs, move |w, k| {
+    let (writes, lat) = async_writers(rt, n, secs, move |w, k| {
         let (mut c, v, key) = (conns[w].clone(), v.clone(), format!("{tag}n{n}w{w}k{k}"));
         async move {
             c.set::<_, _, ()>(key, v).await.expect("SET");
         }
     });
-    Rate {
+    let rate = Rate {
         writes,
         secs: started.elapsed().as_secs_f64(),
         commits: 0,
-    }
+    };
+    (rate, lat)
 }
 
 fn scaling_curve(quick: bool) -> String {
@@ -513,14 +577,16 @@ fn scaling_curve(quick: bool) -> String {
     curve_redis(&rt, &conns, 16.min(max), warm, "warm");
 
     eprintln!("\ngroup-commit scaling curve: {rounds} rounds, {secs:?} per point");
-    // rates[writer count][round] = (wasm-state, native, redis)
+    // rates[writer count][round] = (wasm-state, native, redis), and the
+    // latencies of each system's writes over the rounds.
     let mut rates = vec![Vec::new(); writers.len()];
+    let mut lats: Vec<[Latencies; 3]> = writers.iter().map(|_| Default::default()).collect();
     for round in 0..rounds {
         for (i, &n) in writers.iter().enumerate() {
             // The three systems back to back, who goes first rotating, so
             // drift on the shared disk hits all three alike.
             let tag = format!("r{round}");
-            let mut got = [None; 3];
+            let mut got: [Option<(Rate, Latencies)>; 3] = [None, None, None];
             for j in 0..3 {
                 let sys = (j + round + i) % 3;
                 got[sys] = Some(match sys {
@@ -529,9 +595,12 @@ fn scaling_curve(quick: bool) -> String {
                     _ => curve_redis(&rt, &conns, n, secs, &tag),
                 });
             }
-            let [Some(ours), Some(raw), Some(red)] = got else {
+            let [Some((ours, l0)), Some((raw, l1)), Some((red, l2))] = got else {
                 unreachable!("every system ran")
             };
+            for (all, l) in lats[i].iter_mut().zip([l0, l1, l2]) {
+                all.extend(l);
+            }
             eprintln!(
                 "  round {round}, {n:>3} writers: wasm-state {:>7.0}/s ({:.1} writes/commit), native redb {:>7.0}/s, Redis always {:>7.0}/s",
                 ours.per_sec(),
@@ -585,6 +654,16 @@ fn scaling_curve(quick: bool) -> String {
             red.per_sec(),
             ours.per_sec() / raw.per_sec(),
             ours.per_sec() / red.per_sec(),
+        );
+    }
+    out += "\nWrite latency over the rounds, p50 / p99 / p99.9 / max (ms):\n\n";
+    out += "| writers | wasm-state | native redb | Redis `always` |\n|---|---|---|---|\n";
+    for (&n, [ours, raw, red]) in writers.iter().zip(&mut lats) {
+        out += &format!(
+            "| {n} | {} | {} | {} |\n",
+            ours.summary(),
+            raw.summary(),
+            red.summary()
         );
     }
     out
