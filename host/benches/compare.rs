@@ -277,7 +277,8 @@ fn commit_batches(store: &Store) -> u64 {
 }
 
 /// Run `n` async writers, each calling `write(writer, k)` for k = 0, 1, …
-/// one after another, until `secs` have passed; their writes.
+/// one after another, until `secs` have passed; their writes, and how
+/// long each took.
 fn async_writers<F, Fut>(rt: &Runtime, n: usize, secs: Duration, write: F) -> (u64, Latencies)
 where
     F: Fn(usize, u64) -> Fut + Send + Sync + 'static,

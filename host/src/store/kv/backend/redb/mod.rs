@@ -848,12 +848,12 @@ mod tests {
     }
 
     /// Holds the writer inside its group until told to go on.
-    struct Gate(mpsc::Sender<()>, Mutex<mpsc::Receiver<()>>);
+    struct Gate(mpsc::Sender<()>, mpsc::Receiver<()>);
 
     impl WriteJob for Gate {
         fn apply(&mut self, tx: &mut dyn RawWrite) -> Result<()> {
             let _ = self.0.send(());
-            let _ = self.1.lock().unwrap().recv();
+            let _ = self.1.recv();
             tx.put(b"gate", b"1")
         }
 
@@ -872,7 +872,7 @@ mod tests {
         let b = RedbBackend::open(&path, RedbOptions::default()).unwrap();
         let (entered, wait_entered) = mpsc::channel();
         let (open_gate, gate) = mpsc::channel();
-        b.submit(Box::new(Gate(entered, Mutex::new(gate))));
+        b.submit(Box::new(Gate(entered, gate)));
         wait_entered.recv().unwrap();
         // Queued behind the gate's group: the writer takes them as one.
         let (version, versions) = mpsc::channel();
