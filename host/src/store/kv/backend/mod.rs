@@ -72,12 +72,10 @@ impl<T: RawRead + ?Sized> RawRead for std::sync::Arc<T> {
 /// kept by the writer for them (see [`RawWrite::etag_counter`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GroupCounter {
-    /// The last etag version issued (`None`: not read yet in this group —
-    /// read the counter record).
+    /// The last etag version a request of the group that succeeded issued;
+    /// the writer writes the counter record with it once, when the group
+    /// ends. `None`: none did — read the record.
     pub last: Option<u64>,
-    /// A request of the group issued a version: the counter record is
-    /// written once, when the group ends.
-    pub moved: bool,
 }
 
 /// Write access inside one atomic request.

@@ -296,10 +296,7 @@ impl<'a> WriteCx<'a> {
         if let Some((v, true)) = self.counter {
             match self.etags {
                 Etags::Global => match self.raw.etag_counter() {
-                    Some(group) => {
-                        group.last = Some(v);
-                        group.moved = true;
-                    }
+                    Some(group) => group.last = Some(v),
                     None => self.raw.put(COUNTER, &v.to_be_bytes())?,
                 },
                 Etags::Owner { .. } => {
@@ -390,10 +387,7 @@ mod tests {
     #[test]
     fn a_request_that_succeeds_leaves_its_version_with_the_group_not_in_the_record() {
         let mut mem = Mem {
-            group: Some(GroupCounter {
-                last: Some(41),
-                moved: false,
-            }),
+            group: Some(GroupCounter { last: Some(41) }),
             ..Mem::default()
         };
         let (done, v) = request(&mut mem, 1 << 20, 10);
@@ -402,22 +396,13 @@ mod tests {
             v, 42,
             "the group's last version, not the record's, is the base"
         );
-        assert_eq!(
-            mem.group,
-            Some(GroupCounter {
-                last: Some(42),
-                moved: true
-            })
-        );
+        assert_eq!(mem.group, Some(GroupCounter { last: Some(42) }));
         assert_eq!(mem.records.get(COUNTER), None, "the writer writes it once");
     }
 
     #[test]
     fn a_request_that_fails_leaves_the_group_counter_as_it_was() {
-        let before = GroupCounter {
-            last: Some(41),
-            moved: false,
-        };
+        let before = GroupCounter { last: Some(41) };
         let mut mem = Mem {
             group: Some(before),
             ..Mem::default()

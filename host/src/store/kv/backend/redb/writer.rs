@@ -423,11 +423,7 @@ impl Writer {
             }
             // The etag counter, once for the group (its requests left the
             // last version issued with the writer, not in the buffer).
-            if let Some(GroupCounter {
-                last: Some(v),
-                moved: true,
-            }) = group.etag_counter().copied()
-            {
+            if let Some(GroupCounter { last: Some(v) }) = group.etag_counter().copied() {
                 group.put(layout::COUNTER, &v.to_be_bytes())?;
             }
             let layer = group.flush_keep()?;
