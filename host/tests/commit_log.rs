@@ -22,8 +22,12 @@ fn config() -> StoreConfig {
     }
 }
 
-fn wal(data: &Path) -> PathBuf {
-    PathBuf::from(format!("{}.wal", data.display()))
+/// The two log files, written in turn (a checkpoint switches).
+fn wals(data: &Path) -> [PathBuf; 2] {
+    [
+        PathBuf::from(format!("{}.wal", data.display())),
+        PathBuf::from(format!("{}.1.wal", data.display())),
+    ]
 }
 
 /// Copy the data file (and its log, if `with_log`) to `to`, as a crash
@@ -31,7 +35,9 @@ fn wal(data: &Path) -> PathBuf {
 fn crash_image(data: &Path, to: &Path, with_log: bool) {
     std::fs::copy(data, to).unwrap();
     if with_log {
-        std::fs::copy(wal(data), wal(to)).unwrap();
+        for (from, to) in wals(data).iter().zip(wals(to)) {
+            std::fs::copy(from, to).unwrap();
+        }
     }
 }
 
@@ -140,7 +146,9 @@ async fn a_clean_close_leaves_a_complete_data_file() {
     let store = Store::open(&data, config()).unwrap();
     write_some(&store).await;
     drop(store);
-    std::fs::remove_file(wal(&data)).unwrap();
+    for wal in wals(&data) {
+        std::fs::remove_file(wal).unwrap();
+    }
     let store = Store::open(&data, config()).unwrap();
     assert_written(&store).await;
 }
@@ -170,7 +178,9 @@ async fn a_log_that_belongs_to_another_data_file_is_not_replayed() {
     write_some(&store_a).await;
     drop(Store::open(&b, config()).unwrap());
     // a's pending log next to b.
-    std::fs::copy(wal(&a), wal(&b)).unwrap();
+    for (from, to) in wals(&a).iter().zip(wals(&b)) {
+        std::fs::copy(from, to).unwrap();
+    }
     drop(store_a);
     let store = Store::open(&b, config()).unwrap();
     let s = store.instance("app").unwrap();
@@ -205,6 +215,8 @@ fn the_log_is_private_to_its_owner() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("state.redb");
     drop(Store::open(&data, config()).unwrap());
-    let mode = std::fs::metadata(wal(&data)).unwrap().permissions().mode();
-    assert_eq!(mode & 0o777, 0o600);
+    for wal in wals(&data) {
+        let mode = std::fs::metadata(wal).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
 }

@@ -5,7 +5,7 @@
 //! 40 % of the writer's instructions per write at 64 writers (callgrind);
 //! here it overlaps with the next group's requests.
 //!
-//! One group is on its way at a time (the writer collects the one before
+//! One land is on its way at a time (the writer collects the one before
 //! it sends the next), so the writer's layers stay bounded. A group reaches
 //! the applier once it is in the commit log, and is answered only once it
 //! is in redb's transaction too ([`Landing`]): a group that does not fit
@@ -13,8 +13,16 @@
 //! log record is erased first, and the next group, which read its writes,
 //! is never logged. The earlier groups the dropped transaction held are
 //! in the log: the writer closes the file and the reopen replays them.
-//! Stores without a log apply each group on the writer thread instead
-//! ([`land`]), and a failure there fails the group.
+//!
+//! Checkpoints run here too: a durable commit of the open transaction,
+//! which takes 100–170 ms under sustained writes. The writer does not wait
+//! for it: the groups it logs meanwhile (in the other log file) are
+//! answered once the log is synced and wait in the writer, read as layers,
+//! until the checkpoint is done; then they come here together. They cannot
+//! fail on their own any more — a failure to put them into redb closes the
+//! file, and the reopen replays them as it replays the groups of a dropped
+//! transaction. Stores without a log apply each group on the writer thread
+//! instead ([`land`]), and a failure there fails the group.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
@@ -24,7 +32,7 @@ use std::thread::JoinHandle;
 
 use redb::{Database, Durability, WriteTransaction};
 
-use super::log::{self, Appended};
+use super::log::{self, Appended, LogPos};
 use super::table::{ReadTable, TABLE, TableRw, Tbl};
 use super::{State, open_snapshot};
 use crate::store::error::{Result, StateError};
@@ -93,17 +101,25 @@ pub(super) struct Logged {
     pub(super) told: Sender<Result<()>>,
 }
 
-/// One group for redb.
+/// Groups for redb (one, most often), or a checkpoint.
 pub(super) struct Land {
     pub(super) db: Arc<Database>,
-    /// The transaction to apply it in (none: begin one).
+    /// The transaction to apply them in (none: begin one).
     pub(super) open: Option<Open>,
-    /// The group's writes.
-    pub(super) layer: Arc<Writes>,
-    /// Its commit log record (none: no log; then the group is committed
-    /// at once).
+    /// The groups' writes with the writer's numbers, oldest first: one
+    /// group, or the groups logged while a checkpoint ran (already
+    /// answered), maybe with one more; none for a checkpoint.
+    pub(super) layers: Vec<(u64, Arc<Writes>)>,
+    /// The last group's commit log record, when its requests wait to hear
+    /// that it landed (none: no log, or answered already).
     pub(super) logged: Option<Logged>,
-    /// The writer's number for the group.
+    /// Where the log goes on after the last group (none: no log; then the
+    /// groups are committed at once).
+    pub(super) pos: Option<LogPos>,
+    /// Commit durably (a checkpoint): the data file then holds every group
+    /// through `pos`, and the log can be written over up to there.
+    pub(super) checkpoint: bool,
+    /// The writer's number of the last group redb holds after this.
     pub(super) group: u64,
 }
 
@@ -120,40 +136,53 @@ pub(super) struct Landed {
     pub(super) chunk: Option<(u64, u64, Arc<Writes>)>,
 }
 
-/// Apply `l.layer` (and the log's sequence number) in `l.open` or a new
+/// Apply `l.layers` (and the log's position) in `l.open` or a new
 /// transaction; commit it (without an fsync: the log or the store's choice
-/// makes it durable) when the store has no log, or it holds
-/// [`MAX_LAYERS`] groups or [`MAX_LAYER_BYTES`]. On an error the
-/// transaction is dropped: redb holds none of its groups.
+/// makes it durable) when the store has no log, or it holds [`MAX_LAYERS`]
+/// groups or [`MAX_LAYER_BYTES`] — or durably, for a checkpoint. On an
+/// error the transaction is dropped: redb holds none of its groups.
 pub(super) fn land(l: &mut Land) -> Result<Landed> {
-    let seq = l.logged.as_ref().map(|r| r.appended.seq);
     let mut open = match l.open.take() {
         Some(open) => open,
         None => Open::begin(&l.db)?,
     };
     {
         let mut table: TableRw<'_> = Tbl(open.wtx.open_table(TABLE).map_err(unavailable)?);
-        l.layer.apply_to(&mut table)?;
+        for (_, layer) in &l.layers {
+            layer.apply_to(&mut table)?;
+        }
         // Whatever makes this commit durable (a checkpoint, redb closing
-        // the file) records which log record it holds.
-        if let Some(seq) = seq {
-            table.put(layout::LOG_SEQ, &seq.to_be_bytes())?;
+        // the file) records where the log goes on after it.
+        if let Some(pos) = l.pos {
+            table.put(layout::LOG_SEQ, &pos.encode())?;
         }
     }
-    open.groups += 1;
-    open.bytes += l.layer.bytes();
-    if seq.is_some() && open.groups < MAX_LAYERS && open.bytes < MAX_LAYER_BYTES {
-        // Merged here, while the writer runs the next group: the writer
-        // only swaps the chunk in for the groups' layers. (Not the last
-        // chunk before the commit: the commit drops those layers anyway.)
+    open.groups += l.layers.len();
+    open.bytes += l.layers.iter().map(|(_, w)| w.bytes()).sum::<usize>();
+    if l.checkpoint {
+        open.wtx
+            .set_durability(Durability::Immediate)
+            .map_err(unavailable)?;
+    } else if l.pos.is_some() && open.groups < MAX_LAYERS && open.bytes < MAX_LAYER_BYTES {
         let mut chunk = None;
-        if open.groups <= MAX_LAYERS - CHUNK {
-            open.chunk.merge(&l.layer);
-            let first = *open.chunk_first.get_or_insert(l.group);
-            if open.groups % CHUNK == 0 {
-                open.chunk_first = None;
-                chunk = Some((first, l.group, Arc::new(std::mem::take(&mut open.chunk))));
+        if let [(group, layer)] = l.layers.as_slice() {
+            // Merged here, while the writer runs the next group: the writer
+            // only swaps the chunk in for the groups' layers. (Not the last
+            // chunk before the commit: the commit drops those layers
+            // anyway.)
+            if open.groups <= MAX_LAYERS - CHUNK {
+                open.chunk.merge(layer);
+                let first = *open.chunk_first.get_or_insert(*group);
+                if open.groups % CHUNK == 0 {
+                    open.chunk_first = None;
+                    chunk = Some((first, *group, Arc::new(std::mem::take(&mut open.chunk))));
+                }
             }
+        } else {
+            // Several groups at once: their layers stay as they are until
+            // the commit, and the next chunk starts after them.
+            open.chunk = Writes::default();
+            open.chunk_first = None;
         }
         return Ok(Landed {
             open: Some(open),
@@ -192,7 +221,8 @@ impl Applier {
             .name("wasm-state-applier".into())
             .spawn(move || {
                 while let Ok(mut l) = rx.recv() {
-                    let outcome = if injected_failure(&state, &l.layer) {
+                    held(&state, &l);
+                    let outcome = if injected_failure(&state, &l) {
                         Err(StateError::Unavailable("an injected failure".into()))
                     } else {
                         catch_unwind(AssertUnwindSafe(|| land(&mut l))).unwrap_or_else(|_| {
@@ -208,10 +238,10 @@ impl Applier {
                         db,
                         logged,
                         open,
-                        layer,
+                        layers,
                         ..
                     } = l;
-                    drop((open, layer, db));
+                    drop((open, layers, db));
                     let outcome = match (outcome, logged) {
                         (outcome, None) => outcome,
                         (Ok(landed), Some(logged)) => {
@@ -252,6 +282,31 @@ impl Applier {
         }))
     }
 
+    /// The outcome of the land on its way if it has landed (does not
+    /// wait); none if it has not, or nothing was on its way.
+    pub(super) fn try_collect(&mut self) -> Option<Result<Landed>> {
+        if !self.busy {
+            return None;
+        }
+        let outcome = match self.landed.try_recv() {
+            Ok(outcome) => outcome,
+            Err(mpsc::TryRecvError::Empty) => return None,
+            Err(mpsc::TryRecvError::Disconnected) => {
+                self.gone = true;
+                Err(StateError::Internal(
+                    "the store's applier thread stopped; restart the process".into(),
+                ))
+            }
+        };
+        self.busy = false;
+        Some(outcome)
+    }
+
+    /// Whether a land is on its way and not collected yet.
+    pub(super) fn busy(&self) -> bool {
+        self.busy
+    }
+
     /// Whether the thread is gone (nothing can be applied any more).
     pub(super) fn gone(&self) -> bool {
         self.gone
@@ -273,27 +328,53 @@ impl Applier {
     }
 }
 
-/// Tests make the applier fail a group as a full disk would: the next one
-/// that writes a given key.
-fn injected_failure(state: &State, layer: &Writes) -> bool {
+/// Tests make the applier fail a land as a full disk would: the next one
+/// that writes a given key, or the next checkpoint.
+fn injected_failure(state: &State, land: &Land) -> bool {
     #[cfg(test)]
     {
         let mut key = state
             .fail_land_writing
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if key.as_deref().is_some_and(|k| layer.touches(k)) {
+        let hit = key.as_deref().is_some_and(|k| {
+            land.layers.iter().any(|(_, l)| l.touches(k))
+                || (land.checkpoint && k == CHECKPOINT_KEY)
+        });
+        if hit {
             *key = None;
-            return true;
         }
-        false
+        hit
     }
     #[cfg(not(test))]
     {
-        let _ = (state, layer);
+        let _ = (state, land);
         false
     }
 }
+
+/// Tests hold a checkpoint: the next one waits for the word (see
+/// `State::hold_checkpoint`).
+fn held(state: &State, land: &Land) {
+    #[cfg(test)]
+    if land.checkpoint {
+        let gate = state
+            .hold_checkpoint
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some((holding, go)) = gate {
+            let _ = holding.send(());
+            let _ = go.recv();
+        }
+    }
+    #[cfg(not(test))]
+    let _ = (state, land);
+}
+
+/// Tests: what [`injected_failure`] takes for "the next checkpoint".
+#[cfg(test)]
+pub(super) const CHECKPOINT_KEY: &[u8] = b"(checkpoint)";
 
 /// `logged` failed to land with `e`: erase its record, then fail it. If
 /// the record cannot be erased, nothing logged on that opening of the file

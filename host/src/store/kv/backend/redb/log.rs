@@ -1,4 +1,5 @@
-//! The commit log of the redb backend (`<file>.wal`, next to the data file).
+//! The commit log of the redb backend: two files next to the data file,
+//! `<file>.wal` and `<file>.1.wal`, written in turn.
 //!
 //! A durable redb commit writes every page the commit touched and fsyncs the
 //! file: ≈ 0.6–0.9 ms for a group of 32–64 writes here, against ≈ 0.15 ms
@@ -38,9 +39,10 @@ use std::sync::Arc;
 const MAGIC: u32 = 0x474c_5357; // "WSLG"
 const HEADER: usize = 28;
 
-/// Bytes the log is preallocated to (written with zeros once, so that a
-/// record written later changes no file metadata).
-pub(super) const CAPACITY: u64 = 16 << 20;
+/// Bytes each of the two log files is preallocated to (written with zeros
+/// once, so that a record written later changes no file metadata; a record
+/// that does not fit in the rest grows the file).
+pub(super) const CAPACITY: u64 = 8 << 20;
 
 /// Records after which a checkpoint is due even if the log has room. redb
 /// frees the pages of the last durable state that non-durable commits
@@ -140,76 +142,158 @@ fn checksum(header: &[u8], payload: &[u8]) -> u32 {
 /// Where a record was written, and its sequence number.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Appended {
+    file: usize,
     offset: u64,
     len: u64,
     /// Its sequence number.
     pub(super) seq: u64,
 }
 
+impl Appended {
+    /// The log's position right after this record.
+    pub(super) fn next(&self) -> LogPos {
+        LogPos {
+            seq: self.seq,
+            file: self.file,
+            offset: self.offset + self.len,
+        }
+    }
+}
+
+/// A place in the log: record `seq` is the last one before it, and the
+/// next record (`seq + 1`) is at `offset` of file `file` — or, if not
+/// found there, at the start of the other file (the writer switched files
+/// at a checkpoint). What a data file records it holds
+/// ([`layout::LOG_SEQ`](crate::store::kv::layout::LOG_SEQ)): where its
+/// replay starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct LogPos {
+    /// The last record before this place (0: none yet).
+    pub(super) seq: u64,
+    file: usize,
+    offset: u64,
+}
+
+impl LogPos {
+    /// The start of the log: no record yet.
+    pub(super) const START: LogPos = LogPos {
+        seq: 0,
+        file: 0,
+        offset: 0,
+    };
+
+    /// As stored: `seq` (big-endian u64), the file (one byte), the offset
+    /// (big-endian u64).
+    pub(super) fn encode(&self) -> [u8; 17] {
+        let mut b = [0u8; 17];
+        b[..8].copy_from_slice(&self.seq.to_be_bytes());
+        b[8] = self.file as u8;
+        b[9..].copy_from_slice(&self.offset.to_be_bytes());
+        b
+    }
+
+    /// Read what [`LogPos::encode`] wrote — or the sequence number alone,
+    /// which versions with one log file wrote (their next record was at the
+    /// start of `<file>.wal`).
+    pub(super) fn decode(b: &[u8]) -> Option<LogPos> {
+        let word = |r: std::ops::Range<usize>| Some(u64::from_be_bytes(b.get(r)?.try_into().ok()?));
+        match b.len() {
+            8 => Some(LogPos {
+                seq: word(0..8)?,
+                file: 0,
+                offset: 0,
+            }),
+            17 if b[8] < 2 => Some(LogPos {
+                seq: word(0..8)?,
+                file: usize::from(b[8]),
+                offset: word(9..17)?,
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// The open log of one data file.
 pub(super) struct CommitLog {
-    file: Arc<File>,
-    path: PathBuf,
+    files: [Arc<File>; 2],
+    paths: [PathBuf; 2],
     id: u64,
     /// Sequence number of the last record whose commit happened.
     last_seq: u64,
-    /// Where the next record goes.
+    /// The file the next record goes to, and where in it.
+    current: usize,
     offset: u64,
-    /// Records since the last checkpoint.
+    /// Records since the writer switched to the current file.
     records: u64,
 }
 
-/// The log file of the data file at `data`.
-pub(super) fn path_for(data: &Path) -> PathBuf {
-    let mut name = data.as_os_str().to_owned();
-    name.push(".wal");
-    PathBuf::from(name)
+/// The log files of the data file at `data`: `<data>.wal` and
+/// `<data>.1.wal`.
+pub(super) fn paths_for(data: &Path) -> [PathBuf; 2] {
+    let with = |suffix: &str| {
+        let mut name = data.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    [with(".wal"), with(".1.wal")]
+}
+
+/// Open (or create) one log file, preallocated to [`CAPACITY`].
+fn open_file(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    let len = file.metadata()?.len();
+    if len < CAPACITY {
+        // Zeros up to the capacity, written (not just allocated), so that
+        // later records only overwrite data blocks.
+        let zeros = vec![0u8; 1 << 20];
+        let mut at = len;
+        while at < CAPACITY {
+            let n = (CAPACITY - at).min(zeros.len() as u64) as usize;
+            file.write_all_at(&zeros[..n], at)?;
+            at += n as u64;
+        }
+        file.sync_all()?;
+        // The new file's name must survive a crash as well as its bytes.
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(file)
 }
 
 impl CommitLog {
     /// Open (or create) the log of the data file whose log id is `id` and
-    /// whose last checkpoint holds sequence number `checkpoint`; the
-    /// payloads of the records to replay, in order.
+    /// whose last checkpoint is at `checkpoint`; the payloads of the records
+    /// to replay, in order. The log then writes from the start of its first
+    /// file, at [`CommitLog::position`] (the caller renews the id and makes
+    /// that the data file's checkpoint).
     pub(super) fn open(
         data: &Path,
         id: u64,
-        checkpoint: u64,
+        checkpoint: LogPos,
     ) -> io::Result<(CommitLog, Vec<Vec<u8>>)> {
-        let path = path_for(data);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)?;
-        let len = file.metadata()?.len();
-        let replay = valid_records(&file, len, id, checkpoint)?;
-        if len < CAPACITY {
-            // Zeros up to the capacity, written (not just allocated), so that
-            // later records only overwrite data blocks.
-            let zeros = vec![0u8; 1 << 20];
-            let mut at = len;
-            while at < CAPACITY {
-                let n = (CAPACITY - at).min(zeros.len() as u64) as usize;
-                file.write_all_at(&zeros[..n], at)?;
-                at += n as u64;
-            }
-            file.sync_all()?;
-            // The new file's name must survive a crash as well as its bytes.
-            let dir = match path.parent() {
-                Some(d) if !d.as_os_str().is_empty() => d,
-                _ => Path::new("."),
-            };
-            File::open(dir)?.sync_all()?;
-        }
-        let last_seq = checkpoint + replay.len() as u64;
+        let paths = paths_for(data);
+        let files = [
+            Arc::new(open_file(&paths[0])?),
+            Arc::new(open_file(&paths[1])?),
+        ];
+        let replay = valid_records(&files, id, checkpoint)?;
+        let last_seq = checkpoint.seq + replay.len() as u64;
         Ok((
             CommitLog {
-                file: Arc::new(file),
-                path,
+                files,
+                paths,
                 id,
                 last_seq,
+                current: 0,
                 offset: 0,
                 records: 0,
             },
@@ -217,9 +301,14 @@ impl CommitLog {
         ))
     }
 
-    /// The log file's path (for messages).
+    /// The path of the file the next record goes to (for messages).
     pub(super) fn path(&self) -> &Path {
-        &self.path
+        &self.paths[self.current]
+    }
+
+    /// The path of the file `appended` is in.
+    pub(super) fn path_of(&self, appended: Appended) -> &Path {
+        &self.paths[appended.file]
     }
 
     /// Sequence number of the last record whose commit happened.
@@ -227,13 +316,23 @@ impl CommitLog {
         self.last_seq
     }
 
+    /// Where the next record goes, after the last one committed.
+    pub(super) fn position(&self) -> LogPos {
+        LogPos {
+            seq: self.last_seq,
+            file: self.current,
+            offset: self.offset,
+        }
+    }
+
     /// Write `record` as the next one (not yet synced: see
     /// [`CommitLog::file`]).
     pub(super) fn write(&mut self, record: &mut Record) -> io::Result<Appended> {
         let seq = self.last_seq + 1;
         let bytes = record.seal(self.id, seq)?;
-        self.file.write_all_at(bytes, self.offset)?;
+        self.files[self.current].write_all_at(bytes, self.offset)?;
         Ok(Appended {
+            file: self.current,
             offset: self.offset,
             len: bytes.len() as u64,
             seq,
@@ -247,10 +346,10 @@ impl CommitLog {
         self.records += 1;
     }
 
-    /// The file, for the syncer's `fdatasync` (which makes every record
-    /// written before it durable).
+    /// The file the last record went to, for the syncer's `fdatasync`
+    /// (which makes every record written to it before durable).
     pub(super) fn file(&self) -> &Arc<File> {
-        &self.file
+        &self.files[self.current]
     }
 }
 
@@ -268,19 +367,20 @@ pub(super) fn retract(path: &Path, appended: Appended) -> io::Result<()> {
 
 impl CommitLog {
     /// Write later records under `id`: each opening starts a round of its
-    /// own, so that records of an earlier round left further into the file
+    /// own, so that records of an earlier round left further into the files
     /// (a crash can tear a round anywhere) never pass for this one's.
     pub(super) fn renew_id(&mut self, id: u64) {
         self.id = id;
     }
 
-    /// Whether a checkpoint is due: many records, or the log three quarters
-    /// full (a record that does not fit in the rest grows the file).
+    /// Whether a checkpoint is due: many records, or the current file three
+    /// quarters full.
     pub(super) fn wants_checkpoint(&self) -> bool {
         self.records >= CHECKPOINT_RECORDS || self.offset >= CAPACITY / 4 * 3
     }
 
-    /// Whether records were committed since the last checkpoint.
+    /// Whether records were committed since the writer switched to the
+    /// current file (that no checkpoint holds yet).
     pub(super) fn pending(&self) -> bool {
         self.records > 0
     }
@@ -291,50 +391,76 @@ impl CommitLog {
         self.last_seq = seq;
     }
 
-    /// A checkpoint holding [`CommitLog::last_seq`] is durable: the log
-    /// starts again at its beginning.
-    pub(super) fn checkpointed(&mut self) {
+    /// A checkpoint starts: later records go to the start of the other
+    /// file; the position to record in it. Only once the checkpoint before
+    /// is durable: the other file holds records until then.
+    pub(super) fn switch(&mut self) -> LogPos {
+        self.current = 1 - self.current;
         self.offset = 0;
         self.records = 0;
+        self.position()
     }
 }
 
-/// The payloads of the valid records from the start of `bytes`: sequence
-/// numbers `checkpoint + 1, + 2, …` of log `id`, stopping at the first that
-/// is not.
+/// The payloads of the valid records from `from`: sequence numbers
+/// `from.seq + 1, + 2, …` of log `id`, stopping at the first that is
+/// neither in place nor at the start of the other file.
 ///
-/// Read record by record (a clean stop leaves none valid: one header read),
-/// not the whole preallocated file.
-fn valid_records(file: &File, len: u64, id: u64, checkpoint: u64) -> io::Result<Vec<Vec<u8>>> {
+/// Read record by record (a clean stop leaves none valid: one header read
+/// per file), not the whole preallocated files.
+fn valid_records(files: &[Arc<File>; 2], id: u64, from: LogPos) -> io::Result<Vec<Vec<u8>>> {
+    let lens = [files[0].metadata()?.len(), files[1].metadata()?.len()];
     let mut out = Vec::new();
-    let mut at = 0u64;
-    let mut expect = checkpoint + 1;
-    let mut h = [0u8; HEADER];
-    while at + HEADER as u64 <= len {
-        file.read_exact_at(&mut h, at)?;
-        let word = |r: std::ops::Range<usize>| {
-            let mut b = [0u8; 8];
-            b[..r.len()].copy_from_slice(&h[r]);
-            u64::from_le_bytes(b)
-        };
-        let size = word(4..8);
-        if word(0..4) != u64::from(MAGIC)
-            || word(8..16) != id
-            || word(16..24) != expect
-            || at + HEADER as u64 + size > len
-        {
-            break;
+    let (mut file, mut at) = (from.file, from.offset);
+    let mut expect = from.seq + 1;
+    let mut switched = false;
+    loop {
+        match read_record(&files[file], lens[file], at, id, expect)? {
+            Some(payload) => {
+                at += HEADER as u64 + payload.len() as u64;
+                out.push(payload);
+                expect += 1;
+                switched = false;
+            }
+            // Not in place: the writer went on in the other file (once per
+            // record: a file's start that does not hold it ends the replay).
+            None if !switched => {
+                file = 1 - file;
+                at = 0;
+                switched = true;
+            }
+            None => return Ok(out),
         }
-        let mut payload = vec![0u8; size as usize];
-        file.read_exact_at(&mut payload, at + HEADER as u64)?;
-        if u64::from(checksum(&h[4..24], &payload)) != word(24..28) || entries(&payload).is_err() {
-            break;
-        }
-        out.push(payload);
-        at += HEADER as u64 + size;
-        expect += 1;
     }
-    Ok(out)
+}
+
+/// The payload of record `seq` of log `id` at `at` in `file` (`len`
+/// bytes long), if a valid one is there.
+fn read_record(file: &File, len: u64, at: u64, id: u64, seq: u64) -> io::Result<Option<Vec<u8>>> {
+    let mut h = [0u8; HEADER];
+    if at + HEADER as u64 > len {
+        return Ok(None);
+    }
+    file.read_exact_at(&mut h, at)?;
+    let word = |r: std::ops::Range<usize>| {
+        let mut b = [0u8; 8];
+        b[..r.len()].copy_from_slice(&h[r]);
+        u64::from_le_bytes(b)
+    };
+    let size = word(4..8);
+    if word(0..4) != u64::from(MAGIC)
+        || word(8..16) != id
+        || word(16..24) != seq
+        || at + HEADER as u64 + size > len
+    {
+        return Ok(None);
+    }
+    let mut payload = vec![0u8; size as usize];
+    file.read_exact_at(&mut payload, at + HEADER as u64)?;
+    if u64::from(checksum(&h[4..24], &payload)) != word(24..28) || entries(&payload).is_err() {
+        return Ok(None);
+    }
+    Ok(Some(payload))
 }
 
 /// The entries of a record's payload.
@@ -402,6 +528,15 @@ mod tests {
         Ok(a)
     }
 
+    /// The place right after record `seq`, at the start of the first file.
+    fn at(seq: u64) -> LogPos {
+        LogPos {
+            seq,
+            file: 0,
+            offset: 0,
+        }
+    }
+
     /// Log `n` groups of one put each (same size), committed.
     fn put_groups(log: &mut CommitLog, n: u8) {
         for i in 0..n {
@@ -431,9 +566,11 @@ mod tests {
     fn replay_takes_the_committed_records_in_order_and_stops_at_anything_else() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("state.redb");
-        let (mut log, replay) = CommitLog::open(&data, 7, 10).unwrap();
+        let (mut log, replay) = CommitLog::open(&data, 7, at(10)).unwrap();
         assert!(replay.is_empty());
-        assert_eq!(std::fs::metadata(path_for(&data)).unwrap().len(), CAPACITY);
+        for path in paths_for(&data) {
+            assert_eq!(std::fs::metadata(path).unwrap().len(), CAPACITY);
+        }
         let mut a = record(&[Entry::Put(b"a", b"1")]);
         let ap = write(&mut log, &mut a).unwrap();
         assert_eq!(ap.seq, 11);
@@ -448,7 +585,7 @@ mod tests {
         retract(log.path(), cp).unwrap();
         drop(log);
 
-        let (log, replay) = CommitLog::open(&data, 7, 10).unwrap();
+        let (log, replay) = CommitLog::open(&data, 7, at(10)).unwrap();
         assert_eq!(replay.len(), 2);
         assert_eq!(log.last_seq(), 12);
         assert_eq!(entries(&replay[0]).unwrap(), [Entry::Put(b"a", b"1")]);
@@ -458,40 +595,104 @@ mod tests {
         );
         drop(log);
         // A checkpoint past the first: only the second, which is not next.
-        assert!(CommitLog::open(&data, 7, 11).unwrap().1.is_empty());
+        assert!(CommitLog::open(&data, 7, at(11)).unwrap().1.is_empty());
         // Already checkpointed: nothing.
-        assert!(CommitLog::open(&data, 7, 12).unwrap().1.is_empty());
+        assert!(CommitLog::open(&data, 7, at(12)).unwrap().1.is_empty());
         // Another data file's log: nothing.
-        assert!(CommitLog::open(&data, 8, 10).unwrap().1.is_empty());
+        assert!(CommitLog::open(&data, 8, at(10)).unwrap().1.is_empty());
 
         // A torn second record ends the replay after the first.
-        let path = path_for(&data);
+        let [path, _] = paths_for(&data);
         let mut bytes = std::fs::read(&path).unwrap();
         let second = a.buf.len();
         bytes[second + HEADER + 3] ^= 0xff;
         std::fs::write(&path, &bytes).unwrap();
-        let (_, replay) = CommitLog::open(&data, 7, 10).unwrap();
+        let (_, replay) = CommitLog::open(&data, 7, at(10)).unwrap();
         assert_eq!(replay.len(), 1);
     }
 
+    /// The payloads' first entries, as `(key, first value byte)` of puts
+    /// and `(key, none)` of deletes.
+    fn firsts(replay: &[Vec<u8>]) -> Vec<(Vec<u8>, Option<u8>)> {
+        replay
+            .iter()
+            .map(|p| match &entries(p).unwrap()[0] {
+                Entry::Put(k, v) => (k.to_vec(), v.first().copied()),
+                Entry::Delete(k) | Entry::DeleteRange(k, _) => (k.to_vec(), None),
+            })
+            .collect()
+    }
+
+    /// Checkpoints switch files: a replay from any checkpoint's position
+    /// runs through the rest of its file and on at the other file's start,
+    /// in order, and never takes the records a later round of a file wrote
+    /// over.
     #[test]
-    fn after_a_checkpoint_the_log_starts_again_and_old_records_are_not_replayed() {
+    fn a_replay_follows_the_records_across_both_files() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("state.redb");
-        let (mut log, _) = CommitLog::open(&data, 1, 0).unwrap();
-        put_groups(&mut log, 3);
+        let (mut log, _) = CommitLog::open(&data, 1, LogPos::START).unwrap();
+        put_groups(&mut log, 3); // 1..=3 in the first file
         assert!(log.pending());
-        log.checkpointed(); // a durable commit now holds seq 3
+        let p3 = log.switch(); // a checkpoint of 1..=3 starts
+        assert_eq!(p3.seq, 3);
         assert!(!log.pending());
-        // One short record over the first of the old ones.
-        let mut r = record(&[Entry::Delete(b"k")]);
+        let mut r = record(&[Entry::Delete(b"k4")]);
         let ap = write(&mut log, &mut r).unwrap();
         assert_eq!(ap.seq, 4);
         log.committed(ap);
+        let mut r = record(&[Entry::Delete(b"k5")]);
+        let ap = write(&mut log, &mut r).unwrap();
+        log.committed(ap);
+        let p5 = log.switch(); // that one is durable; the next starts
+        // Record 6 over record 1, at the start of the first file.
+        let mut r = record(&[Entry::Delete(b"k6")]);
+        let ap = write(&mut log, &mut r).unwrap();
+        log.committed(ap);
+        let after6 = ap.next();
         drop(log);
-        let (_, replay) = CommitLog::open(&data, 1, 3).unwrap();
-        assert_eq!(replay.len(), 1);
-        assert_eq!(entries(&replay[0]).unwrap(), [Entry::Delete(b"k")]);
+
+        let keys = |from: LogPos| {
+            let (log, replay) = CommitLog::open(&data, 1, from).unwrap();
+            assert_eq!(log.last_seq(), from.seq + replay.len() as u64);
+            firsts(&replay)
+                .into_iter()
+                .map(|(k, _)| String::from_utf8(k).unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(keys(p3), ["k4", "k5", "k6"]);
+        assert_eq!(keys(p5), ["k6"]);
+        assert!(keys(after6).is_empty());
+        // From the very start, record 1 is gone (record 6 is there).
+        assert!(keys(LogPos::START).is_empty());
+        // A torn record 5 ends the replay after 4.
+        let [_, second] = paths_for(&data);
+        let mut bytes = std::fs::read(&second).unwrap();
+        let fifth = HEADER + entries_len(&bytes[..HEADER]);
+        bytes[fifth + HEADER + 2] ^= 0xff;
+        std::fs::write(&second, &bytes).unwrap();
+        assert_eq!(keys(p3), ["k4"]);
+    }
+
+    /// The payload length in a record's header.
+    fn entries_len(header: &[u8]) -> usize {
+        u32::from_le_bytes(header[4..8].try_into().unwrap()) as usize
+    }
+
+    #[test]
+    fn positions_read_back_as_written_and_old_sequence_numbers_start_the_first_file() {
+        let p = LogPos {
+            seq: 0x0102_0304_0506_0708,
+            file: 1,
+            offset: 12_345,
+        };
+        assert_eq!(LogPos::decode(&p.encode()), Some(p));
+        assert_eq!(LogPos::decode(&42u64.to_be_bytes()), Some(at(42)));
+        let mut bad = p.encode();
+        bad[8] = 2;
+        assert_eq!(LogPos::decode(&bad), None);
+        assert_eq!(LogPos::decode(&[1, 2, 3]), None);
+        assert_eq!(LogPos::decode(&[0; 16]), None);
     }
 
     /// A crash tore the first record of a round but later ones reached the
@@ -503,25 +704,26 @@ mod tests {
         for (renewed, replayed) in [(2, 1), (1, 3)] {
             let dir = tempfile::tempdir().unwrap();
             let data = dir.path().join("state.redb");
-            let (mut log, _) = CommitLog::open(&data, 1, 0).unwrap();
+            let (mut log, _) = CommitLog::open(&data, 1, LogPos::START).unwrap();
             put_groups(&mut log, 3);
             drop(log);
-            let path = path_for(&data);
+            let [path, _] = paths_for(&data);
             let mut bytes = std::fs::read(&path).unwrap();
             bytes[HEADER + 5] ^= 0xff; // the first record's payload
             std::fs::write(&path, &bytes).unwrap();
 
-            let (mut log, replay) = CommitLog::open(&data, 1, 0).unwrap();
+            let (mut log, replay) = CommitLog::open(&data, 1, LogPos::START).unwrap();
             assert!(replay.is_empty());
-            // What opening the data file does next: a checkpoint, a round.
+            // What opening the data file does next: a round, written from
+            // the start of the first file.
             log.continue_after(0);
             log.renew_id(renewed);
-            log.checkpointed();
+            assert_eq!(log.position(), LogPos::START);
             let mut r = record(&[Entry::Put(b"k", &[9; 40])]);
             let ap = write(&mut log, &mut r).unwrap();
             log.committed(ap);
             drop(log);
-            let (_, replay) = CommitLog::open(&data, renewed, 0).unwrap();
+            let (_, replay) = CommitLog::open(&data, renewed, LogPos::START).unwrap();
             assert_eq!(replay.len(), replayed, "round id {renewed}");
         }
     }
@@ -529,7 +731,7 @@ mod tests {
     #[test]
     fn a_checkpoint_is_due_when_full_or_after_many_records() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut log, _) = CommitLog::open(&dir.path().join("d"), 1, 0).unwrap();
+        let (mut log, _) = CommitLog::open(&dir.path().join("d"), 1, LogPos::START).unwrap();
         assert!(!log.wants_checkpoint());
         let mut r = record(&[Entry::Put(b"k", b"v")]);
         let ap = write(&mut log, &mut r).unwrap();
@@ -537,7 +739,8 @@ mod tests {
         assert!(!log.wants_checkpoint());
         log.records = CHECKPOINT_RECORDS;
         assert!(log.wants_checkpoint());
-        log.checkpointed();
+        log.switch();
+        assert!(!log.wants_checkpoint());
         // A big group that fills most of the log.
         let big = vec![7u8; (CAPACITY / 4 * 3) as usize];
         let mut r = record(&[Entry::Put(b"k", &big)]);

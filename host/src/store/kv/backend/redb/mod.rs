@@ -1,6 +1,6 @@
 //! The embedded default backend: one redb file, one table of byte keys, its
-//! commit log (`<file>.wal`), and three threads that group-commit queued
-//! requests.
+//! commit log (`<file>.wal` and `<file>.1.wal`), and three threads that
+//! group-commit queued requests.
 //!
 //! Reads use the newest **durable** snapshot, published by the syncer, and
 //! never wait for the writer. Writes are [`WriteJob`]s sent to the
@@ -41,26 +41,25 @@ use std::time::Duration;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use self::log::CommitLog;
+use self::log::{CommitLog, LogPos};
 use self::table::{ReadTable, Snapshot, TABLE, Tbl};
 use super::{Backend, RawRead, RawWrite, WriteJob, unavailable};
 use crate::store::error::{Result, StateError};
 use crate::store::kv::layout;
 
-/// The commit log's id (`id`: which log belongs to this file). The sequence
-/// number of the newest logged group the file holds is a record of the main
-/// table ([`layout::LOG_SEQ`]), written with every group, next to the etag
-/// counter: a second table touched by every commit is one more table root
-/// to update and checksum per commit.
+/// The commit log's id (`id`: which log belongs to this file). The place in
+/// the log after the newest logged group the file holds ([`LogPos`]) is a
+/// record of the main table ([`layout::LOG_SEQ`]), written with every
+/// group, next to the etag counter: a second table touched by every commit
+/// is one more table root to update and checksum per commit.
 const LOG_TABLE: TableDefinition<&str, u64> = TableDefinition::new("wasm-state-log");
 
-/// The sequence number the file holds (0: none yet).
-fn held_seq(table: &dyn RawRead) -> Result<u64> {
+/// The place in the log the file holds everything before (the start: none
+/// yet).
+fn held_pos(table: &dyn RawRead) -> Result<LogPos> {
     match table.get(layout::LOG_SEQ)? {
-        Some(b) => {
-            layout::be_u64(&b).ok_or_else(|| StateError::corrupt("commit log sequence number"))
-        }
-        None => Ok(0),
+        Some(b) => LogPos::decode(&b).ok_or_else(|| StateError::corrupt("commit log position")),
+        None => Ok(LogPos::START),
     }
 }
 
@@ -112,6 +111,10 @@ pub(super) struct State {
     /// full disk would.
     #[cfg(test)]
     fail_land_writing: Mutex<Option<Vec<u8>>>,
+    /// Tests: the applier holds the next checkpoint — it says so on the
+    /// first channel, and runs it once the second one gives the word.
+    #[cfg(test)]
+    hold_checkpoint: Mutex<Option<(mpsc::Sender<()>, mpsc::Receiver<()>)>>,
 }
 
 impl State {
@@ -229,6 +232,8 @@ impl RedbBackend {
             lost_through: AtomicU64::new(0),
             #[cfg(test)]
             fail_land_writing: Mutex::new(None),
+            #[cfg(test)]
+            hold_checkpoint: Mutex::new(None),
             path: path.to_path_buf(),
         });
         let generation = state.opened(Arc::new(db))?;
@@ -297,8 +302,8 @@ impl Backend for RedbBackend {
 /// `options.durable`. A non-durable store still replays a log left by a
 /// durable one (it never creates one).
 ///
-/// `trusted`: when the writer reopens the file after an I/O error, the
-/// sequence number of the last checkpoint it saw succeed. The file may claim
+/// `trusted`: when the writer reopens the file after an I/O error, where
+/// the last checkpoint it saw succeed left the log. The file may claim
 /// a newer one — a commit whose fsync failed leaves its pages in the page
 /// cache, clean but maybe never written — so the replay starts after
 /// `trusted` (the log was not restarted since, and replaying writes the
@@ -307,7 +312,7 @@ impl Backend for RedbBackend {
 fn open_file(
     path: &Path,
     options: &RedbOptions,
-    trusted: Option<u64>,
+    trusted: Option<LogPos>,
 ) -> Result<(Database, Option<CommitLog>)> {
     let db = Database::builder()
         .set_cache_size(options.cache_bytes)
@@ -321,23 +326,27 @@ fn open_file(
         })?;
     let wtx = db.begin_write().map_err(unavailable)?;
     let mut table = Tbl(wtx.open_table(TABLE).map_err(unavailable)?);
-    let log = if options.durable || log::path_for(path).exists() {
+    let [wal, _] = log::paths_for(path);
+    let log = if options.durable || wal.exists() {
         let mut meta = wtx.open_table(LOG_TABLE).map_err(unavailable)?;
         let id = match meta.get("id").map_err(unavailable)?.map(|g| g.value()) {
             Some(id) => id,
             None => new_log_id()?,
         };
-        let claimed = held_seq(&table)?;
-        let from = claimed.min(trusted.unwrap_or(u64::MAX));
+        let claimed = held_pos(&table)?;
+        let from = match trusted {
+            Some(t) if t.seq < claimed.seq => t,
+            _ => claimed,
+        };
         let (mut log, mut replay) =
-            CommitLog::open(path, id, from).map_err(|e| log_error(&log::path_for(path), &e))?;
+            CommitLog::open(path, id, from).map_err(|e| log_error(&wal, &e))?;
         // From a checkpoint older than the file claims (a reopen after an
         // I/O error), the replay must reach what the file claims: a shorter
         // one would rewind some keys and not others.
-        if from + (replay.len() as u64) < claimed {
+        if from.seq + (replay.len() as u64) < claimed.seq {
             tracing::error!(
-                from,
-                claimed,
+                from = from.seq,
+                claimed = claimed.seq,
                 records = replay.len(),
                 log = %log.path().display(),
                 "the commit log ends before what the state file holds; not replaying it"
@@ -351,13 +360,12 @@ fn open_file(
         }
         // Never hand out a sequence number the file already claims; and a
         // new round of the log under a new id.
-        log.continue_after(log.last_seq().max(claimed));
+        log.continue_after(log.last_seq().max(claimed.seq));
         let round = new_log_id()?;
         meta.insert("id", round).map_err(unavailable)?;
         log.renew_id(round);
-        if log.last_seq() != claimed {
-            table.put(layout::LOG_SEQ, &log.last_seq().to_be_bytes())?;
-        }
+        // The new round starts at the beginning of the first file.
+        table.put(layout::LOG_SEQ, &log.position().encode())?;
         if !replay.is_empty() {
             // An operator wants to know the last stop was not clean.
             tracing::warn!(
@@ -366,7 +374,6 @@ fn open_file(
                 "replayed the commit log (the last stop was not clean, or a write failed)"
             );
         }
-        log.checkpointed();
         options.durable.then_some(log)
     } else {
         None
@@ -716,6 +723,202 @@ mod tests {
         }
     }
 
+    /// `write`, and its answer within 5 s (a panic if none comes).
+    fn write_soon(b: &RedbBackend, ws: Vec<W>) -> Result<()> {
+        let (tx, rx) = mpsc::channel();
+        b.submit(Box::new(Job(ws, tx)));
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("no answer within 5 s")
+    }
+
+    /// A durable store at `dir/s.redb` whose idle checkpoint comes after
+    /// 20 ms, and whose next checkpoint the applier holds: it says so on
+    /// the receiver, and runs it once the sender gives the word.
+    fn holding_checkpoint(
+        dir: &Path,
+    ) -> (
+        PathBuf,
+        RedbOptions,
+        RedbBackend,
+        mpsc::Receiver<()>,
+        mpsc::Sender<()>,
+    ) {
+        let path = dir.join("s.redb");
+        let options = RedbOptions {
+            checkpoint_idle: Duration::from_millis(20),
+            ..RedbOptions::default()
+        };
+        let b = RedbBackend::open(&path, options.clone()).unwrap();
+        let ((holding, held), (go, told)) = (mpsc::channel(), mpsc::channel());
+        *b.state.hold_checkpoint.lock().unwrap() = Some((holding, told));
+        (path, options, b, held, go)
+    }
+
+    /// What a crash now leaves: the data file (and both log files, if
+    /// `with_logs`) copied to `dir/<name>/s.redb`, opened.
+    fn crash_contents(
+        path: &Path,
+        options: &RedbOptions,
+        name: &str,
+        with_logs: bool,
+    ) -> Vec<Pair> {
+        let image = path.parent().unwrap().join(name);
+        std::fs::create_dir(&image).unwrap();
+        let copy = image.join("s.redb");
+        std::fs::copy(path, &copy).unwrap();
+        if with_logs {
+            for (from, to) in log::paths_for(path).iter().zip(log::paths_for(&copy)) {
+                std::fs::copy(from, to).unwrap();
+            }
+        }
+        let (db, _) = open_file(&copy, options, None).unwrap();
+        contents(&*open_snapshot(&db).unwrap())
+    }
+
+    /// A key of two bytes, `'static` (one leaked per key).
+    fn key2(a: u8, b: u8) -> &'static [u8] {
+        Box::leak(Box::new([a, b]))
+    }
+
+    /// A checkpoint runs on the applier while the writer goes on: groups
+    /// logged meanwhile (in the other log file) are answered before it
+    /// ends and read as layers, and a crash at that moment replays them
+    /// across both files. Once it is done they reach redb, the next
+    /// checkpoint holds them — the data file alone has them all — and
+    /// reads are left no layers.
+    #[test]
+    fn groups_logged_while_a_checkpoint_runs_are_answered_and_survive() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, options, b, holding, go) = holding_checkpoint(dir.path());
+        write(&b, vec![W::Put(b"a", b"1")]);
+        write(&b, vec![W::Put(b"b", b"1"), W::Delete(b"a")]);
+        holding
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the idle checkpoint starts");
+        let mut want = BTreeMap::from([(b"b".to_vec(), b"1".to_vec())]);
+        let groups = 2 * applier::CHUNK as u8 + 3;
+        for i in 0..groups {
+            let key = key2(b'c', i);
+            write_soon(&b, vec![W::Put(key, b"2"), W::Delete(b"b")])
+                .expect("answered while the checkpoint runs");
+            want.remove(b"b".as_slice());
+            want.insert(key.to_vec(), b"2".to_vec());
+        }
+        let want_now: Vec<Pair> = want.clone().into_iter().collect();
+        assert_eq!(contents(&*b.snapshot().unwrap()), want_now, "reads");
+        assert!(layers(&b) >= usize::from(groups), "{} layers", layers(&b));
+        assert_eq!(
+            crash_contents(&path, &options, "during", true),
+            want_now,
+            "a crash while the checkpoint runs"
+        );
+        go.send(()).unwrap();
+        write_soon(&b, vec![W::Put(b"d", b"3")]).unwrap();
+        want.insert(b"d".to_vec(), b"3".to_vec());
+        let want: Vec<Pair> = want.into_iter().collect();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while layers(&b) > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(layers(&b), 0, "after the next idle checkpoint");
+        assert_eq!(contents(&*b.snapshot().unwrap()), want, "reads after");
+        assert_eq!(
+            crash_contents(&path, &options, "after", false),
+            want,
+            "the data file alone, after the next checkpoint"
+        );
+        drop(b);
+        let (db, _) = open_file(&path, &options, None).unwrap();
+        assert_eq!(contents(&*open_snapshot(&db).unwrap()), want, "a restart");
+    }
+
+    /// A checkpoint that fails (a full disk) closes the file; the reopen
+    /// replays the log — the groups the checkpoint held and those answered
+    /// while it ran, across both files — and nothing acknowledged is lost.
+    #[test]
+    fn a_checkpoint_that_fails_loses_none_of_the_groups_answered_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, options, b, holding, go) = holding_checkpoint(dir.path());
+        *b.state.fail_land_writing.lock().unwrap() = Some(applier::CHECKPOINT_KEY.to_vec());
+        write(&b, vec![W::Put(b"a", b"1")]);
+        holding
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the idle checkpoint starts");
+        let mut want = vec![(b"a".to_vec(), b"1".to_vec())];
+        for i in 0..5 {
+            let key = key2(b'c', i);
+            write_soon(&b, vec![W::Put(key, b"2")]).expect("answered while the checkpoint runs");
+            want.push((key.to_vec(), b"2".to_vec()));
+        }
+        let opened = b.state.generation.load(Ordering::Acquire);
+        go.send(()).unwrap();
+        // It fails; the writer closes the file and reopens it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let snap = loop {
+            let reopened = b.state.generation.load(Ordering::Acquire) > opened;
+            match b.snapshot() {
+                Ok(s) if reopened => break s,
+                _ if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                _ => panic!("not reopened after the failed checkpoint"),
+            }
+        };
+        assert_eq!(contents(&*snap), want, "after the reopen");
+        assert_eq!(
+            crash_contents(&path, &options, "reopened", false),
+            want,
+            "the reopen's replay is in the data file"
+        );
+        write_soon(&b, vec![W::Put(b"d", b"1")]).unwrap();
+        want.push((b"d".to_vec(), b"1".to_vec()));
+        drop(b);
+        let (db, _) = open_file(&path, &options, None).unwrap();
+        assert_eq!(contents(&*open_snapshot(&db).unwrap()), want, "a restart");
+    }
+
+    /// While a checkpoint runs, the writer fills the other log file up to
+    /// three quarters at most, then waits for it: the file the checkpoint
+    /// still needs is never written over, and a crash at any moment
+    /// replays every acknowledged group.
+    #[test]
+    fn a_full_log_file_waits_for_the_running_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, options, b, holding, go) = holding_checkpoint(dir.path());
+        write(&b, vec![W::Put(b"a", b"1")]);
+        holding
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the idle checkpoint starts");
+        let big: &'static [u8] =
+            Box::leak(vec![7u8; log::CAPACITY as usize / 4 * 3].into_boxed_slice());
+        write_soon(&b, vec![W::Put(b"big", big)]).expect("answered while the checkpoint runs");
+        // The other file is three quarters full: the writer waits.
+        let (tx, after) = mpsc::channel();
+        b.submit(Box::new(Job(vec![W::Put(b"next", b"1")], tx)));
+        assert!(
+            after.recv_timeout(Duration::from_millis(300)).is_err(),
+            "answered while the writer should wait for the checkpoint"
+        );
+        go.send(()).unwrap();
+        after
+            .recv_timeout(Duration::from_secs(10))
+            .expect("answered once the checkpoint is done")
+            .unwrap();
+        let want = vec![
+            (b"a".to_vec(), b"1".to_vec()),
+            (b"big".to_vec(), big.to_vec()),
+            (b"next".to_vec(), b"1".to_vec()),
+        ];
+        assert_eq!(
+            crash_contents(&path, &options, "image", true),
+            want,
+            "a crash"
+        );
+        drop(b);
+        let (db, _) = open_file(&path, &options, None).unwrap();
+        assert_eq!(contents(&*open_snapshot(&db).unwrap()), want, "a restart");
+    }
+
     /// The layers reads see over redb's last commit now.
     fn layers(b: &RedbBackend) -> usize {
         let published = b.state.published.lock().unwrap();
@@ -787,7 +990,12 @@ mod tests {
         let image = dir.path().join("image");
         std::fs::create_dir(&image).unwrap();
         std::fs::copy(&path, image.join("s.redb")).unwrap();
-        std::fs::copy(log::path_for(&path), log::path_for(&image.join("s.redb"))).unwrap();
+        for (from, to) in log::paths_for(&path)
+            .iter()
+            .zip(log::paths_for(&image.join("s.redb")))
+        {
+            std::fs::copy(from, to).unwrap();
+        }
         let want: Vec<Pair> = model.into_iter().collect();
         let (db, _) = open_file(&image.join("s.redb"), &options, None).unwrap();
         assert_eq!(
@@ -999,7 +1207,7 @@ mod tests {
         // The log restarted at the checkpoint made when the file was
         // created (0): a writer that saw no later one succeed replays all
         // four; a plain open replays none.
-        for trusted in [Some(0), None] {
+        for trusted in [Some(LogPos::START), None] {
             let (db, log) = open_file(&path, &options, trusted).unwrap();
             assert_eq!(log.unwrap().last_seq(), 4, "{trusted:?}");
             let snap = open_snapshot(&db).unwrap();
@@ -1013,12 +1221,12 @@ mod tests {
     fn a_replay_that_stops_short_of_what_the_file_holds_is_not_applied() {
         let dir = tempfile::tempdir().unwrap();
         let (path, options, want) = four_groups(dir.path());
-        let wal = log::path_for(&path);
+        let [wal, _] = log::paths_for(&path);
         let mut bytes = std::fs::read(&wal).unwrap();
         let third = third_record_offset(&bytes);
         bytes[third + 30] ^= 0xff; // the third record's payload
         std::fs::write(&wal, &bytes).unwrap();
-        let (db, log) = open_file(&path, &options, Some(0)).unwrap();
+        let (db, log) = open_file(&path, &options, Some(LogPos::START)).unwrap();
         assert_eq!(log.unwrap().last_seq(), 4);
         let snap = open_snapshot(&db).unwrap();
         assert_eq!(contents(&*snap), want);

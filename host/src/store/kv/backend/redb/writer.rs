@@ -1,8 +1,10 @@
 //! The writer thread: runs queued groups of requests over redb's last
 //! commit and the groups logged since (layers), writes each group to the
 //! commit log, hands it to the syncer and — with a log — to the applier,
-//! which puts it into redb while the writer runs the next group; makes
-//! checkpoints; reopens the file after an I/O error.
+//! which puts it into redb while the writer runs the next group; starts
+//! checkpoints, which the applier runs while the writer goes on (the groups
+//! logged meanwhile wait here until it is done); reopens the file after an
+//! I/O error.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,15 +13,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use redb::{Database, Durability};
+use redb::Database;
 
 use super::applier::{Applier, Land, Landed, Logged, Open, land};
-use super::log::{CommitLog, Record};
+use super::log::{CommitLog, LogPos, Record};
 use super::syncer::{self, Committed, Finisher, Flight};
-use super::table::{ReadTable, Sink, Snapshot, TABLE, Tbl, no_watchers};
+use super::table::{ReadTable, Sink, Snapshot, no_watchers};
 use super::{RedbOptions, State, log_error, open_file, open_snapshot};
 use crate::store::error::{Result, StateError};
-use crate::store::kv::backend::{GroupCounter, Overlay, RawWrite, WriteJob, Writes, unavailable};
+use crate::store::kv::backend::{GroupCounter, Overlay, RawWrite, WriteJob, Writes};
 use crate::store::kv::layout;
 
 /// Most requests committed together.
@@ -32,6 +34,16 @@ const IN_FLIGHT: usize = 4;
 /// How often the writer retries reopening the file after an I/O error.
 pub(super) const REOPEN_EVERY: Duration = Duration::from_millis(200);
 
+/// How often an idle writer looks whether the running checkpoint is done.
+const CHECKPOINT_POLL: Duration = Duration::from_millis(1);
+
+/// A checkpoint the applier is running.
+struct Running {
+    started: Instant,
+    /// Where the log goes on after the groups it holds.
+    pos: LogPos,
+}
+
 /// What the writer thread owns.
 pub(super) struct Writer {
     state: Arc<State>,
@@ -40,9 +52,16 @@ pub(super) struct Writer {
     log: Option<CommitLog>,
     /// Which opening of the file the writer commits on.
     generation: u64,
-    /// Sequence number of the last checkpoint the writer saw succeed (none
+    /// Where the last checkpoint the writer saw succeed left the log (none
     /// without a log).
-    trusted: Option<u64>,
+    trusted: Option<LogPos>,
+    /// The checkpoint on its way to the applier (the land it is busy with),
+    /// if one is.
+    checkpointing: Option<Running>,
+    /// The groups logged while it runs, oldest first: answered once the
+    /// log is synced, read as layers, and sent to the applier together once
+    /// it is done.
+    queued: Vec<(u64, Arc<Writes>)>,
     /// The syncer or the applier is gone: nothing can be answered any more.
     broken: bool,
     /// No reopen attempt before this.
@@ -105,7 +124,9 @@ impl Writer {
         Ok(Writer {
             state,
             options,
-            trusted: log.as_ref().map(CommitLog::last_seq),
+            trusted: log.as_ref().map(CommitLog::position),
+            checkpointing: None,
+            queued: Vec::new(),
             broken: false,
             log,
             generation,
@@ -152,6 +173,7 @@ impl Writer {
             }
         }
         self.checkpoint();
+        self.settle();
         drop(self.flights);
         let _ = self.syncer.join();
     }
@@ -192,6 +214,16 @@ impl Writer {
     /// every sender is gone.
     fn next(&mut self, rx: &Receiver<Box<dyn WriteJob>>) -> Option<Box<dyn WriteJob>> {
         loop {
+            if self.checkpointing.is_some() {
+                match rx.recv_timeout(CHECKPOINT_POLL) {
+                    Ok(job) => return Some(job),
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        let _ = self.poll_checkpoint();
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return None,
+                }
+            }
             if self.flatten && self.in_flight.load(Ordering::Acquire) == 0 {
                 self.flatten = false;
                 self.publish_committed();
@@ -245,7 +277,7 @@ impl Writer {
             Ok((db, log)) => {
                 let db = Arc::new(db);
                 self.generation = self.state.opened(db.clone())?;
-                self.trusted = log.as_ref().map(CommitLog::last_seq);
+                self.trusted = log.as_ref().map(CommitLog::position);
                 self.log = log;
                 tracing::warn!(path = %path.display(), "reopened the state file after an I/O error; writes resume");
                 Ok(db)
@@ -266,6 +298,8 @@ impl Writer {
         if self.applier.gone() {
             self.broken = true;
         }
+        self.checkpointing = None;
+        self.queued.clear();
         self.open = None;
         self.base = None;
         self.layers.clear();
@@ -429,13 +463,18 @@ impl Writer {
             let layer = group.flush_keep()?;
             (sink.writes, layer)
         };
-        self.flatten = false;
         // The group before has landed by now, most often (it ran while this
         // one's requests did): take in its outcome — a new redb commit means
         // fewer layers for this group's readers. If it failed, this group's
         // requests read writes that never happened: none of their outcomes
-        // stands, whether they wrote or not.
-        if let Err(e) = self.collect() {
+        // stands, whether they wrote or not. (While a checkpoint runs, the
+        // applier is not waited for: see whether it is done.)
+        let polled = if self.checkpointing.is_some() {
+            self.poll_checkpoint()
+        } else {
+            self.collect()
+        };
+        if let Err(e) = polled {
             for job in batch.iter_mut() {
                 job.void();
             }
@@ -447,6 +486,9 @@ impl Writer {
         if writes == 0 {
             return Ok(Committed::Unchanged);
         }
+        // Reads must see this group's layer: no plain commit is published
+        // in its place.
+        self.flatten = false;
         let layer = Arc::new(layer);
         if self.base.is_none() {
             // It landed, but no snapshot could be taken: the file was
@@ -466,8 +508,10 @@ impl Writer {
             let landed = land(&mut Land {
                 db: db.clone(),
                 open: None,
-                layer,
+                layers: vec![(group, layer)],
                 logged: None,
+                pos: None,
+                checkpoint: false,
                 group,
             });
             return match landed {
@@ -500,13 +544,7 @@ impl Writer {
         log.committed(appended);
         self.next_group += 1;
         let file = log.file().clone();
-        let (told, landing) = mpsc::channel();
-        let logged = Logged {
-            path: log.path().to_path_buf(),
-            appended,
-            generation: self.generation,
-            told,
-        };
+        let path = log.path_of(appended).to_path_buf();
         merge(&mut self.merged, &layer);
         self.layers.push((group, layer.clone()));
         if self.rescan {
@@ -518,12 +556,30 @@ impl Writer {
                 layers: self.layers.iter().map(|(_, l)| l.clone()).collect(),
             })
         });
-        // Durable once the log is synced; in redb at a later commit.
+        if self.checkpointing.is_some() {
+            // The applier is busy with a checkpoint: the group is answered
+            // once the log is synced, and lands after the checkpoint.
+            self.queued.push((group, layer));
+            return Ok(Committed::Changed(Some(file), snapshot, None));
+        }
+        // Durable once the log is synced; in redb at a later commit (with
+        // the groups logged during the last checkpoint, if they wait).
+        let (told, landing) = mpsc::channel();
+        let logged = Logged {
+            path,
+            appended,
+            generation: self.generation,
+            told,
+        };
+        let mut layers = std::mem::take(&mut self.queued);
+        layers.push((group, layer));
         let sent = self.applier.send(Land {
             db: db.clone(),
             open: self.open.take(),
-            layer,
+            layers,
             logged: Some(logged),
+            pos: Some(appended.next()),
+            checkpoint: false,
             group,
         });
         if let Err(e) = sent {
@@ -533,81 +589,130 @@ impl Writer {
         Ok(Committed::Changed(Some(file), snapshot, Some(landing)))
     }
 
-    /// Make the logged groups part of a durable redb commit (the open
-    /// transaction's, when there is one), so that the log can start again.
-    /// A failure leaves the log as it is (a reopen replays it) and is
-    /// retried at the next occasion. Its time goes to the
-    /// `checkpoint_duration_seconds` metric: requests wait meanwhile.
+    /// Start a checkpoint: a durable redb commit of every group logged so
+    /// far (the open transaction's, when there is one), run by the applier
+    /// while the writer goes on in the other log file. A checkpoint still
+    /// running is waited for first (its file still holds records the data
+    /// file may not), and so are the groups on their way to redb. A
+    /// failure closes the file (the reopen replays the log).
     fn checkpoint(&mut self) {
+        self.settle();
         if !self.log.as_ref().is_some_and(CommitLog::pending) {
             return;
         }
-        let started = Instant::now();
-        self.checkpoint_pending();
-        if let Some(m) = &self.options.metrics {
-            m.checkpoint(started.elapsed());
-        }
-    }
-
-    /// [`Writer::checkpoint`] with logged groups not in one.
-    fn checkpoint_pending(&mut self) {
         let Ok(db) = self.state.database() else {
             self.forget();
             return;
         };
-        // Reads may see layers (published before the group on its way
-        // landed, even if that one committed them to redb).
-        let earlier = !self.layers.is_empty();
         // Every logged group in the transaction first.
         if self.collect().is_err() {
             return;
         }
+        if let Some(pos) = self.queued_pos() {
+            let layers = std::mem::take(&mut self.queued);
+            let group = layers.last().map_or(0, |(g, _)| *g);
+            if self.send(&db, layers, pos, false, group).is_err() || self.collect().is_err() {
+                return;
+            }
+        }
         let Some(log) = self.log.as_mut() else {
             return;
         };
-        let last = log.last_seq();
-        let open = self.open.take();
-        // The transaction holds groups redb has not committed: if the
-        // checkpoint fails, they are gone from it (the log has them).
-        let held = open.is_some();
-        let done = (|| -> Result<()> {
-            let mut wtx = match open {
-                Some(open) => open.wtx,
-                None => db.begin_write().map_err(unavailable)?,
-            };
-            wtx.set_durability(Durability::Immediate)
-                .map_err(unavailable)?;
-            Tbl(wtx.open_table(TABLE).map_err(unavailable)?)
-                .put(layout::LOG_SEQ, &last.to_be_bytes())?;
-            wtx.commit().map_err(unavailable)
-        })();
-        match done {
-            Ok(()) => {
-                self.trusted = Some(last);
-                log.checkpointed();
-                // redb's commit holds every group now.
-                self.layers.clear();
-                self.merged = Arc::default();
-                self.base = open_snapshot(&db).ok();
-                self.rescan_watchers();
-                // Reads may drop the layers now — or, while a group is still
-                // on its way to durability (its snapshot comes later), once
-                // it has arrived.
-                if earlier {
+        let pos = log.switch();
+        let through = self.next_group.saturating_sub(1);
+        if self.send(&db, Vec::new(), pos, true, through).is_ok() {
+            self.checkpointing = Some(Running {
+                started: Instant::now(),
+                pos,
+            });
+        }
+    }
+
+    /// Where the log goes on after the last group in [`Writer::queued`]
+    /// (none if none waits).
+    fn queued_pos(&self) -> Option<LogPos> {
+        self.queued.last()?;
+        self.log.as_ref().map(CommitLog::position)
+    }
+
+    /// Send the applier `layers` (and `pos`, and a `checkpoint`) whose
+    /// requests have been answered; `Err`: it is gone (the file is closed).
+    fn send(
+        &mut self,
+        db: &Arc<Database>,
+        layers: Vec<(u64, Arc<Writes>)>,
+        pos: LogPos,
+        checkpoint: bool,
+        group: u64,
+    ) -> Result<()> {
+        let sent = self.applier.send(Land {
+            db: db.clone(),
+            open: self.open.take(),
+            layers,
+            logged: None,
+            pos: Some(pos),
+            checkpoint,
+            group,
+        });
+        if let Err(e) = &sent {
+            self.broken = true;
+            self.lost_groups(e);
+        }
+        sent
+    }
+
+    /// Wait for the running checkpoint, if one is.
+    fn settle(&mut self) {
+        if self.checkpointing.is_some() {
+            let outcome = self.applier.collect();
+            // A failure closed the file: the reopen replays the log.
+            let _ = self.checkpoint_done(outcome);
+        }
+    }
+
+    /// Take in the running checkpoint's outcome if it is done (does not
+    /// wait). `Err`: it failed (why), and the file is closed.
+    fn poll_checkpoint(&mut self) -> Result<()> {
+        match self.applier.try_collect() {
+            None if self.applier.busy() => Ok(()),
+            outcome => self.checkpoint_done(outcome),
+        }
+    }
+
+    /// The running checkpoint ended with `outcome` (none: the applier had
+    /// nothing on its way, which cannot be).
+    fn checkpoint_done(&mut self, outcome: Option<Result<Landed>>) -> Result<()> {
+        let Some(running) = self.checkpointing.take() else {
+            return Ok(());
+        };
+        let outcome = outcome.unwrap_or_else(|| {
+            Err(StateError::Internal(
+                "a checkpoint was lost on its way to the applier".into(),
+            ))
+        });
+        if let Some(m) = &self.options.metrics {
+            m.checkpoint(running.started.elapsed());
+        }
+        match outcome {
+            Ok(landed) => {
+                self.trusted = Some(running.pos);
+                // redb's commit holds every group through the checkpoint;
+                // the layers left are the groups logged since.
+                self.landed(landed);
+                // With none, reads may drop their layers — once no group is
+                // on its way to durability (its snapshot comes later).
+                if self.layers.is_empty() && self.base.is_some() {
                     self.flatten = true;
-                    if self.in_flight.load(Ordering::Acquire) == 0 {
-                        self.flatten = false;
-                        self.publish_committed();
-                    }
                 }
-            }
-            Err(e) if held => {
-                tracing::error!(error = %e, "checkpoint failed");
-                self.close_for_replay("a checkpoint of", &e);
+                Ok(())
             }
             Err(e) => {
+                if self.applier.gone() {
+                    self.broken = true;
+                }
                 tracing::error!(error = %e, "checkpoint failed");
-                self.check(&db, &e);
+                self.close_for_replay("a checkpoint of", &e);
+                Err(e)
             }
         }
     }
