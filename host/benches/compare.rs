@@ -341,6 +341,18 @@ impl Latencies {
             q(1.0)
         )
     }
+
+    /// How many took longer than each of `ms`, per second of `secs`:
+    /// `over 10 ms: 12.3/s, …`.
+    fn over(&self, ms: &[u32], secs: f64) -> String {
+        ms.iter()
+            .map(|&limit| {
+                let n = self.0.iter().filter(|&&us| us > limit * 1000).count();
+                format!("over {limit} ms: {:.1}/s", n as f64 / secs)
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 fn curve_wasm_state(
@@ -429,11 +441,13 @@ fn profile_wasm_state(n: usize, secs: Duration, readers: usize) {
         rate.writes as f64 / rate.commits.max(1) as f64
     );
     println!(
-        "write latency p50 / p99 / p99.9 / max: {} ms",
-        lat.summary()
+        "write latency p50 / p99 / p99.9 / max: {} ms; writes {}",
+        lat.summary(),
+        lat.over(&[10, 20, 50, 100], rate.secs)
     );
-    // Checkpoints stop the writer (the run's: the readers' keys are set
-    // just before it, with no idle time for one).
+    // Checkpoints run beside the writer, and slow the log's syncs (the
+    // run's: the readers' keys are set just before it, with no idle time
+    // for one).
     let (n, total) = (
         metric(&store, "wasm_state_checkpoint_duration_seconds_count"),
         metric(&store, "wasm_state_checkpoint_duration_seconds_sum"),

@@ -126,7 +126,7 @@ impl Default for Metrics {
         let checkpoint_seconds = latency_histogram();
         registry.register(
             "checkpoint_duration_seconds",
-            "Time the redb writer spent on one checkpoint (a durable commit of the state file, after which the commit log starts again); new writes wait meanwhile",
+            "Time one checkpoint of the redb store took (a durable commit of the state file, after which the commit log file it covered is written again); it runs beside the writer, and log syncs are slower meanwhile",
             checkpoint_seconds.clone(),
         );
         let writer_queue = Gauge::default();
@@ -207,7 +207,8 @@ impl Metrics {
         self.writer_queue.set(waiting as i64);
     }
 
-    /// A checkpoint of the redb writer took `took` (done or failed).
+    /// A checkpoint of the redb store took `took` (done or failed), from
+    /// its start until the writer took in its outcome.
     pub fn checkpoint(&self, took: Duration) {
         self.checkpoint_seconds.observe(took.as_secs_f64());
     }
