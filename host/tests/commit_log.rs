@@ -220,3 +220,161 @@ fn the_log_is_private_to_its_owner() {
         assert_eq!(mode & 0o777, 0o600);
     }
 }
+
+/// The child half of `sigkill_under_sustained_writes_loses_no_acknowledged_write`
+/// reads the data file's path from this variable; the parent runs this
+/// test binary again with it set.
+const CHILD: &str = "WASM_STATE_COMMIT_LOG_CHILD";
+
+/// Bytes of each value the child writes.
+const VALUE: usize = 16 << 10;
+
+/// The value written under `key`: [`VALUE`] bytes made from it.
+fn value_of(key: &str) -> Vec<u8> {
+    key.bytes().cycle().take(VALUE).collect()
+}
+
+/// Run as a child process only (with [`CHILD`] set; otherwise there is
+/// nothing to do): 32 writers set fresh keys of 16 KiB on a durable store,
+/// with no idle checkpoints, and print `ack KEY` once each set has
+/// returned — until the parent kills the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_writes_until_killed() {
+    let Ok(path) = std::env::var(CHILD) else {
+        return;
+    };
+    let trial = std::env::var("WASM_STATE_COMMIT_LOG_TRIAL").unwrap();
+    let store = Store::open(&path, config()).unwrap();
+    let s = store.instance("app").unwrap();
+    let writers: Vec<_> = (0..32)
+        .map(|w| {
+            let (s, trial) = (s.clone(), trial.clone());
+            tokio::spawn(async move {
+                for k in 0u64.. {
+                    let key = format!("t{trial}w{w}k{k}");
+                    s.set(&key, value_of(&key)).await.unwrap();
+                    // A line of its own, written whole (stdout is line
+                    // buffered): the parent counts complete lines only.
+                    println!("ack {key}");
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+}
+
+/// A real crash under sustained writing: a child process writes 16 KiB
+/// values from 32 writers with no pause, so the log files fill and
+/// checkpoints run one after the other (the writer switching files, the
+/// groups logged meanwhile answered before redb has them), and is killed
+/// with SIGKILL at a random moment — after it has written more than a log
+/// file holds, so at least one checkpoint started in every trial. Every write it acknowledged — in this
+/// trial and all before — is then in the store, whole. (`WASM_STATE_CRASH_TRIALS`
+/// sets the number of trials, default 3; `WASM_STATE_CRASH_SEED` replays
+/// the kill moments.)
+#[test]
+fn sigkill_under_sustained_writes_loses_no_acknowledged_write() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Instant;
+
+    let trials: usize = std::env::var("WASM_STATE_CRASH_TRIALS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(3);
+    let mut seed: u64 = std::env::var("WASM_STATE_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    eprintln!("kill moments: WASM_STATE_CRASH_SEED={seed} replays them");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("state.redb");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut acked: Vec<String> = Vec::new();
+    for trial in 0..trials {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "child_writes_until_killed", "--nocapture"])
+            .args(["--test-threads", "1"])
+            .env(CHILD, &data)
+            .env("WASM_STATE_COMMIT_LOG_TRIAL", trial.to_string())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.path().join(format!("child-{trial}.err"))).unwrap())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        // Every complete `ack` line, to the end of the pipe (lines written
+        // before the kill and not yet read count too).
+        // The moment: once the child has acknowledged a random number of
+        // writes, more than a log file holds (the open's round starts at
+        // the first file, so a checkpoint has switched files by then).
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let holds = (8 << 20) / VALUE;
+        let target = holds + 1 + (seed >> 33) as usize % (2 * holds);
+        let seen = Arc::new(AtomicUsize::new(0));
+        let counted = seen.clone();
+        // Every complete `ack` line, to the end of the pipe (lines written
+        // before the kill and not yet read count too).
+        let reader = std::thread::spawn(move || {
+            let mut out = std::io::BufReader::new(out);
+            let mut keys = Vec::new();
+            let mut line = Vec::new();
+            while out.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
+                if let Some(key) = line
+                    .strip_prefix(b"ack ")
+                    .and_then(|l| l.strip_suffix(b"\n"))
+                {
+                    keys.push(String::from_utf8(key.to_vec()).unwrap());
+                    counted.store(keys.len(), Ordering::Release);
+                }
+                line.clear();
+            }
+            keys
+        });
+        let started = Instant::now();
+        while seen.load(Ordering::Acquire) < target && started.elapsed() < Duration::from_secs(120)
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let keys = reader.join().unwrap();
+        eprintln!(
+            "trial {trial}: killed after {} acknowledged writes ({:?}), {} in all",
+            target.min(keys.len()),
+            started.elapsed(),
+            keys.len()
+        );
+        assert!(
+            keys.len() >= target,
+            "trial {trial}: only {} writes acknowledged in 120 s; the child's stderr:\n{}",
+            keys.len(),
+            std::fs::read_to_string(dir.path().join(format!("child-{trial}.err")))
+                .unwrap_or_default()
+        );
+        acked.extend(keys);
+
+        let store = Store::open(&data, config()).unwrap();
+        rt.block_on(async {
+            let s = store.instance("app").unwrap();
+            for key in &acked {
+                assert_eq!(
+                    s.get(key).await.unwrap().as_deref(),
+                    Some(value_of(key).as_slice()),
+                    "{key}, acknowledged, after the kill of trial {trial}"
+                );
+            }
+        });
+        drop(store);
+    }
+}
