@@ -754,6 +754,21 @@ mod tests {
         (path, options, b, held, go)
     }
 
+    /// Wait until the applier holds the checkpoint that the writer makes
+    /// once idle.
+    fn held(holding: &mpsc::Receiver<()>) {
+        holding
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the idle checkpoint starts");
+    }
+
+    /// Close `b` (cleanly) and open its file again: what it holds.
+    fn restarted(b: RedbBackend, path: &Path, options: &RedbOptions) -> Vec<Pair> {
+        drop(b);
+        let (db, _) = open_file(path, options, None).unwrap();
+        contents(&*open_snapshot(&db).unwrap())
+    }
+
     /// What a crash now leaves: the data file (and both log files, if
     /// `with_logs`) copied to `dir/<name>/s.redb`, opened.
     fn crash_contents(
@@ -792,9 +807,7 @@ mod tests {
         let (path, options, b, holding, go) = holding_checkpoint(dir.path());
         write(&b, vec![W::Put(b"a", b"1")]);
         write(&b, vec![W::Put(b"b", b"1"), W::Delete(b"a")]);
-        holding
-            .recv_timeout(Duration::from_secs(10))
-            .expect("the idle checkpoint starts");
+        held(&holding);
         let mut want = BTreeMap::from([(b"b".to_vec(), b"1".to_vec())]);
         let groups = 2 * applier::CHUNK as u8 + 3;
         for i in 0..groups {
@@ -827,9 +840,7 @@ mod tests {
             want,
             "the data file alone, after the next checkpoint"
         );
-        drop(b);
-        let (db, _) = open_file(&path, &options, None).unwrap();
-        assert_eq!(contents(&*open_snapshot(&db).unwrap()), want, "a restart");
+        assert_eq!(restarted(b, &path, &options), want, "a restart");
     }
 
     /// A checkpoint that fails (a full disk) closes the file; the reopen
@@ -841,9 +852,7 @@ mod tests {
         let (path, options, b, holding, go) = holding_checkpoint(dir.path());
         *b.state.fail_land_writing.lock().unwrap() = Some(applier::CHECKPOINT_KEY.to_vec());
         write(&b, vec![W::Put(b"a", b"1")]);
-        holding
-            .recv_timeout(Duration::from_secs(10))
-            .expect("the idle checkpoint starts");
+        held(&holding);
         let mut want = vec![(b"a".to_vec(), b"1".to_vec())];
         for i in 0..5 {
             let key = key2(b'c', i);
@@ -872,9 +881,7 @@ mod tests {
         );
         write_soon(&b, vec![W::Put(b"d", b"1")]).unwrap();
         want.push((b"d".to_vec(), b"1".to_vec()));
-        drop(b);
-        let (db, _) = open_file(&path, &options, None).unwrap();
-        assert_eq!(contents(&*open_snapshot(&db).unwrap()), want, "a restart");
+        assert_eq!(restarted(b, &path, &options), want, "a restart");
     }
 
     /// While a checkpoint runs, the writer fills the other log file up to
@@ -886,9 +893,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (path, options, b, holding, go) = holding_checkpoint(dir.path());
         write(&b, vec![W::Put(b"a", b"1")]);
-        holding
-            .recv_timeout(Duration::from_secs(10))
-            .expect("the idle checkpoint starts");
+        held(&holding);
         let big: &'static [u8] =
             Box::leak(vec![7u8; log::CAPACITY as usize / 4 * 3].into_boxed_slice());
         write_soon(&b, vec![W::Put(b"big", big)]).expect("answered while the checkpoint runs");
@@ -914,9 +919,7 @@ mod tests {
             want,
             "a crash"
         );
-        drop(b);
-        let (db, _) = open_file(&path, &options, None).unwrap();
-        assert_eq!(contents(&*open_snapshot(&db).unwrap()), want, "a restart");
+        assert_eq!(restarted(b, &path, &options), want, "a restart");
     }
 
     /// The layers reads see over redb's last commit now.
