@@ -798,9 +798,9 @@ mod tests {
     /// A checkpoint runs on the applier while the writer goes on: groups
     /// logged meanwhile (in the other log file) are answered before it
     /// ends and read as layers, and a crash at that moment replays them
-    /// across both files. Once it is done they reach redb, the next
-    /// checkpoint holds them — the data file alone has them all — and
-    /// reads are left no layers.
+    /// across both files. Once it is done they reach redb with the next
+    /// group, the next checkpoint holds them — the data file alone has them
+    /// all — and reads are left no layers.
     #[test]
     fn groups_logged_while_a_checkpoint_runs_are_answered_and_survive() {
         let dir = tempfile::tempdir().unwrap();
@@ -826,9 +826,21 @@ mod tests {
             "a crash while the checkpoint runs"
         );
         go.send(()).unwrap();
-        write_soon(&b, vec![W::Put(b"d", b"3")]).unwrap();
-        want.insert(b"d".to_vec(), b"3".to_vec());
+        // The groups that waited reach redb with the next group; reads and
+        // a crash see every group meanwhile.
+        for i in 0..4 {
+            let key = key2(b'd', i);
+            write_soon(&b, vec![W::Put(key, b"3")]).unwrap();
+            want.insert(key.to_vec(), b"3".to_vec());
+            let want: Vec<Pair> = want.clone().into_iter().collect();
+            assert_eq!(contents(&*b.snapshot().unwrap()), want, "reads, group d{i}");
+        }
         let want: Vec<Pair> = want.into_iter().collect();
+        assert_eq!(
+            crash_contents(&path, &options, "landing", true),
+            want,
+            "a crash after they landed"
+        );
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while layers(&b) > 0 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
