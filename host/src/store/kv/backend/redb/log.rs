@@ -10,19 +10,30 @@
 //! commits it every few groups without an fsync (`Durability::None`), and
 //! the syncer fsyncs the log before anyone sees or hears of the group (see
 //! `super`). A group that cannot be put into redb has its record erased
-//! (`retract`) before its callers hear that it failed. Every so
-//! often (the log is full, many commits, or the writer is idle) a
-//! **checkpoint** — a durable redb commit that also records the sequence
-//! number of the last logged group — makes the file complete on its own and
-//! the log starts again at its beginning.
+//! (`retract`) before its callers hear that it failed.
+//!
+//! Every so often (a file three quarters full, many commits, or the writer
+//! idle) a **checkpoint** — a durable redb commit that also records where
+//! the log goes on after the last group it holds ([`LogPos`]) — makes the
+//! data file complete up to there. The writer switches to the other file
+//! as the checkpoint starts ([`CommitLog::switch`]) and goes on logging
+//! groups while the applier runs it; the file it left is written again
+//! only after the checkpoint is durable, so a record is never overwritten
+//! before the data file holds its writes.
 //!
 //! After a crash redb comes back at its last durable commit, and the
-//! records after its sequence number are replayed in order (they are
-//! idempotent byte writes). The log is preallocated and overwritten in
-//! place (no metadata changes per fsync); a record is valid only with the
-//! right magic, the data file's log id, the next sequence number and a
-//! matching CRC-32, so a torn tail, the records of an earlier round and a
-//! log that belongs to another data file all end the replay.
+//! records after its position are replayed in order (they are idempotent
+//! byte writes): through the rest of that file, then — where the next
+//! record is not found in place — from the start of the other one. The
+//! files are preallocated and overwritten in place (no metadata changes per
+//! fsync); a record is valid only with the right magic, the data file's
+//! log id, the next sequence number and a matching CRC-32, so a torn tail,
+//! the records of an earlier round and a log that belongs to another data
+//! file all end the replay. (A sequence number is written whole once per
+//! round — a write that failed left at most a torn record, which its CRC
+//! rejects, and the number goes to the next record, in place or at the
+//! other file's start — so a valid record with the expected number is the
+//! one.)
 //!
 //! Record: `magic u32 | payload length u32 | log id u64 | seq u64 | crc32
 //! u32 | payload`, little-endian; the CRC covers length, id, seq and
