@@ -193,6 +193,16 @@ impl LogPos {
         offset: 0,
     };
 
+    /// Where a round of the log starts: at the beginning of the first
+    /// file, record `seq` the last one before it.
+    pub(super) fn round_start(seq: u64) -> LogPos {
+        LogPos {
+            seq,
+            file: 0,
+            offset: 0,
+        }
+    }
+
     /// As stored: `seq` (big-endian u64), the file (one byte), the offset
     /// (big-endian u64).
     pub(super) fn encode(&self) -> [u8; 17] {
@@ -296,7 +306,7 @@ impl CommitLog {
             Arc::new(open_file(&paths[0])?),
             Arc::new(open_file(&paths[1])?),
         ];
-        let replay = valid_records(&files, id, checkpoint)?;
+        let replay = valid_records([Some(&*files[0]), Some(&*files[1])], id, checkpoint)?;
         let last_seq = checkpoint.seq + replay.len() as u64;
         Ok((
             CommitLog {
@@ -323,6 +333,7 @@ impl CommitLog {
     }
 
     /// Sequence number of the last record whose commit happened.
+    #[cfg(test)]
     pub(super) fn last_seq(&self) -> u64 {
         self.last_seq
     }
@@ -362,6 +373,20 @@ impl CommitLog {
     pub(super) fn file(&self) -> &Arc<File> {
         &self.files[self.current]
     }
+}
+
+/// The payloads of the records a replay from `from` takes from the log
+/// files of the data file at `data` that exist (a missing one holds none),
+/// read only: for a store that writes no log of its own.
+pub(super) fn replay(data: &Path, id: u64, from: LogPos) -> io::Result<Vec<Vec<u8>>> {
+    let open = |path: &Path| match File::open(path) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    };
+    let [first, second] = paths_for(data);
+    let files = [open(&first)?, open(&second)?];
+    valid_records([files[0].as_ref(), files[1].as_ref()], id, from)
 }
 
 /// A group in the log at `path` failed to reach redb: erase its record
@@ -419,14 +444,19 @@ impl CommitLog {
 ///
 /// Read record by record (a clean stop leaves none valid: one header read
 /// per file), not the whole preallocated files.
-fn valid_records(files: &[Arc<File>; 2], id: u64, from: LogPos) -> io::Result<Vec<Vec<u8>>> {
-    let lens = [files[0].metadata()?.len(), files[1].metadata()?.len()];
+fn valid_records(files: [Option<&File>; 2], id: u64, from: LogPos) -> io::Result<Vec<Vec<u8>>> {
+    let len = |f: Option<&File>| f.map_or(Ok(0), |f| f.metadata().map(|m| m.len()));
+    let lens = [len(files[0])?, len(files[1])?];
     let mut out = Vec::new();
     let (mut file, mut at) = (from.file, from.offset);
     let mut expect = from.seq + 1;
     let mut switched = false;
     loop {
-        match read_record(&files[file], lens[file], at, id, expect)? {
+        let record = match files[file] {
+            Some(f) => read_record(f, lens[file], at, id, expect)?,
+            None => None,
+        };
+        match record {
             Some(payload) => {
                 at += HEADER as u64 + payload.len() as u64;
                 out.push(payload);

@@ -338,17 +338,27 @@ fn open_file(
             Some(t) if t.seq < claimed.seq => t,
             _ => claimed,
         };
-        let (mut log, mut replay) =
-            CommitLog::open(path, id, from).map_err(|e| log_error(&wal, &e))?;
+        // A durable store opens (or creates) both files; one that is not
+        // only reads those a durable one left.
+        let (mut log, mut replay) = if options.durable {
+            let (log, replay) = CommitLog::open(path, id, from).map_err(|e| log_error(&wal, &e))?;
+            (Some(log), replay)
+        } else {
+            (
+                None,
+                log::replay(path, id, from).map_err(|e| log_error(&wal, &e))?,
+            )
+        };
+        let replayed_through = from.seq + replay.len() as u64;
         // From a checkpoint older than the file claims (a reopen after an
         // I/O error), the replay must reach what the file claims: a shorter
         // one would rewind some keys and not others.
-        if from.seq + (replay.len() as u64) < claimed.seq {
+        if replayed_through < claimed.seq {
             tracing::error!(
                 from = from.seq,
                 claimed = claimed.seq,
                 records = replay.len(),
-                log = %log.path().display(),
+                log = %wal.display(),
                 "the commit log ends before what the state file holds; not replaying it"
             );
             replay.clear();
@@ -359,22 +369,26 @@ fn open_file(
             }
         }
         // Never hand out a sequence number the file already claims; and a
-        // new round of the log under a new id.
-        log.continue_after(log.last_seq().max(claimed.seq));
+        // new round of the log under a new id, from the beginning of the
+        // first file.
+        let next = replayed_through.max(claimed.seq);
         let round = new_log_id()?;
         meta.insert("id", round).map_err(unavailable)?;
-        log.renew_id(round);
-        // The new round starts at the beginning of the first file.
-        table.put(layout::LOG_SEQ, &log.position().encode())?;
+        if let Some(log) = &mut log {
+            log.continue_after(next);
+            log.renew_id(round);
+            debug_assert_eq!(log.position(), LogPos::round_start(next));
+        }
+        table.put(layout::LOG_SEQ, &LogPos::round_start(next).encode())?;
         if !replay.is_empty() {
             // An operator wants to know the last stop was not clean.
             tracing::warn!(
                 groups = replay.len(),
-                log = %log.path().display(),
+                log = %wal.display(),
                 "replayed the commit log (the last stop was not clean, or a write failed)"
             );
         }
-        options.durable.then_some(log)
+        log
     } else {
         None
     };
