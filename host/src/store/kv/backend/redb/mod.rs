@@ -73,7 +73,7 @@ pub struct RedbOptions {
     /// redb page cache in bytes.
     pub cache_bytes: usize,
     /// A checkpoint (a durable commit of the data file, after which the
-    /// commit log starts again) is made once the writer has been idle this
+    /// log file it covers is written again) is made once the writer has been idle this
     /// long with logged writes not yet in one (default 100 ms); a log file
     /// three quarters full (6 MiB) and every 16,384 groups also make one.
     pub checkpoint_idle: Duration,
