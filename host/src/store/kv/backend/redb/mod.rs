@@ -73,9 +73,10 @@ pub struct RedbOptions {
     /// redb page cache in bytes.
     pub cache_bytes: usize,
     /// A checkpoint (a durable commit of the data file, after which the
-    /// log file it covers is written again) is made once the writer has been idle this
-    /// long with logged writes not yet in one (default 100 ms); a log file
-    /// three quarters full (6 MiB) and every 16,384 groups also make one.
+    /// log file it covers is written again) is made once the writer has
+    /// been idle this long with logged writes not yet in one (default
+    /// 100 ms); a log file three quarters full (6 MiB) and every 16,384
+    /// groups also make one.
     pub checkpoint_idle: Duration,
     /// Where commit batch sizes and latencies are counted (set by
     /// [`Store::open`](crate::store::Store::open) to the store's metrics).
