@@ -949,6 +949,43 @@ mod tests {
         assert_eq!(restarted(b, &path, &options), want, "a restart");
     }
 
+    /// A checkpoint the disk draws out does not let the groups logged
+    /// meanwhile grow without bound: after `MAX_QUEUED` of them the writer
+    /// waits for it, and they all survive.
+    #[test]
+    fn the_writer_waits_for_a_long_checkpoint_after_many_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, options, b, holding, go) = holding_checkpoint(dir.path());
+        write(&b, vec![W::Put(b"a", b"1")]);
+        held(&holding);
+        let mut want = BTreeMap::from([(b"a".to_vec(), b"1".to_vec())]);
+        for i in 0..writer::MAX_QUEUED {
+            let key: &'static [u8] = Box::leak(format!("q{i:05}").into_bytes().into_boxed_slice());
+            write_soon(&b, vec![W::Put(key, b"1")]).expect("answered while the checkpoint runs");
+            want.insert(key.to_vec(), b"1".to_vec());
+        }
+        let (tx, after) = mpsc::channel();
+        b.submit(Box::new(Job(vec![W::Put(b"z", b"1")], tx)));
+        assert!(
+            after.recv_timeout(Duration::from_millis(300)).is_err(),
+            "answered while the writer should wait for the checkpoint"
+        );
+        go.send(()).unwrap();
+        after
+            .recv_timeout(Duration::from_secs(10))
+            .expect("answered once the checkpoint is done")
+            .unwrap();
+        want.insert(b"z".to_vec(), b"1".to_vec());
+        let want: Vec<Pair> = want.into_iter().collect();
+        assert_eq!(contents(&*b.snapshot().unwrap()), want, "reads");
+        assert_eq!(
+            crash_contents(&path, &options, "image", true),
+            want,
+            "a crash"
+        );
+        assert_eq!(restarted(b, &path, &options), want, "a restart");
+    }
+
     /// The layers reads see over redb's last commit now.
     fn layers(b: &RedbBackend) -> usize {
         let published = b.state.published.lock().unwrap();

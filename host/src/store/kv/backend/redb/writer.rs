@@ -34,6 +34,12 @@ const IN_FLIGHT: usize = 4;
 /// How often the writer retries reopening the file after an I/O error.
 pub(super) const REOPEN_EVERY: Duration = Duration::from_millis(200);
 
+/// Groups logged during a checkpoint, at most, before the writer waits for
+/// it to end: each is a layer every read walks and every later snapshot
+/// lists, so a checkpoint that a slow disk draws out must not let them
+/// grow without bound (normally a checkpoint sees a few hundred).
+pub(super) const MAX_QUEUED: usize = 1024;
+
 /// How often an idle writer looks whether the running checkpoint is done.
 const CHECKPOINT_POLL: Duration = Duration::from_millis(1);
 
@@ -170,6 +176,8 @@ impl Writer {
             self.hand_over(flight, queued);
             if self.log.as_ref().is_some_and(CommitLog::wants_checkpoint) {
                 self.checkpoint();
+            } else if self.queued.len() >= MAX_QUEUED {
+                self.settle();
             }
         }
         self.checkpoint();
