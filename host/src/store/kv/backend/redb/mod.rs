@@ -777,6 +777,22 @@ mod tests {
             .expect("the idle checkpoint starts");
     }
 
+    /// A write of `key` is not answered while the writer waits for the
+    /// held checkpoint, and is once `go` lets it run.
+    fn waits_for_the_checkpoint(b: &RedbBackend, go: &mpsc::Sender<()>, key: &'static [u8]) {
+        let (tx, after) = mpsc::channel();
+        b.submit(Box::new(Job(vec![W::Put(key, b"1")], tx)));
+        assert!(
+            after.recv_timeout(Duration::from_millis(300)).is_err(),
+            "answered while the writer should wait for the checkpoint"
+        );
+        go.send(()).unwrap();
+        after
+            .recv_timeout(Duration::from_secs(10))
+            .expect("answered once the checkpoint is done")
+            .unwrap();
+    }
+
     /// Close `b` (cleanly) and open its file again: what it holds.
     fn restarted(b: RedbBackend, path: &Path, options: &RedbOptions) -> Vec<Pair> {
         drop(b);
@@ -925,17 +941,7 @@ mod tests {
             Box::leak(vec![7u8; log::CAPACITY as usize / 4 * 3].into_boxed_slice());
         write_soon(&b, vec![W::Put(b"big", big)]).expect("answered while the checkpoint runs");
         // The other file is three quarters full: the writer waits.
-        let (tx, after) = mpsc::channel();
-        b.submit(Box::new(Job(vec![W::Put(b"next", b"1")], tx)));
-        assert!(
-            after.recv_timeout(Duration::from_millis(300)).is_err(),
-            "answered while the writer should wait for the checkpoint"
-        );
-        go.send(()).unwrap();
-        after
-            .recv_timeout(Duration::from_secs(10))
-            .expect("answered once the checkpoint is done")
-            .unwrap();
+        waits_for_the_checkpoint(&b, &go, b"next");
         let want = vec![
             (b"a".to_vec(), b"1".to_vec()),
             (b"big".to_vec(), big.to_vec()),
@@ -964,17 +970,7 @@ mod tests {
             write_soon(&b, vec![W::Put(key, b"1")]).expect("answered while the checkpoint runs");
             want.insert(key.to_vec(), b"1".to_vec());
         }
-        let (tx, after) = mpsc::channel();
-        b.submit(Box::new(Job(vec![W::Put(b"z", b"1")], tx)));
-        assert!(
-            after.recv_timeout(Duration::from_millis(300)).is_err(),
-            "answered while the writer should wait for the checkpoint"
-        );
-        go.send(()).unwrap();
-        after
-            .recv_timeout(Duration::from_secs(10))
-            .expect("answered once the checkpoint is done")
-            .unwrap();
+        waits_for_the_checkpoint(&b, &go, b"z");
         want.insert(b"z".to_vec(), b"1".to_vec());
         let want: Vec<Pair> = want.into_iter().collect();
         assert_eq!(contents(&*b.snapshot().unwrap()), want, "reads");
