@@ -43,9 +43,11 @@ pub const USAGE: u8 = b'u';
 pub const INSTANCE: u8 = b'n';
 /// The etag version counter.
 pub const COUNTER: &[u8] = b"c";
-/// Reserved for the redb backend: the sequence number of the newest commit
-/// log record this file holds (big-endian u64; next to [`COUNTER`], which
-/// every write group rewrites too, so both land on one page).
+/// Reserved for the redb backend: where the commit log goes on after the
+/// newest record this file holds — that record's sequence number, the log
+/// file and the offset (17 bytes; 8, the sequence number alone, from
+/// versions with one log file) — next to [`COUNTER`], which every write
+/// group rewrites too, so both land on one page.
 pub const LOG_SEQ: &[u8] = b"cl";
 /// First byte of watch registrations by scope.
 pub const WATCHERS: u8 = b'v';
