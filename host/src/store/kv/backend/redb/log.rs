@@ -260,7 +260,7 @@ pub(super) fn paths_for(data: &Path) -> [PathBuf; 2] {
 }
 
 /// Open (or create) one log file, preallocated to [`CAPACITY`].
-fn open_file(path: &Path) -> io::Result<File> {
+fn open_preallocated(path: &Path) -> io::Result<File> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -303,8 +303,8 @@ impl CommitLog {
     ) -> io::Result<(CommitLog, Vec<Vec<u8>>)> {
         let paths = paths_for(data);
         let files = [
-            Arc::new(open_file(&paths[0])?),
-            Arc::new(open_file(&paths[1])?),
+            Arc::new(open_preallocated(&paths[0])?),
+            Arc::new(open_preallocated(&paths[1])?),
         ];
         let replay = valid_records([Some(&*files[0]), Some(&*files[1])], id, checkpoint)?;
         let last_seq = checkpoint.seq + replay.len() as u64;
@@ -569,15 +569,6 @@ mod tests {
         Ok(a)
     }
 
-    /// The place right after record `seq`, at the start of the first file.
-    fn at(seq: u64) -> LogPos {
-        LogPos {
-            seq,
-            file: 0,
-            offset: 0,
-        }
-    }
-
     /// Log `n` groups of one put each (same size), committed.
     fn put_groups(log: &mut CommitLog, n: u8) {
         for i in 0..n {
@@ -607,7 +598,7 @@ mod tests {
     fn replay_takes_the_committed_records_in_order_and_stops_at_anything_else() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("state.redb");
-        let (mut log, replay) = CommitLog::open(&data, 7, at(10)).unwrap();
+        let (mut log, replay) = CommitLog::open(&data, 7, LogPos::round_start(10)).unwrap();
         assert!(replay.is_empty());
         for path in paths_for(&data) {
             assert_eq!(std::fs::metadata(path).unwrap().len(), CAPACITY);
@@ -626,7 +617,7 @@ mod tests {
         retract(log.path(), cp).unwrap();
         drop(log);
 
-        let (log, replay) = CommitLog::open(&data, 7, at(10)).unwrap();
+        let (log, replay) = CommitLog::open(&data, 7, LogPos::round_start(10)).unwrap();
         assert_eq!(replay.len(), 2);
         assert_eq!(log.last_seq(), 12);
         assert_eq!(entries(&replay[0]).unwrap(), [Entry::Put(b"a", b"1")]);
@@ -636,11 +627,26 @@ mod tests {
         );
         drop(log);
         // A checkpoint past the first: only the second, which is not next.
-        assert!(CommitLog::open(&data, 7, at(11)).unwrap().1.is_empty());
+        assert!(
+            CommitLog::open(&data, 7, LogPos::round_start(11))
+                .unwrap()
+                .1
+                .is_empty()
+        );
         // Already checkpointed: nothing.
-        assert!(CommitLog::open(&data, 7, at(12)).unwrap().1.is_empty());
+        assert!(
+            CommitLog::open(&data, 7, LogPos::round_start(12))
+                .unwrap()
+                .1
+                .is_empty()
+        );
         // Another data file's log: nothing.
-        assert!(CommitLog::open(&data, 8, at(10)).unwrap().1.is_empty());
+        assert!(
+            CommitLog::open(&data, 8, LogPos::round_start(10))
+                .unwrap()
+                .1
+                .is_empty()
+        );
 
         // A torn second record ends the replay after the first.
         let [path, _] = paths_for(&data);
@@ -648,7 +654,7 @@ mod tests {
         let second = a.buf.len();
         bytes[second + HEADER + 3] ^= 0xff;
         std::fs::write(&path, &bytes).unwrap();
-        let (_, replay) = CommitLog::open(&data, 7, at(10)).unwrap();
+        let (_, replay) = CommitLog::open(&data, 7, LogPos::round_start(10)).unwrap();
         assert_eq!(replay.len(), 1);
     }
 
@@ -728,7 +734,10 @@ mod tests {
             offset: 12_345,
         };
         assert_eq!(LogPos::decode(&p.encode()), Some(p));
-        assert_eq!(LogPos::decode(&42u64.to_be_bytes()), Some(at(42)));
+        assert_eq!(
+            LogPos::decode(&42u64.to_be_bytes()),
+            Some(LogPos::round_start(42))
+        );
         let mut bad = p.encode();
         bad[8] = 2;
         assert_eq!(LogPos::decode(&bad), None);

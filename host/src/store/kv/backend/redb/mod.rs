@@ -956,7 +956,7 @@ mod tests {
     }
 
     /// A checkpoint the disk draws out does not let the groups logged
-    /// meanwhile grow without bound: after `MAX_QUEUED` of them the writer
+    /// meanwhile grow without bound: after `MAX_UNLANDED` of them the writer
     /// waits for it, and they all survive.
     #[test]
     fn the_writer_waits_for_a_long_checkpoint_after_many_groups() {
@@ -965,7 +965,7 @@ mod tests {
         write(&b, vec![W::Put(b"a", b"1")]);
         held(&holding);
         let mut want = BTreeMap::from([(b"a".to_vec(), b"1".to_vec())]);
-        for i in 0..writer::MAX_QUEUED {
+        for i in 0..writer::MAX_UNLANDED {
             let key: &'static [u8] = Box::leak(format!("q{i:05}").into_bytes().into_boxed_slice());
             write_soon(&b, vec![W::Put(key, b"1")]).expect("answered while the checkpoint runs");
             want.insert(key.to_vec(), b"1".to_vec());

@@ -38,7 +38,7 @@ pub(super) const REOPEN_EVERY: Duration = Duration::from_millis(200);
 /// it to end: each is a layer every read walks and every later snapshot
 /// lists, so a checkpoint that a slow disk draws out must not let them
 /// grow without bound (normally a checkpoint sees a few hundred).
-pub(super) const MAX_QUEUED: usize = 1024;
+pub(super) const MAX_UNLANDED: usize = 1024;
 
 /// How often an idle writer looks whether the running checkpoint is done.
 const CHECKPOINT_POLL: Duration = Duration::from_millis(1);
@@ -67,7 +67,7 @@ pub(super) struct Writer {
     /// The groups logged while it runs, oldest first: answered once the
     /// log is synced, read as layers, and sent to the applier together once
     /// it is done.
-    queued: Vec<(u64, Arc<Writes>)>,
+    unlanded: Vec<(u64, Arc<Writes>)>,
     /// The syncer or the applier is gone: nothing can be answered any more.
     broken: bool,
     /// No reopen attempt before this.
@@ -132,7 +132,7 @@ impl Writer {
             options,
             trusted: log.as_ref().map(CommitLog::position),
             checkpointing: None,
-            queued: Vec::new(),
+            unlanded: Vec::new(),
             broken: false,
             log,
             generation,
@@ -176,7 +176,7 @@ impl Writer {
             self.hand_over(flight, queued);
             if self.log.as_ref().is_some_and(CommitLog::wants_checkpoint) {
                 self.checkpoint();
-            } else if self.queued.len() >= MAX_QUEUED {
+            } else if self.unlanded.len() >= MAX_UNLANDED {
                 self.settle();
             }
         }
@@ -307,7 +307,7 @@ impl Writer {
             self.broken = true;
         }
         self.checkpointing = None;
-        self.queued.clear();
+        self.unlanded.clear();
         self.open = None;
         self.base = None;
         self.layers.clear();
@@ -567,7 +567,7 @@ impl Writer {
         if self.checkpointing.is_some() {
             // The applier is busy with a checkpoint: the group is answered
             // once the log is synced, and lands after the checkpoint.
-            self.queued.push((group, layer));
+            self.unlanded.push((group, layer));
             return Ok(Committed::Changed(Some(file), snapshot, None));
         }
         // Durable once the log is synced; in redb at a later commit (with
@@ -579,7 +579,7 @@ impl Writer {
             generation: self.generation,
             told,
         };
-        let mut layers = std::mem::take(&mut self.queued);
+        let mut layers = std::mem::take(&mut self.unlanded);
         layers.push((group, layer));
         let sent = self.applier.send(Land {
             db: db.clone(),
@@ -616,8 +616,8 @@ impl Writer {
         if self.collect().is_err() {
             return;
         }
-        if let Some(pos) = self.queued_pos() {
-            let layers = std::mem::take(&mut self.queued);
+        if let Some(pos) = self.unlanded_pos() {
+            let layers = std::mem::take(&mut self.unlanded);
             let group = layers.last().map_or(0, |(g, _)| *g);
             if self.send(&db, layers, pos, false, group).is_err() || self.collect().is_err() {
                 return;
@@ -636,10 +636,10 @@ impl Writer {
         }
     }
 
-    /// Where the log goes on after the last group in [`Writer::queued`]
+    /// Where the log goes on after the last group in [`Writer::unlanded`]
     /// (none if none waits).
-    fn queued_pos(&self) -> Option<LogPos> {
-        self.queued.last()?;
+    fn unlanded_pos(&self) -> Option<LogPos> {
+        self.unlanded.last()?;
         self.log.as_ref().map(CommitLog::position)
     }
 
