@@ -327,8 +327,8 @@ fn open_file(
         })?;
     let wtx = db.begin_write().map_err(unavailable)?;
     let mut table = Tbl(wtx.open_table(TABLE).map_err(unavailable)?);
-    let [wal, _] = log::paths_for(path);
-    let log = if options.durable || wal.exists() {
+    let [wal, second] = log::paths_for(path);
+    let log = if options.durable || wal.exists() || second.exists() {
         let mut meta = wtx.open_table(LOG_TABLE).map_err(unavailable)?;
         let id = match meta.get("id").map_err(unavailable)?.map(|g| g.value()) {
             Some(id) => id,
@@ -821,6 +821,25 @@ mod tests {
         contents(&*open_snapshot(&db).unwrap())
     }
 
+    /// What a store opened without durability reads from a crash image of
+    /// the data file and the second log file only.
+    fn second_log_contents(path: &Path, options: &RedbOptions, name: &str) -> Vec<Pair> {
+        let image = path.parent().unwrap().join(name);
+        std::fs::create_dir(&image).unwrap();
+        let copy = image.join("s.redb");
+        std::fs::copy(path, &copy).unwrap();
+        let [_, second] = log::paths_for(path);
+        let [first_copy, second_copy] = log::paths_for(&copy);
+        std::fs::copy(second, &second_copy).unwrap();
+        let options = RedbOptions {
+            durable: false,
+            ..options.clone()
+        };
+        let (db, log) = open_file(&copy, &options, None).unwrap();
+        assert!(log.is_none() && !first_copy.exists(), "it wrote a log");
+        contents(&*open_snapshot(&db).unwrap())
+    }
+
     /// A key of two bytes, `'static` (one leaked per key).
     fn key2(a: u8, b: u8) -> &'static [u8] {
         Box::leak(Box::new([a, b]))
@@ -872,6 +891,13 @@ mod tests {
             want,
             "a crash after they landed"
         );
+        // The data file's position is in the second log file by now: a
+        // store opened without durability replays it, the first one gone.
+        assert_eq!(
+            second_log_contents(&path, &options, "second log only"),
+            want,
+            "opened without durability, from the second log file alone"
+        );
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while layers(&b) > 0 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
@@ -904,7 +930,8 @@ mod tests {
         }
         let opened = b.state.generation.load(Ordering::Acquire);
         go.send(()).unwrap();
-        // It fails; the writer closes the file and reopens it.
+        let failed_at = std::time::Instant::now();
+        // It fails; the writer, idle, closes the file and reopens it at once.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         let snap = loop {
             let reopened = b.state.generation.load(Ordering::Acquire) > opened;
@@ -916,6 +943,9 @@ mod tests {
                 _ => panic!("not reopened after the failed checkpoint"),
             }
         };
+        // Not after `REOPEN_EVERY` (the retry period) with nothing to do.
+        let took = failed_at.elapsed();
+        assert!(took < writer::REOPEN_EVERY, "reopened after {took:?}");
         assert_eq!(contents(&*snap), want, "after the reopen");
         assert_eq!(
             crash_contents(&path, &options, "reopened", false),

@@ -237,6 +237,12 @@ impl Writer {
                 self.publish_committed();
             }
             let failed = self.state.failed();
+            // A failure found while idle (a checkpoint's, or a sync's) asks
+            // for a reopen at once (`close_for_replay`): not after a wait.
+            if failed && !self.broken && Instant::now() >= self.next_reopen {
+                let _ = self.database();
+                continue;
+            }
             let pending = self.log.as_ref().is_some_and(CommitLog::pending);
             // A group in flight may yet fail the file (its sync): then the
             // writer must wake to reopen it even if no write comes.
