@@ -80,8 +80,10 @@ impl Writes {
     }
 
     /// Add the range delete `[start, end)`, merged with the ones it
-    /// overlaps or touches.
-    fn clear(&mut self, start: &[u8], end: Option<&[u8]>) {
+    /// overlaps or touches. Returns what undoes it: the start of the range
+    /// it put, and the ranges it took in (removed).
+    fn clear(&mut self, start: &[u8], end: Option<&[u8]>) -> Cleared {
+        let mut absorbed = Vec::new();
         let (mut start, mut end) = (start.to_vec(), end.map(<[u8]>::to_vec));
         // A range starting before `start` that reaches it absorbs it.
         if let Some((s, e)) = self
@@ -92,8 +94,9 @@ impl Writes {
         {
             let (s, e) = (s.clone(), e.clone());
             self.cleared.remove(&s);
-            start = s;
-            end = max_end(end, e);
+            start = s.clone();
+            end = max_end(end, e.clone());
+            absorbed.push((s, e));
         }
         // Ranges starting inside the new one are absorbed too.
         let inside: Vec<Vec<u8>> = self
@@ -104,11 +107,16 @@ impl Writes {
             .collect();
         for s in inside {
             if let Some(e) = self.cleared.remove(&s) {
-                end = max_end(end, e);
+                end = max_end(end, e.clone());
+                absorbed.push((s, e));
             }
         }
         self.bytes += start.len() + end.as_ref().map_or(0, Vec::len);
-        self.cleared.insert(start, end);
+        self.cleared.insert(start.clone(), end);
+        Cleared {
+            put: start,
+            absorbed,
+        }
     }
 
     /// Whether a key starting with `first` may be put here (see
@@ -134,9 +142,9 @@ impl Writes {
 
     /// Buffer the range delete `[start, end)`. Returns the point writes it
     /// dropped from the buffer.
-    fn write_range(&mut self, start: &[u8], end: Option<&[u8]>) -> Vec<Pended> {
+    fn write_range(&mut self, start: &[u8], end: Option<&[u8]>) -> (Vec<Pended>, Option<Cleared>) {
         if end.is_some_and(|e| e <= start) {
-            return Vec::new(); // empty
+            return (Vec::new(), None); // empty
         }
         let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
         let doomed: Vec<Vec<u8>> = self
@@ -148,8 +156,8 @@ impl Writes {
             .into_iter()
             .filter_map(|k| self.pending.remove(&k).map(|v| (k, v)))
             .collect();
-        self.clear(start, end);
-        dropped
+        let cleared = self.clear(start, end);
+        (dropped, Some(cleared))
     }
 
     /// Whether these writes put or delete `key` (tests: the applier's
@@ -369,6 +377,14 @@ pub struct Overlay<'a> {
     undo: Undo,
 }
 
+/// How one range delete changed a buffer's range deletes: the range it
+/// put, and those it took in (removed) — what a rollback undoes.
+#[derive(Debug)]
+struct Cleared {
+    put: Vec<u8>,
+    absorbed: Vec<Pended>,
+}
+
 /// What undoes an overlay's writes since its savepoint: each write's
 /// previous state, restored newest first.
 #[derive(Debug, Default)]
@@ -379,9 +395,8 @@ struct Undo {
     /// point writes): its key and what the buffer held for it before
     /// (`None`: nothing). Kept allocated from one savepoint to the next.
     points: Vec<Before>,
-    /// The range deletes as they were before the first one since (`None`:
-    /// none since).
-    cleared: Option<BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
+    /// Each range delete since: how it changed the buffer's ranges.
+    cleared: Vec<Cleared>,
     /// The buffer's byte count and first-byte bits at the savepoint.
     bytes: usize,
     firsts: [u64; 4],
@@ -410,7 +425,7 @@ impl<'a> Overlay<'a> {
         );
         self.undo.held = true;
         self.undo.points.clear();
-        self.undo.cleared = None;
+        self.undo.cleared.clear();
         self.undo.bytes = self.writes.bytes;
         self.undo.firsts = self.writes.firsts;
     }
@@ -419,7 +434,7 @@ impl<'a> Overlay<'a> {
     pub fn release(&mut self) {
         self.undo.held = false;
         self.undo.points.clear();
-        self.undo.cleared = None;
+        self.undo.cleared.clear();
     }
 
     /// Undo every write since the savepoint — the buffer reads and flushes
@@ -435,8 +450,9 @@ impl<'a> Overlay<'a> {
                 None => w.pending.remove(&key),
             };
         }
-        if let Some(cleared) = self.undo.cleared.take() {
-            w.cleared = cleared;
+        for c in self.undo.cleared.drain(..).rev() {
+            w.cleared.remove(&c.put);
+            w.cleared.extend(c.absorbed);
         }
         w.bytes = self.undo.bytes;
         w.firsts = self.undo.firsts;
@@ -519,14 +535,12 @@ impl RawWrite for Overlay<'_> {
     }
 
     fn delete_range(&mut self, start: &[u8], end: Option<&[u8]>) -> Result<()> {
-        if self.undo.held && self.undo.cleared.is_none() {
-            self.undo.cleared = Some(self.writes.cleared.clone());
-        }
-        let dropped = self.writes.write_range(start, end);
+        let (dropped, cleared) = self.writes.write_range(start, end);
         if self.undo.held {
             self.undo
                 .points
                 .extend(dropped.into_iter().map(|(k, v)| (k, Some(v))));
+            self.undo.cleared.extend(cleared);
         }
         Ok(())
     }
