@@ -518,6 +518,34 @@ async fn a_redis_that_could_evict_keys_is_refused_at_start() {
     drop(server);
 }
 
+/// A Redis that does not let this user read its settings (`CONFIG` refused
+/// by the ACL, or renamed away as managed services do) is warned about at
+/// start, not refused: the store opens and works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_hides_its_settings_is_used_with_a_warning() {
+    let clock = ManualClock::new(T0);
+    let server = redis_server::start_detached(&[]);
+    redis_server::cli(
+        server.port,
+        &[
+            "acl", "setuser", "app", "on", ">pw", "~*", "&*", "+@all", "-config",
+        ],
+    );
+    let renamed = redis_server::start_detached(&["--rename-command", "CONFIG", ""]);
+    for url in [
+        format!("redis://app:pw@127.0.0.1:{}", server.port),
+        format!("redis://127.0.0.1:{}", renamed.port),
+    ] {
+        let store = Store::connect(&url, config(&clock))
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        let s = store.instance("app").unwrap();
+        s.set("k", b"v".to_vec()).await.unwrap();
+        assert_eq!(s.get("k").await.unwrap(), Some(b"v".to_vec()), "{url}");
+    }
+    drop((server, renamed));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_redis_refuses_writes_clearly_keeps_every_read_and_recovers() {
     let server = redis_server::start_detached(&["--maxmemory-policy", "noeviction"]);

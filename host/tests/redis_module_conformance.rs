@@ -285,6 +285,22 @@ mod module {
             assert_eq!(items[0], Value::BulkString(b"E".to_vec()), "{first:?}");
             assert_eq!(incr_key(&mut c, &ns, again_via, "R", &m, "text"), first);
         }
+        // A first attempt delivered twice (redis-rs's cluster client sends a
+        // command again when its connection drops; a late first attempt can
+        // arrive after its retry) is applied once too, both ways round.
+        for (first_via, again_via, m, want) in [
+            (lib, None, "marker-7", b"20"),
+            (None, lib, "marker-8", b"25"),
+        ] {
+            let m = format!("{ns}:{m}");
+            let first = incr(&mut c, &ns, first_via, "f", &m);
+            assert_eq!(output(&first), want);
+            assert_eq!(incr(&mut c, &ns, again_via, "f", &m), first);
+        }
+        assert_eq!(
+            s.instance("app").unwrap().get("n").await.unwrap().unwrap(),
+            b"25"
+        );
         // A write the library does not know is an error answer too (packed
         // like every write's).
         let owner = Owner::instance(&ns, "app");
@@ -491,8 +507,12 @@ mod module {
         }
         let kept: String = redis::cmd("GET").arg(&clobbered).query(&mut c).unwrap();
         assert_eq!(kept, "mine");
-        // The good call works.
-        assert!(!is_error(&call(&mut c, [h, z, &m], print, &good)));
+        // The good call works (a request of its own: the bad calls' error
+        // answers are kept under theirs, and a request asked again gets
+        // its kept answer).
+        let fresh = format!("{ns}:m2");
+        assert!(is_error(&call(&mut c, [h, z, &m], print, &good)));
+        assert!(!is_error(&call(&mut c, [h, z, &fresh], print, &good)));
     }
 
     /// Removing a key with more records than one range read takes (256)

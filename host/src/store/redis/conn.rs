@@ -520,9 +520,9 @@ pub async fn check_settings(conn: &Conn, url: &RedisUrl) -> Result<()> {
     };
     let policy = match conn.cmd(url, &get("maxmemory-policy")).await {
         Ok(v) => config_value(&v),
-        Err(StateError::Unavailable(m))
-            if !m.contains("did not answer") && !m.contains("refused") =>
-        {
+        // Redis answered, refusing the command (its ACL, or a renamed
+        // `CONFIG`): warn. Not answering, or not reachable, is an error.
+        Err(StateError::Unavailable(m)) if m.contains(NOT_OFFERED) || m.contains(REFUSED) => {
             tracing::warn!(redis = %url, "cannot read Redis's settings (CONFIG GET is not allowed?): make sure maxmemory-policy is noeviction and appendfsync is always");
             return Ok(());
         }

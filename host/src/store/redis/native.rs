@@ -327,8 +327,10 @@ fn packed(answer: &Value) -> Vec<u8> {
 /// packed as the marker keeps it ([`answer_of`] unpacks it).
 pub fn run(keys: &dyn OwnerKeys, args: &[&[u8]]) -> Vec<u8> {
     let mut a = Args::new(args);
-    let (attempt, name) = match (a.bytes(), a.bytes()) {
-        (Ok(attempt), Ok(name)) => (attempt, name),
+    // The attempt ('f' first, 'R' asked again after its answer was lost)
+    // does not change what runs: see below.
+    let name = match (a.bytes(), a.bytes()) {
+        (Ok(_attempt), Ok(name)) => name,
         (Err(e), _) | (_, Err(e)) => return packed_error(&e),
     };
     if name != b"commit" {
@@ -337,21 +339,23 @@ pub fn run(keys: &dyn OwnerKeys, args: &[&[u8]]) -> Vec<u8> {
             String::from_utf8_lossy(name)
         )));
     }
-    // 'R': a write asked again after its answer was lost.
-    if attempt == b"R" {
-        match keys.answer() {
-            Ok(None) => {}
-            // A marker that does not decode is not a reason to apply the
-            // write a second time.
-            Ok(Some(seen)) if unpack(&seen).is_none() => {
-                return packed_error(&StateError::Internal(
-                    "the answer kept for this request is damaged; the write may have been applied"
-                        .into(),
-                ));
-            }
-            Ok(Some(seen)) => return seen,
-            Err(e) => return packed_error(&e),
+    // A request whose answer is kept ran already: a retry ('R'), or a
+    // first attempt ('f') delivered twice — redis-rs's cluster client sends
+    // a command again when its connection drops, and a late first attempt
+    // can arrive after its retry. Either gets the kept answer; the write
+    // is not applied again.
+    match keys.answer() {
+        Ok(None) => {}
+        // A marker that does not decode is not a reason to apply the
+        // write a second time.
+        Ok(Some(seen)) if unpack(&seen).is_none() => {
+            return packed_error(&StateError::Internal(
+                "the answer kept for this request is damaged; the write may have been applied"
+                    .into(),
+            ));
         }
+        Ok(Some(seen)) => return seen,
+        Err(e) => return packed_error(&e),
     }
     let answer = match commit(keys, &mut a) {
         Ok(results) => packed(&results_answer(&results)),

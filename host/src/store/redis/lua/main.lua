@@ -301,8 +301,9 @@ local function dispatch(keys, args, read_only)
     base = backend.new(keys[1], keys[2])
     reader = backend.reader(base)
   end
-  -- 'f': a first attempt; 'R': a write asked again after its answer was lost.
-  local attempt = arg()
+  -- 'f': a first attempt; 'R': a write asked again after its answer was
+  -- lost. Both run the same way (below).
+  arg()
   local name = arg()
   local run = commands[name]
   local marker = keys[3]
@@ -312,7 +313,11 @@ local function dispatch(keys, args, read_only)
     if marker then return cmsgpack.pack(answer) end
     return answer
   end
-  if marker and attempt == 'R' then
+  -- A request whose answer is kept ran already: a retry ('R'), or a first
+  -- attempt delivered twice (redis-rs's cluster client sends a command
+  -- again when its connection drops; a late first attempt can arrive after
+  -- its retry). Either gets the kept answer (native.rs `run`, the same).
+  if marker then
     local seen = redis.call('GET', marker)
     if seen then return seen end
   end
