@@ -800,6 +800,20 @@ mod tests {
         contents(&*open_snapshot(&db).unwrap())
     }
 
+    /// A crash image: the data file and the log files numbered `logs`
+    /// copied to `dir/<name>/s.redb` (and its logs); the copy's path.
+    fn image(path: &Path, name: &str, logs: &[usize]) -> PathBuf {
+        let image = path.parent().unwrap().join(name);
+        std::fs::create_dir(&image).unwrap();
+        let copy = image.join("s.redb");
+        std::fs::copy(path, &copy).unwrap();
+        let (from, to) = (log::paths_for(path), log::paths_for(&copy));
+        for &i in logs {
+            std::fs::copy(&from[i], &to[i]).unwrap();
+        }
+        copy
+    }
+
     /// What a crash now leaves: the data file (and both log files, if
     /// `with_logs`) copied to `dir/<name>/s.redb`, opened.
     fn crash_contents(
@@ -808,35 +822,22 @@ mod tests {
         name: &str,
         with_logs: bool,
     ) -> Vec<Pair> {
-        let image = path.parent().unwrap().join(name);
-        std::fs::create_dir(&image).unwrap();
-        let copy = image.join("s.redb");
-        std::fs::copy(path, &copy).unwrap();
-        if with_logs {
-            for (from, to) in log::paths_for(path).iter().zip(log::paths_for(&copy)) {
-                std::fs::copy(from, to).unwrap();
-            }
-        }
-        let (db, _) = open_file(&copy, options, None).unwrap();
+        let logs: &[usize] = if with_logs { &[0, 1] } else { &[] };
+        let (db, _) = open_file(&image(path, name, logs), options, None).unwrap();
         contents(&*open_snapshot(&db).unwrap())
     }
 
     /// What a store opened without durability reads from a crash image of
     /// the data file and the second log file only.
     fn second_log_contents(path: &Path, options: &RedbOptions, name: &str) -> Vec<Pair> {
-        let image = path.parent().unwrap().join(name);
-        std::fs::create_dir(&image).unwrap();
-        let copy = image.join("s.redb");
-        std::fs::copy(path, &copy).unwrap();
-        let [_, second] = log::paths_for(path);
-        let [first_copy, second_copy] = log::paths_for(&copy);
-        std::fs::copy(second, &second_copy).unwrap();
+        let copy = image(path, name, &[1]);
         let options = RedbOptions {
             durable: false,
             ..options.clone()
         };
         let (db, log) = open_file(&copy, &options, None).unwrap();
-        assert!(log.is_none() && !first_copy.exists(), "it wrote a log");
+        let [first, _] = log::paths_for(&copy);
+        assert!(log.is_none() && !first.exists(), "it wrote a log");
         contents(&*open_snapshot(&db).unwrap())
     }
 
