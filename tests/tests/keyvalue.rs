@@ -246,6 +246,20 @@ async fn standard_guests_run_on_the_durable_scoped_store() {
         kvd2.get("cas-hot").await.unwrap().as_deref(),
         Some(&b"80"[..])
     );
+
+    // get-many: more keys than one transaction holds are read in chunks;
+    // values adding up to more than a transaction may carry (128 × 1 MiB)
+    // are an error the guest can read, not a host building them all.
+    assert_eq!(
+        ok(&host, "kvd2", &["get-copies", "", "small", "10", "1000"]).await,
+        "ok 10000\n"
+    );
+    let got = ok(&host, "kvd2", &["get-copies", "", "big", "1000000", "140"]).await;
+    assert!(
+        got.starts_with("error ")
+            && got.contains("get-many of 140 keys would return more than 134217728 bytes"),
+        "{got}"
+    );
 }
 
 /// The HTTP counter (`examples/guests/kv-counter`) under a real `wasm-state

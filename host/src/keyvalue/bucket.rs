@@ -10,7 +10,11 @@
 //! - `increment` is our counter (`increment` of the state API: decimal i64
 //!   text, missing = 0, `not-an-integer`, `overflow`).
 //! - `set-many` and `delete-many` are atomic (one transaction; at most the
-//!   transaction limit of keys); `get-many` reads in chunks of that size.
+//!   transaction limit of keys); `get-many` reads in chunks of that size
+//!   and returns at most what one full transaction may carry (the
+//!   transaction limit times the value limit, 128 MiB by default), so a
+//!   guest that asks for one large key thousands of times gets an error,
+//!   not a host that runs out of memory.
 //! - compare-and-swap is an `if-match` on the etag read when the CAS handle
 //!   was made (`if-absent` when the key was missing), so it is atomic with
 //!   every other writer of the scope.
@@ -147,13 +151,32 @@ impl KvBucket {
     }
 
     /// Values of `keys` in request order (none for missing keys and for
-    /// maps and lists), read `max_ops` keys at a time.
+    /// maps and lists), read `max_ops` keys at a time; an error once the
+    /// values would add up to more than `max_ops` × the value limit.
     pub async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
         let full: Vec<String> = keys.iter().map(|k| self.key(k)).collect::<Result<_>>()?;
+        let limits = self.scope.store().limits();
+        let budget = limits.max_ops.saturating_mul(limits.max_value_bytes);
         let mut out = Vec::with_capacity(full.len());
+        let mut total = 0usize;
         for chunk in full.chunks(self.max_ops().max(1)) {
             let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
-            out.extend(self.scope.get_many(&refs).await?);
+            let values = self.scope.get_many(&refs).await?;
+            total = values
+                .iter()
+                .flatten()
+                .fold(total, |t, v| t.saturating_add(v.len()));
+            if total > budget {
+                return Err(StateError::invalid(format!(
+                    "get-many of {} keys would return more than {budget} bytes (the \
+                     transaction limit of {} keys times the value limit of {} bytes); \
+                     ask for fewer keys at a time",
+                    keys.len(),
+                    limits.max_ops,
+                    limits.max_value_bytes
+                )));
+            }
+            out.extend(values);
         }
         Ok(out)
     }

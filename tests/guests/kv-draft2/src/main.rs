@@ -6,7 +6,9 @@
 //! compare-and-swap) and checks each answer; `kv-draft2 cas-incr BUCKET
 //! KEY N` adds 1 to a decimal value N times by compare-and-swap, retrying
 //! on `cas-failed` (run many at once to see CAS is atomic);
-//! `kv-draft2 set|get BUCKET KEY [VALUE]` runs one operation.
+//! `kv-draft2 set|get BUCKET KEY [VALUE]` runs one operation;
+//! `kv-draft2 get-copies BUCKET KEY SIZE N` sets KEY to SIZE bytes and asks
+//! `get-many` for it N times, printing `ok BYTES` or `error MESSAGE`.
 
 wit_bindgen::generate!({
     path: "../../../wit/keyvalue/0.2.0-draft2",
@@ -152,6 +154,20 @@ fn cas_incr(bucket: &str, key: &str, n: u32) {
     }
 }
 
+/// Set `key` to `size` bytes, then `get-many` it `n` times.
+fn get_copies(bucket: &str, key: &str, size: usize, n: usize) {
+    let b = open(bucket);
+    b.set(key, &vec![b'x'; size]).unwrap();
+    let keys = vec![key.to_string(); n];
+    match batch::get_many(&b, &keys) {
+        Ok(got) => {
+            let bytes: usize = got.iter().filter_map(|(_, v)| v.as_ref()).map(Vec::len).sum();
+            println!("ok {bytes}");
+        }
+        Err(e) => println!("error {}", other(e)),
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
@@ -164,9 +180,10 @@ fn main() {
             Ok(None) => println!("(none)"),
             Err(e) => println!("error {e:?}"),
         },
+        "get-copies" => get_copies(arg(1), arg(2), arg(3).parse().unwrap(), arg(4).parse().unwrap()),
         other => {
             eprintln!(
-                "usage: kv-draft2 exercise | cas-incr BUCKET KEY N | set|get BUCKET KEY [VALUE] (got {other:?})"
+                "usage: kv-draft2 exercise | cas-incr BUCKET KEY N | set|get BUCKET KEY [VALUE] | get-copies BUCKET KEY SIZE N (got {other:?})"
             );
             std::process::exit(2);
         }
