@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::error::{BotError, Result};
-use crate::storage::{ABSENT_ETAG, ANY_ETAG, ETAG, Storage, StoreItems, etag_of};
+use crate::storage::{ABSENT_ETAG, ANY_ETAG, ETAG, Storage, StoreItems};
 use crate::turn::{Cached, TurnContext};
 
 /// Computes the storage key of a turn's state (`StorageKeyFactory`).
@@ -45,11 +45,19 @@ fn change_hash(state: &Map<String, Value>) -> String {
 /// - [`optimistic`](BotState::optimistic): `save_changes` writes with the
 ///   eTag read at load and returns [`BotError::EtagConflict`] if another
 ///   turn wrote the state meanwhile (Bot Framework always writes `"*"`, so
-///   the last writer silently wins); retry the turn on a conflict;
+///   the last writer silently wins); retry the turn on a conflict. A state
+///   the turn never read (a [`clear`](BotState::clear) or a forced save
+///   without a load) has no eTag to check and overwrites, as Bot
+///   Framework's `clear` + `saveChanges` does; a save writes with the eTag
+///   the turn's previous save got from the write itself;
 /// - [`renew_every_turn`](BotState::renew_every_turn): with a storage that
 ///   expires idle items ([`StateStorage::with_ttl`](crate::StateStorage::with_ttl)),
 ///   a turn that changes nothing still renews the state's expiry, so the
 ///   state expires after that long without *turns*, not without changes.
+///   A renewal gives the state a new eTag (an expiry change is a write in
+///   wasm-state): with `optimistic` too, the renewing turn's later saves
+///   use it, and a concurrent turn that loaded before the renewal gets a
+///   conflict and is retried like any other.
 #[derive(Clone)]
 pub struct BotState {
     inner: Rc<Inner>,
@@ -94,10 +102,11 @@ impl BotState {
         }
     }
 
-    /// A new state (its own cache slot) like this one, changed by `f`.
+    /// This state changed by `f`; it keeps its cache slot, so accessors
+    /// made before the change and clones share the turn's state with it.
     fn with(self, f: impl FnOnce(&mut Inner)) -> BotState {
         let mut inner = Inner {
-            id: next_id(),
+            id: self.inner.id,
             storage: self.inner.storage.clone(),
             key: self.inner.key.clone(),
             optimistic: self.inner.optimistic,
@@ -145,7 +154,15 @@ impl BotState {
             None => (Map::new(), None),
         };
         let hash = change_hash(&state);
-        turn.set_cached(self.inner.id, Cached { state, hash, etag });
+        turn.set_cached(
+            self.inner.id,
+            Cached {
+                state,
+                hash,
+                etag,
+                read: true,
+            },
+        );
         Ok(())
     }
 
@@ -181,7 +198,15 @@ impl BotState {
         if !force && !changed {
             if self.inner.renew && cached.is_some() {
                 let key = self.storage_key(turn)?;
-                self.inner.storage.touch(&[&key])?;
+                // A renewal that gave the state a new eTag: the turn's next
+                // save writes with it (not a conflict with itself).
+                if let Some(etag) = self.inner.storage.touch(&[&key])?.remove(&key) {
+                    turn.with_cached(self.inner.id, |c| {
+                        if let Some(c) = c {
+                            c.etag = Some(etag);
+                        }
+                    });
+                }
             }
             return Ok(());
         }
@@ -193,19 +218,24 @@ impl BotState {
         let etag = match (&c.etag, self.inner.optimistic) {
             (_, false) => ANY_ETAG.to_string(),
             (Some(e), true) => e.clone(),
-            (None, true) => ABSENT_ETAG.to_string(),
+            // Read this turn and absent: create-only.
+            (None, true) if c.read => ABSENT_ETAG.to_string(),
+            // Never read this turn (a `clear` or a forced save without a
+            // load): nothing to be optimistic about; it overwrites, as Bot
+            // Framework's `clear` + `saveChanges` does.
+            (None, true) => ANY_ETAG.to_string(),
         };
         let mut item = c.state.clone();
         item.insert(ETAG.into(), Value::String(etag));
-        self.inner
-            .storage
-            .write(StoreItems::from([(key.clone(), Value::Object(item))]))?;
-        c.hash = change_hash(&c.state);
-        // The new eTag, for the next save of this turn (optimistic mode).
+        let items = StoreItems::from([(key.clone(), Value::Object(item))]);
         if self.inner.optimistic {
-            let items = self.inner.storage.read(&[&key])?;
-            c.etag = items.get(&key).and_then(etag_of).map(str::to_string);
+            // The eTag this write gave, for the turn's next save.
+            c.etag = self.inner.storage.write_tagged(items)?.remove(&key);
+            c.read = true;
+        } else {
+            self.inner.storage.write(items)?;
         }
+        c.hash = change_hash(&c.state);
         turn.set_cached(self.inner.id, c);
         Ok(())
     }
@@ -213,13 +243,16 @@ impl BotState {
     /// Empty the state; the next [`save_changes`](BotState::save_changes)
     /// writes `{}`.
     pub fn clear(&self, turn: &TurnContext) {
-        let etag = turn.cached(self.inner.id).and_then(|c| c.etag);
+        let (etag, read) = turn
+            .cached(self.inner.id)
+            .map_or((None, false), |c| (c.etag, c.read));
         turn.set_cached(
             self.inner.id,
             Cached {
                 state: Map::new(),
                 hash: String::new(),
                 etag,
+                read,
             },
         );
     }

@@ -73,5 +73,5 @@ pub use bot_state::{
 pub use error::{BotError, Result};
 pub use memory::MemoryStorage;
 pub use state_storage::StateStorage;
-pub use storage::{ABSENT_ETAG, ANY_ETAG, ETAG, Storage, StoreItems, etag_of, without_etag};
+pub use storage::{ABSENT_ETAG, ANY_ETAG, ETAG, ETags, Storage, StoreItems, etag_of, without_etag};
 pub use turn::TurnContext;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use crate::error::{BotError, Result};
-use crate::storage::{ANY_ETAG, ETAG, Storage, StoreItems, etag_of};
+use crate::storage::{ANY_ETAG, ETAG, ETags, Storage, StoreItems, etag_of};
 
 /// Items kept in memory as JSON text (so every read is a copy), with eTags
 /// from one counter ("1", "2", …), exactly as botbuilder-js's
@@ -57,6 +57,11 @@ impl Storage for MemoryStorage {
     }
 
     fn write(&self, changes: StoreItems) -> Result<()> {
+        self.write_tagged(changes).map(drop)
+    }
+
+    fn write_tagged(&self, changes: StoreItems) -> Result<ETags> {
+        let mut tags = ETags::new();
         let mut first_conflict = None;
         for (key, item) in changes {
             let Some(obj) = item.as_object() else {
@@ -77,12 +82,13 @@ impl Storage for MemoryStorage {
                 clone.insert(ETAG.into(), Value::String(n.to_string()));
                 self.memory
                     .borrow_mut()
-                    .insert(key, serde_json::to_string(&clone)?);
+                    .insert(key.clone(), serde_json::to_string(&clone)?);
+                tags.insert(key, n.to_string());
             } else if first_conflict.is_none() {
                 first_conflict = Some(BotError::EtagConflict { key });
             }
         }
-        first_conflict.map_or(Ok(()), Err)
+        first_conflict.map_or(Ok(tags), Err)
     }
 
     fn delete(&self, keys: &[&str]) -> Result<()> {

@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use crate::activity::{Activity, ChannelAccount, ConversationAccount};
 use crate::bot_state::{BotState, BotStateSet, ConversationState, auto_save};
 use crate::error::{BotError, Result};
-use crate::storage::{ANY_ETAG, ETAG, Storage, StoreItems, etag_of};
+use crate::storage::{ANY_ETAG, ETAG, ETags, Storage, StoreItems, etag_of};
 use crate::turn::TurnContext;
 
 /// What a failed scenario says.
@@ -38,7 +38,7 @@ pub type Outcome = std::result::Result<(), String>;
 pub type Scenario = (&'static str, fn(Rc<dyn Storage>) -> Outcome);
 
 /// Every scenario, in order.
-pub const ALL: [Scenario; 15] = [
+pub const ALL: [Scenario; 18] = [
     (
         "return_empty_object_when_reading_unknown_key",
         return_empty_object_when_reading_unknown_key,
@@ -71,6 +71,18 @@ pub const ALL: [Scenario; 15] = [
     (
         "optimistic_save_detects_conflicts",
         optimistic_save_detects_conflicts,
+    ),
+    (
+        "optimistic_blind_clear_and_forced_save_overwrite",
+        optimistic_blind_clear_and_forced_save_overwrite,
+    ),
+    (
+        "builders_keep_the_accessors_cache_slot",
+        builders_keep_the_accessors_cache_slot,
+    ),
+    (
+        "optimistic_saves_use_the_etag_their_write_got",
+        optimistic_saves_use_the_etag_their_write_got,
     ),
 ];
 
@@ -294,10 +306,13 @@ impl Storage for SharedStorage {
     fn write(&self, changes: StoreItems) -> Result<()> {
         self.0.write(changes)
     }
+    fn write_tagged(&self, changes: StoreItems) -> Result<ETags> {
+        self.0.write_tagged(changes)
+    }
     fn delete(&self, keys: &[&str]) -> Result<()> {
         self.0.delete(keys)
     }
-    fn touch(&self, keys: &[&str]) -> Result<()> {
+    fn touch(&self, keys: &[&str]) -> Result<ETags> {
         self.0.touch(keys)
     }
 }
@@ -588,6 +603,139 @@ pub fn optimistic_save_detects_conflicts(s: Rc<dyn Storage>) -> Outcome {
     let z = TurnContext::new(activity("test", "race", "u1", "z"));
     check!(ok(t.get(&z, None))? == Some(20));
     ok(lww.delete(&z))
+}
+
+/// Beyond Bot Framework: an optimistic state the turn never read has no
+/// eTag to check, so `clear` + `save_changes` and a forced save overwrite
+/// (as Bot Framework's always do) instead of conflicting on every retry.
+pub fn optimistic_blind_clear_and_forced_save_overwrite(s: Rc<dyn Storage>) -> Outcome {
+    let state = ConversationState::new(SharedStorage(s.clone())).optimistic();
+    let n = state.create_property::<u32>("n");
+    let t = TurnContext::new(activity("test", "blind", "u", "a"));
+    ok(n.set(&t, &1))?;
+    ok(state.save_changes(&t, false))?;
+    // A reset without reading first.
+    let t = TurnContext::new(activity("test", "blind", "u", "b"));
+    state.clear(&t);
+    ok(state.save_changes(&t, false))?;
+    let t = TurnContext::new(activity("test", "blind", "u", "c"));
+    check!(ok(n.get(&t, None))?.is_none(), "cleared");
+    ok(n.set(&t, &2))?;
+    ok(state.save_changes(&t, false))?;
+    // A forced save with nothing cached writes {} over it.
+    let t = TurnContext::new(activity("test", "blind", "u", "d"));
+    ok(state.save_changes(&t, true))?;
+    let key = "test/conversations/blind/";
+    let stored = ok(s.read(&[key]))?;
+    check!(
+        stored[key]
+            .as_object()
+            .is_some_and(|m| m.keys().all(|k| k == ETAG)),
+        "{stored:?}"
+    );
+    // A state read this turn and absent is still create-only.
+    ok(s.delete(&[key]))?;
+    let late = TurnContext::new(activity("test", "blind", "u", "e"));
+    ok(n.get(&late, None))?;
+    let early = TurnContext::new(activity("test", "blind", "u", "f"));
+    ok(n.set(&early, &5))?;
+    ok(state.save_changes(&early, false))?;
+    ok(n.set(&late, &6))?;
+    check!(matches!(
+        state.save_changes(&late, false),
+        Err(BotError::EtagConflict { .. })
+    ));
+    ok(s.delete(&[key]))
+}
+
+/// Beyond Bot Framework: an accessor made before `optimistic()` or
+/// `renew_every_turn()` writes into the same turn cache the built state
+/// saves from (Bot Framework has one state object, so no such split).
+pub fn builders_keep_the_accessors_cache_slot(s: Rc<dyn Storage>) -> Outcome {
+    let state = ConversationState::new(SharedStorage(s.clone()));
+    let n = state.create_property::<u32>("n");
+    let state = state.optimistic().renew_every_turn();
+    let t = TurnContext::new(activity("test", "slot", "u", "a"));
+    ok(n.set(&t, &7))?;
+    ok(state.save_changes(&t, false))?;
+    let t = TurnContext::new(activity("test", "slot", "u", "b"));
+    check!(
+        ok(n.get(&t, None))? == Some(7),
+        "the accessor's change was saved"
+    );
+    ok(state.delete(&t))
+}
+
+/// A storage where another writer overwrites the state right after each of
+/// our writes (before our next call reaches the storage).
+struct Interloper {
+    inner: Rc<dyn Storage>,
+    key: &'static str,
+    armed: Cell<bool>,
+}
+
+impl Interloper {
+    fn strike(&self) -> Result<()> {
+        if self.armed.replace(false) {
+            let theirs = json!({"n": 100, "eTag": ANY_ETAG});
+            self.inner.write(items(&[(self.key, theirs)]))?;
+        }
+        Ok(())
+    }
+}
+
+impl Storage for Interloper {
+    fn read(&self, keys: &[&str]) -> Result<StoreItems> {
+        self.strike()?;
+        self.inner.read(keys)
+    }
+    fn write(&self, changes: StoreItems) -> Result<()> {
+        self.strike()?;
+        self.inner.write(changes)?;
+        self.armed.set(true);
+        Ok(())
+    }
+    fn write_tagged(&self, changes: StoreItems) -> Result<ETags> {
+        self.strike()?;
+        let tags = self.inner.write_tagged(changes)?;
+        self.armed.set(true);
+        Ok(tags)
+    }
+    fn delete(&self, keys: &[&str]) -> Result<()> {
+        self.inner.delete(keys)
+    }
+}
+
+/// Beyond Bot Framework: an optimistic turn that saves twice writes the
+/// second time with the eTag its first write got — another writer in
+/// between is a conflict, not lost (a read after the write would have
+/// picked up the other writer's eTag).
+pub fn optimistic_saves_use_the_etag_their_write_got(s: Rc<dyn Storage>) -> Outcome {
+    let key = "test/conversations/interloper/";
+    let storage = Interloper {
+        inner: s.clone(),
+        key,
+        armed: Cell::new(false),
+    };
+    let state = ConversationState::new(storage).optimistic();
+    let n = state.create_property::<u32>("n");
+    let t = TurnContext::new(activity("test", "interloper", "u", "a"));
+    ok(n.set(&t, &1))?;
+    ok(state.save_changes(&t, false))?;
+    ok(n.set(&t, &2))?;
+    check!(
+        matches!(
+            state.save_changes(&t, false),
+            Err(BotError::EtagConflict { .. })
+        ),
+        "the second save must see the other writer"
+    );
+    let stored = ok(s.read(&[key]))?;
+    check!(
+        stored[key]["n"] == 100,
+        "the other writer's value is kept: {stored:?}"
+    );
+    ok(s.delete(&[key]))
 }
 
 #[cfg(test)]

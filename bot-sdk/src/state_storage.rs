@@ -6,7 +6,9 @@ use serde_json::Value;
 use wasm_state_sdk::{Condition, Error, SetOptions, State};
 
 use crate::error::{BotError, Result};
-use crate::storage::{ABSENT_ETAG, ANY_ETAG, ETAG, Storage, StoreItems, etag_of, without_etag};
+use crate::storage::{
+    ABSENT_ETAG, ANY_ETAG, ETAG, ETags, Storage, StoreItems, etag_of, without_etag,
+};
 
 /// Bot state kept in a wasm-state scope — [`State::instance`] (the
 /// default), [`State::account`] or a [`State::session`] — with
@@ -21,7 +23,10 @@ use crate::storage::{ABSENT_ETAG, ANY_ETAG, ETAG, Storage, StoreItems, etag_of, 
 ///   overwrites; with [`ABSENT_ETAG`] only if there is none yet;
 /// - with [`with_ttl`](StateStorage::with_ttl), every write (and every
 ///   [`touch`](Storage::touch)) gives the items that TTL: state idle for
-///   that long disappears;
+///   that long disappears; a touch gives the items new eTags (it returns
+///   them);
+/// - [`write_tagged`](Storage::write_tagged) returns the eTags the
+///   transaction gave, not a second read's;
 /// - an item larger than the host's value limit is
 ///   [`BotError::TooLarge`] naming its key.
 ///
@@ -97,8 +102,14 @@ impl Storage for StateStorage {
     }
 
     fn write(&self, changes: StoreItems) -> Result<()> {
+        self.write_tagged(changes).map(drop)
+    }
+
+    /// The eTags come from the write's own results (one transaction), so
+    /// no other writer's can slip in.
+    fn write_tagged(&self, changes: StoreItems) -> Result<ETags> {
         if changes.is_empty() {
-            return Ok(());
+            return Ok(ETags::new());
         }
         let mut batch = self.state.batch();
         let mut keys = Vec::new();
@@ -120,7 +131,7 @@ impl Storage for StateStorage {
             keys.push(key.clone());
         }
         match batch.commit() {
-            Ok(_) => Ok(()),
+            Ok(results) => Ok(tags_of(keys, results)),
             Err(Error::Transaction { index, source }) => {
                 let key = nth(&keys, index);
                 Err(match *source {
@@ -148,12 +159,29 @@ impl Storage for StateStorage {
         Ok(())
     }
 
-    fn touch(&self, keys: &[&str]) -> Result<()> {
-        if let Some(ttl) = self.ttl {
-            for key in keys {
-                self.state.expire(&self.key(key), ttl)?;
+    /// Gives the items the storage's TTL again; a renewed item gets a new
+    /// eTag (an expiry change is a write in wasm-state), returned here.
+    fn touch(&self, keys: &[&str]) -> Result<ETags> {
+        let mut tags = ETags::new();
+        let Some(ttl) = self.ttl else {
+            return Ok(tags);
+        };
+        for chunk in keys.chunks(128) {
+            let mut batch = self.state.batch();
+            for key in chunk {
+                batch.expire(&self.key(key), ttl);
             }
+            let names = chunk.iter().map(|k| (*k).to_string()).collect();
+            tags.extend(tags_of(names, batch.commit()?));
         }
-        Ok(())
+        Ok(tags)
     }
+}
+
+/// The eTag each key has after a committed batch (one op per key, in order).
+fn tags_of(keys: Vec<String>, results: Vec<wasm_state_sdk::OpResult>) -> ETags {
+    keys.into_iter()
+        .zip(results)
+        .filter_map(|(key, r)| r.etag.map(|e| (key, e.into_string())))
+        .collect()
 }

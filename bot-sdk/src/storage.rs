@@ -11,6 +11,10 @@ use crate::error::Result;
 /// its `eTag` member is the item's version.
 pub type StoreItems = BTreeMap<String, Value>;
 
+/// The eTag each item got, by key (from [`Storage::write_tagged`] and
+/// [`Storage::touch`]).
+pub type ETags = BTreeMap<String, String>;
+
 /// The name of an item's version member, as Bot Framework spells it.
 pub const ETAG: &str = "eTag";
 
@@ -41,13 +45,29 @@ pub trait Storage {
     fn read(&self, keys: &[&str]) -> Result<StoreItems>;
     /// Write items.
     fn write(&self, changes: StoreItems) -> Result<()>;
+    /// Write items and return the eTag each got (what
+    /// [`BotState`](crate::BotState)'s optimistic mode writes with next).
+    /// The default writes, then reads the items back — another writer in
+    /// between would hand back *its* eTag; both storages of this crate
+    /// override it with the eTags the write itself gave.
+    fn write_tagged(&self, changes: StoreItems) -> Result<ETags> {
+        let keys: Vec<String> = changes.keys().cloned().collect();
+        self.write(changes)?;
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        Ok(self
+            .read(&refs)?
+            .iter()
+            .filter_map(|(k, item)| etag_of(item).map(|e| (k.clone(), e.to_string())))
+            .collect())
+    }
     /// Delete items.
     fn delete(&self, keys: &[&str]) -> Result<()>;
     /// Note that items are still in use (a storage with an idle expiry
-    /// renews it); by default nothing.
-    fn touch(&self, keys: &[&str]) -> Result<()> {
+    /// renews it) and return the new eTag of each item the renewal gave
+    /// one; by default nothing is renewed and no eTag changes.
+    fn touch(&self, keys: &[&str]) -> Result<ETags> {
         let _ = keys;
-        Ok(())
+        Ok(ETags::new())
     }
 }
 

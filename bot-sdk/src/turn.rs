@@ -15,6 +15,9 @@ pub(crate) struct Cached {
     pub(crate) state: Map<String, Value>,
     pub(crate) hash: String,
     pub(crate) etag: Option<String>,
+    /// Read from storage (or written) this turn: `etag: None` then means
+    /// the state did not exist; otherwise it was never read.
+    pub(crate) read: bool,
 }
 
 /// One turn: the incoming activity and the per-turn cache of every

@@ -41,7 +41,12 @@ async fn bot_framework_storage_scenarios_pass_on_wasm_state_storage() {
             );
         }
     }
-    for name in ["atomic_batches", "idle_expiry", "too_large"] {
+    for name in [
+        "atomic_batches",
+        "idle_expiry",
+        "optimistic_renewal",
+        "too_large",
+    ] {
         let line = format!("ok wasm-state {name}");
         assert!(
             lines.contains(&line.as_str()),

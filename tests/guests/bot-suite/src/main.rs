@@ -1,7 +1,8 @@
 //! Bot Framework's storage scenarios (`wasm_state_bot::scenarios`, the same
 //! code the bot crate runs on `MemoryStorage`) on `StateStorage` over the
 //! instance, account and a session scope, plus what only wasm-state's
-//! storage does: atomic batches, idle expiry, the value limit. Prints
+//! storage does: atomic batches, idle expiry, optimistic renewal, the value
+//! limit. Prints
 //! `ok <scope> <scenario>` per scenario; on a failure prints it to stderr
 //! and exits 1.
 
@@ -105,6 +106,39 @@ fn idle_expiry() -> Result<(), String> {
     Ok(())
 }
 
+/// An optimistic state renewed every turn: a turn's renewal (a touch, which
+/// gives the state a new eTag) does not make the same turn's next save a
+/// conflict with itself.
+fn optimistic_renewal() -> Result<(), String> {
+    let activity: Activity = serde_json::from_value(json!({
+        "type": "message", "channelId": "test", "conversation": {"id": "renew"}, "from": {"id": "u"}
+    }))
+    .map_err(|e| e.to_string())?;
+    let state = ConversationState::new(
+        StateStorage::new(State::instance())
+            .with_prefix("renew/")
+            .with_ttl(Duration::from_secs(60)),
+    )
+    .optimistic()
+    .renew_every_turn();
+    let n = state.create_property::<u32>("n");
+    let t = TurnContext::new(activity.clone());
+    n.set(&t, &1).map_err(|e| e.to_string())?;
+    state.save_changes(&t, false).map_err(|e| e.to_string())?;
+    let t = TurnContext::new(activity.clone());
+    n.get(&t, None).map_err(|e| e.to_string())?;
+    state.save_changes(&t, false).map_err(|e| e.to_string())?; // unchanged: a touch
+    n.set(&t, &2).map_err(|e| e.to_string())?;
+    state
+        .save_changes(&t, false)
+        .map_err(|e| format!("the save after the turn's own renewal: {e}"))?;
+    let t = TurnContext::new(activity);
+    match n.get(&t, None).map_err(|e| e.to_string())? {
+        Some(2) => Ok(()),
+        other => Err(format!("expected 2 after the renewed turn's save: {other:?}")),
+    }
+}
+
 /// A state over the host's value limit is a clear error naming its key.
 fn too_large() -> Result<(), String> {
     let s = StateStorage::new(State::instance()).with_prefix("big/");
@@ -137,6 +171,7 @@ fn main() {
             atomic_batches as fn() -> Result<(), String>,
         ),
         ("idle_expiry", idle_expiry),
+        ("optimistic_renewal", optimistic_renewal),
         ("too_large", too_large),
     ] {
         match check() {
