@@ -102,7 +102,9 @@ struct Hit {
 
 /// A query being run: the engine offers every candidate value of the scope
 /// (in any order) and then takes the page. Values that do not match are
-/// dropped as they are offered, so memory holds only matches.
+/// dropped as they are offered, and matches beyond the page are dropped as
+/// they pile up: memory holds at most twice the page (plus one) matches,
+/// whatever the scope holds.
 pub struct Runner<'q> {
     query: &'q Query,
     limit: usize,
@@ -164,6 +166,15 @@ impl<'q> Runner<'q> {
                 etag: etag(),
             },
         });
+        // Keep the first `limit + 1` (the page, and whether there is more)
+        // once twice that many are held: linear time overall.
+        if self.hits.len() >= 2 * (self.limit + 1) {
+            let sort = &self.query.sort;
+            self.hits.select_nth_unstable_by(self.limit, |a, b| {
+                order::compare(sort, &a.sort, &a.result.key, &b.sort, &b.result.key)
+            });
+            self.hits.truncate(self.limit + 1);
+        }
     }
 
     /// The page: the first `limit` matches after the token, in order.

@@ -272,6 +272,29 @@ fn arb_doc() -> impl Strategy<Value = Value> {
         })
 }
 
+/// A query over many matches holds only about two pages of them, and still
+/// returns the first page in order with a token for the rest.
+#[test]
+fn a_runner_holds_about_two_pages_of_matches() {
+    let query = q(r#"{"sort": [{"key": "n", "order": "DESC"}], "page": {"limit": 3}}"#);
+    let mut runner = Runner::new(&query, 1000).unwrap();
+    let mut most = 0;
+    for i in 0..10_000 {
+        let value = json!({ "n": (i * 7919) % 10_000 }).to_string();
+        runner.offer(&format!("k{i}"), value.as_bytes(), String::new);
+        most = most.max(runner.hits.len());
+    }
+    assert!(most <= 8, "held {most} matches for a page of 3");
+    let page = runner.finish();
+    let ns: Vec<Value> = page
+        .results
+        .iter()
+        .map(|r| serde_json::from_slice::<Value>(&r.value).unwrap()["n"].clone())
+        .collect();
+    assert_eq!(ns, [json!(9999), json!(9998), json!(9997)]);
+    assert!(page.token.is_some());
+}
+
 proptest! {
     /// Paging with any limit yields exactly the filtered results in the
     /// order a plain full sort gives, each once.
