@@ -533,6 +533,27 @@ async fn bad_input_gets_daprs_errors_and_changes_nothing() {
     let r = save(&api, Value::Array(many)).await;
     let m = dapr_error(&r, StatusCode::BAD_REQUEST, "ERR_MALFORMED_REQUEST");
     assert!(m.contains("129 items") && m.contains("128"), "{m}");
+    // A transaction over the limit: Dapr's own code and details.
+    let ops: Vec<Value> = (0..129)
+        .map(|i| json!({"operation": "upsert", "request": {"key": format!("t{i}"), "value": i}}))
+        .collect();
+    let r = post(
+        api.addr,
+        &format!("{S}/transaction"),
+        &JSON,
+        &json!({ "operations": ops }).to_string(),
+    )
+    .await;
+    let m = dapr_error(
+        &r,
+        StatusCode::BAD_REQUEST,
+        "ERR_STATE_STORE_TOO_MANY_TRANSACTIONS",
+    );
+    assert!(m.contains("129 operations") && m.contains("128"), "{m}");
+    let details = &body_json(&r)["details"][0];
+    assert_eq!(details["reason"], "DAPR_STATE_TOO_MANY_TRANSACTIONS");
+    assert_eq!(details["metadata"]["currentOpsTransaction"], "129");
+    assert_eq!(details["metadata"]["maxOpsPerTransaction"], "128");
     let huge = format!(r#"[{{"key":"h","value":"{}"}}]"#, "y".repeat(5 << 20));
     let r = post(api.addr, S, &JSON, &huge).await;
     let m = dapr_error(&r, StatusCode::PAYLOAD_TOO_LARGE, "ERR_MALFORMED_REQUEST");
@@ -549,6 +570,48 @@ async fn bad_input_gets_daprs_errors_and_changes_nothing() {
     let keys = st.keys(Default::default()).await.unwrap().keys;
     assert_eq!(keys, ["keep"]);
     assert_eq!(st.get("keep").await.unwrap(), Some(b"1".to_vec()));
+    // A bulk get whose answer would exceed what a transaction may carry
+    // (128 × 1 MiB): one ~1 MB value named 135 times in a small body.
+    let r = save(
+        &api,
+        json!([{"key": "big", "value": "z".repeat(1_000_000)}]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let r = post(
+        api.addr,
+        &format!("{S}/bulk"),
+        &JSON,
+        &json!({ "keys": vec!["big"; 135] }).to_string(),
+    )
+    .await;
+    let m = dapr_error(&r, StatusCode::BAD_REQUEST, "ERR_MALFORMED_REQUEST");
+    assert!(
+        m.contains("bulk get of 135 keys") && m.contains("134217728 bytes"),
+        "{m}"
+    );
+    // Within it, a key named twice is answered twice (read once).
+    let r = post(
+        api.addr,
+        &format!("{S}/bulk"),
+        &JSON,
+        r#"{"keys":["keep","big","keep","nope"]}"#,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let items = body_json(&r);
+    let keys: Vec<&str> = items
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["keep", "big", "keep", "nope"]);
+    assert_eq!(items[0]["data"], 1);
+    assert_eq!(items[2]["data"], 1);
+    assert_eq!(items[0]["etag"], items[2]["etag"]);
+    assert_eq!(items[1]["data"].as_str().map(str::len), Some(1_000_000));
+    assert!(items[3].get("data").is_none());
     api.stop().await;
 }
 
@@ -793,6 +856,28 @@ async fn metadata_lists_the_stores_and_their_capabilities() {
             {"name": "statestore", "type": "state.redb", "version": "v1", "capabilities": caps},
             {"name": "shop", "type": "state.redb", "version": "v1", "capabilities": caps},
         ])
+    );
+    // `shop` is an instance no deploy registered: its first write that
+    // succeeds registers it (to the API's account), so it is listed,
+    // exported and destroyed like a deployed one; a failed write does not.
+    let r = post(api.addr, "/v1.0/state/shop", &JSON, r#"[{"key":""}]"#).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(api.store.instance_info("shop").await.unwrap().is_none());
+    let r = post(
+        api.addr,
+        "/v1.0/state/shop",
+        &JSON,
+        r#"[{"key":"k","value":1}]"#,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let listed = api.store.list_instances().await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|i| (i.name.as_str(), i.account.as_str()))
+            .collect::<Vec<_>>(),
+        [("shop", "default")]
     );
     api.stop().await;
 }

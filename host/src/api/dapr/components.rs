@@ -280,7 +280,12 @@ fn component(
                     format!("{field} ({key}): needs a `value` (a string, number or boolean)"),
                 ));
             };
-            meta.push((key.to_string(), value));
+            // Dapr reads metadata names in any case (`KEYPREFIX`); they are
+            // kept here in the spelling of the docs.
+            let known = REDIS_FIELDS
+                .split(", ")
+                .find(|f| f.eq_ignore_ascii_case(key));
+            meta.push((known.unwrap_or(key).to_string(), value));
         }
     }
     let kind = match ty {
@@ -488,9 +493,10 @@ mod tests {
             }]
         );
         // Defaults: the host's account, keyPrefix appid; several documents;
-        // other kinds and non-state components are skipped.
+        // other kinds and non-state components are skipped; metadata names
+        // in any case and a custom prefix lowercased, as Dapr reads them.
         let specs = one(
-            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: a}\nspec: {type: state.redb, version: v1}\n---\napiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata: {name: cfg}\nspec: {}\n---\napiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: bus}\nspec: {type: pubsub.redis, version: v1}\n---\napiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: b}\nspec:\n  type: state.redb\n  metadata:\n  - {name: account, value: acme}\n  - {name: keyPrefix, value: tenant-7}\n---\n",
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: a}\nspec: {type: state.redb, version: v1}\n---\napiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata: {name: cfg}\nspec: {}\n---\napiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: bus}\nspec: {type: pubsub.redis, version: v1}\n---\napiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: b}\nspec:\n  type: state.redb\n  metadata:\n  - {name: Account, value: acme}\n  - {name: KEYPREFIX, value: Tenant-7}\n---\n",
         )
         .unwrap();
         assert_eq!(specs.len(), 2);

@@ -17,7 +17,8 @@ pub enum KeyPrefix {
     Namespace,
     /// `none`: the key as is.
     None,
-    /// Any other text: `{text}||key`.
+    /// Any other text: `{text}||key`, the text lowercased as Dapr does
+    /// (`Tenant-A` prefixes `tenant-a||`).
     Custom(String),
 }
 
@@ -33,7 +34,7 @@ impl KeyPrefix {
             "name" => KeyPrefix::Name,
             "namespace" => KeyPrefix::Namespace,
             "none" => KeyPrefix::None,
-            _ => KeyPrefix::Custom(v.to_string()),
+            _ => KeyPrefix::Custom(v.to_lowercase()),
         })
     }
 
@@ -70,6 +71,7 @@ mod tests {
         assert_eq!(r("namespace", None, Some("prod")), "");
         assert_eq!(r("none", Some("shop"), None), "");
         assert_eq!(r("tenant-a", Some("shop"), None), "tenant-a||");
+        assert_eq!(r("Tenant-A", Some("shop"), None), "tenant-a||");
         assert!(KeyPrefix::parse("a||b").is_err());
     }
 }

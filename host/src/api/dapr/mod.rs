@@ -98,9 +98,44 @@ struct Bound {
     spec: StoreSpec,
     handle: ScopeHandle,
     prefix: String,
+    /// For an instance-scope store: the account its instance is registered
+    /// to after its first write, and whether that was done.
+    account: String,
+    registered: tokio::sync::OnceCell<()>,
 }
 
 impl Bound {
+    /// After a write that succeeded: an instance-scope store's instance is
+    /// registered (to the API's account) if nothing had registered it, so
+    /// its state is listed, exported and destroyed like any deployed
+    /// instance's. Once per process; a failure is logged (the write stands)
+    /// and tried again on the next write.
+    async fn written(&self) {
+        let (StoreKind::Redb(ScopeTarget::Instance(name))
+        | StoreKind::Redis {
+            target: ScopeTarget::Instance(name),
+            ..
+        }) = &self.spec.kind
+        else {
+            return;
+        };
+        let store = self.handle.store();
+        let done = self
+            .registered
+            .get_or_try_init(|| async {
+                // Registered already (a deployed app's instance, whatever
+                // its account): nothing to do.
+                if store.instance_info(name).await?.is_none() {
+                    store.register_instance(name, &self.account).await?;
+                }
+                Ok::<(), StateError>(())
+            })
+            .await;
+        if let Err(e) = done {
+            tracing::warn!(target: "wasm_state::dapr", store = %self.spec.name, instance = %name, error = %e, "cannot register the instance of an instance-scope store; its state is kept but not listed");
+        }
+    }
+
     /// The stored key of a client key: checked (not empty, no `||`) and
     /// prefixed.
     fn key(&self, key: &str) -> Result<String, ApiError> {
@@ -245,6 +280,8 @@ impl DaprApi {
                     spec,
                     handle,
                     prefix,
+                    account: account.to_string(),
+                    registered: tokio::sync::OnceCell::new(),
                 })
             })
             .collect::<Result<_, StateError>>()?;
@@ -366,7 +403,9 @@ impl DaprApi {
             Route::Save(store) => {
                 let bound = self.bound(&store)?;
                 let body = self.body(req).await?;
-                state::save(bound, &body, &params).await
+                let resp = state::save(bound, &body, &params).await?;
+                bound.written().await;
+                Ok(resp)
             }
             Route::Bulk(store) => {
                 let bound = self.bound(&store)?;
@@ -376,7 +415,9 @@ impl DaprApi {
             Route::Transaction(store) => {
                 let bound = self.bound(&store)?;
                 let body = self.body(req).await?;
-                state::transaction(bound, &body, &params).await
+                let resp = state::transaction(bound, &body, &params).await?;
+                bound.written().await;
+                Ok(resp)
             }
             Route::Query(store) => {
                 let bound = self.bound(&store)?;

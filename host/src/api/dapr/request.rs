@@ -65,10 +65,31 @@ fn not_allowed(method: &Method, allow: &'static str, hint: &str) -> ApiError {
     .with_allow(allow)
 }
 
+/// Is `segments` the path of a route that takes no key?
+fn keyless(segments: &[&str], post_put: bool) -> bool {
+    match segments {
+        ["v1.0", "healthz" | "metadata"]
+        | ["v1.0", "healthz", "outbound"]
+        | ["v1.0-alpha1", "state", _, "query"] => true,
+        ["v1.0", "state", store] => !store.is_empty(),
+        ["v1.0", "state", _, "bulk" | "transaction"] => post_put,
+        _ => false,
+    }
+}
+
 /// Route a request by method and (still percent-encoded) path.
 pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let mut segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let post_put = *method == Method::POST || *method == Method::PUT;
+    // Dapr's router strips a trailing slash; so does this one on the routes
+    // that take no key (on a key's route `k/` is the key `k/`: keys may
+    // hold `/`).
+    if segments.len() > 1
+        && segments.last() == Some(&"")
+        && keyless(&segments[..segments.len() - 1], post_put)
+    {
+        segments.pop();
+    }
     match segments.as_slice() {
         ["v1.0", "healthz"] => match *method {
             Method::GET | Method::HEAD => Ok(Route::Healthz),
@@ -149,8 +170,10 @@ impl Params {
         let mut p = Params::default();
         for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
             match k.strip_prefix("metadata.") {
-                Some(name) => p.metadata.insert(name.to_string(), v.into_owned()),
-                None => p.other.insert(k.into_owned(), v.into_owned()),
+                // A parameter given twice: the first counts, as in Dapr
+                // (Go's `Query().Get`).
+                Some(name) => p.metadata.entry(name.to_string()).or_insert(v.into_owned()),
+                None => p.other.entry(k.into_owned()).or_insert(v.into_owned()),
             };
         }
         p
@@ -258,6 +281,30 @@ mod tests {
             r(Method::GET, "/v1.0/state/s/a+b%2Bc"),
             Ok(Route::Get("s".into(), "a b+c".into()))
         );
+        // A trailing slash is stripped on routes without a key (Dapr's
+        // router does); on a key's route it is part of the key.
+        assert_eq!(r(Method::GET, "/v1.0/healthz/"), Ok(Route::Healthz));
+        assert_eq!(r(Method::GET, "/v1.0/metadata/"), Ok(Route::Metadata));
+        assert_eq!(
+            r(Method::POST, "/v1.0/state/s/"),
+            Ok(Route::Save("s".into()))
+        );
+        assert_eq!(
+            r(Method::POST, "/v1.0/state/s/transaction/"),
+            Ok(Route::Transaction("s".into()))
+        );
+        assert_eq!(
+            r(Method::POST, "/v1.0-alpha1/state/s/query/"),
+            Ok(Route::Query("s".into()))
+        );
+        assert_eq!(
+            r(Method::GET, "/v1.0/state/s/k/"),
+            Ok(Route::Get("s".into(), "k/".into()))
+        );
+        assert_eq!(
+            r(Method::GET, "/v1.0/state/s/bulk/"),
+            Ok(Route::Get("s".into(), "bulk/".into()))
+        );
         assert!(is_public(&Method::GET, "/v1.0/healthz/"));
         assert!(!is_public(&Method::POST, "/v1.0/healthz"));
         assert!(!is_public(&Method::GET, "/v1.0/metadata"));
@@ -271,6 +318,12 @@ mod tests {
         assert_eq!(p.metadata["ttlInSeconds"], "5");
         assert_eq!(p.metadata["a b"], "c");
         assert_eq!(p.other["consistency"], "strong");
+        // Given twice, the first counts (as Go's `Query().Get`).
+        let twice = Params::parse(Some(
+            "metadata.ttlInSeconds=60&metadata.ttlInSeconds=-1&consistency=eventual&consistency=strong",
+        ));
+        assert_eq!(twice.metadata["ttlInSeconds"], "60");
+        assert_eq!(twice.other["consistency"], "eventual");
         assert_eq!(ttl(&p.metadata), Ok(Some(Some(Duration::from_secs(5)))));
         let m = |v: &str| BTreeMap::from([("ttlInSeconds".to_string(), v.to_string())]);
         assert_eq!(ttl(&m("-1")), Ok(Some(None)));

@@ -1,7 +1,7 @@
 //! Save, get, bulk get, delete and transaction: Dapr's request shapes turned
 //! into the store's operations (one atomic commit per save or transaction).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use http_body_util::Full;
@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 use super::error::ApiError;
 use super::request::{self, Params};
 use super::{Bound, empty, json_document, json_response};
-use crate::store::{Condition, Op, OpKind, StateError};
+use crate::store::{Condition, Entry, Op, OpKind, StateError};
 
 /// A `T` read from a JSON object only. serde's derive also reads a struct
 /// from an array of its fields in order (`["k", 1]` as an item), which
@@ -400,16 +400,61 @@ pub async fn bulk(bound: &Bound, body: &[u8]) -> Result<Response<Full<Bytes>>, A
         .collect::<Result<Vec<_>, _>>()?;
     let store = &bound.spec.name;
     let now = bound.handle.store().now_ms();
-    let entries = bound.handle.get_entries(stored).await.map_err(|e| {
-        ApiError::from_state("ERR_STATE_BULK_GET", &e, |m| {
-            format!("failed getting bulk state from state store {store}: {m}")
+    // Each distinct key is read once, a page of keys at a time, and the
+    // answer's values may add up to what one transaction may carry (the op
+    // limit times the value limit): a small body naming one large key many
+    // times gets a 400, not a server that runs out of memory.
+    let limits = bound.handle.store().limits();
+    let budget = limits.max_ops.saturating_mul(limits.max_value_bytes);
+    let mut slot: HashMap<&str, usize> = HashMap::new();
+    let mut distinct: Vec<String> = Vec::new();
+    let mut uses: Vec<usize> = Vec::new();
+    let at: Vec<usize> = stored
+        .iter()
+        .map(|k| {
+            let i = *slot.entry(k.as_str()).or_insert_with(|| {
+                distinct.push(k.clone());
+                uses.push(0);
+                distinct.len() - 1
+            });
+            uses[i] += 1;
+            i
         })
-    })?;
+        .collect();
+    let mut entries: Vec<Result<Option<Entry>, String>> = Vec::with_capacity(distinct.len());
+    let mut total = 0usize;
+    for chunk in distinct.chunks(limits.max_page.max(1)) {
+        let read = bound
+            .handle
+            .get_entries(chunk.to_vec())
+            .await
+            .map_err(|e| {
+                ApiError::from_state("ERR_STATE_BULK_GET", &e, |m| {
+                    format!("failed getting bulk state from state store {store}: {m}")
+                })
+            })?;
+        for r in read {
+            if let Ok(Some(e)) = &r {
+                total = total.saturating_add(e.value.len().saturating_mul(uses[entries.len()]));
+            }
+            entries.push(r.map_err(|e| e.to_string()));
+        }
+        if total > budget {
+            return Err(ApiError::malformed(format!(
+                "a bulk get of {} keys would answer more than {budget} bytes of values (the \
+                 transaction limit of {} operations times the value limit of {} bytes); ask \
+                 for fewer keys at a time",
+                req.keys.len(),
+                limits.max_ops,
+                limits.max_value_bytes
+            )));
+        }
+    }
     let items: Vec<BulkItem> = req
         .keys
         .iter()
-        .zip(entries)
-        .map(|(key, entry)| match entry {
+        .zip(at)
+        .map(|(key, i)| match entries[i].clone() {
             Ok(Some(e)) => {
                 let metadata = expire_time(now, e.ttl).map(|t| BulkMeta { ttl_expire_time: t });
                 match bulk_data(e.value) {
@@ -441,7 +486,7 @@ pub async fn bulk(bound: &Bound, body: &[u8]) -> Result<Response<Full<Bytes>>, A
                 data: None,
                 etag: None,
                 metadata: None,
-                error: Some(e.to_string()),
+                error: Some(e),
             },
         })
         .collect();
@@ -511,7 +556,23 @@ pub async fn transaction(
     }
     let max = bound.handle.store().limits().max_ops;
     if req.operations.len() > max {
-        return Err(too_many("operations", req.operations.len(), max));
+        // Dapr's own error for a transaction over the store's limit.
+        let count = req.operations.len();
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "ERR_STATE_STORE_TOO_MANY_TRANSACTIONS",
+            format!(
+                "the transaction contains {count} operations, which is more than what the \
+                 state store supports: {max}; split it into transactions of at most {max}"
+            ),
+        )
+        .with_reason(
+            "DAPR_STATE_TOO_MANY_TRANSACTIONS",
+            serde_json::json!({
+                "currentOpsTransaction": count.to_string(),
+                "maxOpsPerTransaction": max.to_string(),
+            }),
+        ));
     }
     // As in Dapr, the body's `metadata` belongs to the transaction as a
     // whole (it is accepted and has no effect here); each operation sees its
