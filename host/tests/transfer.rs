@@ -269,7 +269,7 @@ async fn redb_round_trip_is_exact() {
     let (a, _ca, _da) = redb_at(T0);
     let session = fill(&a).await;
     let (header, body, counts) = export_all(&a).await;
-    assert_eq!(header["wasm_state_export"], 1);
+    assert_eq!(header["wasm_state_export"], 2);
     assert_eq!(header["exported_at_ms"], T0);
     assert_eq!(header["engine"], "redb");
     assert_eq!(
@@ -293,8 +293,14 @@ async fn redb_round_trip_is_exact() {
     assert_eq!(first[3]["expires_at_ms"], T0 + 3_600_000);
     assert_eq!(first[4]["scope"]["session"], session.as_str());
     assert_eq!(
-        first.last().unwrap()["scope"],
+        first[first.len() - 2]["scope"],
         serde_json::json!({"account": "indie"})
+    );
+    // Then the end line: the lines before it, and the counts.
+    assert_eq!(
+        first.last().unwrap(),
+        &serde_json::json!({"end": true, "lines": body.len() - 1, "instances": 3,
+            "sessions": 1, "keys": 15, "skipped_expired": 0})
     );
     // Big maps and lists over several lines, 1000 elements each at most.
     let map = key_lines(&body, "big-map");
@@ -370,10 +376,12 @@ async fn redb_round_trip_is_exact() {
     );
     let (_, acct, c) = export(&a, &Selection::Account("acme".into())).await;
     assert_eq!((c.instances, c.sessions, c.keys), (0, 0, 2));
+    let (end, keys) = acct.split_last().unwrap();
     assert!(
-        acct.iter()
+        keys.iter()
             .all(|l| l.contains(r#""scope":{"account":"acme"}"#))
     );
+    assert!(end.starts_with(r#"{"end":true,"#), "{end}");
     let missing = transfer::export(&a, &Selection::Instance("nope".into()), &mut |_| {
         transfer::emitted(Ok(()))
     })
@@ -418,6 +426,20 @@ async fn a_bad_line_imports_nothing() {
     fill(&a).await;
     let (header, body, _) = export_all(&a).await;
     let (b, _cb, _db) = redb_at(T0);
+
+    // An export cut short after any whole line imports nothing: the end
+    // line is missing.
+    for cut in [1, body.len() / 2, body.len() - 1] {
+        let e = import_text(&b, &text(&header, &body[..cut]))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, TransferError::Line { line, .. } if *line == cut + 2),
+            "{e}"
+        );
+        assert!(e.to_string().contains("cut short"), "{e}");
+        assert!(is_empty(&b).await);
+    }
 
     // Line 5 (the header is line 1) is not JSON.
     let mut broken = body.clone();

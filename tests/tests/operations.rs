@@ -237,6 +237,39 @@ async fn session_ids_and_negative_values_starting_with_a_hyphen_are_taken_as_giv
     ok(&cli(&data, &["state", "delete", "-ix", "n"]));
 }
 
+/// Commands that read (or remove) on a data dir that does not exist say
+/// so and leave nothing behind; a write makes the store.
+#[test]
+fn reading_a_data_dir_that_does_not_exist_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let nope = dir.path().join("nope");
+    for args in [
+        &["export", "--all"][..],
+        &["instances", "list"],
+        &["sessions", "list", "-i", "shop"],
+        &["state", "keys", "-i", "shop"],
+        &["state", "get", "k", "-i", "shop"],
+    ] {
+        let e = err(&cli(&nope, args));
+        assert!(
+            e.contains("there is no data dir at") && e.contains("nope"),
+            "{args:?}: {e}"
+        );
+        assert!(!nope.exists(), "{args:?} made the data dir");
+    }
+    ok(&cli(&nope, &["state", "set", "k", "1", "-i", "shop"]));
+    assert_eq!(ok(&cli(&nope, &["state", "get", "k", "-i", "shop"])), "1\n");
+    // The instance written to before any deploy is registered, so it is
+    // listed and exported like any other.
+    let listed = ok(&cli(&nope, &["instances", "list"]));
+    assert!(listed.starts_with("shop\taccount=default\t"), "{listed}");
+    let export = ok(&cli(&nope, &["export", "--all"]));
+    assert!(
+        export.contains(r#""key":"k","scope":{"instance":"shop"}"#),
+        "{export}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_data_dir_is_waited_for_then_reported() {
     let dir = tempfile::tempdir().unwrap();
@@ -677,8 +710,9 @@ async fn export_and_import_round_trip_between_data_dirs_and_engines() {
     let export = ok(&cli(&a, &["export", "--all"]));
     let lines = body(&export);
     // 1 instance, its keys (the map over 2 lines, the list over 3), a
-    // session with 2 keys, the account's key.
-    assert_eq!(lines.0.len(), 1 + (1 + 1 + 1 + 2 + 3) + 1 + 2 + 1);
+    // session with 2 keys, the account's key, the end line.
+    assert_eq!(lines.0.len(), 1 + (1 + 1 + 1 + 2 + 3) + 1 + 2 + 1 + 1);
+    assert!(lines.0.last().unwrap().starts_with(r#"{"end":true,"#));
     assert_eq!(
         lines.1.len(),
         3,
@@ -700,7 +734,7 @@ async fn export_and_import_round_trip_between_data_dirs_and_engines() {
     let one = ok(&cli(&a, &["export", "--instance", "shop"]));
     assert_eq!(body(&one).0.len(), lines.0.len() - 1);
     let acct = ok(&cli(&a, &["--account", "acme", "export"]));
-    assert_eq!(body(&acct).0.len(), 1);
+    assert_eq!(body(&acct).0.len(), 1 + 1, "the key and the end line");
     let e = err(&cli(&a, &["export", "--instance", "nope"]));
     assert!(e.contains("no instance named \"nope\""), "{e}");
 
@@ -723,10 +757,9 @@ async fn export_and_import_round_trip_between_data_dirs_and_engines() {
         e.contains(&format!("line {}", i + 1)) && e.contains("base64"),
         "{e}"
     );
-    assert_eq!(
-        ok(&cli(&c, &["instances", "list"])),
-        "",
-        "nothing was imported"
+    assert!(
+        !c.exists(),
+        "nothing was imported: the file is checked before the store is opened"
     );
 
     // Through a running server: the same export, and an import.

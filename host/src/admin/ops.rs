@@ -496,6 +496,16 @@ impl Admin {
             condition: None,
         };
         let etag = h.set_with(key, value, options).await?;
+        // An instance written to before any deploy is registered (to the
+        // host's account), so it is listed, exported and destroyed like
+        // any other; one registered already keeps its account.
+        if let (Some(i), None) = (&scope.instance, &scope.session)
+            && self.store().instance_info(i).await?.is_none()
+        {
+            self.store()
+                .register_instance(i, self.host.account())
+                .await?;
+        }
         Ok((etag, h.scope().to_string()))
     }
 

@@ -5,8 +5,9 @@
 //!
 //! UTF-8 text, one JSON object per line (blank lines are ignored):
 //!
-//! 1. the header, first: `{"wasm_state_export":1,"exported_at_ms":N,"engine":"redb"|"redis"}`
-//!    (`wasm_state_export` is the format version; this module reads 1);
+//! 1. the header, first: `{"wasm_state_export":2,"exported_at_ms":N,"engine":"redb"|"redis"}`
+//!    (`wasm_state_export` is the format version; this module writes 2
+//!    and reads 1 and 2);
 //! 2. `{"instance":"NAME","account":"ACCOUNT"}` — an instance, registered
 //!    to its account on import;
 //! 3. `{"session":"ID","instance":"NAME","expires_at_ms":N}` — a live
@@ -19,7 +20,13 @@
 //!    `{"account":"A"}`. A map or list of more than 1000 elements carries
 //!    the first 1000 on its line; the next lines, each for the same scope
 //!    and key, carry `"more":true` and the next (up to) 1000 in order
-//!    (`"fields"` or `"items"` only), so no line is unbounded.
+//!    (`"fields"` or `"items"` only), so no line is unbounded;
+//! 5. last (version 2): `{"end":true,"lines":N,"instances":N,"sessions":N,"keys":N,"skipped_expired":N}`
+//!    — `lines` counts the lines between header and end; the rest are the
+//!    export's counts. An export cut short (one that failed, or a copy
+//!    that stopped) has no such line, or one after other lines that do not
+//!    add up, and is refused whole. Version 1 files (from before the end
+//!    line) are read without it.
 //!
 //! `V` is a JSON string when the bytes are valid UTF-8, else
 //! `{"base64":"…"}` (standard alphabet, padded). Times are absolute: ms
@@ -48,7 +55,9 @@
 //! line of the same map or list, a session or key of an instance or
 //! session that no earlier line declares, an instance declared with two
 //! accounts or registered to another account in the target, a key, field,
-//! value or session TTL over the target's limits.
+//! value or session TTL over the target's limits, an expiry past what the
+//! store can hold, a version 2 input without its end line or with lines
+//! after it.
 //!
 //! Then the records are applied in order:
 //! - an instance is registered (already registered to the same account:
@@ -90,8 +99,11 @@ pub const CHUNK: usize = 1000;
 /// Most bytes of elements one import commit carries (at least one op).
 const COMMIT_BYTES: usize = 16 << 20;
 
-/// The format version this module writes and reads.
-const VERSION: u64 = 1;
+/// The format version this module writes (it reads this and 1).
+const VERSION: u64 = 2;
+
+/// The first format version with an end line.
+const END_SINCE: u64 = 2;
 
 /// What to export.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -261,11 +273,29 @@ struct Exporter<'a, 'e> {
     store: &'a Store,
     emit: &'a mut Emit<'e>,
     counts: ExportCounts,
+    /// Lines written after the header.
+    lines: u64,
 }
 
 impl Exporter<'_, '_> {
     async fn line(&mut self, v: J) -> Result<(), TransferError> {
-        (self.emit)(v.to_string()).await
+        (self.emit)(v.to_string()).await?;
+        self.lines += 1;
+        Ok(())
+    }
+
+    /// The end line: how many lines came before it, and the counts.
+    async fn end(&mut self) -> Result<(), TransferError> {
+        let c = &self.counts;
+        let end = json!({
+            "end": true,
+            "lines": self.lines,
+            "instances": c.instances,
+            "sessions": c.sessions,
+            "keys": c.keys,
+            "skipped_expired": c.skipped_expired,
+        });
+        (self.emit)(end.to_string()).await
     }
 
     /// A key's first line (with its type and expiry) or a `more` line.
@@ -440,12 +470,14 @@ pub async fn export(
         store,
         emit,
         counts: ExportCounts::default(),
+        lines: 0,
     };
     let header = json!({
         "wasm_state_export": VERSION,
         "exported_at_ms": store.now_ms(),
         "engine": store.engine_name(),
-    });
+    })
+    .to_string();
     match selection {
         Selection::Instance(name) => {
             let Some(info) = store.instance_info(name).await? else {
@@ -454,16 +486,16 @@ pub async fn export(
                 ))
                 .into());
             };
-            x.line(header).await?;
+            (x.emit)(header).await?;
             x.instance(name, &info.account).await?;
         }
         Selection::Account(a) => {
             let h = store.account(a)?;
-            x.line(header).await?;
+            (x.emit)(header).await?;
             x.scope(&Scope::Account(a.clone()), &h).await?;
         }
         Selection::All => {
-            x.line(header).await?;
+            (x.emit)(header).await?;
             let instances = store.list_instances().await?;
             let mut accounts: Vec<String> = Vec::new();
             for i in &instances {
@@ -478,6 +510,7 @@ pub async fn export(
             }
         }
     }
+    x.end().await?;
     Ok(x.counts)
 }
 
@@ -519,9 +552,17 @@ fn name(o: &Map<String, J>, field: &str, what: &str) -> Result<String, String> {
 fn time(o: &Map<String, J>, name: &str) -> Result<Option<u64>, String> {
     match o.get(name) {
         None | Some(J::Null) => Ok(None),
-        Some(v) => v.as_u64().map(Some).ok_or_else(|| {
-            format!("\"{name}\" must be a time in ms since the epoch (or null), not {v}")
-        }),
+        Some(v) => match v.as_u64() {
+            // The latest time a store keeps (its times are i64 ms).
+            Some(t) if t <= i64::MAX as u64 => Ok(Some(t)),
+            Some(t) => Err(format!(
+                "\"{name}\" {t} is later than any time a store keeps ({})",
+                i64::MAX
+            )),
+            None => Err(format!(
+                "\"{name}\" must be a time in ms since the epoch (or null), not {v}"
+            )),
+        },
     }
 }
 
@@ -742,11 +783,21 @@ pub fn parse(text: &str) -> Result<Vec<Record>, TransferError> {
     let mut out = Vec::new();
     let mut seen = Seen::default();
     let mut header = false;
+    // The version read, and where its end line was (version 2).
+    let mut version = 0;
+    let mut ended: Option<usize> = None;
+    let mut last = 0;
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
         let bad = |message: String| TransferError::Line { line: n, message };
         if line.trim().is_empty() {
             continue;
+        }
+        last = n;
+        if let Some(end) = ended {
+            return Err(bad(format!(
+                "a line after the end line (line {end}); an export ends with its end line"
+            )));
         }
         let v: J = serde_json::from_str(line)
             .map_err(|e| bad(format!("not JSON ({e}); expected one JSON object per line")))?;
@@ -758,23 +809,40 @@ pub fn parse(text: &str) -> Result<Vec<Record>, TransferError> {
         };
         if !header {
             match o.get("wasm_state_export") {
-                Some(v) if v.as_u64() == Some(VERSION) => {
+                Some(v) if v.as_u64().is_some_and(|v| (1..=VERSION).contains(&v)) => {
                     header = true;
+                    version = v.as_u64().unwrap_or(VERSION);
                     continue;
                 }
                 Some(v) => {
                     return Err(bad(format!(
-                        "export format version {v}; this wasm-state reads version {VERSION}"
+                        "export format version {v}; this wasm-state reads versions 1 to {VERSION}"
                     )));
                 }
                 None => {
                     return Err(bad(
                         "not a wasm-state export: the first line must be its header \
-                         {\"wasm_state_export\":1,…}"
+                         {\"wasm_state_export\":2,…}"
                             .into(),
                     ));
                 }
             }
+        }
+        if version >= END_SINCE && o.contains_key("end") {
+            let lines = o.get("lines").and_then(J::as_u64);
+            if o.get("end") != Some(&J::Bool(true)) || lines.is_none() {
+                return Err(bad("an end line is {\"end\":true,\"lines\":N,…}".into()));
+            }
+            if lines != Some(out.len() as u64) {
+                return Err(bad(format!(
+                    "the end line counts {} lines, but {} came before it: lines are missing \
+                     (the export was damaged or put together from parts)",
+                    lines.unwrap_or(0),
+                    out.len()
+                )));
+            }
+            ended = Some(n);
+            continue;
         }
         let r = parse_line(&o, &seen, n).map_err(bad)?;
         seen.last = None;
@@ -802,8 +870,18 @@ pub fn parse(text: &str) -> Result<Vec<Record>, TransferError> {
         return Err(TransferError::Line {
             line: 1,
             message: "the input is empty; an export starts with its header line \
-                      {\"wasm_state_export\":1,…}"
+                      {\"wasm_state_export\":2,…}"
                 .into(),
+        });
+    }
+    if version >= END_SINCE && ended.is_none() {
+        return Err(TransferError::Line {
+            line: last + 1,
+            message: format!(
+                "the export ends after line {last} without its end line \
+                 {{\"end\":true,…}}: it was cut short (an export that failed or was \
+                 stopped, or a partial copy); export again"
+            ),
         });
     }
     Ok(out)
@@ -966,12 +1044,14 @@ async fn apply_key(
                 }),
                 Some(ms),
             ) => *ttl = Some(Duration::from_millis(ms)),
+            // Whole seconds, rounded up, but never past the latest time the
+            // store keeps (an expiry within a second of it).
             (Some(_), Some(ms)) => ops.insert(
                 1,
                 Op::new(
                     key,
                     OpKind::Expire {
-                        seconds: ms.div_ceil(1000) as i64,
+                        seconds: ms.div_ceil(1000).min((i64::MAX as u64 - now) / 1000) as i64,
                         mode: ExpireMode::Always,
                     },
                 ),
@@ -1190,6 +1270,14 @@ mod tests {
                 "empty",
             ),
             (&[r#"{"wasm_state_export":1}"#], 2, "second header"),
+            (
+                &[
+                    inst,
+                    r#"{"scope":{"instance":"shop"},"key":"k","type":"value","expires_at_ms":18446744073709551615,"value":"v"}"#,
+                ],
+                3,
+                "later than any time a store keeps",
+            ),
         ];
         for (body, line, needle) in cases {
             let (l, m) = line_of(&lines(body));
@@ -1197,15 +1285,49 @@ mod tests {
         }
         assert_eq!(line_of("").0, 1);
         assert!(
-            line_of(r#"{"wasm_state_export":2}"#)
+            line_of(r#"{"wasm_state_export":3}"#)
                 .1
-                .contains("version 2")
+                .contains("version 3")
         );
         assert!(
             line_of(r#"{"instance":"a","account":"b"}"#)
                 .1
                 .contains("header")
         );
+    }
+
+    #[test]
+    fn version_2_needs_its_end_line_and_nothing_after_it() {
+        let v2 = |body: &[&str]| {
+            let mut s = String::from("{\"wasm_state_export\":2,\"engine\":\"redb\"}\n");
+            for l in body {
+                s.push_str(l);
+                s.push('\n');
+            }
+            s
+        };
+        let inst = r#"{"instance":"shop","account":"acme"}"#;
+        let key = r#"{"scope":{"instance":"shop"},"key":"k","type":"value","expires_at_ms":null,"value":"v"}"#;
+        let end =
+            r#"{"end":true,"lines":2,"instances":1,"sessions":0,"keys":1,"skipped_expired":0}"#;
+        assert_eq!(parse(&v2(&[inst, key, end])).unwrap().len(), 2);
+        // Cut after any line: refused whole, naming where it ends.
+        let (l, m) = line_of(&v2(&[inst, key]));
+        assert_eq!(l, 4, "{m}");
+        assert!(m.contains("cut short") && m.contains("after line 3"), "{m}");
+        assert_eq!(line_of(&v2(&[])).0, 2);
+        // An end line that does not add up, or lines after it.
+        let (l, m) = line_of(&v2(&[inst, end]));
+        assert_eq!(l, 3);
+        assert!(m.contains("counts 2 lines, but 1 came before it"), "{m}");
+        let (l, m) = line_of(&v2(&[inst, key, end, key]));
+        assert_eq!(l, 5);
+        assert!(m.contains("after the end line (line 4)"), "{m}");
+        let (l, m) = line_of(&v2(&[inst, key, r#"{"end":"yes","lines":2}"#]));
+        assert_eq!(l, 4);
+        assert!(m.contains("an end line is"), "{m}");
+        // Version 1 (before the end line) has none and needs none.
+        assert_eq!(parse(&lines(&[inst, key])).unwrap().len(), 2);
     }
 
     #[test]

@@ -190,6 +190,22 @@ impl Target {
         Self::open_with(global, settings, GuestLimits::default()).await
     }
 
+    /// [`Target::open`] for a command that reads or removes: a data dir
+    /// that does not exist is an error (a mistyped `--data` would
+    /// otherwise make an empty store and answer from it — an empty export,
+    /// no instances), not a new store.
+    pub async fn open_existing(global: &Global, settings: &Settings) -> anyhow::Result<Target> {
+        if settings.store_url.is_none() && !settings.data.exists() {
+            anyhow::bail!(
+                "there is no data dir at {}: nothing was ever stored there; give the right \
+                 one with --data or WASM_STATE_DATA (the default is ./.wasm-state), or \
+                 --store for Redis",
+                settings.data.display()
+            );
+        }
+        Self::open(global, settings).await
+    }
+
     /// Like [`Target::open`], with these guest limits for a local host.
     pub async fn open_with(
         global: &Global,

@@ -37,7 +37,10 @@ fn scope_query(s: &ScopeRef, extra: &[(&str, Option<&str>)]) -> String {
 
 pub async fn state(global: &Global, cmd: StateCmd) -> anyhow::Result<()> {
     let settings = Settings::resolve(global)?;
-    let target = Target::open(global, &settings).await?;
+    let target = match cmd {
+        StateCmd::Set { .. } => Target::open(global, &settings).await?,
+        _ => Target::open_existing(global, &settings).await?,
+    };
     match cmd {
         StateCmd::Get { key, scope } => {
             let s = scope_ref(&settings, &scope)?;

@@ -14,7 +14,7 @@ fn seg(s: &str) -> String {
 
 pub async fn instances(global: &Global, cmd: InstancesCmd) -> anyhow::Result<()> {
     let settings = Settings::resolve(global)?;
-    let target = Target::open(global, &settings).await?;
+    let target = Target::open_existing(global, &settings).await?;
     match cmd {
         InstancesCmd::List => {
             let rows: Vec<InstanceRow> = match &target {
@@ -45,7 +45,7 @@ pub async fn instances(global: &Global, cmd: InstancesCmd) -> anyhow::Result<()>
 
 pub async fn sessions(global: &Global, cmd: SessionsCmd) -> anyhow::Result<()> {
     let settings = Settings::resolve(global)?;
-    let target = Target::open(global, &settings).await?;
+    let target = Target::open_existing(global, &settings).await?;
     match cmd {
         SessionsCmd::List { instance } => {
             let rows: Vec<SessionRow> = match &target {

@@ -41,7 +41,7 @@ pub async fn export(global: &Global, a: ExportArgs) -> anyhow::Result<()> {
     };
     let pb = bar(None, "exporting");
     let mut out = std::io::BufWriter::new(std::io::stdout());
-    match Target::open(global, &settings).await? {
+    match Target::open_existing(global, &settings).await? {
         Target::Local(admin) => {
             let mut emit = |line: String| {
                 pb.inc(1);
