@@ -13,11 +13,28 @@ pub fn path(data_dir: &Path) -> PathBuf {
     data_dir.join(SOCKET_NAME)
 }
 
-/// A bound admin socket; the file is removed when it is dropped.
+/// A bound admin socket; the file is removed when it is dropped, if it is
+/// still this socket's (a server started after this one stopped listening
+/// may have put its own in its place).
 #[derive(Debug)]
 pub struct AdminSocket {
     listener: Option<UnixListener>,
     path: PathBuf,
+    /// The socket file's identity once in place.
+    id: Option<FileId>,
+}
+
+/// A file's device, inode and change time: an inode number is reused as
+/// soon as its file is gone, the change time (set by the rename that
+/// put the socket in place) tells the two apart.
+type FileId = (u64, u64, i64, i64);
+
+/// A file's identity, if it exists.
+fn file_id(path: &Path) -> Option<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino(), m.ctime(), m.ctime_nsec()))
 }
 
 impl AdminSocket {
@@ -67,9 +84,11 @@ impl AdminSocket {
         })?;
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
         std::fs::rename(&tmp, &path)?;
+        let id = file_id(&path);
         Ok(AdminSocket {
             listener: Some(listener),
             path,
+            id,
         })
     }
 
@@ -86,6 +105,37 @@ impl AdminSocket {
 
 impl Drop for AdminSocket {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        if self.id.is_some() && file_id(&self.path) == self.id {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server that stops after a newer one replaced its socket (it had
+    /// stopped listening, so the newer one found the file stale) leaves
+    /// the newer one's socket in place.
+    #[tokio::test]
+    async fn a_stopping_server_leaves_a_newer_servers_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut old = AdminSocket::bind(dir.path()).await.unwrap();
+        drop(old.take_listener());
+        let new = AdminSocket::bind(dir.path()).await.unwrap();
+        drop(old);
+        assert!(
+            path(dir.path()).exists(),
+            "the newer server's socket is gone"
+        );
+        assert!(
+            tokio::net::UnixStream::connect(path(dir.path()))
+                .await
+                .is_ok(),
+            "the newer server does not answer"
+        );
+        drop(new);
+        assert!(!path(dir.path()).exists());
     }
 }
