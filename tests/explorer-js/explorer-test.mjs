@@ -2,7 +2,10 @@
 // Chromium through playwright-core, clicking through it against a running
 // admin listener, and checks what it shows against the admin API itself.
 //
-//   node explorer-test.mjs http://127.0.0.1:PORT
+//   node explorer-test.mjs http://127.0.0.1:PORT TOKEN
+//
+// TOKEN: the listener's token (DATA_DIR/admin.token); the page is opened
+// at /#token=TOKEN, and once without it.
 //
 // CHROMIUM: the browser to launch (default /usr/bin/chromium, Debian's
 // package `chromium`; playwright-core downloads none). Exits non-zero with
@@ -29,6 +32,7 @@ import path from 'node:path';
 import { chromium } from 'playwright-core';
 
 const base = (process.argv[2] || '').replace(/\/+$/, '');
+const token = process.argv[3] || '';
 const exe = process.env.CHROMIUM || '/usr/bin/chromium';
 const TIMEOUT = 15000;
 
@@ -37,7 +41,9 @@ function die(msg) {
   process.exit(1);
 }
 
-if (!/^https?:\/\//.test(base)) die('usage: node explorer-test.mjs http://127.0.0.1:PORT (the admin listener)');
+if (!/^https?:\/\//.test(base) || !token) {
+  die('usage: node explorer-test.mjs http://127.0.0.1:PORT TOKEN (the admin listener and its token)');
+}
 if (!fs.existsSync(exe)) {
   die(`no Chromium at ${exe}: install Debian's package (apt-get install chromium) or set CHROMIUM to a Chromium binary`);
 }
@@ -81,8 +87,9 @@ async function until(what, fn, timeout = TIMEOUT) {
 }
 
 /** The admin API from node, to double-check the page: [status, JSON body]. */
-async function api(method, p) {
+async function api(method, p, auth = `Bearer ${token}`) {
   const headers = method === 'GET' ? {} : { 'x-wasm-state-admin': '1' };
+  if (auth) headers.authorization = auth;
   const res = await fetch(base + p, { method, headers });
   const text = await res.text();
   let body;
@@ -172,9 +179,20 @@ async function filterKeys(prefix, expected) {
 }
 
 async function run() {
+  step = 'the API and the page without the token';
+  eq((await api('GET', '/v1/instances', ''))[0], 401, 'the API without a token');
+  eq((await api('GET', '/v1/instances', 'Bearer wrong'))[0], 401, 'the API with a wrong token');
+  eq((await api('GET', '/metrics', ''))[0], 200, '/metrics needs no token');
+  await page.goto(base + '/');
+  await idle();
+  check(await visible('error'), 'an error shown without the token');
+  check((await text('error-message')).includes('admin.token'), `the error says where the token is (${await text('error-message')})`);
+  await page.goto('about:blank');
+
   step = 'loading the page';
-  const resp = await page.goto(base + '/');
+  const resp = await page.goto(`${base}/#token=${encodeURIComponent(token)}`);
   eq(resp.status(), 200, 'GET / status');
+  check(!page.url().includes('token='), `the token is taken out of the address (${page.url()})`);
   check((resp.headers()['content-type'] || '').startsWith('text/html'), 'GET / is HTML');
   await idle();
   check((await page.title()).includes('state explorer'), 'page title');

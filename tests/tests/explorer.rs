@@ -150,10 +150,11 @@ async fn wait_listening(addr: SocketAddr) {
     }
 }
 
-async fn run_driver(admin: SocketAddr, chromium: PathBuf) -> (bool, String) {
+async fn run_driver(admin: SocketAddr, token: &str, chromium: PathBuf) -> (bool, String) {
     let mut cmd = Command::new("node");
     cmd.arg("explorer-test.mjs")
         .arg(format!("http://{admin}"))
+        .arg(token)
         .current_dir(js_dir())
         .env("CHROMIUM", chromium);
     let out = tokio::time::timeout(
@@ -193,6 +194,10 @@ async fn the_state_explorer_works_in_chromium() {
     )
     .await;
     wait_listening(admin).await;
+    // The listener's token, made at start, readable only by its user.
+    let token = std::fs::read_to_string(data.join("admin.token")).expect("the admin token");
+    let auth = format!("Bearer {token}");
+    let auth = [("authorization", auth.as_str())];
 
     // A second session of shop, from a request: the cart (TTL 1800 s).
     let r = post(serve.addr, "/cart/add?item=milk", &[], "").await;
@@ -207,13 +212,13 @@ async fn the_state_explorer_works_in_chromium() {
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 
-    let (ok, out) = run_driver(admin, chromium).await;
+    let (ok, out) = run_driver(admin, &token, chromium).await;
     assert!(ok, "the state explorer test failed:\n{out}");
     assert!(out.contains("checks passed"), "{out}");
 
     // What the page did is in the server: the cart session it ended is gone,
     // and so are the keys it deleted.
-    let sessions = get(admin, "/v1/instances/shop/sessions", &[]).await;
+    let sessions = get(admin, "/v1/instances/shop/sessions", &auth).await;
     assert_eq!(sessions.status, StatusCode::OK, "{}", sessions.body);
     let sessions: serde_json::Value = serde_json::from_str(&sessions.body).unwrap();
     let ids: Vec<&str> = sessions
@@ -225,10 +230,10 @@ async fn the_state_explorer_works_in_chromium() {
     assert_eq!(ids.len(), 1, "{sessions}");
     assert_ne!(ids[0], cart, "the ended cart session is not listed");
     for key in ["doomed", "item-00", "vanishing"] {
-        let r = get(admin, &format!("/v1/key?instance=shop&key={key}"), &[]).await;
+        let r = get(admin, &format!("/v1/key?instance=shop&key={key}"), &auth).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{key}: {}", r.body);
     }
-    let r = get(admin, "/v1/key?instance=shop&key=greeting", &[]).await;
+    let r = get(admin, "/v1/key?instance=shop&key=greeting", &auth).await;
     assert_eq!(r.status, StatusCode::OK, "the rest stays: {}", r.body);
     drop(serve);
 }

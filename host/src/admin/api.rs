@@ -158,6 +158,8 @@ enum Listener {
 pub struct AdminApi {
     admin: Admin,
     apps: Option<Apps>,
+    /// The bearer token the TCP listener's API asks for.
+    tcp_token: Option<std::sync::Arc<str>>,
 }
 
 impl AdminApi {
@@ -167,6 +169,7 @@ impl AdminApi {
         AdminApi {
             admin: Admin::new(host),
             apps,
+            tcp_token: None,
         }
     }
 
@@ -180,12 +183,16 @@ impl AdminApi {
     }
 
     /// Serve on a TCP listener (it should be loopback) until `shutdown`,
-    /// with `/metrics` and the state explorer.
+    /// with `/metrics` and the state explorer. Every request but the
+    /// explorer page and `/metrics` must carry `Authorization: Bearer
+    /// TOKEN` ([`token::create`](super::token::create) makes one).
     pub async fn serve_tcp(
-        self,
+        mut self,
         listener: tokio::net::TcpListener,
+        token: String,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
+        self.tcp_token = Some(token.into());
         self.serve_on(listener, Listener::Tcp, shutdown).await
     }
 
@@ -216,6 +223,33 @@ impl AdminApi {
                 "forbidden",
                 "the admin listener answers only requests addressed to a loopback name (localhost, 127.0.0.1, [::1])",
             );
+        }
+        // The page and the metrics hold no state; everything else on the
+        // TCP listener needs its token (another local user could reach the
+        // listener, but not read the token file).
+        if on == Listener::Tcp
+            && !(method == Method::GET && matches!(path.as_str(), "/" | "/metrics"))
+            && !self.tcp_token.as_deref().is_some_and(|t| {
+                super::token::matches(
+                    req.headers()
+                        .get(hyper::header::AUTHORIZATION)
+                        .map(|v| v.as_bytes()),
+                    t,
+                )
+            })
+        {
+            let mut resp = error_json(
+                401,
+                "unauthorized",
+                "the admin listener needs `Authorization: Bearer TOKEN`; the token is in the data \
+                 dir's admin.token (readable only by the server's user, new at every start); \
+                 open the state explorer at http://HOST:PORT/#token=TOKEN",
+            );
+            resp.headers_mut().insert(
+                hyper::header::WWW_AUTHENTICATE,
+                hyper::header::HeaderValue::from_static("Bearer"),
+            );
+            return resp;
         }
         if method != Method::GET
             && method != Method::HEAD

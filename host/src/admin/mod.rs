@@ -6,6 +6,7 @@
 //! - [`api`]: the same operations as JSON over HTTP/1.1, served on the Unix
 //!   socket in the data dir ([`socket`]) and, when asked, on a loopback TCP
 //!   listener with `/metrics` and the state explorer page;
+//! - [`token`]: the TCP listener's bearer token;
 //! - [`transfer`]: export and import;
 //! - [`vals`]: component values from and to text (`wasm-state call`).
 //!
@@ -14,6 +15,7 @@
 pub mod api;
 pub mod ops;
 pub mod socket;
+pub mod token;
 pub mod transfer;
 pub mod vals;
 

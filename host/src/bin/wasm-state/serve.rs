@@ -264,8 +264,13 @@ pub async fn serve(global: &Global, a: ServeArgs) -> anyhow::Result<()> {
     if let Some(addr) = admin_listen {
         let listener = bind(addr, "--admin-listen").await?;
         let addr = listener.local_addr()?;
-        eprintln!("wasm-state: admin at http://{addr}/ (state explorer) and http://{addr}/metrics");
-        tasks.spawn(admin.serve_tcp(listener, stopped()));
+        let token = wasm_state::admin::token::create(&settings.data)?;
+        eprintln!(
+            "wasm-state: admin at http://{addr}/ (the state explorer: open http://{addr}/#token=TOKEN, \
+             the token is in {}) and http://{addr}/metrics",
+            wasm_state::admin::token::path(&settings.data).display()
+        );
+        tasks.spawn(admin.serve_tcp(listener, token, stopped()));
     }
     if let Some(s) = &socket {
         eprintln!(
