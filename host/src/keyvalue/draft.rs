@@ -86,11 +86,12 @@ impl store::HostBucket for StateView<'_> {
         cursor: Option<u64>,
     ) -> Res<store::KeyResponse> {
         let bucket = super::bucket(self, &b)?;
-        let cursors = &self.ctx.keyvalue().cursors;
+        let ctx = self.ctx;
+        let cursors = &ctx.keyvalue().cursors;
         let identity = bucket.identity();
         let from = match cursor {
             None => None,
-            Some(n) => match cursors.redeem(&identity, n) {
+            Some(n) => match cursors.redeem(ctx.instance(), &identity, n) {
                 Some(c) => Some(c),
                 None => {
                     return Ok(Err(Error::Other(format!(
@@ -104,7 +105,9 @@ impl store::HostBucket for StateView<'_> {
         let r = bucket.list(from).await;
         res(self, r, |page| store::KeyResponse {
             keys: page.keys,
-            cursor: page.cursor.map(|c| cursors.issue(&identity, c)),
+            cursor: page
+                .cursor
+                .map(|c| cursors.issue(ctx.instance(), &identity, c)),
         })
     }
 
