@@ -19,6 +19,7 @@ use super::transfer::{self, Selection, TransferError};
 use crate::http::Apps;
 use crate::runtime::Host;
 use crate::server::{self, Accept, ConnLimits};
+use crate::store::StateError;
 
 /// The header every request that changes something must carry.
 pub const ADMIN_HEADER: &str = "x-wasm-state-admin";
@@ -390,16 +391,44 @@ impl AdminApi {
             }
             (&Method::POST, ["v1", "import"]) => {
                 let body = body_bytes(req).await?;
-                let text = std::str::from_utf8(&body)
-                    .map_err(|e| bad(format!("the import is not UTF-8 text: {e}")))?;
-                let records = transfer::parse(text).map_err(|e| bad(e.to_string()))?;
-                let counts = transfer::import(a.host().store(), records, &mut |_| {})
-                    .await
-                    .map_err(|e| match e {
-                        TransferError::State(s) => AdminError::State(s),
-                        other => bad(other.to_string()),
-                    })?;
-                ok_json(&counts)
+                // Parsing a large input is CPU work: off the async workers.
+                let records = tokio::task::spawn_blocking(move || {
+                    let text = std::str::from_utf8(&body)
+                        .map_err(|e| bad(format!("the import is not UTF-8 text: {e}")))?;
+                    transfer::parse(text).map_err(|e| bad(e.to_string()))
+                })
+                .await
+                .map_err(|e| {
+                    AdminError::State(StateError::Internal(format!(
+                        "the import's parser failed: {e}"
+                    )))
+                })??;
+                // Checked; applying takes a commit per key, so the answer
+                // streams: progress lines at most once a second (a client
+                // can tell a long import from a stuck one), then the counts
+                // or the error.
+                let (tx, rx) = mpsc::channel(STREAM_LINES);
+                let store = a.host().store().clone();
+                let of = records.len();
+                tokio::spawn(async move {
+                    let progress_tx = tx.clone();
+                    let mut last = std::time::Instant::now();
+                    let mut progress = move |done: u64| {
+                        if last.elapsed() >= std::time::Duration::from_secs(1) {
+                            last = std::time::Instant::now();
+                            let line = serde_json::json!({ "done": done, "of": of });
+                            let _ = progress_tx.try_send(Bytes::from(format!("{line}\n")));
+                        }
+                    };
+                    let line = match transfer::import(&store, records, &mut progress).await {
+                        Ok(counts) => serde_json::json!({ "counts": counts }),
+                        Err(e) => {
+                            serde_json::json!({ "error": "import-failed", "message": e.to_string() })
+                        }
+                    };
+                    let _ = tx.send(Bytes::from(format!("{line}\n"))).await;
+                });
+                ndjson(rx)
             }
             (&Method::GET, ["v1", "apps"]) => ok_json(&self.apps()?.list()),
             (&Method::PUT, ["v1", "apps", name]) => {

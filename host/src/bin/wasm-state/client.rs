@@ -22,6 +22,10 @@ use crate::settings::Settings;
 /// How long one admin request may take before the CLI gives up.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// How long a streamed answer (export, import) may stay silent: it takes
+/// as long as it needs while lines keep coming.
+const STREAM_IDLE: Duration = Duration::from_secs(120);
+
 /// A connection to the server's admin socket.
 pub struct Client {
     socket: PathBuf,
@@ -80,6 +84,77 @@ impl Client {
         tokio::time::timeout(REQUEST_TIMEOUT, fut)
             .await
             .map_err(|_| anyhow!("the server did not answer within {REQUEST_TIMEOUT:?}"))?
+    }
+
+    /// Send a request whose 2xx answer is JSON lines, and hand each line
+    /// to `line` as it arrives (not the whole answer at the end): the
+    /// answer may take as long as it needs while it keeps coming, but not
+    /// [`STREAM_IDLE`] without a byte.
+    pub async fn stream(
+        &self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        mut line: impl FnMut(&str) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let head = async {
+            let stream = tokio::net::UnixStream::connect(&self.socket)
+                .await
+                .with_context(|| {
+                    format!(
+                        "the server stopped answering on {}; run the command again",
+                        self.socket.display()
+                    )
+                })?;
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(conn);
+            let req = hyper::Request::builder()
+                .method(method)
+                .uri(path)
+                .header(hyper::header::HOST, "localhost")
+                .header(ADMIN_HEADER, "1")
+                .body(Full::new(Bytes::from(body)))?;
+            anyhow::Ok(sender.send_request(req).await?)
+        };
+        let resp = tokio::time::timeout(REQUEST_TIMEOUT, head)
+            .await
+            .map_err(|_| anyhow!("the server did not answer within {REQUEST_TIMEOUT:?}"))??;
+        let status = resp.status();
+        let mut body = resp.into_body();
+        let mut pending: Vec<u8> = Vec::new();
+        let mut failed: Option<Vec<u8>> = (!status.is_success()).then(Vec::new);
+        loop {
+            let frame = tokio::time::timeout(STREAM_IDLE, body.frame())
+                .await
+                .map_err(|_| {
+                    anyhow!("the server sent nothing for {STREAM_IDLE:?}; is it still running?")
+                })?;
+            let Some(frame) = frame else { break };
+            let Ok(data) = frame?.into_data() else {
+                continue;
+            };
+            if let Some(err) = &mut failed {
+                err.extend_from_slice(&data);
+                continue;
+            }
+            pending.extend_from_slice(&data);
+            while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+                let l: Vec<u8> = pending.drain(..=end).collect();
+                line(String::from_utf8_lossy(&l[..end]).as_ref())?;
+            }
+        }
+        if let Some(bytes) = failed {
+            let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v["message"].as_str().map(str::to_string))
+                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+            return Err(anyhow!("{message}"));
+        }
+        if !pending.is_empty() {
+            line(String::from_utf8_lossy(&pending).as_ref())?;
+        }
+        Ok(())
     }
 
     /// Send a request and decode its JSON answer.

@@ -57,17 +57,19 @@ pub async fn export(global: &Global, a: ExportArgs) -> anyhow::Result<()> {
                 Selection::Account(acct) => query(&[("account", Some(acct))]),
                 Selection::All => query(&[("all", Some("1"))]),
             };
-            let body = client
-                .send("GET", &format!("/v1/export{q}"), Vec::new())
+            // Written as the lines come (the server streams at the
+            // reader's pace), however long the export takes.
+            client
+                .stream("GET", &format!("/v1/export{q}"), Vec::new(), |line| {
+                    if line.starts_with("{\"error\"") {
+                        let v: serde_json::Value = serde_json::from_str(line)?;
+                        bail!("{}", v["message"].as_str().unwrap_or(line));
+                    }
+                    writeln!(out, "{line}")?;
+                    pb.inc(1);
+                    Ok(())
+                })
                 .await?;
-            for line in String::from_utf8_lossy(&body).lines() {
-                if line.starts_with("{\"error\"") {
-                    let v: serde_json::Value = serde_json::from_str(line)?;
-                    bail!("{}", v["message"].as_str().unwrap_or(line));
-                }
-                writeln!(out, "{line}")?;
-                pb.inc(1);
-            }
         }
     }
     out.flush().context("cannot write the export")?;
@@ -105,11 +107,29 @@ pub async fn import(global: &Global, file: Option<std::path::PathBuf>) -> anyhow
             counts
         }
         Target::Remote(client) => {
-            let pb = bar(None, "importing through the server");
-            pb.enable_steady_tick(std::time::Duration::from_millis(120));
-            let counts = client.json("POST", "/v1/import", text.into_bytes()).await?;
+            // The server checks it all, then streams its progress and the
+            // counts (or the error): no time limit while it makes progress.
+            let pb = bar(Some(records.len() as u64), "importing through the server");
+            let mut counts = None;
+            client
+                .stream("POST", "/v1/import", text.into_bytes(), |line| {
+                    let v: serde_json::Value = serde_json::from_str(line).with_context(|| {
+                        format!("the server's import answer {line:?} is not JSON")
+                    })?;
+                    if let Some(done) = v["done"].as_u64() {
+                        pb.set_position(done);
+                    } else if v.get("counts").is_some() {
+                        counts = Some(serde_json::from_value(v["counts"].clone())?);
+                    } else {
+                        bail!("{}", v["message"].as_str().unwrap_or(line));
+                    }
+                    Ok(())
+                })
+                .await?;
             pb.finish_and_clear();
-            counts
+            counts.context(
+                "the server ended the import without its counts; run it again (an import resumes)",
+            )?
         }
     };
     eprintln!(
