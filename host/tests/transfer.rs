@@ -20,8 +20,8 @@ use wasm_state::admin::transfer::{
     self, CHUNK, ExportCounts, ImportCounts, Record, Selection, TransferError,
 };
 use wasm_state::store::{
-    ExpireMode, KeyKind, KeyListing, Limits, ManualClock, ScopeHandle, SetOptions, Store,
-    StoreConfig,
+    Condition, ExpireMode, KeyKind, KeyListing, Limits, ManualClock, ScopeHandle, SetOptions,
+    StateError, Store, StoreConfig,
 };
 
 /// 2026-01-01T00:00:00Z in ms.
@@ -155,8 +155,8 @@ async fn fill(store: &Store) -> String {
     s.id
 }
 
-/// An export as its parsed header, its other lines and its counts.
-async fn export(store: &Store, selection: &Selection) -> (J, Vec<String>, ExportCounts) {
+/// An export's lines.
+async fn export_lines(store: &Store, selection: &Selection) -> (Vec<String>, ExportCounts) {
     let mut lines = Vec::new();
     let counts = transfer::export(store, selection, &mut |l| {
         lines.push(l);
@@ -164,7 +164,21 @@ async fn export(store: &Store, selection: &Selection) -> (J, Vec<String>, Export
     })
     .await
     .expect("export");
+    (lines, counts)
+}
+
+/// An export as its parsed header, its other lines and its counts; the end
+/// line without its `etag_floor` (each store's own counter; tested apart).
+async fn export(store: &Store, selection: &Selection) -> (J, Vec<String>, ExportCounts) {
+    let (mut lines, counts) = export_lines(store, selection).await;
     let header: J = serde_json::from_str(&lines[0]).expect("a JSON header");
+    if let Some(last) = lines.last_mut() {
+        let mut end: J = serde_json::from_str(last).expect("a JSON end line");
+        if let Some(m) = end.as_object_mut() {
+            m.remove("etag_floor");
+        }
+        *last = end.to_string();
+    }
     (header, lines.split_off(1), counts)
 }
 
@@ -398,6 +412,75 @@ async fn redb_round_trip_is_exact() {
     .await
     .unwrap_err();
     assert_eq!(out.to_string(), "cannot write the export: disk full");
+}
+
+/// An export of a redb store ends with the last etag version it issued;
+/// a store it is imported into issues only newer ones, so an etag a client
+/// kept from the source never matches a key of the copy — also after the
+/// copy is reopened. (Redis etags carry a nonce per owner: none needed.)
+#[tokio::test]
+async fn a_copy_never_issues_an_etag_of_its_source() {
+    let (a, _ca, _da) = redb_at(T0);
+    a.register_instance("shop", "acme").await.unwrap();
+    let h = a.instance("shop").unwrap();
+    for i in 0..50 {
+        h.set("k", format!("{i}").into_bytes()).await.unwrap();
+    }
+    let kept = h.get_entry("k").await.unwrap().unwrap().etag;
+    let version = |etag: &str| u64::from_str_radix(etag, 16).expect("a redb etag");
+    let (lines, _) = export_lines(&a, &Selection::All).await;
+    let end: J = serde_json::from_str(lines.last().unwrap()).unwrap();
+    assert_eq!(end["etag_floor"].as_u64(), Some(version(&kept)));
+
+    let (b, cb, db) = redb_at(T0);
+    import_text(&b, &(lines.join("\n") + "\n")).await.unwrap();
+    let copy = b.instance("shop").unwrap();
+    let imported = copy.get_entry("k").await.unwrap().unwrap().etag;
+    assert!(version(&imported) > version(&kept), "{imported} vs {kept}");
+    assert!(matches!(
+        copy.set_with(
+            "k",
+            b"stale".to_vec(),
+            SetOptions {
+                ttl: None,
+                condition: Some(Condition::IfMatch(kept.clone())),
+            },
+        )
+        .await,
+        Err(StateError::EtagMismatch)
+    ));
+    // Durable: a reopened copy goes on from there.
+    drop(copy);
+    drop(b);
+    let b = Store::open(db.path().join("state.redb"), config(&cb)).expect("reopen");
+    let etag = b
+        .instance("shop")
+        .unwrap()
+        .set("new", b"1".to_vec())
+        .await
+        .unwrap();
+    assert!(version(&etag) > version(&kept), "{etag} vs {kept}");
+
+    // A raise alone (an export of no keys) is durable too.
+    let (c, cc, dc) = redb_at(T0);
+    c.raise_etag_floor(1000).await.unwrap();
+    drop(c);
+    let c = Store::open(dc.path().join("state.redb"), config(&cc)).expect("reopen");
+    c.register_instance("shop", "acme").await.unwrap();
+    let etag = c
+        .instance("shop")
+        .unwrap()
+        .set("k", b"1".to_vec())
+        .await
+        .unwrap();
+    assert!(version(&etag) > 1000, "{etag}");
+
+    // Redis has no store-wide counter: no floor in its export.
+    let (r, _cr) = redis_at(T0).await;
+    import_text(&r, &(lines.join("\n") + "\n")).await.unwrap();
+    let (rl, _) = export_lines(&r, &Selection::All).await;
+    let end: J = serde_json::from_str(rl.last().unwrap()).unwrap();
+    assert!(end.get("etag_floor").is_none(), "{end}");
 }
 
 #[tokio::test]

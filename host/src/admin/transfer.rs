@@ -23,10 +23,12 @@
 //!    (`"fields"` or `"items"` only), so no line is unbounded;
 //! 5. last (version 2): `{"end":true,"lines":N,"instances":N,"sessions":N,"keys":N,"skipped_expired":N}`
 //!    — `lines` counts the lines between header and end; the rest are the
-//!    export's counts. An export cut short (one that failed, or a copy
-//!    that stopped) has no such line, or one after other lines that do not
-//!    add up, and is refused whole. Version 1 files (from before the end
-//!    line) are read without it.
+//!    export's counts — and, from a store whose etags come from one
+//!    store-wide counter (redb), `"etag_floor":N`, the last etag version
+//!    it had issued when the export ended. An export cut short (one that
+//!    failed, or a copy that stopped) has no such line, or one after other
+//!    lines that do not add up, and is refused whole. Version 1 files (from
+//!    before the end line) are read without it.
 //!
 //! `V` is a JSON string when the bytes are valid UTF-8, else
 //! `{"base64":"…"}` (standard alphabet, padded). Times are absolute: ms
@@ -59,7 +61,10 @@
 //! store can hold, a version 2 input without its end line or with lines
 //! after it.
 //!
-//! Then the records are applied in order:
+//! Then the records are applied in order, after the target's etag counter
+//! is raised past the export's `etag_floor` (so a client's etag from the
+//! source store never matches a key written here; a store whose etags
+//! carry a nonce per owner needs nothing):
 //! - an instance is registered (already registered to the same account:
 //!   nothing happens);
 //! - a session is re-created with its id, live until its expiry (a live
@@ -186,6 +191,14 @@ pub enum Record {
         /// When it expires.
         expires_at_ms: u64,
     },
+    /// The source store's last etag version (from the end line; parsed
+    /// first, so it is applied before any key).
+    EtagFloor {
+        /// Its line in the input (1-based).
+        line: usize,
+        /// The version.
+        floor: u64,
+    },
     /// A key (or, with `more`, the next elements of one).
     Key {
         /// Its line in the input (1-based).
@@ -209,6 +222,7 @@ impl Record {
         match self {
             Record::Instance { line, .. }
             | Record::Session { line, .. }
+            | Record::EtagFloor { line, .. }
             | Record::Key { line, .. } => *line,
         }
     }
@@ -284,10 +298,11 @@ impl Exporter<'_, '_> {
         Ok(())
     }
 
-    /// The end line: how many lines came before it, and the counts.
+    /// The end line: how many lines came before it, the counts, and the
+    /// store's etag floor (read now, after every key was read).
     async fn end(&mut self) -> Result<(), TransferError> {
         let c = &self.counts;
-        let end = json!({
+        let mut end = json!({
             "end": true,
             "lines": self.lines,
             "instances": c.instances,
@@ -295,6 +310,9 @@ impl Exporter<'_, '_> {
             "keys": c.keys,
             "skipped_expired": c.skipped_expired,
         });
+        if let Some(floor) = self.store.etag_floor().await? {
+            end["etag_floor"] = floor.into();
+        }
         (self.emit)(end.to_string()).await
     }
 
@@ -841,6 +859,18 @@ pub fn parse(text: &str) -> Result<Vec<Record>, TransferError> {
                     out.len()
                 )));
             }
+            match o.get("etag_floor") {
+                None => {}
+                Some(v) => match v.as_u64() {
+                    // Applied before any key: first.
+                    Some(floor) => out.insert(0, Record::EtagFloor { line: n, floor }),
+                    None => {
+                        return Err(bad(format!(
+                            "\"etag_floor\" must be a whole number, not {v}"
+                        )));
+                    }
+                },
+            }
             ended = Some(n);
             continue;
         }
@@ -863,6 +893,7 @@ pub fn parse(text: &str) -> Result<Vec<Record>, TransferError> {
                     seen.last = Some((scope.clone(), key.clone(), content.kind()));
                 }
             }
+            Record::EtagFloor { .. } => {}
         }
         out.push(r);
     }
@@ -923,6 +954,7 @@ async fn check(store: &Store, records: &[Record]) -> Result<(), TransferError> {
                     )));
                 }
             }
+            Record::EtagFloor { .. } => {}
             Record::Session {
                 id, expires_at_ms, ..
             } => {
@@ -1096,6 +1128,7 @@ pub async fn import(
     let mut skipping = false;
     for (done, r) in records.into_iter().enumerate() {
         match r {
+            Record::EtagFloor { floor, .. } => store.raise_etag_floor(floor).await?,
             Record::Instance { name, account, .. } => {
                 store.register_instance(&name, &account).await?;
                 counts.instances += 1;

@@ -187,6 +187,25 @@ pub trait Engine: Send + Sync + 'static {
     /// Bytes stored by an instance (with its sessions).
     fn instance_usage<'a>(&'a self, instance: &'a str) -> Fut<'a, u64>;
 
+    // ---- etags across copies of a store ----
+
+    /// The last etag version issued, when etags come from one store-wide
+    /// counter (redb): an export carries it so that a store it is restored
+    /// into never issues an etag a client of the source may still hold.
+    /// `None` where each owner's etags carry a random nonce (Redis): no
+    /// other store can repeat them.
+    fn etag_floor(&self) -> Fut<'_, Option<u64>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// Make every etag issued from now on newer than version `floor` (an
+    /// import of an export that carried one); nothing where etags carry a
+    /// nonce per owner.
+    fn raise_etag_floor(&self, floor: u64) -> Fut<'_, ()> {
+        let _ = floor;
+        Box::pin(async { Ok(()) })
+    }
+
     // ---- maintenance ----
 
     /// Free at most `limit` expired keys and `limit` expired sessions.

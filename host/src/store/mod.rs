@@ -245,6 +245,19 @@ impl Store {
         check_name("instance", instance)?;
         self.engine().instance_usage(instance).await
     }
+
+    /// The last etag version issued, where one store-wide counter issues
+    /// them (redb); `None` where etags carry a nonce per owner (Redis).
+    /// An export carries it ([`crate::admin::transfer`]).
+    pub async fn etag_floor(&self) -> Result<Option<u64>> {
+        self.engine().etag_floor().await
+    }
+
+    /// Issue only etags newer than version `floor` from now on (an import
+    /// of a copy: a client's etag from the source never matches here).
+    pub async fn raise_etag_floor(&self, floor: u64) -> Result<()> {
+        self.engine().raise_etag_floor(floor).await
+    }
 }
 
 /// Check a name (account, instance) that becomes part of a scope.

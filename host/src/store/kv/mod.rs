@@ -329,6 +329,15 @@ impl Engine for KvEngine {
         Box::pin(self.write(move |cx| instances::register(cx, &inst, &acct)))
     }
 
+    fn etag_floor(&self) -> Fut<'_, Option<u64>> {
+        // Through the writer: the counter as of every write answered so far.
+        Box::pin(self.write(|cx| cx.last_version().map(Some)))
+    }
+
+    fn raise_etag_floor(&self, floor: u64) -> Fut<'_, ()> {
+        Box::pin(self.write(move |cx| cx.raise_version(floor).map(drop)))
+    }
+
     fn instance_info<'a>(&'a self, instance: &'a str) -> Fut<'a, Option<InstanceInfo>> {
         Box::pin(async move { self.read(|r, _| instances::lookup(r, instance)) })
     }

@@ -210,6 +210,16 @@ impl<'a> WriteCx<'a> {
         Ok(self.counter.map_or(0, |c| c.0))
     }
 
+    /// Make the last version issued at least `floor` (the next one is
+    /// newer); whether it moved.
+    pub fn raise_version(&mut self, floor: u64) -> Result<bool> {
+        if self.last_version()? >= floor {
+            return Ok(false);
+        }
+        self.counter = Some((floor, true));
+        Ok(true)
+    }
+
     /// Issue a new etag version.
     pub fn next_version(&mut self) -> Result<u64> {
         let v = self.last_version()? + 1;
