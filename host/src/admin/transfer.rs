@@ -862,11 +862,15 @@ pub fn parse(text: &str) -> Result<Vec<Record>, TransferError> {
             match o.get("etag_floor") {
                 None => {}
                 Some(v) => match v.as_u64() {
-                    // Applied before any key: first.
-                    Some(floor) => out.insert(0, Record::EtagFloor { line: n, floor }),
-                    None => {
+                    // Applied before any key: first. (A store's versions
+                    // count up by one per write: never near 2^63.)
+                    Some(floor) if floor <= i64::MAX as u64 => {
+                        out.insert(0, Record::EtagFloor { line: n, floor })
+                    }
+                    _ => {
                         return Err(bad(format!(
-                            "\"etag_floor\" must be a whole number, not {v}"
+                            "\"etag_floor\" must be a whole number up to {}, not {v}",
+                            i64::MAX
                         )));
                     }
                 },
@@ -1356,6 +1360,20 @@ mod tests {
         let (l, m) = line_of(&v2(&[inst, key, end, key]));
         assert_eq!(l, 5);
         assert!(m.contains("after the end line (line 4)"), "{m}");
+        let floor = |f: &str| {
+            format!(
+                r#"{{"end":true,"lines":2,"instances":1,"sessions":0,"keys":1,"skipped_expired":0,"etag_floor":{f}}}"#
+            )
+        };
+        // The etag floor is applied first, whatever its line.
+        let records = parse(&v2(&[inst, key, &floor("77")])).unwrap();
+        assert_eq!(records[0], Record::EtagFloor { line: 4, floor: 77 });
+        assert_eq!(records.len(), 3);
+        for bad in ["18446744073709551615", "-1", "\"7\""] {
+            let (l, m) = line_of(&v2(&[inst, key, &floor(bad)]));
+            assert_eq!(l, 4);
+            assert!(m.contains("etag_floor"), "{m}");
+        }
         let (l, m) = line_of(&v2(&[inst, key, r#"{"end":"yes","lines":2}"#]));
         assert_eq!(l, 4);
         assert!(m.contains("an end line is"), "{m}");

@@ -222,7 +222,10 @@ impl<'a> WriteCx<'a> {
 
     /// Issue a new etag version.
     pub fn next_version(&mut self) -> Result<u64> {
-        let v = self.last_version()? + 1;
+        let v = self
+            .last_version()?
+            .checked_add(1)
+            .ok_or_else(|| StateError::corrupt("etag counter at its largest value"))?;
         self.counter = Some((v, true));
         Ok(v)
     }
