@@ -55,9 +55,11 @@ fn change_hash(state: &Map<String, Value>) -> String {
 ///   a turn that changes nothing still renews the state's expiry, so the
 ///   state expires after that long without *turns*, not without changes.
 ///   A renewal gives the state a new eTag (an expiry change is a write in
-///   wasm-state): with `optimistic` too, the renewing turn's later saves
-///   use it, and a concurrent turn that loaded before the renewal gets a
-///   conflict and is retried like any other.
+///   wasm-state): with `optimistic` too, it renews only a state nobody
+///   wrote since the turn loaded it (else it renews nothing, and the
+///   turn's next save conflicts), the renewing turn's later saves use the
+///   new eTag, and a concurrent turn that loaded before the renewal gets
+///   a conflict and is retried like any other.
 #[derive(Clone)]
 pub struct BotState {
     inner: Rc<Inner>,
@@ -196,11 +198,21 @@ impl BotState {
             .as_ref()
             .is_some_and(|c| c.hash != change_hash(&c.state));
         if !force && !changed {
-            if self.inner.renew && cached.is_some() {
+            if self.inner.renew
+                && let Some(c) = &cached
+            {
                 let key = self.storage_key(turn)?;
+                let renewed = match (&c.etag, self.inner.optimistic) {
+                    // Optimistic: renewed only if nobody wrote since the
+                    // load; else the eTag stays, and the turn's next save
+                    // conflicts instead of overwriting that write.
+                    (Some(etag), true) => self.inner.storage.touch_if(&key, etag)?,
+                    (None, true) => None,
+                    (_, false) => self.inner.storage.touch(&[&key])?.remove(&key),
+                };
                 // A renewal that gave the state a new eTag: the turn's next
                 // save writes with it (not a conflict with itself).
-                if let Some(etag) = self.inner.storage.touch(&[&key])?.remove(&key) {
+                if let Some(etag) = renewed {
                     turn.with_cached(self.inner.id, |c| {
                         if let Some(c) = c {
                             c.etag = Some(etag);

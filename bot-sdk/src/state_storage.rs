@@ -159,6 +159,10 @@ impl Storage for StateStorage {
         Ok(())
     }
 
+    fn touch_if(&self, key: &str, etag: &str) -> Result<Option<String>> {
+        self.renew_if(key, etag)
+    }
+
     /// Gives the items the storage's TTL again; a renewed item gets a new
     /// eTag (an expiry change is a write in wasm-state), returned here.
     fn touch(&self, keys: &[&str]) -> Result<ETags> {
@@ -175,6 +179,29 @@ impl Storage for StateStorage {
             tags.extend(tags_of(names, batch.commit()?));
         }
         Ok(tags)
+    }
+}
+
+impl StateStorage {
+    /// The renewal of [`touch_if`](Storage::touch_if): one commit, the
+    /// expiry only if the key still has `etag`.
+    fn renew_if(&self, key: &str, etag: &str) -> Result<Option<String>> {
+        let Some(ttl) = self.ttl else {
+            return Ok(Some(etag.to_string()));
+        };
+        let mut batch = self.state.batch();
+        batch
+            .expire(&self.key(key), ttl)
+            .when(Condition::IfMatch(etag.into()));
+        match batch.commit() {
+            Ok(results) => Ok(tags_of(vec![key.to_string()], results).remove(key)),
+            Err(Error::Transaction { source, .. })
+                if matches!(*source, Error::EtagMismatch | Error::InvalidEtag) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

@@ -69,6 +69,22 @@ pub trait Storage {
         let _ = keys;
         Ok(ETags::new())
     }
+    /// [`touch`](Storage::touch) one item only if it still has `etag`: its
+    /// new eTag, `Ok(None)` if another writer changed it since (nothing
+    /// renewed: the caller's next conditional write then conflicts, as it
+    /// should). By default a plain touch when the item still has `etag` —
+    /// for storages whose touch gives no new eTag, the same thing.
+    fn touch_if(&self, key: &str, etag: &str) -> Result<Option<String>> {
+        let now = self.read(&[key])?;
+        if now.get(key).and_then(etag_of) != Some(etag) {
+            return Ok(None);
+        }
+        Ok(Some(
+            self.touch(&[key])?
+                .remove(key)
+                .unwrap_or_else(|| etag.to_string()),
+        ))
+    }
 }
 
 /// The eTag of an item, if it has one.

@@ -132,10 +132,23 @@ fn optimistic_renewal() -> Result<(), String> {
     state
         .save_changes(&t, false)
         .map_err(|e| format!("the save after the turn's own renewal: {e}"))?;
+    // A turn that loaded before another turn's write renews nothing: its
+    // later save conflicts instead of overwriting that write.
+    let a = TurnContext::new(activity.clone());
+    n.get(&a, None).map_err(|e| e.to_string())?;
+    let b = TurnContext::new(activity.clone());
+    n.set(&b, &100).map_err(|e| e.to_string())?;
+    state.save_changes(&b, false).map_err(|e| e.to_string())?;
+    state.save_changes(&a, false).map_err(|e| e.to_string())?; // unchanged: a renewal
+    n.set(&a, &3).map_err(|e| e.to_string())?;
+    match state.save_changes(&a, false) {
+        Err(BotError::EtagConflict { .. }) => {}
+        other => return Err(format!("a stale turn's save after its renewal: {other:?}")),
+    }
     let t = TurnContext::new(activity);
     match n.get(&t, None).map_err(|e| e.to_string())? {
-        Some(2) => Ok(()),
-        other => Err(format!("expected 2 after the renewed turn's save: {other:?}")),
+        Some(100) => Ok(()),
+        other => Err(format!("expected the other turn's 100 to stand: {other:?}")),
     }
 }
 

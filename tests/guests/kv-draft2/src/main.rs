@@ -161,7 +161,11 @@ fn get_copies(bucket: &str, key: &str, size: usize, n: usize) {
     let keys = vec![key.to_string(); n];
     match batch::get_many(&b, &keys) {
         Ok(got) => {
-            let bytes: usize = got.iter().filter_map(|(_, v)| v.as_ref()).map(Vec::len).sum();
+            let bytes: usize = got
+                .iter()
+                .filter_map(|(_, v)| v.as_ref())
+                .map(Vec::len)
+                .sum();
             println!("ok {bytes}");
         }
         Err(e) => println!("error {}", other(e)),
@@ -180,7 +184,12 @@ fn main() {
             Ok(None) => println!("(none)"),
             Err(e) => println!("error {e:?}"),
         },
-        "get-copies" => get_copies(arg(1), arg(2), arg(3).parse().unwrap(), arg(4).parse().unwrap()),
+        "get-copies" => get_copies(
+            arg(1),
+            arg(2),
+            arg(3).parse().unwrap(),
+            arg(4).parse().unwrap(),
+        ),
         other => {
             eprintln!(
                 "usage: kv-draft2 exercise | cas-incr BUCKET KEY N | set|get BUCKET KEY [VALUE] | get-copies BUCKET KEY SIZE N (got {other:?})"
