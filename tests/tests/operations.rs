@@ -43,6 +43,50 @@ fn err(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// A POST to the admin API on its Unix socket (HTTP/1.1, the connection
+/// closed after): the status and the body.
+async fn admin_raw(sock: &Path, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::UnixStream::connect(sock)
+        .await
+        .expect("the admin socket");
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nhost: localhost\r\nx-wasm-state-admin: 1\r\ncontent-length: {}\r\nconnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text[9..12].parse().expect("a status");
+    let (head, rest) = text.split_once("\r\n\r\n").expect("a head");
+    // A streamed answer is chunked: the lines are between chunk sizes.
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let mut b = String::new();
+        let mut r = rest;
+        while let Some((size, after)) = r.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            b.push_str(&after[..n]);
+            r = &after[n + 2..];
+        }
+        b
+    } else {
+        rest.to_string()
+    };
+    (status, body)
+}
+
 /// A child process killed (and reaped) when dropped, even by a failing test.
 struct KillOnDrop(std::process::Child);
 
@@ -785,6 +829,24 @@ async fn export_and_import_round_trip_between_data_dirs_and_engines() {
     std::fs::write(&file, cut.join("\n")).unwrap();
     let e = err(&cli(&b, &["import", file.to_str().unwrap()]));
     assert!(e.contains("cut short"), "{e}");
+    // The admin API itself: a client that does not ask for a stream gets
+    // one JSON answer (as before streaming); one that does, JSON lines
+    // ending with the counts; a cut file is a 400 either way.
+    let sock = b.join("admin.sock");
+    let (status, answer) = admin_raw(&sock, "/v1/import", &[], &export).await;
+    assert_eq!(status, 200, "{answer}");
+    let counts: serde_json::Value = serde_json::from_str(&answer).expect("one JSON answer");
+    assert_eq!(counts["instances"], 1, "{answer}");
+    let ndjson = [("accept", "application/x-ndjson")];
+    let (status, answer) = admin_raw(&sock, "/v1/import", &ndjson, &export).await;
+    assert_eq!(status, 200, "{answer}");
+    let last: serde_json::Value = serde_json::from_str(answer.lines().last().unwrap()).unwrap();
+    assert_eq!(last["counts"]["instances"], 1, "{answer}");
+    for headers in [&[][..], &ndjson] {
+        let (status, answer) = admin_raw(&sock, "/v1/import", headers, &cut.join("\n")).await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(answer.contains("cut short"), "{answer}");
+    }
     std::fs::write(&file, &export).unwrap();
     drop(serve);
 

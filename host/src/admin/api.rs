@@ -24,6 +24,17 @@ use crate::store::StateError;
 /// The header every request that changes something must carry.
 pub const ADMIN_HEADER: &str = "x-wasm-state-admin";
 
+/// The media type of a streamed answer (JSON lines).
+pub const NDJSON: &str = "application/x-ndjson";
+
+/// An import's failure as an API error: the store's own, else the input's.
+fn import_error(e: TransferError) -> AdminError {
+    match e {
+        TransferError::State(s) => AdminError::State(s),
+        other => bad(other.to_string()),
+    }
+}
+
 /// Largest request body (a component to deploy or run, an import).
 const MAX_BODY: usize = 512 << 20;
 
@@ -84,7 +95,7 @@ fn ndjson(rx: mpsc::Receiver<Bytes>) -> Response<AdminBody> {
     let mut resp = Response::new(AdminBody(BodyKind::Stream(rx)));
     resp.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/x-ndjson"),
+        hyper::header::HeaderValue::from_static(NDJSON),
     );
     resp
 }
@@ -159,8 +170,8 @@ enum Listener {
 pub struct AdminApi {
     admin: Admin,
     apps: Option<Apps>,
-    /// The bearer token the TCP listener's API asks for.
-    tcp_token: Option<std::sync::Arc<str>>,
+    /// The bearer token the TCP listener's API asks for, and its port.
+    tcp_token: Option<(std::sync::Arc<str>, u16)>,
 }
 
 impl AdminApi {
@@ -193,7 +204,8 @@ impl AdminApi {
         token: String,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
-        self.tcp_token = Some(token.into());
+        let port = listener.local_addr()?.port();
+        self.tcp_token = Some((token.into(), port));
         self.serve_on(listener, Listener::Tcp, shutdown).await
     }
 
@@ -230,7 +242,7 @@ impl AdminApi {
         // listener, but not read the token file).
         if on == Listener::Tcp
             && !(method == Method::GET && matches!(path.as_str(), "/" | "/metrics"))
-            && !self.tcp_token.as_deref().is_some_and(|t| {
+            && !self.tcp_token.as_ref().is_some_and(|(t, _)| {
                 super::token::matches(
                     req.headers()
                         .get(hyper::header::AUTHORIZATION)
@@ -239,12 +251,15 @@ impl AdminApi {
                 )
             })
         {
+            let port = self.tcp_token.as_ref().map_or(0, |(_, p)| *p);
             let mut resp = error_json(
                 401,
                 "unauthorized",
-                "the admin listener needs `Authorization: Bearer TOKEN`; the token is in the data \
-                 dir's admin.token (readable only by the server's user, new at every start); \
-                 open the state explorer at http://HOST:PORT/#token=TOKEN",
+                &format!(
+                    "the admin listener needs `Authorization: Bearer TOKEN`; the token is in the \
+                     data dir's admin-{port}.token (readable only by the server's user, new at \
+                     every start); open the state explorer at http://HOST:{port}/#token=TOKEN"
+                ),
             );
             resp.headers_mut().insert(
                 hyper::header::WWW_AUTHENTICATE,
@@ -390,6 +405,11 @@ impl AdminApi {
                 ndjson(rx)
             }
             (&Method::POST, ["v1", "import"]) => {
+                let streamed = req
+                    .headers()
+                    .get(hyper::header::ACCEPT)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.contains(NDJSON));
                 let body = body_bytes(req).await?;
                 // Parsing a large input is CPU work: off the async workers.
                 let records = tokio::task::spawn_blocking(move || {
@@ -403,12 +423,22 @@ impl AdminApi {
                         "the import's parser failed: {e}"
                     )))
                 })??;
-                // Checked; applying takes a commit per key, so the answer
-                // streams: progress lines at most once a second (a client
-                // can tell a long import from a stuck one), then the counts
-                // or the error.
-                let (tx, rx) = mpsc::channel(STREAM_LINES);
                 let store = a.host().store().clone();
+                transfer::check(&store, &records)
+                    .await
+                    .map_err(import_error)?;
+                if !streamed {
+                    // One JSON answer, as before streaming (older CLIs).
+                    let counts = transfer::import(&store, records, &mut |_| {})
+                        .await
+                        .map_err(import_error)?;
+                    return Ok(ok_json(&counts));
+                }
+                // Checked; applying takes a commit per key, so the answer
+                // streams (`Accept: application/x-ndjson`): progress lines
+                // at most once a second (a client can tell a long import
+                // from a stuck one), then the counts or the error.
+                let (tx, rx) = mpsc::channel(STREAM_LINES);
                 let of = records.len();
                 tokio::spawn(async move {
                     let progress_tx = tx.clone();

@@ -101,6 +101,10 @@ use crate::store::{
 /// Elements of a map or list per line.
 pub const CHUNK: usize = 1000;
 
+/// The latest expiry an import takes (ms): a day short of what a store
+/// keeps, so the time left re-created from it always fits.
+const LATEST_MS: u64 = i64::MAX as u64 - 86_400_000;
+
 /// Most bytes of elements one import commit carries (at least one op).
 const COMMIT_BYTES: usize = 16 << 20;
 
@@ -571,11 +575,11 @@ fn time(o: &Map<String, J>, name: &str) -> Result<Option<u64>, String> {
     match o.get(name) {
         None | Some(J::Null) => Ok(None),
         Some(v) => match v.as_u64() {
-            // The latest time a store keeps (its times are i64 ms).
-            Some(t) if t <= i64::MAX as u64 => Ok(Some(t)),
+            // The latest time a store keeps (its times are i64 ms), less a
+            // day: a TTL re-created from it must fit whatever the clock.
+            Some(t) if t <= LATEST_MS => Ok(Some(t)),
             Some(t) => Err(format!(
-                "\"{name}\" {t} is later than any time a store keeps ({})",
-                i64::MAX
+                "\"{name}\" {t} is later than any time a store keeps ({LATEST_MS})"
             )),
             None => Err(format!(
                 "\"{name}\" must be a time in ms since the epoch (or null), not {v}"
@@ -933,8 +937,8 @@ fn short(line: &str) -> String {
 // ---- import ----
 
 /// Check the records against the target's limits and registrations,
-/// before anything is written.
-async fn check(store: &Store, records: &[Record]) -> Result<(), TransferError> {
+/// before anything is written ([`import`] does it first too).
+pub async fn check(store: &Store, records: &[Record]) -> Result<(), TransferError> {
     let limits = store.limits();
     let now = store.now_ms();
     let mut known: HashSet<&str> = HashSet::new();

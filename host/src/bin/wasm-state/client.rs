@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
-use wasm_state::admin::api::ADMIN_HEADER;
+use wasm_state::admin::api::{ADMIN_HEADER, NDJSON};
 use wasm_state::admin::{Admin, socket};
 use wasm_state::runtime::{GuestLimits, Host, HostConfig, HostError};
 use wasm_state::store::StateError;
@@ -113,6 +113,7 @@ impl Client {
                 .method(method)
                 .uri(path)
                 .header(hyper::header::HOST, "localhost")
+                .header(hyper::header::ACCEPT, NDJSON)
                 .header(ADMIN_HEADER, "1")
                 .body(Full::new(Bytes::from(body)))?;
             anyhow::Ok(sender.send_request(req).await?)

@@ -120,6 +120,9 @@ pub async fn import(global: &Global, file: Option<std::path::PathBuf>) -> anyhow
                         pb.set_position(done);
                     } else if v.get("counts").is_some() {
                         counts = Some(serde_json::from_value(v["counts"].clone())?);
+                    } else if v.get("keys").is_some() {
+                        // A server from before streaming: its counts alone.
+                        counts = Some(serde_json::from_value(v)?);
                     } else {
                         bail!("{}", v["message"].as_str().unwrap_or(line));
                     }
