@@ -4,7 +4,7 @@
 //
 //   node explorer-test.mjs http://127.0.0.1:PORT TOKEN
 //
-// TOKEN: the listener's token (DATA_DIR/admin.token); the page is opened
+// TOKEN: the listener's token (DATA_DIR/admin-PORT.token); the page is opened
 // at /#token=TOKEN, and once without it.
 //
 // CHROMIUM: the browser to launch (default /usr/bin/chromium, Debian's
@@ -186,7 +186,7 @@ async function run() {
   await page.goto(base + '/');
   await idle();
   check(await visible('error'), 'an error shown without the token');
-  check((await text('error-message')).includes('admin.token'), `the error says where the token is (${await text('error-message')})`);
+  check((await text('error-message')).includes('.token'), `the error says where the token is (${await text('error-message')})`);
   await page.goto('about:blank');
 
   step = 'loading the page';

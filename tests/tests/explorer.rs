@@ -195,7 +195,8 @@ async fn the_state_explorer_works_in_chromium() {
     .await;
     wait_listening(admin).await;
     // The listener's token, made at start, readable only by its user.
-    let token = std::fs::read_to_string(data.join("admin.token")).expect("the admin token");
+    let token = std::fs::read_to_string(data.join(format!("admin-{}.token", admin.port())))
+        .expect("the admin token");
     let auth = format!("Bearer {token}");
     let auth = [("authorization", auth.as_str())];
 

@@ -123,6 +123,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut old = AdminSocket::bind(dir.path()).await.unwrap();
         drop(old.take_listener());
+        // Past a tick of a coarse change-time clock (a real restart is
+        // much later than this).
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         let new = AdminSocket::bind(dir.path()).await.unwrap();
         drop(old);
         assert!(

@@ -1,31 +1,30 @@
 //! The admin TCP listener's token: every request to its API carries
 //! `Authorization: Bearer TOKEN`. A fresh random token is made each time a
-//! server starts and kept in `DATA_DIR/admin.token`, readable only by the
-//! server's user (as the admin socket is), so another local user cannot use
-//! the API the listener opens on loopback.
+//! server starts and kept in `DATA_DIR/admin-PORT.token` (one per listener:
+//! hosts sharing a data dir on Redis each have their own), readable only by
+//! the server's user (as the admin socket is), so another local user cannot
+//! use the API the listener opens on loopback.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 
-/// The token file's name inside the data dir.
-pub const TOKEN_NAME: &str = "admin.token";
-
-/// Where the token of `data_dir` is kept.
-pub fn path(data_dir: &Path) -> PathBuf {
-    data_dir.join(TOKEN_NAME)
+/// Where the token of the listener on `port` is kept in `data_dir`.
+pub fn path(data_dir: &Path, port: u16) -> PathBuf {
+    data_dir.join(format!("admin-{port}.token"))
 }
 
-/// A new random token (256 bits, URL-safe base64), written to the data
-/// dir's token file (mode 0600, replacing an older one).
-pub fn create(data_dir: &Path) -> std::io::Result<String> {
+/// A new random token (256 bits, URL-safe base64) for the listener on
+/// `port`, written to its token file in `data_dir` (mode 0600, replacing
+/// an older one).
+pub fn create(data_dir: &Path, port: u16) -> std::io::Result<String> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)
         .map_err(|e| std::io::Error::other(format!("no randomness for the admin token: {e}")))?;
     let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    let file = path(data_dir);
+    let file = path(data_dir, port);
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -62,17 +61,19 @@ mod tests {
     fn a_token_is_new_each_time_and_only_the_owner_reads_it() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(path(dir.path()), "old").unwrap();
-        std::fs::set_permissions(path(dir.path()), std::fs::Permissions::from_mode(0o644)).unwrap();
-        let a = create(dir.path()).unwrap();
-        let b = create(dir.path()).unwrap();
+        let file = path(dir.path(), 9090);
+        std::fs::write(&file, "old").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let a = create(dir.path(), 9090).unwrap();
+        let b = create(dir.path(), 9090).unwrap();
         assert_ne!(a, b);
         assert_eq!(a.len(), 43);
-        assert_eq!(std::fs::read_to_string(path(dir.path())).unwrap(), b);
-        let mode = std::fs::metadata(path(dir.path()))
-            .unwrap()
-            .permissions()
-            .mode();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), b);
+        // Another listener on the same data dir keeps its own.
+        let c = create(dir.path(), 9091).unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), b);
+        assert_eq!(std::fs::read_to_string(path(dir.path(), 9091)).unwrap(), c);
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         assert!(matches(Some(format!("Bearer {b}").as_bytes()), &b));
         assert!(!matches(Some(format!("Bearer {a}").as_bytes()), &b));

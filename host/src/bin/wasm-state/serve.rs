@@ -264,11 +264,11 @@ pub async fn serve(global: &Global, a: ServeArgs) -> anyhow::Result<()> {
     if let Some(addr) = admin_listen {
         let listener = bind(addr, "--admin-listen").await?;
         let addr = listener.local_addr()?;
-        let token = wasm_state::admin::token::create(&settings.data)?;
+        let token = wasm_state::admin::token::create(&settings.data, addr.port())?;
         eprintln!(
             "wasm-state: admin at http://{addr}/ (the state explorer: open http://{addr}/#token=TOKEN, \
              the token is in {}) and http://{addr}/metrics",
-            wasm_state::admin::token::path(&settings.data).display()
+            wasm_state::admin::token::path(&settings.data, addr.port()).display()
         );
         tasks.spawn(admin.serve_tcp(listener, token, stopped()));
     }
