@@ -306,7 +306,19 @@ fn component(
     let key_prefix = match meta.iter().find(|(k, _)| k == "keyPrefix") {
         None => KeyPrefix::AppId,
         Some((_, v)) => {
-            KeyPrefix::parse(v).map_err(|m| err(file, format!("spec.metadata keyPrefix: {m}")))?
+            let p = KeyPrefix::parse(v)
+                .map_err(|m| err(file, format!("spec.metadata keyPrefix: {m}")))?;
+            if let KeyPrefix::Custom(lower) = &p
+                && lower != v
+            {
+                tracing::warn!(
+                    file = %file.display(), component = name,
+                    "keyPrefix {v:?} is used as {lower:?}, lowercased as Dapr does; keys written \
+                     by wasm-state before 2026-12-07 under {v:?}|| keep that spelling (export them \
+                     and import them renamed, or write them again)"
+                );
+            }
+            p
         }
     };
     Ok(Some(StoreSpec {

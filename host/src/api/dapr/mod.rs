@@ -99,17 +99,22 @@ struct Bound {
     handle: ScopeHandle,
     prefix: String,
     /// For an instance-scope store: the account its instance is registered
-    /// to after its first write, and whether that was done.
+    /// to after a write, and when it was last found registered.
     account: String,
-    registered: tokio::sync::OnceCell<()>,
+    registered: std::sync::Mutex<Option<Instant>>,
 }
+
+/// How long an instance found registered is taken as registered (it may be
+/// destroyed meanwhile; a write after that registers it again).
+const REGISTERED_FOR: Duration = Duration::from_secs(10);
 
 impl Bound {
     /// After a write that succeeded: an instance-scope store's instance is
     /// registered (to the API's account) if nothing had registered it, so
     /// its state is listed, exported and destroyed like any deployed
-    /// instance's. Once per process; a failure is logged (the write stands)
-    /// and tried again on the next write.
+    /// instance's. Looked up at most every [`REGISTERED_FOR`] (so a write
+    /// after a destroy registers it again); a failure is logged (the write
+    /// stands) and tried again on the next write.
     async fn written(&self) {
         let (StoreKind::Redb(ScopeTarget::Instance(name))
         | StoreKind::Redis {
@@ -119,18 +124,23 @@ impl Bound {
         else {
             return;
         };
+        let fresh = |at: &Option<Instant>| at.is_some_and(|t| t.elapsed() < REGISTERED_FOR);
+        if fresh(&self.registered.lock().unwrap_or_else(|p| p.into_inner())) {
+            return;
+        }
         let store = self.handle.store();
-        let done = self
-            .registered
-            .get_or_try_init(|| async {
-                // Registered already (a deployed app's instance, whatever
-                // its account): nothing to do.
-                if store.instance_info(name).await?.is_none() {
-                    store.register_instance(name, &self.account).await?;
-                }
-                Ok::<(), StateError>(())
-            })
-            .await;
+        let done = async {
+            // Registered already (a deployed app's instance, whatever its
+            // account): nothing to do.
+            if store.instance_info(name).await?.is_none() {
+                store.register_instance(name, &self.account).await?;
+            }
+            Ok::<(), StateError>(())
+        }
+        .await;
+        if done.is_ok() {
+            *self.registered.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        }
         if let Err(e) = done {
             tracing::warn!(target: "wasm_state::dapr", store = %self.spec.name, instance = %name, error = %e, "cannot register the instance of an instance-scope store; its state is kept but not listed");
         }
@@ -281,7 +291,7 @@ impl DaprApi {
                     handle,
                     prefix,
                     account: account.to_string(),
-                    registered: tokio::sync::OnceCell::new(),
+                    registered: std::sync::Mutex::new(None),
                 })
             })
             .collect::<Result<_, StateError>>()?;

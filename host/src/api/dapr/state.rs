@@ -400,7 +400,7 @@ pub async fn bulk(bound: &Bound, body: &[u8]) -> Result<Response<Full<Bytes>>, A
         .collect::<Result<Vec<_>, _>>()?;
     let store = &bound.spec.name;
     let now = bound.handle.store().now_ms();
-    // Each distinct key is read once, a page of keys at a time, and the
+    // Each distinct key is read once, and the
     // answer's values may add up to what one transaction may carry (the op
     // limit times the value limit): a small body naming one large key many
     // times gets a 400, not a server that runs out of memory.
@@ -423,7 +423,9 @@ pub async fn bulk(bound: &Bound, body: &[u8]) -> Result<Response<Full<Bytes>>, A
         .collect();
     let mut entries: Vec<Result<Option<Entry>, String>> = Vec::with_capacity(distinct.len());
     let mut total = 0usize;
-    for chunk in distinct.chunks(limits.max_page.max(1)) {
+    // A transaction's worth of keys at a time: at most one more of them
+    // is held past the budget before the answer is refused.
+    for chunk in distinct.chunks(limits.max_ops.max(1)) {
         let read = bound
             .handle
             .get_entries(chunk.to_vec())
