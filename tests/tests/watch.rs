@@ -302,6 +302,38 @@ async fn a_slow_or_trapping_watcher_never_stalls_writers() {
     .await;
     let st = status(&host, "idx", owner);
     assert_eq!(st.failed, 3, "{st:?}");
+
+    // An undeploy stops the watcher at once, also in the middle of a batch
+    // (a slow call, then five more changes of the same commit): nothing
+    // more is delivered after it.
+    let before = audit(&host, "idx").await.len();
+    let mut ops = vec![Op::new(
+        "slow/u",
+        OpKind::Set {
+            value: b"700".to_vec(),
+            ttl: None,
+        },
+    )];
+    ops.extend((1..=5).map(|i| {
+        Op::new(
+            format!("late/{i}"),
+            OpKind::Set {
+                value: b"1".to_vec(),
+                ttl: None,
+            },
+        )
+    }));
+    s.commit(ops).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert!(host.undeploy("idx"));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let after = audit(&host, "idx").await;
+    assert_eq!(
+        after.len(),
+        before,
+        "delivered after the undeploy: {:?}",
+        &after[before..]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

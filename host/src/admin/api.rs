@@ -318,10 +318,14 @@ impl AdminApi {
             })),
             (&Method::GET, ["v1", "instances"]) => ok_json(&a.instances().await?),
             (&Method::DELETE, ["v1", "instances", name]) => {
-                a.destroy(name).await?;
-                if let Some(apps) = &self.apps {
+                // Its HTTP routes go first, so no new request writes into
+                // the state being deleted.
+                if let Some(apps) = &self.apps
+                    && a.host().store().instance_info(name).await?.is_some()
+                {
                     apps.undeploy(name);
                 }
+                a.destroy(name).await?;
                 ok_json(&serde_json::json!({ "destroyed": name }))
             }
             (&Method::GET, ["v1", "instances", name, "sessions"]) => {

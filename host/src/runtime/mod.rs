@@ -176,6 +176,21 @@ impl Deployment {
         &self.name
     }
 
+    /// Its delivery tasks, taken out (dropping them stops them).
+    fn take_deliveries(&self) -> Option<watchers::Deliveries> {
+        self.deliveries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    /// Stop its delivery tasks and wait until they have stopped.
+    async fn stop_deliveries(&self) {
+        if let Some(d) = self.take_deliveries() {
+            d.stop().await;
+        }
+    }
+
     /// The pre-instantiated component.
     pub fn pre(&self) -> &InstancePre<Ctx> {
         &self.pre
@@ -402,6 +417,18 @@ impl Host {
             None => Vec::new(),
         };
         self.inner.store.watch(name, &targets).await?;
+        // A deployment this one replaces stops delivering first: two
+        // deliverers of one queue would repeat and reorder its changes.
+        let replaced = self
+            .inner
+            .deployments
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned();
+        if let Some(old) = replaced {
+            old.stop_deliveries().await;
+        }
         let dep = Arc::new(Deployment {
             name: name.into(),
             account: account.into(),
@@ -430,7 +457,12 @@ impl Host {
 
     /// Undeploy `name` and delete its state and sessions.
     pub async fn destroy(&self, name: &str) -> Result<(), HostError> {
-        self.deployments_mut().remove(name);
+        let removed = self.deployments_mut().remove(name);
+        // Its watcher stops before the state goes (a call in flight would
+        // write into the destroyed instance's scope).
+        if let Some(dep) = removed {
+            dep.stop_deliveries().await;
+        }
         self.inner.store.destroy_instance(name).await?;
         Ok(())
     }
@@ -438,7 +470,13 @@ impl Host {
     /// Stop serving `name` (its state, sessions and watcher queues stay;
     /// deploy it again to resume). Returns whether it was deployed.
     pub fn undeploy(&self, name: &str) -> bool {
-        self.deployments_mut().remove(name).is_some()
+        let removed = self.deployments_mut().remove(name);
+        // Its watcher stops now, not when the last request holding the
+        // deployment ends.
+        if let Some(dep) = &removed {
+            drop(dep.take_deliveries());
+        }
+        removed.is_some()
     }
 
     /// Names of the instances deployed in this host.

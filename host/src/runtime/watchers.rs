@@ -39,6 +39,10 @@ const BATCH: usize = 64;
 /// How long a task waits for a local write before looking anyway (other
 /// hosts' writes on a shared store; renewing the queue lease).
 const POLL: Duration = Duration::from_millis(500);
+/// How often a task delivering a batch renews its queue's lease (a third
+/// of the Redis engine's 15 s lease): a batch of slow calls keeps it, so
+/// no other host takes the queue and delivers the same changes meanwhile.
+const RENEW_EVERY: Duration = Duration::from_secs(5);
 
 /// What a watcher may watch, relative to itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -108,10 +112,12 @@ pub struct WatcherStatus {
     pub dropped: u64,
 }
 
-/// The delivery tasks of one deployment; they stop when it is dropped
-/// (replaced or undeployed).
+/// The delivery tasks of one deployment; they stop when it is dropped, or
+/// when [`stop`](Deliveries::stop)ped (a redeploy, undeploy or destroy
+/// stops them at once: a task delivering a batch holds its deployment, so
+/// waiting for the drop would let it finish the batch).
 pub(crate) struct Deliveries {
-    tasks: Vec<(QueueOwner, Arc<Counters>, tokio::task::AbortHandle)>,
+    tasks: Vec<(QueueOwner, Arc<Counters>, tokio::task::JoinHandle<()>)>,
 }
 
 impl Drop for Deliveries {
@@ -123,6 +129,18 @@ impl Drop for Deliveries {
 }
 
 impl Deliveries {
+    /// Stop every task and wait until each has (a call in flight is
+    /// dropped; its change stays queued and is delivered again).
+    pub(crate) async fn stop(mut self) {
+        let tasks = std::mem::take(&mut self.tasks);
+        for (_, _, t) in &tasks {
+            t.abort();
+        }
+        for (_, _, t) in tasks {
+            let _ = t.await;
+        }
+    }
+
     pub(crate) fn status(&self, instance: &str) -> Vec<WatcherStatus> {
         self.tasks
             .iter()
@@ -168,7 +186,7 @@ pub(crate) fn start(host: &Host, dep: &Arc<Deployment>, targets: &[WatchTarget])
                 holder.clone(),
                 counters.clone(),
             ));
-            (owner, counters, task.abort_handle())
+            (owner, counters, task)
         })
         .collect();
     Deliveries { tasks }
@@ -280,7 +298,21 @@ async fn deliver_queue(
                 }
                 if !batch.changes.is_empty() {
                     let mut last = None;
+                    let mut renewed = std::time::Instant::now();
                     for change in &batch.changes {
+                        if renewed.elapsed() >= RENEW_EVERY {
+                            // Still this host's queue? (A lease renewed; on
+                            // a store without leases, a read.) If not, stop
+                            // here: the holder delivers the rest.
+                            match host_.store().watch_pending(&name, &owner, &holder, 1).await {
+                                Ok(b) if !b.busy => renewed = std::time::Instant::now(),
+                                Ok(_) => break,
+                                Err(e) => {
+                                    tracing::warn!(watcher = %name, error = %e, "cannot renew the queue's lease; the rest of the batch is delivered later");
+                                    break;
+                                }
+                            }
+                        }
                         deliver_one(&host_, &dep, &export, change, &counters).await;
                         last = Some(change.seq);
                     }

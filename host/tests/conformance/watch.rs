@@ -344,6 +344,76 @@ async fn a_full_queue_drops_the_oldest_and_counts_them_without_failing_writes() 
     assert_eq!(batch.dropped, 4);
 }
 
+/// One request of many changes into a full queue (a prefix delete, here)
+/// keeps exactly the newest `watch_queue` of them, in order, and counts
+/// the rest; later acks and writes go on from there.
+#[tokio::test]
+async fn one_request_of_many_changes_into_a_full_queue_keeps_the_newest() {
+    let h = Harness::with_limits(Limits {
+        watch_queue: 10,
+        ..Limits::default()
+    });
+    let s = h.instance("app");
+    for chunk in 0..4 {
+        let ops = (0..100)
+            .map(|i| {
+                Op::new(
+                    format!("k{:03}", chunk * 100 + i),
+                    OpKind::Set {
+                        value: b("v"),
+                        ttl: None,
+                    },
+                )
+            })
+            .collect();
+        s.commit(ops).await.unwrap();
+    }
+    h.store
+        .watch("app", &[WatchTarget::Instance("app".into())])
+        .await
+        .unwrap();
+    s.set("first", b("1")).await.unwrap();
+    assert_eq!(s.delete_prefix("k").await.unwrap(), 400);
+    let batch = pending(&h, "app", &owner("app")).await;
+    let want: Vec<(String, String)> = (390..400)
+        .map(|i| (format!("k{i:03}"), "-".into()))
+        .collect();
+    assert_eq!(seen(&batch), want);
+    assert_eq!(batch.dropped, 391);
+    let seqs: Vec<u64> = batch.changes.iter().map(|c| c.seq).collect();
+    assert_eq!(seqs, (392..402).collect::<Vec<u64>>());
+    h.store.watch_ack("app", &owner("app"), 396).await.unwrap();
+    s.set("after", b("2")).await.unwrap();
+    let batch = pending(&h, "app", &owner("app")).await;
+    let seqs: Vec<u64> = batch.changes.iter().map(|c| c.seq).collect();
+    assert_eq!(seqs, (397..403).collect::<Vec<u64>>());
+    assert_eq!(
+        seen(&batch).last().unwrap(),
+        &("after".to_string(), "2".to_string())
+    );
+}
+
+/// A queue dropped (unwatched) and made again goes on with newer seqs, so
+/// a watcher that skips seqs it has seen skips none of the new changes.
+#[tokio::test]
+async fn a_queue_made_again_goes_on_with_newer_seqs() {
+    let h = Harness::new();
+    let target = [WatchTarget::Instance("app".into())];
+    h.store.watch("app", &target).await.unwrap();
+    let s = h.instance("app");
+    s.set("a", b("1")).await.unwrap();
+    s.set("b", b("2")).await.unwrap();
+    h.store.watch_ack("app", &owner("app"), 2).await.unwrap();
+    h.store.watch("app", &[]).await.unwrap();
+    s.set("unwatched", b("x")).await.unwrap();
+    h.store.watch("app", &target).await.unwrap();
+    s.set("c", b("3")).await.unwrap();
+    let batch = pending(&h, "app", &owner("app")).await;
+    assert_eq!(seen(&batch), pairs(&[("c", "3")]));
+    assert!(batch.changes[0].seq > 2, "seq {}", batch.changes[0].seq);
+    assert_eq!(batch.dropped, 0);
+}
+
 #[tokio::test]
 async fn rewatching_keeps_a_queue_and_unwatching_or_destroying_drops_it() {
     let h = Harness::new();

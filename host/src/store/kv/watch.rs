@@ -241,13 +241,16 @@ pub fn flush(cx: &mut WriteCx, cap: Capture) -> Result<()> {
             cx.put(&layout::queue_key(&owner, watcher, head.next), &entry)?;
             head.next += 1;
             head.len += 1;
-            if head.len > max {
-                let prefix = layout::queue_prefix(&owner, watcher);
-                for (k, _, _) in first_entries(cx.r(), &prefix, (head.len - max) as usize)? {
-                    cx.delete(&k)?;
-                    head.len -= 1;
-                    head.dropped += 1;
-                }
+            // Past the bound the oldest go. A queue is its seqs
+            // `next - len .. next` (entries leave only from the front: acks
+            // and this), so the oldest is found without a scan — a scan
+            // would walk every entry this request already dropped (M²/2
+            // for M changes into a full queue).
+            while head.len > max {
+                let oldest = head.next - head.len;
+                cx.delete(&layout::queue_key(&owner, watcher, oldest))?;
+                head.len -= 1;
+                head.dropped += 1;
             }
             write_head(cx, &head_key, head)?;
         }
@@ -355,7 +358,23 @@ pub fn set_owner(
     if wanted.is_empty() {
         let prefix = layout::queue_prefix(owner, watcher);
         cx.delete_range(&prefix, layout::prefix_end(&prefix).as_deref())?;
-        cx.delete(&layout::queue_head_key(owner, watcher))?;
+        // The head stays with its next seq: a queue made again later goes
+        // on from there, so a watcher that skips seqs it has seen (as the
+        // docs suggest) skips none of the new ones, and a late ack of the
+        // old queue cannot take new entries.
+        let head_key = layout::queue_head_key(owner, watcher);
+        let head = read_head(cx.r(), &head_key)?;
+        if head.next > 1 {
+            write_head(
+                cx,
+                &head_key,
+                Head {
+                    next: head.next,
+                    len: 0,
+                    dropped: 0,
+                },
+            )?;
+        }
     }
     Ok(())
 }

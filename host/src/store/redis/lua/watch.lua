@@ -148,12 +148,12 @@ function watch.flush(c, cap)
         cx.put(c, layout.queue_key(owner, w, h.next), entry)
         h.next = h.next + 1
         h.len = h.len + 1
-        if h.len > bound then
-          for _, e in ipairs(first_entries(cx.r(c), layout.queue_prefix(owner, w), h.len - bound)) do
-            cx.delete(c, e[1])
-            h.len = h.len - 1
-            h.dropped = h.dropped + 1
-          end
+        -- Past the bound the oldest go, found by seq (a queue is its seqs
+        -- next - len .. next): no scan over this request's own deletes.
+        while h.len > bound do
+          cx.delete(c, layout.queue_key(owner, w, h.next - h.len))
+          h.len = h.len - 1
+          h.dropped = h.dropped + 1
         end
         write_head(c, head_key, h)
       end
@@ -188,7 +188,10 @@ function watch.set_owner(c, watcher, owner, wanted, unwanted)
   if #wanted == 0 then
     local prefix = layout.queue_prefix(owner, watcher)
     cx.delete_range(c, prefix, bytes.prefix_end(prefix))
-    cx.delete(c, layout.queue_head_key(owner, watcher))
+    -- The head stays with its next seq (watch.rs `set_owner`, the same).
+    local head_key = layout.queue_head_key(owner, watcher)
+    local h = read_head(cx.r(c), head_key)
+    if h.next > 1 then write_head(c, head_key, { next = h.next, len = 0, dropped = 0 }) end
     cx.delete(c, layout.queue_lease_key(owner, watcher))
   end
 end
