@@ -800,6 +800,10 @@ impl state::HostBucket for StateView<'_> {
     ) -> wasmtime::Result<Result<Vec<types::OpResult>, CommitError>> {
         let ops = ops.into_iter().map(store::Op::from).collect();
         let r = self.table.get(&b)?.commit(ops).await;
+        // An unavailable store makes the request a 503, as for every call.
+        if let Err(e) = &r {
+            self.ctx.note(e);
+        }
         Ok(r.map(|rs| rs.into_iter().map(Into::into).collect())
             .map_err(commit_error))
     }

@@ -340,6 +340,31 @@ async fn an_outage_is_unavailable_within_the_timeout_and_heals_by_itself() {
         "answered in {:?}",
         started.elapsed()
     );
+    // A guest's commit (a batch or transaction) marks the store down like
+    // every other call, so its HTTP request answers 503, not 500.
+    {
+        use wasm_state::bindings::state::HostBucket;
+        use wasm_state::bindings::{StateCtx, StateView, types};
+        let ctx = StateCtx::new(store.clone(), "svc", "acct");
+        let down = ctx.backend_down();
+        let mut table = wasmtime::component::ResourceTable::new();
+        let bucket = table.push(store.instance("svc").unwrap()).unwrap();
+        let mut view = StateView {
+            ctx: &ctx,
+            table: &mut table,
+        };
+        let op = types::Op {
+            key: "other".into(),
+            kind: types::OpKind::Increment(1),
+            condition: None,
+        };
+        let r = view.commit(bucket, vec![op]).await.unwrap();
+        assert!(r.is_err(), "a commit on a stopped Redis");
+        assert!(
+            down.load(std::sync::atomic::Ordering::Relaxed),
+            "the commit's unavailable marks the request's store down"
+        );
+    }
     let started = std::time::Instant::now();
     let err = s.get("k").await.unwrap_err();
     assert!(matches!(err, StateError::Unavailable(_)), "{err:?}");
