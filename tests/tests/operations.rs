@@ -430,6 +430,15 @@ async fn apps_are_deployed_and_undeployed_without_a_restart() {
         e.contains("not a wasi:http handler") && e.contains("keeps serving"),
         "{e}"
     );
+    // A name that cannot be its own route is refused before anything is
+    // installed: no instance of that name appears.
+    let e = err(&cli(
+        &data,
+        &["apps", "deploy", "a b", wasm_state_e2e::KV_COUNTER],
+    ));
+    assert!(e.contains("a b"), "{e}");
+    let listed = ok(&cli(&data, &["instances", "list"]));
+    assert!(!listed.contains("a b"), "{listed}");
     let junk = dir.path().join("junk.wasm");
     std::fs::write(&junk, b"not wasm").unwrap();
     let e = err(&cli(

@@ -95,6 +95,12 @@ impl Apps {
             )));
         }
         let route = route.map(normalize_prefix).transpose()?;
+        // The default route must be valid too, before anything is installed
+        // (a refused deploy changes nothing).
+        let default_route = match route {
+            Some(_) => None,
+            None => Some(normalize_prefix(&format!("/{name}"))?),
+        };
         let pre = self.host.compile(wasm).await?;
         ProxyPre::new(pre.clone()).map_err(|e| not_http(name, e))?;
         let account = self.host.account().to_string();
@@ -109,8 +115,10 @@ impl Apps {
             .collect();
         if let Some(r) = route {
             routes = vec![r];
-        } else if routes.is_empty() {
-            routes = vec![normalize_prefix(&format!("/{name}"))?];
+        } else if routes.is_empty()
+            && let Some(d) = default_route
+        {
+            routes = vec![d];
         }
         self.update(|t| {
             t.retain(|m| m.instance != name && !routes.contains(&m.prefix));
