@@ -135,6 +135,27 @@ async fn sessions_from_requests_stay_apart() {
     // Another instance cannot use shop's session: the host says no such session.
     let r = get(s.addr, "/other/cart", &[("x-session-id", &id_a)]).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    // Each app's session cookie is scoped to its route (shop is mounted at
+    // /): a browser keeps both, and sends /other its own first (the longer
+    // path), so the apps never replace each other's session.
+    assert!(cookie.contains("; Path=/;"), "{cookie}");
+    let o = post(s.addr, "/other/cart/add?item=kiwi", &[], "").await;
+    assert_eq!(o.status, StatusCode::OK, "{}", o.body);
+    let id_o = o.headers["x-session-id"].to_str().unwrap().to_string();
+    let cookie_o = o.headers["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie_o.starts_with(&format!("wasm_state_session={id_o};"))
+            && cookie_o.contains("; Path=/other;"),
+        "{cookie_o}"
+    );
+    let jar = format!("wasm_state_session={id_o}; wasm_state_session={id_a}");
+    let o_cart: serde_json::Value =
+        serde_json::from_str(&get(s.addr, "/other/cart", &[("cookie", &jar)]).await.body).unwrap();
+    assert_eq!(o_cart["items"], serde_json::json!(["kiwi"]));
+    let jar_root = format!("wasm_state_session={id_a}");
+    let a_cart: serde_json::Value =
+        serde_json::from_str(&get(s.addr, "/cart", &[("cookie", &jar_root)]).await.body).unwrap();
+    assert_eq!(a_cart["items"], serde_json::json!(["apple", "banana"]));
     // An ended session is gone for its client.
     assert!(s.host.store().end_session("shop", &id_b).await.unwrap());
     assert_eq!(

@@ -114,6 +114,57 @@ impl hyper::body::Body for Checked {
     }
 }
 
+/// The SDK's session cookie (`Session::cookie`, `Path=/`) in an answer of
+/// the app mounted at `prefix` is scoped to that prefix: apps on one server
+/// each keep their own session cookie instead of replacing each other's
+/// (a browser sends the longest-path cookie first, which the SDK reads).
+/// A cookie with any other path is left as the guest set it.
+fn scope_session_cookie(headers: &mut hyper::HeaderMap, prefix: &str) {
+    use hyper::header::{HeaderValue, SET_COOKIE};
+    if prefix == "/" {
+        return;
+    }
+    let cookie = format!("{SESSION_COOKIE}=");
+    let mut scoped = Vec::new();
+    let mut touched = false;
+    for v in headers.get_all(SET_COOKIE) {
+        let text = v.to_str().unwrap_or_default();
+        let ours =
+            text.starts_with(&cookie) && text.split(';').skip(1).any(|a| a.trim() == "Path=/");
+        if ours {
+            let attrs: Vec<String> = text
+                .split(';')
+                .map(|a| {
+                    if a.trim() == "Path=/" {
+                        format!(" Path={prefix}")
+                    } else {
+                        a.to_string()
+                    }
+                })
+                .collect();
+            match HeaderValue::from_str(&attrs.join(";")) {
+                Ok(h) => {
+                    scoped.push(h);
+                    touched = true;
+                }
+                Err(_) => scoped.push(v.clone()),
+            }
+        } else {
+            scoped.push(v.clone());
+        }
+    }
+    if touched {
+        headers.remove(SET_COOKIE);
+        for v in scoped {
+            headers.append(SET_COOKIE, v);
+        }
+    }
+}
+
+/// The session cookie's name, as the guest SDK writes it
+/// (`wasm_state_sdk::Session::COOKIE`).
+const SESSION_COOKIE: &str = "wasm_state_session";
+
 /// `503` with `Retry-After`: the state store could not be reached.
 fn store_unavailable() -> Response<HyperOutgoingBody> {
     let mut resp = text(
@@ -303,6 +354,13 @@ impl HttpServer {
             result
         });
         let unavailable = || backend_down.load(std::sync::atomic::Ordering::Relaxed);
+        let rx = async {
+            let mut r = rx.await;
+            if let Ok(Ok(resp)) = &mut r {
+                scope_session_cookie(resp.headers_mut(), &mount.prefix);
+            }
+            r
+        };
         match rx.await {
             // A handler that failed because the state store was unreachable
             // answers 503 (retry later), not 500, whatever it chose.
@@ -366,5 +424,40 @@ fn valid_host<B>(req: &Request<B>) -> bool {
             .ok()
             .filter(|s| !s.is_empty())
             .is_some_and(|s| s.parse::<hyper::http::uri::Authority>().is_ok()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sdks_session_cookie_is_scoped_to_the_apps_route() {
+        use hyper::header::{HeaderValue, SET_COOKIE};
+        let mut h = hyper::HeaderMap::new();
+        let sdk = "wasm_state_session=abc; Max-Age=60; Path=/; HttpOnly; SameSite=Lax";
+        h.append(SET_COOKIE, HeaderValue::from_static(sdk));
+        h.append(SET_COOKIE, HeaderValue::from_static("theme=dark; Path=/"));
+        h.append(
+            SET_COOKIE,
+            HeaderValue::from_static("wasm_state_session=x; Path=/custom"),
+        );
+        let mut root = h.clone();
+        scope_session_cookie(&mut root, "/");
+        assert_eq!(root, h);
+        scope_session_cookie(&mut h, "/shop");
+        let got: Vec<&str> = h
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "wasm_state_session=abc; Max-Age=60; Path=/shop; HttpOnly; SameSite=Lax",
+                "theme=dark; Path=/",
+                "wasm_state_session=x; Path=/custom",
+            ]
+        );
     }
 }
