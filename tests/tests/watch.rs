@@ -383,3 +383,36 @@ async fn changes_are_delivered_exactly_once_in_effect_across_a_sigkill() {
     want.extend((0..20).map(|i| format!("user/{i}")));
     assert_eq!(keys, want);
 }
+
+/// With every instance slot taken (a pool of one, held by another
+/// watcher's long call), a delivery waits for a slot instead of spending
+/// its attempts and skipping the change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_waits_for_a_free_instance_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = HostConfig::new(dir.path());
+    config.pooling = Some(1);
+    let host = Host::open(config).unwrap();
+    for name in ["one", "two"] {
+        host.deploy_file(name, std::path::Path::new(WATCHER))
+            .await
+            .unwrap();
+    }
+    // `one` sleeps 1.5 s in its call (holding the only slot); `two` gets a
+    // change meanwhile.
+    let one = host.store().instance("one").unwrap();
+    one.set("sleep/hold", b"1500".to_vec()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    host.store()
+        .instance("two")
+        .unwrap()
+        .set("user/1", b"1".to_vec())
+        .await
+        .unwrap();
+    audit_until(&host, "two", "user/1", |a| {
+        a.iter().any(|e| e["key"] == "user/1")
+    })
+    .await;
+    let st = status(&host, "two", QueueOwner::Instance("two".into()));
+    assert_eq!((st.delivered, st.failed), (1, 0), "{st:?}");
+}

@@ -398,6 +398,19 @@ impl HttpServer {
                     HostError::Deadline { .. } => {
                         text(StatusCode::GATEWAY_TIMEOUT, "the handler took too long\n")
                     }
+                    // Every instance slot taken (watcher calls share them):
+                    // nothing ran, the client retries.
+                    HostError::Busy(_) => {
+                        let mut resp = text(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "the server is busy; retry\n",
+                        );
+                        resp.headers_mut().insert(
+                            hyper::header::RETRY_AFTER,
+                            hyper::header::HeaderValue::from_static("1"),
+                        );
+                        resp
+                    }
                     _ => text(StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n"),
                 }
             }

@@ -48,6 +48,10 @@ pub enum HostError {
     /// The guest trapped (a panic, `unreachable`, a bad access…).
     #[error("the guest trapped: {0}")]
     Trap(String),
+    /// Every instance slot of the pooling allocator was in use (requests,
+    /// watcher calls and runs share them); nothing ran.
+    #[error("every instance slot is in use ({0}); nothing ran: try again shortly")]
+    Busy(String),
     /// A state operation of the host failed.
     #[error(transparent)]
     State(#[from] StateError),

@@ -599,6 +599,13 @@ impl Host {
     }
 
     pub(crate) fn classify(&self, store: &wasmtime::Store<Ctx>, err: wasmtime::Error) -> HostError {
+        // No slot to instantiate in: not the guest's failure.
+        if err
+            .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+            .is_some()
+        {
+            return HostError::Busy(format!("{err}"));
+        }
         let limits = self.inner.config.guest;
         let (error, kind) = if store.data().limiter.exceeded {
             (

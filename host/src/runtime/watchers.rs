@@ -345,11 +345,20 @@ async fn deliver_one(
     counters: &Counters,
 ) {
     let mut pause = Duration::from_millis(50);
-    for attempt in 1..=ATTEMPTS {
+    let mut attempt = 0;
+    while attempt < ATTEMPTS {
+        attempt += 1;
         match call(host, dep, export, change).await {
             Ok(()) => {
                 counters.delivered.fetch_add(1, Ordering::Relaxed);
                 return;
+            }
+            // No instance slot free (HTTP requests hold them all): nothing
+            // ran, so it is no attempt; wait for a slot instead of skipping
+            // the change (at least once).
+            Err(HostError::Busy(_)) => {
+                attempt -= 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(e) if attempt == ATTEMPTS => {
                 counters.failed.fetch_add(1, Ordering::Relaxed);
