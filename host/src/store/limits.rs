@@ -22,8 +22,9 @@ pub struct Limits {
     /// Longest TTL a session may be given (default 365 days).
     pub max_session_ttl: std::time::Duration,
     /// Most undelivered changes kept for one watcher per owner (its
-    /// instance with its sessions, or its account); past it the oldest
-    /// are dropped and counted (default 10 000).
+    /// instance with its sessions, or its account); past it — or past the
+    /// owner's quota in bytes — the oldest are dropped and counted
+    /// (default 10 000).
     pub watch_queue: usize,
     /// Most sessions an instance may have at once, live or expired and not
     /// yet swept (default 100 000): creating one more is

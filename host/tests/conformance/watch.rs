@@ -393,6 +393,44 @@ async fn one_request_of_many_changes_into_a_full_queue_keeps_the_newest() {
     );
 }
 
+/// A queue holds at most the bytes its owner may store (its quota), also
+/// when it has room for more entries: a value overwritten in a loop
+/// cannot grow it past that; the oldest go and are counted. Acks free
+/// their bytes.
+#[tokio::test]
+async fn a_queue_holds_at_most_the_owners_quota_in_bytes() {
+    let h = Harness::with_limits(Limits {
+        instance_quota_bytes: 8 << 10,
+        ..Limits::default()
+    });
+    h.store
+        .watch("app", &[WatchTarget::Instance("app".into())])
+        .await
+        .unwrap();
+    let s = h.instance("app");
+    let value = vec![b'x'; 1024];
+    for _ in 0..20 {
+        s.set("big", value.clone()).await.unwrap();
+    }
+    let batch = pending(&h, "app", &owner("app")).await;
+    let held: usize = batch
+        .changes
+        .iter()
+        .map(|c| c.value.as_ref().map_or(0, Vec::len))
+        .sum();
+    assert!(held <= 8 << 10, "{held} bytes queued");
+    assert!(batch.changes.len() >= 6, "{} queued", batch.changes.len());
+    assert_eq!(batch.dropped as usize + batch.changes.len(), 20);
+    // Acked, the bytes are free again: as many fit as before.
+    let last = batch.changes.last().unwrap().seq;
+    h.store.watch_ack("app", &owner("app"), last).await.unwrap();
+    for _ in 0..20 {
+        s.set("big", value.clone()).await.unwrap();
+    }
+    let again = pending(&h, "app", &owner("app")).await;
+    assert_eq!(again.changes.len(), batch.changes.len());
+}
+
 /// A queue dropped (unwatched) and made again goes on with newer seqs, so
 /// a watcher that skips seqs it has seen skips none of the new changes.
 #[tokio::test]

@@ -169,12 +169,14 @@ pub fn decode_entry(seq: u64, b: &[u8]) -> Result<Change> {
     })
 }
 
-/// A queue head: next seq, length, dropped so far.
+/// A queue head: next seq, length, dropped so far, and the bytes of its
+/// entries (a head written before that count reads as 0 bytes).
 #[derive(Debug, Clone, Copy)]
 struct Head {
     next: u64,
     len: u64,
     dropped: u64,
+    bytes: u64,
 }
 
 fn read_head(r: &dyn RawRead, key: &[u8]) -> Result<Head> {
@@ -183,11 +185,17 @@ fn read_head(r: &dyn RawRead, key: &[u8]) -> Result<Head> {
             next: 1,
             len: 0,
             dropped: 0,
+            bytes: 0,
         }),
         Some(b) => {
             let word = |i: usize| layout::be_u64(b.get(i * 8..).unwrap_or_default());
             match (word(0), word(1), word(2)) {
-                (Some(next), Some(len), Some(dropped)) => Ok(Head { next, len, dropped }),
+                (Some(next), Some(len), Some(dropped)) => Ok(Head {
+                    next,
+                    len,
+                    dropped,
+                    bytes: word(3).unwrap_or(0),
+                }),
                 _ => Err(StateError::corrupt("change queue head")),
             }
         }
@@ -198,6 +206,7 @@ fn write_head(cx: &mut WriteCx, key: &[u8], h: Head) -> Result<()> {
     let mut v = h.next.to_be_bytes().to_vec();
     v.extend_from_slice(&h.len.to_be_bytes());
     v.extend_from_slice(&h.dropped.to_be_bytes());
+    v.extend_from_slice(&h.bytes.to_be_bytes());
     cx.put(key, &v)
 }
 
@@ -241,15 +250,24 @@ pub fn flush(cx: &mut WriteCx, cap: Capture) -> Result<()> {
             cx.put(&layout::queue_key(&owner, watcher, head.next), &entry)?;
             head.next += 1;
             head.len += 1;
-            // Past the bound the oldest go. A queue is its seqs
-            // `next - len .. next` (entries leave only from the front: acks
-            // and this), so the oldest is found without a scan — a scan
-            // would walk every entry this request already dropped (M²/2
-            // for M changes into a full queue).
-            while head.len > max {
-                let oldest = head.next - head.len;
-                cx.delete(&layout::queue_key(&owner, watcher, oldest))?;
+            head.bytes = head.bytes.saturating_add(entry.len() as u64);
+            // Past the bounds (entries, and the bytes the owner may store)
+            // the oldest go. A queue is its seqs `next - len .. next`
+            // (entries leave only from the front: acks and this), so the
+            // oldest is found without a scan — a scan would walk every
+            // entry this request already dropped (M²/2 for M changes into
+            // a full queue).
+            let max_bytes = if layout::owner_is_account(&owner) {
+                cx.limits.account_quota_bytes
+            } else {
+                cx.limits.instance_quota_bytes
+            };
+            while head.len > max || (head.len > 1 && head.bytes > max_bytes) {
+                let oldest = layout::queue_key(&owner, watcher, head.next - head.len);
+                let size = cx.r().get(&oldest)?.map_or(0, |v| v.len() as u64);
+                cx.delete(&oldest)?;
                 head.len -= 1;
+                head.bytes = head.bytes.saturating_sub(size);
                 head.dropped += 1;
             }
             write_head(cx, &head_key, head)?;
@@ -372,6 +390,7 @@ pub fn set_owner(
                     next: head.next,
                     len: 0,
                     dropped: 0,
+                    bytes: 0,
                 },
             )?;
         }
@@ -440,8 +459,10 @@ pub fn ack(cx: &mut WriteCx, watcher: &str, owner: &QueueOwner, upto: u64) -> Re
     let prefix = layout::queue_prefix(&owner, watcher);
     let end = layout::queue_key(&owner, watcher, upto.saturating_add(1));
     let mut done = Vec::new();
-    cx.r().scan(&prefix, Some(&end), false, &mut |k, _| {
+    let mut freed = 0u64;
+    cx.r().scan(&prefix, Some(&end), false, &mut |k, v| {
         done.push(k.to_vec());
+        freed += v.len() as u64;
         true
     })?;
     if done.is_empty() {
@@ -453,6 +474,7 @@ pub fn ack(cx: &mut WriteCx, watcher: &str, owner: &QueueOwner, upto: u64) -> Re
         cx.delete(k)?;
     }
     head.len = head.len.saturating_sub(done.len() as u64);
+    head.bytes = head.bytes.saturating_sub(freed);
     write_head(cx, &head_key, head)
 }
 

@@ -106,11 +106,13 @@ local function encode_entry(scope_prefix, key, value)
   return bytes.lp16(scope_prefix) .. bytes.lp32(key) .. tail
 end
 
--- A queue head: next seq, length, dropped so far.
+-- A queue head: next seq, length, dropped so far, bytes of its entries
+-- (0 in a head written before that count).
 local function read_head(r, key)
   local b = r:get(key)
-  if not b then return { next = 1, len = 0, dropped = 0 } end
-  local h = { next = bytes.read_u64(b, 1), len = bytes.read_u64(b, 9), dropped = bytes.read_u64(b, 17) }
+  if not b then return { next = 1, len = 0, dropped = 0, bytes = 0 } end
+  local h = { next = bytes.read_u64(b, 1), len = bytes.read_u64(b, 9), dropped = bytes.read_u64(b, 17),
+    bytes = bytes.read_u64(b, 25) or 0 }
   if not (h.next and h.len and h.dropped) then
     error({ code = 'internal', msg = 'damaged record (change queue head); the database may be corrupt' })
   end
@@ -118,7 +120,7 @@ local function read_head(r, key)
 end
 
 local function write_head(c, key, h)
-  cx.put(c, key, bytes.be_u64(h.next) .. bytes.be_u64(h.len) .. bytes.be_u64(h.dropped))
+  cx.put(c, key, bytes.be_u64(h.next) .. bytes.be_u64(h.len) .. bytes.be_u64(h.dropped) .. bytes.be_u64(h.bytes))
 end
 
 -- The first `limit` entries of a queue: {record key, seq, bytes}.
@@ -148,11 +150,18 @@ function watch.flush(c, cap)
         cx.put(c, layout.queue_key(owner, w, h.next), entry)
         h.next = h.next + 1
         h.len = h.len + 1
-        -- Past the bound the oldest go, found by seq (a queue is its seqs
-        -- next - len .. next): no scan over this request's own deletes.
-        while h.len > bound do
-          cx.delete(c, layout.queue_key(owner, w, h.next - h.len))
+        h.bytes = h.bytes + #entry
+        -- Past the bounds (entries, and the bytes the owner may store) the
+        -- oldest go, found by seq (a queue is its seqs next - len .. next):
+        -- no scan over this request's own deletes.
+        local max_bytes = c.limits.instance_quota
+        if layout.owner_is_account(owner) then max_bytes = c.limits.account_quota end
+        while h.len > bound or (h.len > 1 and h.bytes > max_bytes) do
+          local oldest = layout.queue_key(owner, w, h.next - h.len)
+          local v = cx.r(c):get(oldest)
+          cx.delete(c, oldest)
           h.len = h.len - 1
+          h.bytes = max(h.bytes - (v and #v or 0), 0)
           h.dropped = h.dropped + 1
         end
         write_head(c, head_key, h)
@@ -191,7 +200,7 @@ function watch.set_owner(c, watcher, owner, wanted, unwanted)
     -- The head stays with its next seq (watch.rs `set_owner`, the same).
     local head_key = layout.queue_head_key(owner, watcher)
     local h = read_head(cx.r(c), head_key)
-    if h.next > 1 then write_head(c, head_key, { next = h.next, len = 0, dropped = 0 }) end
+    if h.next > 1 then write_head(c, head_key, { next = h.next, len = 0, dropped = 0, bytes = 0 }) end
     cx.delete(c, layout.queue_lease_key(owner, watcher))
   end
 end
@@ -228,9 +237,10 @@ end
 -- Forget the changes of `watcher`'s queue at `owner` up to seq `upto` (ack).
 function watch.ack(c, watcher, owner, upto)
   local prefix = layout.queue_prefix(owner, watcher)
-  local done = {}
-  cx.r(c):scan(prefix, layout.queue_key(owner, watcher, upto + 1), false, function(k)
+  local done, freed = {}, 0
+  cx.r(c):scan(prefix, layout.queue_key(owner, watcher, upto + 1), false, function(k, v)
     done[#done + 1] = k
+    freed = freed + #v
     return true
   end)
   if #done == 0 then return end
@@ -238,6 +248,7 @@ function watch.ack(c, watcher, owner, upto)
   local h = read_head(cx.r(c), head_key)
   for _, k in ipairs(done) do cx.delete(c, k) end
   h.len = max(h.len - #done, 0)
+  h.bytes = max(h.bytes - freed, 0)
   write_head(c, head_key, h)
 end
 
