@@ -1154,6 +1154,36 @@ async fn cli_serve_as_a_sidecar_and_its_config_errors() {
     let out = cli(&["state", "get", "k", "--shared"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), r#"{"a":1}"#);
 
+    // A flag for one field of the manifest's [dapr] keeps the others: the
+    // address moved by --dapr-listen, the manifest's token still asked for.
+    let manifest = dir.path().join("wasm-state.toml");
+    std::fs::write(
+        &manifest,
+        "[store]\ndata = \"data\"\n[dapr]\nlisten = \"127.0.0.1:1\"\napi_token = \"s3cret\"\n",
+    )
+    .unwrap();
+    let api = free_addr();
+    let mut child = std::process::Command::new(common::binary("wasm-state"))
+        .arg("--manifest")
+        .arg(&manifest)
+        .args(["serve", "--dapr-listen", &api.to_string()])
+        .env_remove("DAPR_API_TOKEN")
+        .env_remove("APP_ID")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start wasm-state serve");
+    wait_listening(api, &mut child).await;
+    let r = get(api, &format!("{S}/k"), &[]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    let r = get(api, &format!("{S}/k"), &[("dapr-api-token", "s3cret")]).await;
+    assert_eq!(r.body, r#"{"a":1}"#);
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let _ = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap();
+
     let components = dir.path().join("bad");
     std::fs::create_dir(&components).unwrap();
     std::fs::write(

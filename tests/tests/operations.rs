@@ -281,6 +281,59 @@ async fn session_ids_and_negative_values_starting_with_a_hyphen_are_taken_as_giv
     ok(&cli(&data, &["state", "delete", "-ix", "n"]));
 }
 
+/// Configuration mistakes are errors that name the flag, change nothing
+/// and never repeat a password.
+#[test]
+fn configuration_mistakes_name_the_flag_and_hide_passwords() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(common::binary("wasm-state"))
+            .current_dir(dir.path())
+            .env_remove("WASM_STATE_DATA")
+            .env_remove("WASM_STATE_STORE")
+            .env_remove("WASM_STATE_MANIFEST")
+            .args(args)
+            .output()
+            .expect("run wasm-state")
+    };
+    // A --store that is not a Redis URL is not taken as a file name.
+    let e = err(&run(&[
+        "--store",
+        "127.0.0.1:6379",
+        "state",
+        "set",
+        "k",
+        "1",
+        "--shared",
+    ]));
+    assert!(
+        e.contains("is not a Redis URL") && e.contains("--store"),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing made"
+    );
+    // A password in the store URL is never printed.
+    let e = err(&run(&[
+        "--busy-timeout",
+        "1",
+        "--store",
+        "redis://:hunter2@127.0.0.1:1?timeout_ms=200",
+        "state",
+        "keys",
+        "--shared",
+    ]));
+    assert!(!e.contains("hunter2"), "{e}");
+    assert!(e.contains("***"), "{e}");
+    // Pool and memory sizes past what a host can hold name their flag.
+    let e = err(&run(&["serve", "--max-instances", "1073741824"]));
+    assert!(e.contains("--max-instances"), "{e}");
+    let e = err(&run(&["serve", "--memory", "5000"]));
+    assert!(e.contains("--memory"), "{e}");
+}
+
 /// Commands that read (or remove) on a data dir that does not exist say
 /// so and leave nothing behind; a write makes the store.
 #[test]

@@ -270,11 +270,18 @@ impl Host {
         let mut wc = Config::new();
         wc.epoch_interruption(true);
         if let Some(n) = config.pooling {
+            let times = |k: u32| {
+                n.checked_mul(k).ok_or_else(|| {
+                    HostError::Wasmtime(format!(
+                        "a pool of {n} instances is more than this host can count; use fewer"
+                    ))
+                })
+            };
             let mut p = PoolingAllocationConfig::new();
             p.total_component_instances(n)
-                .total_core_instances(n * 4)
-                .total_memories(n * 2)
-                .total_tables(n * 4)
+                .total_core_instances(times(4)?)
+                .total_memories(times(2)?)
+                .total_tables(times(4)?)
                 .max_memory_size(config.guest.memory_bytes)
                 // Reset the first pages of a reused slot with memset (and,
                 // where the kernel has PAGEMAP_SCAN, only the pages that

@@ -145,6 +145,24 @@ impl Store {
         Store::with_engine(Box::new(engine), config)
     }
 
+    /// `location` with any password in it replaced by `***` (for messages).
+    pub fn redacted(location: &str) -> String {
+        redis::conn_hide_password(location)
+    }
+
+    /// Is `location` a Redis store URL (`redis://`, `rediss://`,
+    /// `redis+cluster://`, `rediss+cluster://`)?
+    pub fn is_redis_url(location: &str) -> bool {
+        [
+            "redis://",
+            "rediss://",
+            "redis+cluster://",
+            "rediss+cluster://",
+        ]
+        .iter()
+        .any(|s| location.starts_with(s))
+    }
+
     /// Open the store a URL names: `redis://…`, `rediss://…` or
     /// `redis+cluster://…` (see [`redis::RedisUrl`]) for the Redis engine;
     /// anything else is a path to a redb file.

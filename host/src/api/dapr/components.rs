@@ -313,9 +313,9 @@ fn component(
             {
                 tracing::warn!(
                     file = %file.display(), component = name,
-                    "keyPrefix {v:?} is used as {lower:?}, lowercased as Dapr does; keys written \
-                     by wasm-state before 2026-12-07 under {v:?}|| keep that spelling (export them \
-                     and import them renamed, or write them again)"
+                    "keyPrefix {v:?} is used as {lower:?}, lowercased as Dapr does; keys that \
+                     builds before 2026-12-07 wrote with the prefix {v:?} keep that spelling \
+                     (export them and import them renamed, or write them again)"
                 );
             }
             p

@@ -209,30 +209,20 @@ pub struct DaprArgs {
     pub dapr_listen: Option<std::net::SocketAddr>,
     /// Require this token in the `dapr-api-token` header of every API
     /// request but the health checks.
-    #[arg(
-        long,
-        env = "DAPR_API_TOKEN",
-        hide_env_values = true,
-        requires = "dapr_listen"
-    )]
+    #[arg(long, env = "DAPR_API_TOKEN", hide_env_values = true)]
     pub dapr_api_token: Option<String>,
     /// The app id: prefixes keys of stores with `keyPrefix: appid` (the
     /// default) as `APPID||key`, and is reported by /v1.0/metadata.
-    #[arg(long, env = "APP_ID", requires = "dapr_listen")]
+    #[arg(long, env = "APP_ID")]
     pub app_id: Option<String>,
     /// A directory of Dapr component YAML files (as `dapr run
     /// --resources-path`) defining the state stores; without it there is one
     /// store, `statestore`, on the account's shared state.
-    #[arg(
-        long,
-        value_name = "DIR",
-        alias = "resources-path",
-        requires = "dapr_listen"
-    )]
+    #[arg(long, value_name = "DIR", alias = "resources-path")]
     pub components: Option<PathBuf>,
-    /// Largest request body the API accepts, in KiB.
-    #[arg(long, default_value_t = 4096, value_name = "KIB")]
-    pub dapr_max_body: usize,
+    /// Largest request body the API accepts, in KiB [default: 4096].
+    #[arg(long, value_name = "KIB")]
+    pub dapr_max_body: Option<usize>,
 }
 
 /// `HOST:PORT`, or a port alone for loopback.

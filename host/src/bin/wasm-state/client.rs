@@ -216,7 +216,7 @@ fn host_config(
 /// Where the state is, for messages.
 fn place(settings: &Settings) -> String {
     match &settings.store_url {
-        Some(url) => url.clone(),
+        Some(url) => wasm_state::store::Store::redacted(url),
         None => settings.data.display().to_string(),
     }
 }

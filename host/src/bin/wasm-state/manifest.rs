@@ -223,8 +223,22 @@ impl Manifest {
             ("max_sessions", l.max_sessions.map(|v| v as u128)),
         ] {
             if v == Some(0) {
-                bail!("{p}:{} limits.{name} must be at least 1", at(name));
+                let section = if name == "max_instances" {
+                    "server"
+                } else {
+                    "limits"
+                };
+                bail!("{p}:{} {section}.{name} must be at least 1", at(name));
             }
+        }
+        if let (Some(ttl), Some(max)) = (l.session_ttl_seconds, l.max_session_ttl_seconds)
+            && ttl > max
+        {
+            bail!(
+                "{p}:{} limits.session_ttl_seconds {ttl} is over limits.max_session_ttl_seconds \
+                 {max}: every session made without a TTL would be refused",
+                at("session_ttl_seconds")
+            );
         }
         if self.store.data.is_some() && self.store.url.is_some() {
             bail!(
@@ -233,13 +247,12 @@ impl Manifest {
             );
         }
         if let Some(u) = &self.store.url
-            && !(u.starts_with("redis://")
-                || u.starts_with("rediss://")
-                || u.starts_with("redis+cluster://"))
+            && !wasm_state::store::Store::is_redis_url(u)
         {
             bail!(
-                "{p}:{} store.url {u:?} is not a Redis URL (redis://, rediss:// or redis+cluster://)",
-                at("url")
+                "{p}:{} store.url {:?} is not a Redis URL (redis://, rediss://, redis+cluster:// or rediss+cluster://)",
+                at("url"),
+                wasm_state::store::Store::redacted(u)
             );
         }
         let mut seen = std::collections::HashSet::new();
@@ -344,5 +357,20 @@ route = "/"
             .unwrap_err()
             .to_string();
         assert!(e.contains("line 2") && e.contains("Redis URL"), "{e}");
+        // A password in a bad URL is not repeated; every Redis scheme is one.
+        let e = parse("[store]\nurl = \"redis:/:hunter2@h\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(parse("[store]\nurl = \"rediss+cluster://a:1,b:2\"\n").is_ok());
+        // A default session TTL over the maximum would refuse every session.
+        let e = parse("[limits]\nsession_ttl_seconds = 100\nmax_session_ttl_seconds = 50\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("session_ttl_seconds 100"), "{e}");
+        let e = parse("[server]\nmax_instances = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("server.max_instances"), "{e}");
     }
 }

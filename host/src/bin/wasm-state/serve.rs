@@ -65,6 +65,11 @@ pub async fn shutdown_signal() {
     eprintln!("wasm-state: shutting down, finishing in-flight requests…");
 }
 
+/// The most instance slots `serve` reserves (`--max-instances`).
+const MAX_INSTANCES: u32 = 10_000;
+/// The largest guest memory, in MiB (a 32-bit wasm memory: 4 GiB).
+const MAX_MEMORY_MIB: usize = 4096;
+
 /// The Dapr-compatible API options, from flags or the manifest.
 struct DaprSettings {
     listen: SocketAddr,
@@ -74,29 +79,45 @@ struct DaprSettings {
     max_body_kib: usize,
 }
 
-fn dapr_settings(a: &ServeArgs, settings: &Settings) -> Option<DaprSettings> {
-    if let Some(listen) = a.dapr.dapr_listen {
-        return Some(DaprSettings {
-            listen,
-            api_token: a.dapr.dapr_api_token.clone(),
-            app_id: a.dapr.app_id.clone(),
-            components: a.dapr.components.clone(),
-            max_body_kib: a.dapr.dapr_max_body,
-        });
-    }
-    let m = settings.manifest.as_ref()?;
-    let d = m.dapr.as_ref()?;
-    Some(DaprSettings {
-        listen: d.listen,
+/// Each field from the flag (or its environment variable), else the
+/// manifest's `[dapr]`, else the default; the API runs if either names a
+/// listen address. Options without one are an error (they would do
+/// nothing).
+fn dapr_settings(a: &ServeArgs, settings: &Settings) -> anyhow::Result<Option<DaprSettings>> {
+    let m = settings.manifest.as_ref();
+    let d = m.and_then(|m| m.dapr.as_ref());
+    let Some(listen) = a.dapr.dapr_listen.or(d.map(|d| d.listen)) else {
+        if a.dapr.components.is_some() || a.dapr.dapr_max_body.is_some() {
+            bail!(
+                "--components and --dapr-max-body set up the Dapr-compatible API, which is off: \
+                 give --dapr-listen ADDR (or [dapr] listen in the manifest)"
+            );
+        }
+        return Ok(None);
+    };
+    Ok(Some(DaprSettings {
+        listen,
         api_token: a
             .dapr
             .dapr_api_token
             .clone()
-            .or_else(|| d.api_token.clone()),
-        app_id: d.app_id.clone(),
-        components: d.components.as_ref().map(|c| m.resolve(c)),
-        max_body_kib: d.max_body_kib.unwrap_or(a.dapr.dapr_max_body),
-    })
+            .or_else(|| d.and_then(|d| d.api_token.clone())),
+        app_id: a
+            .dapr
+            .app_id
+            .clone()
+            .or_else(|| d.and_then(|d| d.app_id.clone())),
+        components: a.dapr.components.clone().or_else(|| {
+            d.and_then(|d| d.components.as_ref())
+                .zip(m)
+                .map(|(c, m)| m.resolve(c))
+        }),
+        max_body_kib: a
+            .dapr
+            .dapr_max_body
+            .or_else(|| d.and_then(|d| d.max_body_kib))
+            .unwrap_or(4096),
+    }))
 }
 
 /// The Dapr-compatible API of `serve`, if asked for.
@@ -152,6 +173,19 @@ pub async fn serve(global: &Global, a: ServeArgs) -> anyhow::Result<()> {
     if deadline == 0 || memory == 0 || max_instances == 0 {
         bail!("--deadline, --memory and --max-instances must be at least 1");
     }
+    // The pooling allocator reserves address space for every slot up front.
+    if max_instances > MAX_INSTANCES {
+        bail!(
+            "--max-instances (or [server] max_instances) {max_instances} is over {MAX_INSTANCES}: \
+             each instance slot reserves its memory's address space up front"
+        );
+    }
+    if memory > MAX_MEMORY_MIB {
+        bail!(
+            "--memory (or [limits] memory_mib) {memory} MiB is over {MAX_MEMORY_MIB} MiB, the \
+             most a 32-bit wasm memory can hold"
+        );
+    }
     let apps: Vec<AppSpec> = if !a.apps.is_empty() {
         let parsed = a
             .apps
@@ -192,7 +226,7 @@ pub async fn serve(global: &Global, a: ServeArgs) -> anyhow::Result<()> {
             "the admin listener {addr} must be a loopback address (127.0.0.1 or [::1]): it can read and delete all state; put a reverse proxy with authentication in front to reach it from elsewhere"
         );
     }
-    let dapr = dapr_settings(&a, &settings);
+    let dapr = dapr_settings(&a, &settings)?;
     let limits = GuestLimits {
         deadline: Duration::from_secs(deadline),
         memory_bytes: memory.saturating_mul(1 << 20),

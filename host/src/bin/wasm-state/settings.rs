@@ -43,6 +43,12 @@ impl LimitsSection {
         }
         if let Some(s) = self.session_ttl_seconds {
             config.default_session_ttl = Duration::from_secs(s);
+        } else {
+            // A maximum below the default (7 days) lowers the default too:
+            // sessions made without a TTL get the longest allowed.
+            config.default_session_ttl = config
+                .default_session_ttl
+                .min(config.limits.max_session_ttl);
         }
     }
 }
@@ -63,7 +69,18 @@ impl Settings {
         let store_url = global
             .store
             .clone()
+            .filter(|u| !u.is_empty())
             .or_else(|| m.and_then(|m| m.store.url.clone()));
+        if let Some(u) = &store_url
+            && !wasm_state::store::Store::is_redis_url(u)
+        {
+            anyhow::bail!(
+                "--store (or WASM_STATE_STORE) {:?} is not a Redis URL: write \
+                 redis://HOST:PORT[/DB], rediss://… for TLS, or redis+cluster://HOST:PORT,… \
+                 (the embedded store is the data dir: --data DIR)",
+                wasm_state::store::Store::redacted(u)
+            );
+        }
         let account = global
             .account
             .clone()

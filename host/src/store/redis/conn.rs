@@ -49,11 +49,16 @@ impl std::fmt::Display for RedisUrl {
 }
 
 /// The URL with a password replaced by `***`.
-fn hide_password(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}***{}", &url[..s + 3], &url[at..]),
-        _ => url.to_string(),
-    }
+pub(crate) fn hide_password(url: &str) -> String {
+    let Some(at) = url.rfind('@') else {
+        return url.to_string();
+    };
+    // After the scheme (`://`, or a mistyped one's first `:`), up to the @.
+    let start = match url.find("://") {
+        Some(s) if s < at => s + 3,
+        _ => url[..at].find(':').map_or(0, |c| c + 1),
+    };
+    format!("{}***{}", &url[..start], &url[at..])
 }
 
 impl RedisUrl {
@@ -73,7 +78,12 @@ impl RedisUrl {
             "rediss+cluster" => (true, "rediss"),
             _ => return Err(bad(&format!("unknown scheme {scheme:?}"))),
         };
-        let (addr, query) = rest.split_once('?').unwrap_or((rest, ""));
+        // The query starts after the credentials: a password may hold `?`.
+        let creds_end = rest.rfind('@').map_or(0, |at| at + 1);
+        let (addr, query) = match rest[creds_end..].find('?') {
+            Some(q) => (&rest[..creds_end + q], &rest[creds_end + q + 1..]),
+            None => (rest, ""),
+        };
         let mut namespace = "ws".to_string();
         let mut timeout = Duration::from_secs(5);
         let mut module = true;

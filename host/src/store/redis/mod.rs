@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 use redis::Value;
 
 pub use conn::RedisUrl;
+pub(crate) use conn::hide_password as conn_hide_password;
 
 use super::clock::{Clock, deadline};
 use super::engine::{Engine, FieldPage, Fut};
