@@ -319,13 +319,21 @@ impl AdminApi {
             (&Method::GET, ["v1", "instances"]) => ok_json(&a.instances().await?),
             (&Method::DELETE, ["v1", "instances", name]) => {
                 // Its HTTP routes go first, so no new request writes into
-                // the state being deleted.
-                if let Some(apps) = &self.apps
-                    && a.host().store().instance_info(name).await?.is_some()
-                {
-                    apps.undeploy(name);
+                // the state being deleted; the destroy then stops its
+                // watcher and waits for it. A destroy that fails puts the
+                // routes back.
+                let routes = match &self.apps {
+                    Some(apps) if a.host().store().instance_info(name).await?.is_some() => {
+                        apps.unroute(name)
+                    }
+                    _ => Vec::new(),
+                };
+                if let Err(e) = a.destroy(name).await {
+                    if let Some(apps) = &self.apps {
+                        apps.reroute(routes);
+                    }
+                    return Err(e);
                 }
-                a.destroy(name).await?;
                 ok_json(&serde_json::json!({ "destroyed": name }))
             }
             (&Method::GET, ["v1", "instances", name, "sessions"]) => {

@@ -138,6 +138,26 @@ impl Apps {
         })
     }
 
+    /// Take app `name`'s routes away (its deployment stays: a destroy then
+    /// stops it); the routes taken, to put back with
+    /// [`reroute`](Apps::reroute) if what follows fails.
+    pub(crate) fn unroute(&self, name: &str) -> Vec<Mount> {
+        let mut taken = Vec::new();
+        self.update(|t| {
+            let (gone, kept): (Vec<Mount>, Vec<Mount>) = std::mem::take(t)
+                .into_iter()
+                .partition(|m| m.instance == name);
+            *t = kept;
+            taken = gone;
+        });
+        taken
+    }
+
+    /// Put routes taken by [`unroute`](Apps::unroute) back.
+    pub(crate) fn reroute(&self, mounts: Vec<Mount>) {
+        self.update(|t| t.extend(mounts.iter().cloned()));
+    }
+
     /// Stop serving app `name` (requests in flight finish; its state
     /// stays). Returns whether it was served.
     pub fn undeploy(&self, name: &str) -> bool {

@@ -33,7 +33,7 @@ use crate::runtime::{Ctx, Deployment, Host, HostError};
 use crate::server::{self, ConnLimits};
 
 #[derive(Clone)]
-struct Mount {
+pub(crate) struct Mount {
     prefix: String,
     instance: String,
     pre: ProxyPre<Ctx>,

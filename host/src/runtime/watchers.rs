@@ -39,6 +39,9 @@ const BATCH: usize = 64;
 /// How long a task waits for a local write before looking anyway (other
 /// hosts' writes on a shared store; renewing the queue lease).
 const POLL: Duration = Duration::from_millis(500);
+/// How long a delivery waits for a free instance slot before the wait
+/// counts as a failed attempt.
+const BUSY_WAIT: Duration = Duration::from_secs(30);
 /// How often a task delivering a batch renews its queue's lease (a third
 /// of the Redis engine's 15 s lease): a batch of slow calls keeps it, so
 /// no other host takes the queue and delivers the same changes meanwhile.
@@ -346,6 +349,7 @@ async fn deliver_one(
 ) {
     let mut pause = Duration::from_millis(50);
     let mut attempt = 0;
+    let mut busy_since: Option<std::time::Instant> = None;
     while attempt < ATTEMPTS {
         attempt += 1;
         match call(host, dep, export, change).await {
@@ -355,8 +359,15 @@ async fn deliver_one(
             }
             // No instance slot free (HTTP requests hold them all): nothing
             // ran, so it is no attempt; wait for a slot instead of skipping
-            // the change (at least once).
-            Err(HostError::Busy(_)) => {
+            // the change (at least once) — for up to BUSY_WAIT, then it
+            // counts (a component the pool can never fit is not waited
+            // for forever).
+            Err(HostError::Busy(_))
+                if busy_since
+                    .get_or_insert_with(std::time::Instant::now)
+                    .elapsed()
+                    < BUSY_WAIT =>
+            {
                 attempt -= 1;
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }

@@ -452,6 +452,27 @@ async fn a_queue_made_again_goes_on_with_newer_seqs() {
     assert_eq!(batch.dropped, 0);
 }
 
+/// A destroyed instance's own queue goes whole, on every engine: a new
+/// life of the instance counts its seqs from 1 again (its state, where a
+/// watcher keeps the seqs it saw, went too).
+#[tokio::test]
+async fn a_destroyed_instance_starts_its_queue_over() {
+    let h = Harness::new();
+    let target = [WatchTarget::Instance("app".into())];
+    h.store.register_instance("app", "acc").await.unwrap();
+    h.store.watch("app", &target).await.unwrap();
+    h.instance("app").set("a", b("1")).await.unwrap();
+    h.instance("app").set("b", b("2")).await.unwrap();
+    h.store.watch_ack("app", &owner("app"), 2).await.unwrap();
+    h.store.destroy_instance("app").await.unwrap();
+    h.store.register_instance("app", "acc").await.unwrap();
+    h.store.watch("app", &target).await.unwrap();
+    h.instance("app").set("c", b("3")).await.unwrap();
+    let batch = pending(&h, "app", &owner("app")).await;
+    assert_eq!(seen(&batch), pairs(&[("c", "3")]));
+    assert_eq!(batch.changes[0].seq, 1);
+}
+
 #[tokio::test]
 async fn rewatching_keeps_a_queue_and_unwatching_or_destroying_drops_it() {
     let h = Harness::new();

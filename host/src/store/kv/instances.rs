@@ -74,5 +74,11 @@ pub fn destroy(cx: &mut WriteCx, instance: &str) -> Result<()> {
     cx.delete_range(&data, layout::prefix_end(&data).as_deref())?;
     let sessions = layout::sessions_of(instance);
     cx.delete_range(&sessions, layout::prefix_end(&sessions).as_deref())?;
+    // Its own queue's head goes with it, as on Redis (the owner's records
+    // go whole there): a new life of the instance counts seqs from 1.
+    cx.delete(&layout::queue_head_key(
+        &layout::instance_owner(instance),
+        instance,
+    ))?;
     cx.delete(&layout::instance_key(instance))
 }
