@@ -167,10 +167,12 @@ const SESSION_COOKIE: &str = "wasm_state_session";
 
 /// `503` with `Retry-After`: the state store could not be reached.
 fn store_unavailable() -> Response<HyperOutgoingBody> {
-    let mut resp = text(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "the state store is unavailable; retry later\n",
-    );
+    retry_later("the state store is unavailable; retry later\n")
+}
+
+/// `503` with `Retry-After: 1` and `message`.
+fn retry_later(message: &'static str) -> Response<HyperOutgoingBody> {
+    let mut resp = text(StatusCode::SERVICE_UNAVAILABLE, message);
     resp.headers_mut().insert(
         hyper::header::RETRY_AFTER,
         hyper::header::HeaderValue::from_static("1"),
@@ -400,17 +402,7 @@ impl HttpServer {
                     }
                     // Every instance slot taken (watcher calls share them):
                     // nothing ran, the client retries.
-                    HostError::Busy(_) => {
-                        let mut resp = text(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "the server is busy; retry\n",
-                        );
-                        resp.headers_mut().insert(
-                            hyper::header::RETRY_AFTER,
-                            hyper::header::HeaderValue::from_static("1"),
-                        );
-                        resp
-                    }
+                    HostError::Busy(_) => retry_later("the server is busy; retry\n"),
                     _ => text(StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n"),
                 }
             }

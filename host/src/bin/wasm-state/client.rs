@@ -48,38 +48,50 @@ impl Client {
         })
     }
 
+    /// Send one request on a new connection to the socket (asking for a
+    /// streamed answer when `accept` says so); the answer's head.
+    async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        accept: Option<&'static str>,
+    ) -> anyhow::Result<hyper::Response<hyper::body::Incoming>> {
+        let stream = tokio::net::UnixStream::connect(&self.socket)
+            .await
+            .with_context(|| {
+                format!(
+                    "the server stopped answering on {}; run the command again",
+                    self.socket.display()
+                )
+            })?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, "localhost")
+            .header(ADMIN_HEADER, "1");
+        if let Some(a) = accept {
+            req = req.header(hyper::header::ACCEPT, a);
+        }
+        Ok(sender
+            .send_request(req.body(Full::new(Bytes::from(body)))?)
+            .await?)
+    }
+
     /// Send a request; the body of a 2xx answer, or the server's error as
     /// an error.
     pub async fn send(&self, method: &str, path: &str, body: Vec<u8>) -> anyhow::Result<Bytes> {
         let fut = async {
-            let stream = tokio::net::UnixStream::connect(&self.socket)
-                .await
-                .with_context(|| {
-                    format!(
-                        "the server stopped answering on {}; run the command again",
-                        self.socket.display()
-                    )
-                })?;
-            let (mut sender, conn) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-            tokio::spawn(conn);
-            let req = hyper::Request::builder()
-                .method(method)
-                .uri(path)
-                .header(hyper::header::HOST, "localhost")
-                .header(ADMIN_HEADER, "1")
-                .body(Full::new(Bytes::from(body)))?;
-            let resp = sender.send_request(req).await?;
+            let resp = self.request(method, path, body, None).await?;
             let status = resp.status();
             let bytes = resp.into_body().collect().await?.to_bytes();
             if status.is_success() {
                 return Ok(bytes);
             }
-            let message = serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|v| v["message"].as_str().map(str::to_string))
-                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
-            Err(anyhow!("{message}"))
+            Err(anyhow!("{}", error_message(&bytes)))
         };
         tokio::time::timeout(REQUEST_TIMEOUT, fut)
             .await
@@ -97,27 +109,7 @@ impl Client {
         body: Vec<u8>,
         mut line: impl FnMut(&str) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
-        let head = async {
-            let stream = tokio::net::UnixStream::connect(&self.socket)
-                .await
-                .with_context(|| {
-                    format!(
-                        "the server stopped answering on {}; run the command again",
-                        self.socket.display()
-                    )
-                })?;
-            let (mut sender, conn) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-            tokio::spawn(conn);
-            let req = hyper::Request::builder()
-                .method(method)
-                .uri(path)
-                .header(hyper::header::HOST, "localhost")
-                .header(hyper::header::ACCEPT, NDJSON)
-                .header(ADMIN_HEADER, "1")
-                .body(Full::new(Bytes::from(body)))?;
-            anyhow::Ok(sender.send_request(req).await?)
-        };
+        let head = self.request(method, path, body, Some(NDJSON));
         let resp = tokio::time::timeout(REQUEST_TIMEOUT, head)
             .await
             .map_err(|_| anyhow!("the server did not answer within {REQUEST_TIMEOUT:?}"))??;
@@ -146,11 +138,7 @@ impl Client {
             }
         }
         if let Some(bytes) = failed {
-            let message = serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|v| v["message"].as_str().map(str::to_string))
-                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
-            return Err(anyhow!("{message}"));
+            return Err(anyhow!("{}", error_message(&bytes)));
         }
         if !pending.is_empty() {
             line(String::from_utf8_lossy(&pending).as_ref())?;
@@ -169,6 +157,14 @@ impl Client {
         serde_json::from_slice(&bytes)
             .with_context(|| format!("the server's answer to {method} {path} is not what this CLI expects (a different version?)"))
     }
+}
+
+/// The message of an error answer (its JSON `message`, else its text).
+fn error_message(bytes: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|v| v["message"].as_str().map(str::to_string))
+        .unwrap_or_else(|| String::from_utf8_lossy(bytes).into_owned())
 }
 
 /// `?a=b&c=d` from pairs (values percent-encoded; `None` left out).
