@@ -94,7 +94,22 @@ impl Served {
             memory_bytes: 32 << 20,
         };
         config.pooling = Some(64);
-        let host = Host::open(config).expect("host");
+        // A server stopped just before may still be dropping its last
+        // request's store (its task ends just after the answer went out):
+        // the data dir is free a moment later.
+        let started = std::time::Instant::now();
+        let host = loop {
+            match Host::open(config.clone()) {
+                Ok(h) => break h,
+                Err(e)
+                    if started.elapsed() < Duration::from_secs(5)
+                        && e.to_string().contains("in use") =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("host: {e:?}"),
+            }
+        };
         let mut server = HttpServer::new(host.clone()).grace(Duration::from_secs(20));
         for (name, path) in apps {
             host.deploy_file(name, Path::new(path))
