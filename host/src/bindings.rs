@@ -15,7 +15,7 @@ use std::time::Duration;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 use crate::keyvalue::Keyvalue;
-use crate::store::{self, ScopeHandle, StateError, Store};
+use crate::store::{self, ScopeHandle, StateError, Store, WriteFence};
 
 #[allow(missing_docs)]
 mod generated {
@@ -47,6 +47,8 @@ pub struct StateCtx {
     keyvalue: Arc<Keyvalue>,
     /// Set while the guest handles a change notification.
     change: Option<types::ChangeInfo>,
+    /// The write fence of the deployment the guest runs in, if any.
+    fence: Option<Arc<WriteFence>>,
 }
 
 impl StateCtx {
@@ -59,7 +61,21 @@ impl StateCtx {
             backend_down: Arc::default(),
             keyvalue: Arc::default(),
             change: None,
+            fence: None,
         }
+    }
+
+    /// The same context, every write it makes let through `fence` (closed
+    /// when the instance is destroyed: see [`WriteFence`]).
+    pub fn with_fence(mut self, fence: Arc<WriteFence>) -> Self {
+        self.fence = Some(fence);
+        self
+    }
+
+    /// Pass the write fence for a write that is not on a scope handle (a
+    /// session's creation, extension or end).
+    fn pass(&self) -> Result<Option<store::FencePass<'_>>, StateError> {
+        self.fence.as_deref().map(WriteFence::enter).transpose()
     }
 
     /// The context of a watcher handling `change` (in `scope`, queue
@@ -75,9 +91,14 @@ impl StateCtx {
         self
     }
 
-    /// A scope handle as this guest's writes must use it (marked with the
-    /// watcher's name while it handles a change).
+    /// A scope handle as this guest's writes must use it: through its
+    /// deployment's write fence, and marked with the watcher's name while
+    /// it handles a change.
     pub fn scope(&self, handle: ScopeHandle) -> ScopeHandle {
+        let handle = match &self.fence {
+            Some(f) => handle.with_fence(f.clone()),
+            None => handle,
+        };
         match self.change {
             Some(_) => handle.with_origin(&self.instance),
             None => handle,
@@ -375,11 +396,11 @@ impl sessions::Host for StateView<'_> {
         ttl_seconds: Option<u64>,
     ) -> wasmtime::Result<Result<types::SessionInfo, Error>> {
         let ttl = ttl_seconds.map(Duration::from_secs);
-        wit(
-            self.ctx,
-            self.ctx.store.create_session(&self.ctx.instance, ttl).await,
-            session_info,
-        )
+        let r = match self.ctx.pass() {
+            Ok(_pass) => self.ctx.store.create_session(&self.ctx.instance, ttl).await,
+            Err(e) => Err(e),
+        };
+        wit(self.ctx, r, session_info)
     }
 
     async fn extend(
@@ -388,22 +409,24 @@ impl sessions::Host for StateView<'_> {
         ttl_seconds: u64,
     ) -> wasmtime::Result<Result<types::SessionInfo, Error>> {
         let ttl = Duration::from_secs(ttl_seconds);
-        wit(
-            self.ctx,
-            self.ctx
-                .store
-                .extend_session(&self.ctx.instance, &id, ttl)
-                .await,
-            session_info,
-        )
+        let r = match self.ctx.pass() {
+            Ok(_pass) => {
+                self.ctx
+                    .store
+                    .extend_session(&self.ctx.instance, &id, ttl)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        wit(self.ctx, r, session_info)
     }
 
     async fn end(&mut self, id: String) -> wasmtime::Result<Result<bool, Error>> {
-        wit(
-            self.ctx,
-            self.ctx.store.end_session(&self.ctx.instance, &id).await,
-            |b| b,
-        )
+        let r = match self.ctx.pass() {
+            Ok(_pass) => self.ctx.store.end_session(&self.ctx.instance, &id).await,
+            Err(e) => Err(e),
+        };
+        wit(self.ctx, r, |b| b)
     }
 
     async fn info(&mut self, id: String) -> wasmtime::Result<Result<types::SessionInfo, Error>> {

@@ -13,6 +13,7 @@ use hyper::StatusCode;
 
 const CUSTOMERS: &str = wasm_state_e2e::CUSTOMERS_HTTP;
 const BAD: &str = wasm_state_e2e::HTTP_BAD;
+const ABUSER: &str = wasm_state_e2e::ABUSER;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn customers_flow_over_http() {
@@ -47,6 +48,50 @@ async fn customers_flow_over_http() {
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&stored).unwrap();
     assert_eq!(v["name"], "Ada");
+    s.stop().await;
+}
+
+/// A request still running when its instance is destroyed cannot write
+/// into the deleted scope afterwards (the deployment's write fence); the
+/// instance deployed again writes as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_outliving_its_instance_cannot_write_into_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Served::start(dir.path(), &[("grave", ABUSER)], Duration::from_secs(10)).await;
+    let addr = s.addr;
+    let late = tokio::spawn(async move { get(addr, "/sleep?ms=1500&then=late", &[]).await });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(!late.is_finished(), "the request ended before the destroy");
+    s.host.destroy("grave").await.expect("destroy");
+    let r = late.await.unwrap();
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    assert!(
+        r.body.contains("\"grave\" is being destroyed"),
+        "{}",
+        r.body
+    );
+    let store = s.host.store();
+    assert_eq!(
+        store.instance("grave").unwrap().get("late").await.unwrap(),
+        None
+    );
+    assert_eq!(store.instance_info("grave").await.unwrap(), None);
+    assert_eq!(store.instance_usage("grave").await.unwrap(), 0);
+
+    // A new life of the instance has a new fence.
+    let wasm = std::fs::read(ABUSER).unwrap();
+    s.apps.deploy("grave", &wasm, Some("/")).await.unwrap();
+    let r = get(s.addr, "/sleep?ms=1&then=again", &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(
+        store
+            .instance("grave")
+            .unwrap()
+            .get("again")
+            .await
+            .unwrap()
+            .is_some()
+    );
     s.stop().await;
 }
 

@@ -53,8 +53,12 @@ pub use error::HostError;
 
 use crate::bindings::{self, StateCtx};
 use crate::keyvalue::{self, BucketMap, Keyvalue};
-use crate::store::{InstanceInfo, Store, StoreConfig};
+use crate::store::{InstanceInfo, Store, StoreConfig, WatchTarget, WriteFence};
 pub use watchers::{WatchScope, WatcherStatus};
+
+/// How long a destroy waits for the writes its instance's calls have under
+/// way (each is bounded by the store's own timeouts).
+const DESTROY_DRAIN: Duration = Duration::from_secs(30);
 
 /// How long a call runs before it starts yielding at every epoch tick.
 const YIELD_AFTER: Duration = Duration::from_millis(20);
@@ -168,6 +172,10 @@ pub struct Deployment {
     watcher: Option<watchers::WatcherExport>,
     /// Its delivery tasks (a watcher), stopped when it goes.
     deliveries: std::sync::Mutex<Option<watchers::Deliveries>>,
+    /// The write fence of this life of the instance (shared with the
+    /// deployments it replaced and will be replaced by), closed by a
+    /// destroy.
+    fence: Arc<WriteFence>,
 }
 
 impl Deployment {
@@ -204,6 +212,9 @@ struct Inner {
     config: HostConfig,
     keyvalue: Arc<Keyvalue>,
     deployments: RwLock<HashMap<String, Arc<Deployment>>>,
+    /// The write fence of each instance's current life, while a deployment
+    /// or a call still holds it.
+    fences: std::sync::Mutex<HashMap<String, std::sync::Weak<WriteFence>>>,
     _ticker: epoch::EpochTicker,
 }
 
@@ -312,6 +323,7 @@ impl Host {
                 keyvalue: Arc::new(Keyvalue::new(config.keyvalue_buckets.clone())),
                 config,
                 deployments: RwLock::new(HashMap::new()),
+                fences: std::sync::Mutex::default(),
                 _ticker: ticker,
             }),
         })
@@ -401,6 +413,17 @@ impl Host {
         })
     }
 
+    /// The scopes a watcher deployed as `name` watches, as queue targets.
+    fn watch_targets(&self, name: &str, account: &str) -> Vec<WatchTarget> {
+        let scopes = self
+            .inner
+            .config
+            .watch
+            .get(name)
+            .map_or(&[WatchScope::Instance][..], Vec::as_slice);
+        watchers::targets(name, account, scopes)
+    }
+
     /// Deploy a compiled component (see [`Host::compile`]) as instance
     /// `name` of `account`, replacing a deployment of the same name.
     pub async fn install(
@@ -412,15 +435,7 @@ impl Host {
         let info = self.inner.store.register_instance(name, account).await?;
         let watcher = watchers::WatcherExport::of(&pre);
         let targets = match &watcher {
-            Some(_) => {
-                let scopes = self
-                    .inner
-                    .config
-                    .watch
-                    .get(name)
-                    .map_or(&[WatchScope::Instance][..], Vec::as_slice);
-                watchers::targets(name, account, scopes)
-            }
+            Some(_) => self.watch_targets(name, account),
             None => Vec::new(),
         };
         self.inner.store.watch(name, &targets).await?;
@@ -442,6 +457,7 @@ impl Host {
             pre,
             watcher,
             deliveries: std::sync::Mutex::new(None),
+            fence: self.fence_of(name),
         });
         if !targets.is_empty() {
             let d = watchers::start(self, &dep, &targets);
@@ -462,16 +478,95 @@ impl Host {
         self.deploy(name, &bytes).await
     }
 
+    /// The write fence of `name`'s current life: the one its deployments
+    /// and their calls hold, or a new one.
+    fn fence_of(&self, name: &str) -> Arc<WriteFence> {
+        let mut fences = self.inner.fences.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = fences.get(name).and_then(std::sync::Weak::upgrade) {
+            return f;
+        }
+        fences.retain(|_, f| f.strong_count() > 0);
+        let f = Arc::new(WriteFence::new(name));
+        fences.insert(name.to_string(), Arc::downgrade(&f));
+        f
+    }
+
     /// Undeploy `name` and delete its state and sessions.
+    ///
+    /// Every call of the instance still running (an HTTP request, a
+    /// watcher's delivery, a call of an earlier deployment or of one
+    /// undeployed already) is refused its writes from now on
+    /// (`unavailable`), and the writes already under way end before the
+    /// state is deleted: nothing written by this life of the instance
+    /// survives the destroy. A destroy that fails leaves the instance as it
+    /// was, deployed again if it was.
     pub async fn destroy(&self, name: &str) -> Result<(), HostError> {
         let removed = self.deployments_mut().remove(name);
-        // Its watcher stops before the state goes (a call in flight would
-        // write into the destroyed instance's scope).
-        if let Some(dep) = removed {
+        let fence = self
+            .inner
+            .fences
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name)
+            .and_then(|f| f.upgrade());
+        if let Some(f) = &fence
+            && !f.close(DESTROY_DRAIN).await
+        {
+            tracing::warn!(
+                instance = name,
+                writes = f.in_flight(),
+                "writes of a destroyed instance still running after {DESTROY_DRAIN:?}; \
+                 destroying its state anyway"
+            );
+        }
+        // Its watcher stops before the state goes.
+        if let Some(dep) = &removed {
             dep.stop_deliveries().await;
         }
-        self.inner.store.destroy_instance(name).await?;
+        if let Err(e) = self.inner.store.destroy_instance(name).await {
+            self.undo_destroy(name, removed, fence).await;
+            return Err(e.into());
+        }
         Ok(())
+    }
+
+    /// Put back what a failed [`destroy`](Host::destroy) took: the fence
+    /// open, the deployment (unless another was installed meanwhile) and
+    /// its watcher.
+    async fn undo_destroy(
+        &self,
+        name: &str,
+        removed: Option<Arc<Deployment>>,
+        fence: Option<Arc<WriteFence>>,
+    ) {
+        if let Some(f) = fence {
+            f.reopen();
+            self.inner
+                .fences
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(name.to_string())
+                .or_insert_with(|| Arc::downgrade(&f));
+        }
+        let Some(dep) = removed else { return };
+        if dep.watcher.is_some() {
+            let targets = self.watch_targets(name, &dep.account);
+            match self.inner.store.watch(name, &targets).await {
+                Ok(()) => {
+                    let d = watchers::start(self, &dep, &targets);
+                    *dep.deliveries.lock().unwrap_or_else(|p| p.into_inner()) = Some(d);
+                }
+                Err(e) => tracing::warn!(
+                    instance = name,
+                    error = %e,
+                    "a failed destroy left the instance deployed without its watcher; \
+                     deploy it again once the store answers"
+                ),
+            }
+        }
+        self.deployments_mut()
+            .entry(name.to_string())
+            .or_insert(dep);
     }
 
     /// Stop serving `name` (its state, sessions and watcher queues stay;
@@ -560,7 +655,8 @@ impl Host {
             hooks: ctx::NoOutgoing,
             table: ResourceTable::new(),
             state: StateCtx::new(self.inner.store.clone(), &dep.name, &dep.account)
-                .with_keyvalue(self.inner.keyvalue.clone()),
+                .with_keyvalue(self.inner.keyvalue.clone())
+                .with_fence(dep.fence.clone()),
             limiter: MemoryLimiter::new(self.inner.config.guest.memory_bytes),
         };
         let mut store = wasmtime::Store::new(&self.inner.engine, ctx);
@@ -765,6 +861,7 @@ impl Host {
             pre,
             watcher: None,
             deliveries: std::sync::Mutex::new(None),
+            fence: self.fence_of(name),
         }))
     }
 

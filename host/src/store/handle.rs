@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::engine::Engine;
 use super::error::{Result, StateError};
+use super::fence::{FencePass, WriteFence};
 use super::glob::Glob;
 use super::query::{Query, QueryPage};
 use super::types::*;
@@ -17,6 +18,7 @@ pub struct ScopeHandle {
     store: Store,
     scope: Scope,
     origin: Option<std::sync::Arc<str>>,
+    fence: Option<std::sync::Arc<WriteFence>>,
 }
 
 fn owned(keys: &[&str]) -> Vec<String> {
@@ -29,7 +31,20 @@ impl ScopeHandle {
             store,
             scope,
             origin: None,
+            fence: None,
         }
+    }
+
+    /// The same scope, its writes let through `fence` (refused once the
+    /// fence is closed: see [`WriteFence`]).
+    pub fn with_fence(mut self, fence: std::sync::Arc<WriteFence>) -> Self {
+        self.fence = Some(fence);
+        self
+    }
+
+    /// Pass this handle's write fence, if it has one.
+    fn pass(&self) -> Result<Option<FencePass<'_>>> {
+        self.fence.as_deref().map(WriteFence::enter).transpose()
     }
 
     /// The same scope, its writes marked as made by `watcher` while it
@@ -71,11 +86,14 @@ impl ScopeHandle {
     pub async fn commit(&self, ops: Vec<Op>) -> Result<Vec<OpResult>> {
         let names: Vec<&'static str> = ops.iter().map(|op| op.kind.name()).collect();
         let results = match validate::commit(self.store.limits(), self.store.now_ms(), &ops) {
-            Ok(()) => {
-                self.engine()
-                    .commit(&self.scope, ops, self.origin.as_deref())
-                    .await
-            }
+            Ok(()) => match self.pass() {
+                Ok(_pass) => {
+                    self.engine()
+                        .commit(&self.scope, ops, self.origin.as_deref())
+                        .await
+                }
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         let metrics = self.store.metrics();
@@ -304,6 +322,7 @@ impl ScopeHandle {
             ));
         }
         self.check_key(prefix)?;
+        let _pass = self.pass()?;
         let n = self
             .engine()
             .delete_prefix(&self.scope, prefix, self.origin.as_deref())

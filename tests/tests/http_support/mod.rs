@@ -80,6 +80,9 @@ pub async fn post(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: 
 pub struct Served {
     pub addr: SocketAddr,
     pub host: Host,
+    /// The apps it serves (deploy and undeploy while serving).
+    #[allow(dead_code)]
+    pub apps: wasm_state::http::Apps,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -118,6 +121,7 @@ impl Served {
             server.mount(&format!("/{name}"), name).expect("mount");
         }
         server.mount("/", apps[0].0).expect("mount root");
+        let served_apps = server.apps();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel();
@@ -127,6 +131,7 @@ impl Served {
         Served {
             addr,
             host,
+            apps: served_apps,
             stop: Some(tx),
             task: Some(task),
         }

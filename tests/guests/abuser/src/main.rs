@@ -15,6 +15,8 @@
 //! - `/stream`: a response body streamed without end;
 //! - `/slurp`: reads the request body to its end and answers its size;
 //! - `/sleep?ms=N`: waits N ms in a host call (no guest code runs meanwhile);
+//!   with `&then=KEY`, then sets instance key KEY to `late` and answers how
+//!   that went (a write that outlives its instance's destroy);
 //! - `/reset`: deletes what `/fill` and `/bigtx` wrote;
 //! - `/ok`: a normal request (one state read).
 //!
@@ -70,7 +72,12 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, wstd::http::Erro
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(1000);
             wstd::task::sleep(Duration::from_millis(ms).into()).await;
-            Ok(reply(StatusCode::OK, format!("slept {ms} ms\n")))
+            match query(&request, "then") {
+                Some(key) => State::instance()
+                    .set(key, "late")
+                    .map(|_| reply(StatusCode::OK, format!("slept {ms} ms, then wrote {key}\n"))),
+                None => Ok(reply(StatusCode::OK, format!("slept {ms} ms\n"))),
+            }
         }
         _ => Ok(reply(StatusCode::NOT_FOUND, "not found\n")),
     };
