@@ -245,7 +245,44 @@ async fn one_host_at_a_time_delivers_a_watchers_queue() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_cluster_keeps_each_owner_in_one_slot() {
-    cluster_checks(&RedisCluster::start(3)).await;
+    let cluster = RedisCluster::start(3);
+    cluster_checks(&cluster).await;
+
+    // A node without the function library (restarted, or new) gets it at
+    // its first call, and only it: nodes in trouble elsewhere cannot stop
+    // that.
+    for n in &cluster.nodes {
+        redis_server::cli(n.port, &["function", "flush"]);
+    }
+    let clock = ManualClock::new(T0);
+    let store = Store::connect(&cluster.url(), config(&clock))
+        .await
+        .unwrap();
+    store
+        .instance("reload")
+        .unwrap()
+        .set("k", b"v".to_vec())
+        .await
+        .unwrap();
+    let loaded = cluster
+        .nodes
+        .iter()
+        .filter(|n| redis_server::cli(n.port, &["function", "list"]).contains("wasm_state_"))
+        .count();
+    assert_eq!(loaded, 1, "the library was loaded on {loaded} nodes");
+
+    // Each primary's settings are checked, not one node's.
+    let last = cluster.nodes.last().unwrap().port;
+    redis_server::cli(last, &["config", "set", "maxmemory", "100mb"]);
+    redis_server::cli(last, &["config", "set", "maxmemory-policy", "allkeys-lru"]);
+    let err = Store::connect(&cluster.url(), config(&clock))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!("(node 127.0.0.1:{last})")) && err.contains("allkeys-lru"),
+        "{err}"
+    );
 }
 
 /// The same on a cluster whose nodes load wasm-state's Redis module:
@@ -401,6 +438,9 @@ async fn an_outage_is_unavailable_within_the_timeout_and_heals_by_itself() {
 struct BlackHoleProxy {
     addr: std::net::SocketAddr,
     cut: Arc<std::sync::atomic::AtomicU64>,
+    /// The Redis port new connections go to (a failover's new primary
+    /// behind the same address).
+    target: Arc<std::sync::atomic::AtomicU16>,
 }
 
 impl BlackHoleProxy {
@@ -411,10 +451,12 @@ impl BlackHoleProxy {
         let addr = listener.local_addr().unwrap();
         let cut = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let cuts = cut.clone();
+        let target = Arc::new(std::sync::atomic::AtomicU16::new(redis_port));
+        let targets = target.clone();
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", redis_port)).await
-                else {
+                let port = targets.load(Ordering::SeqCst);
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
                     continue;
                 };
                 let born = cuts.load(Ordering::SeqCst);
@@ -447,7 +489,12 @@ impl BlackHoleProxy {
                 }
             }
         });
-        BlackHoleProxy { addr, cut }
+        BlackHoleProxy { addr, cut, target }
+    }
+
+    /// Send new connections to `port`; open ones stay where they are.
+    fn retarget(&self, port: u16) {
+        self.target.store(port, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Cut every connection open now.
@@ -503,6 +550,229 @@ async fn a_connection_cut_without_a_reset_is_replaced_and_the_store_heals() {
     assert_eq!(healed, Some(b"1".to_vec()));
     s.set("k", b"2".to_vec()).await.unwrap();
     assert_eq!(s.get("k").await.unwrap(), Some(b"2".to_vec()));
+}
+
+/// A failover behind one address: the primary the store is connected to
+/// becomes a replica (every write on its connection answered `READONLY`),
+/// and the address now leads to the promoted one. The store replaces a
+/// connection answered only that way, finds the new primary and writes
+/// again; redis-rs alone keeps the connection (it was answered).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_turned_replica_is_left_for_the_new_primary() {
+    let old = redis_server::start_detached(&[]);
+    let new = redis_server::start_detached(&[]);
+    let proxy = BlackHoleProxy::start(old.port).await;
+    let url = format!(
+        "redis://{}?namespace={}&timeout_ms=300",
+        proxy.addr,
+        redis_server::fresh_namespace()
+    );
+    let clock = ManualClock::new(T0);
+    let store = Store::connect(&url, config(&clock)).await.unwrap();
+    let s = store.instance("svc").unwrap();
+    s.set("k", b"1".to_vec()).await.unwrap();
+    // `new` copies `old`, then the roles swap.
+    redis_server::cli(new.port, &["replicaof", "127.0.0.1", &old.port.to_string()]);
+    let started = std::time::Instant::now();
+    while !redis_server::cli(new.port, &["info", "replication"]).contains("master_link_status:up") {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no replication"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    redis_server::cli(new.port, &["replicaof", "no", "one"]);
+    redis_server::cli(old.port, &["replicaof", "127.0.0.1", &new.port.to_string()]);
+    proxy.retarget(new.port);
+    let err = s.set("k", b"2".to_vec()).await.unwrap_err();
+    assert!(
+        matches!(&err, StateError::Unavailable(m) if m.contains("read only replica") && m.contains("a replica now")),
+        "{err:?}"
+    );
+    let started = std::time::Instant::now();
+    loop {
+        match s.set("k", b"2".to_vec()).await {
+            Ok(_) => break,
+            Err(StateError::Unavailable(m)) => {
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "still writing to the replica: {m}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(s.get("k").await.unwrap(), Some(b"2".to_vec()));
+    drop((old, new));
+}
+
+/// `rediss://` to a Redis whose certificate a private certificate
+/// authority signed: refused with a message naming `ca_file` while the CA is
+/// not trusted, working with `?ca_file=`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_a_private_certificate_authority() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl must be installed");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(path("ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &path("ca.key"),
+        "-out",
+        &path("ca.pem"),
+        "-days",
+        "2",
+        "-subj",
+        "/CN=wasm-state test CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &path("srv.key"),
+        "-out",
+        &path("srv.csr"),
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &path("srv.csr"),
+        "-CA",
+        &path("ca.pem"),
+        "-CAkey",
+        &path("ca.key"),
+        "-CAcreateserial",
+        "-out",
+        &path("srv.pem"),
+        "-days",
+        "2",
+        "-extfile",
+        &path("ext"),
+    ]);
+    let tls_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let server = redis_server::start_detached(&[
+        "--tls-port",
+        &tls_port,
+        "--tls-cert-file",
+        &path("srv.pem"),
+        "--tls-key-file",
+        &path("srv.key"),
+        "--tls-ca-cert-file",
+        &path("ca.pem"),
+        "--tls-auth-clients",
+        "no",
+    ]);
+    let clock = ManualClock::new(T0);
+    let base = format!(
+        "rediss://127.0.0.1:{tls_port}?timeout_ms=3000&namespace={}",
+        redis_server::fresh_namespace()
+    );
+    let err = Store::connect(&base, config(&clock))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("ca_file"), "{err}");
+    let store = Store::connect(
+        &format!("{base}&ca_file={}", path("ca.pem")),
+        config(&clock),
+    )
+    .await
+    .unwrap();
+    let s = store.instance("tls").unwrap();
+    s.set("k", b"secret".to_vec()).await.unwrap();
+    assert_eq!(s.get("k").await.unwrap(), Some(b"secret".to_vec()));
+    let err = Store::connect(
+        &format!("{base}&ca_file={}", path("missing.pem")),
+        config(&clock),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("cannot read ca_file"), "{err}");
+    drop(server);
+}
+
+/// A destroyed instance leaves the sweeper's work list (the owners set),
+/// which otherwise grows with every instance ever made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destroyed_instance_leaves_the_sweepers_list() {
+    let server = redis_server::shared();
+    let ns = redis_server::fresh_namespace();
+    let url = format!("redis://127.0.0.1:{}?namespace={ns}", server.port);
+    let clock = ManualClock::new(T0);
+    let store = Store::connect(&url, config(&clock)).await.unwrap();
+    let tag = wasm_state::store::redis::keys::Owner::instance(&ns, "gone").tag;
+    let listed = || redis_server::cli(server.port, &["sismember", &format!("{ns}:owners"), &tag]);
+    store.register_instance("gone", "acme").await.unwrap();
+    let s = store.instance("gone").unwrap();
+    s.set("k", b"v".to_vec()).await.unwrap();
+    assert_eq!(listed().trim(), "1");
+    store.destroy_instance("gone").await.unwrap();
+    assert_eq!(listed().trim(), "0");
+    // A new life is listed again at its first write.
+    store.register_instance("gone", "acme").await.unwrap();
+    store
+        .instance("gone")
+        .unwrap()
+        .set("k", b"v".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(listed().trim(), "1");
+}
+
+/// A Redis answer that no retry changes is `internal`, not `unavailable`
+/// (a client would retry a 503 for ever): here a foreign program's key of
+/// the wrong type where the store keeps an owner's records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_answer_no_retry_changes_is_internal() {
+    let server = redis_server::start_detached(&[]);
+    let ns = redis_server::fresh_namespace();
+    let url = format!(
+        "redis://127.0.0.1:{}?namespace={ns}&module=off",
+        server.port
+    );
+    let clock = ManualClock::new(T0);
+    let store = Store::connect(&url, config(&clock)).await.unwrap();
+    let s = store.instance("svc").unwrap();
+    s.set("k", b"1".to_vec()).await.unwrap();
+    // Replace every key of the namespace with a plain string.
+    let keys = redis_server::cli(server.port, &["--scan", "--pattern", &format!("{ns}*")]);
+    for key in keys.lines().filter(|k| !k.is_empty()) {
+        redis_server::cli(server.port, &["del", key]);
+        redis_server::cli(server.port, &["set", key, "foreign"]);
+    }
+    let err = s.get("k").await.unwrap_err();
+    assert!(
+        matches!(&err, StateError::Internal(m) if m.contains("WRONGTYPE") && m.contains("does not change on a retry")),
+        "{err:?}"
+    );
+    drop(server);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,7 +19,9 @@ use crate::store::error::{Result, StateError};
 /// Query parameters: `namespace` (default `ws`: the prefix of every Redis
 /// key), `timeout_ms` (default 5000: the longest a call may take),
 /// `module` (`auto`, the default: run writes through wasm-state's Redis
-/// module when the server has it loaded; `off`: always the Lua library).
+/// module when the server has it loaded; `off`: always the Lua library),
+/// `ca_file` (with TLS: a PEM file of the certificate authorities to trust
+/// instead of the system's trust store — a self-signed or company CA).
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedisUrl {
     /// Node URLs (one, or the cluster's seed nodes), without our parameters.
@@ -32,6 +34,9 @@ pub struct RedisUrl {
     pub timeout: Duration,
     /// Use wasm-state's Redis module for writes when the server has it.
     pub module: bool,
+    /// With TLS: the PEM file of the certificate authorities to trust
+    /// (none: the system's trust store).
+    pub ca_file: Option<std::path::PathBuf>,
     /// The URL as given, with any password hidden (for messages).
     pub display: String,
 }
@@ -78,8 +83,12 @@ impl RedisUrl {
             "rediss+cluster" => (true, "rediss"),
             _ => return Err(bad(&format!("unknown scheme {scheme:?}"))),
         };
-        // The query starts after the credentials: a password may hold `?`.
-        let creds_end = rest.rfind('@').map_or(0, |at| at + 1);
+        // As in every URL (and as redis-rs reads it), the host part ends at
+        // the first `/`, `?` or `#`, and the credentials at its last `@`: a
+        // query may hold an `@`; a password with `@ / ? #` is written
+        // percent-encoded (`%40 %2F %3F %23`).
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let creds_end = rest[..authority_end].rfind('@').map_or(0, |at| at + 1);
         let (addr, query) = match rest[creds_end..].find('?') {
             Some(q) => (&rest[..creds_end + q], &rest[creds_end + q + 1..]),
             None => (rest, ""),
@@ -87,6 +96,7 @@ impl RedisUrl {
         let mut namespace = "ws".to_string();
         let mut timeout = Duration::from_secs(5);
         let mut module = true;
+        let mut ca_file = None;
         for (k, v) in form_urlencoded::parse(query.as_bytes()) {
             match k.as_ref() {
                 "namespace" => {
@@ -96,9 +106,17 @@ impl RedisUrl {
                     namespace = v.into_owned();
                 }
                 "timeout_ms" => {
-                    let ms: u64 = v.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
-                        bad("timeout_ms must be a whole number of milliseconds ≥ 1")
-                    })?;
+                    // At most half the life of a write's answer marker: a
+                    // call resent within its timeout always finds it.
+                    let ms: u64 = v
+                        .parse()
+                        .ok()
+                        .filter(|&n| (1..=MAX_TIMEOUT_MS).contains(&n))
+                        .ok_or_else(|| {
+                            bad(&format!(
+                                "timeout_ms must be a whole number of milliseconds from 1 to {MAX_TIMEOUT_MS}"
+                            ))
+                        })?;
                     timeout = Duration::from_millis(ms);
                 }
                 "module" => {
@@ -108,9 +126,25 @@ impl RedisUrl {
                         _ => return Err(bad("module must be auto or off")),
                     };
                 }
+                "ca_file" => {
+                    if node_scheme != "rediss" {
+                        return Err(bad("ca_file is for TLS: write rediss://"));
+                    }
+                    if v.is_empty() {
+                        return Err(bad("ca_file needs the path of a PEM file"));
+                    }
+                    ca_file = Some(std::path::PathBuf::from(v.as_ref()));
+                }
+                other if other.contains(['@', ':']) => {
+                    // Most likely the rest of a password with a raw `?`:
+                    // not echoed.
+                    return Err(bad(
+                        "a parameter name holds `@` or `:`: write `@ / ? #` in a password percent-encoded (%40 %2F %3F %23)",
+                    ));
+                }
                 other => {
                     return Err(bad(&format!(
-                        "unknown parameter {other:?} (known: namespace, timeout_ms, module)"
+                        "unknown parameter {other:?} (known: namespace, timeout_ms, module, ca_file)"
                     )));
                 }
             }
@@ -123,6 +157,11 @@ impl RedisUrl {
                 Some((a, h)) => (format!("{a}@"), h),
                 None => (String::new(), addr),
             };
+            if hosts.contains('/') {
+                return Err(bad(
+                    "a Redis Cluster has only database 0: no /DB after a cluster node",
+                ));
+            }
             hosts
                 .split(',')
                 .map(|h| format!("{node_scheme}://{auth}{}", h.trim()))
@@ -139,9 +178,63 @@ impl RedisUrl {
             namespace,
             timeout,
             module,
+            ca_file,
             display: hide_password(url),
         })
     }
+}
+
+/// The longest `timeout_ms` a store URL may give: half the life of a
+/// write's answer marker ([`super::native::MARKER_MS`], 120 s), so a write
+/// resent by the client within its timeout is always recognised.
+pub const MAX_TIMEOUT_MS: u64 = 60_000;
+
+/// TCP settings of every connection: a connection whose sent data goes
+/// unacknowledged for the store's timeout (a node gone without a reset: a
+/// partition, a dead host) is closed by the kernel, and an idle one is
+/// probed, so redis-rs reconnects (and a cluster connection refreshes its
+/// view of the nodes) instead of waiting on it for the kernel's default
+/// ~15 minutes.
+fn tcp_settings(url: &RedisUrl, base: redis::io::tcp::TcpSettings) -> redis::io::tcp::TcpSettings {
+    use redis::io::tcp::socket2::TcpKeepalive;
+    let after = url.timeout.max(Duration::from_secs(1));
+    base.set_user_timeout(after).set_keepalive(
+        TcpKeepalive::new()
+            .with_time(after)
+            .with_interval(Duration::from_secs(1))
+            .with_retries(3),
+    )
+}
+
+/// The certificate authorities the URL's `ca_file` names, read now.
+fn tls_certificates(url: &RedisUrl) -> Result<Option<redis::TlsCertificates>> {
+    let Some(path) = &url.ca_file else {
+        return Ok(None);
+    };
+    let pem = std::fs::read(path).map_err(|e| {
+        StateError::invalid(format!(
+            "store URL {url}: cannot read ca_file {}: {e}",
+            path.display()
+        ))
+    })?;
+    Ok(Some(redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem),
+    }))
+}
+
+/// A client for one node URL, with [`tcp_settings`] and the URL's
+/// certificate authorities.
+fn client_for(url: &RedisUrl, node: &str) -> Result<redis::Client> {
+    use redis::IntoConnectionInfo;
+    let info = node.into_connection_info().map_err(|e| failure(url, &e))?;
+    let tcp = tcp_settings(url, info.tcp_settings().clone());
+    let info = info.set_tcp_settings(tcp);
+    match tls_certificates(url)? {
+        Some(certs) => redis::Client::build_with_tls(info, certs),
+        None => redis::Client::open(info),
+    }
+    .map_err(|e| failure(url, &e))
 }
 
 /// A connection to Redis or to a Redis Cluster; cheap to clone.
@@ -243,6 +336,45 @@ fn answered(e: &RedisError) -> bool {
     )
 }
 
+/// Whether a failed call reached the primary it needs: answered, and not
+/// by a server that is no primary any more (`READONLY`: a replica now, after
+/// a failover or a `REPLICAOF`; `MASTERDOWN`). A connection answered only
+/// that way is replaced like one that gets no answers, so it finds the
+/// primary again (the address may now lead to it).
+fn reached_primary(e: &RedisError) -> bool {
+    answered(e) && !matches!(e.code(), Some("READONLY" | "MASTERDOWN"))
+}
+
+/// Error codes of Redis answers that may pass by themselves: retrying
+/// later may succeed (and the call was refused before it ran).
+const TRANSIENT_CODES: &[&str] = &[
+    "OOM",
+    "LOADING",
+    "BUSY",
+    "TRYAGAIN",
+    "CLUSTERDOWN",
+    "MASTERDOWN",
+    "READONLY",
+    "NOREPLICAS",
+    "NOSCRIPT",
+    "NOPERM",
+    super::native::VERSION_MISMATCH,
+];
+
+/// The hint of a call that got no answer: the connection broke.
+pub const BROKE: &str = "the connection to Redis broke; it will be re-established";
+
+/// Whether an `unavailable` message (of [`failure`] or a timeout) says the
+/// call got no answer, so it may or may not have run. Read from the end
+/// of the message, which the store URL (user-given, at its start) cannot
+/// reach.
+pub fn unanswered(message: &str) -> bool {
+    [BROKE, REFUSED_CONNECTION, NO_ANSWER_IN_TIME, NO_HINT]
+        .iter()
+        .any(|hint| message.ends_with(&format!("({hint})")))
+        || message.ends_with(NOT_IN_TIME)
+}
+
 /// The hint of a command this Redis never runs for this user: unknown to
 /// it, or refused by its ACL.
 pub const NOT_OFFERED: &str =
@@ -251,29 +383,56 @@ pub const NOT_OFFERED: &str =
 /// The hint of an error Redis answered (a refused command).
 pub const REFUSED: &str = "Redis refused the command; check its ACL, loaded modules and log";
 
-/// The `unavailable` error of a failed call, saying what to check.
-pub fn unavailable(url: &RedisUrl, e: &RedisError) -> StateError {
+const REFUSED_CONNECTION: &str = "is Redis running and reachable at that address?";
+const NO_ANSWER_IN_TIME: &str = "Redis did not answer in time; is it overloaded or stopped?";
+const NO_HINT: &str = "check Redis's log";
+const NOT_IN_TIME: &str = "is it running, and not stopped or overloaded?";
+
+/// The error of a failed call, saying what to check: `unavailable` when
+/// Redis could not be reached or refused the call for now (full, loading,
+/// failing over, its ACL), `internal` when it answered an error that
+/// retrying cannot change (a wrong type, keys in different slots, a
+/// script's runtime error: a bug or a foreign key in the namespace).
+pub fn failure(url: &RedisUrl, e: &RedisError) -> StateError {
+    let unknown_command = e.to_string().contains("unknown command");
     let hint = if e.code() == Some("OOM") {
         "Redis is full (maxmemory reached) and refuses writes until memory is freed or maxmemory raised; nothing of this write was applied, reads still work"
+    } else if e.code() == Some("READONLY") {
+        "this Redis is a replica now (a failover?); the connection is re-made to find the primary"
+    } else if e.code() == Some("LOADING") {
+        "Redis is loading its data after a restart; it answers once loaded"
+    } else if e.to_string().contains("certificate") {
+        "Redis's TLS certificate is not trusted here: give its certificate authority with ?ca_file=PATH in the store URL, or add it to the system's trust store; the certificate must name the address used (for a cluster, each node's address)"
     } else if e.is_connection_refusal() {
-        "is Redis running and reachable at that address?"
+        REFUSED_CONNECTION
     } else if e.is_timeout() {
-        "Redis did not answer in time; is it overloaded or stopped?"
+        NO_ANSWER_IN_TIME
     } else if e.is_io_error() || e.is_connection_dropped() {
-        "the connection to Redis broke; it will be re-established"
-    } else if e.code() == Some("NOPERM") || e.to_string().contains("unknown command") {
+        BROKE
+    } else if e.code() == Some("NOPERM") || unknown_command {
         NOT_OFFERED
     } else if answered(e) {
         REFUSED
     } else {
-        "check Redis's log"
+        NO_HINT
     };
-    StateError::Unavailable(format!("redis at {url}: {e} ({hint})"))
+    let message = format!("redis at {url}: {e} ({hint})");
+    let transient = !answered(e)
+        || unknown_command
+        || e.to_string().contains("Function not found")
+        || e.code().is_some_and(|c| TRANSIENT_CODES.contains(&c));
+    if transient {
+        StateError::Unavailable(message)
+    } else {
+        StateError::Internal(format!(
+            "{message}; this answer does not change on a retry: see Redis's log, and whether another program writes keys under this store's namespace"
+        ))
+    }
 }
 
 fn timed_out(url: &RedisUrl) -> StateError {
     StateError::Unavailable(format!(
-        "redis at {url} did not answer within {} ms; is it running, and not stopped or overloaded?",
+        "redis at {url} did not answer within {} ms; {NOT_IN_TIME}",
         url.timeout.as_millis()
     ))
 }
@@ -285,24 +444,33 @@ impl Conn {
             // rustls needs a crypto provider; ring is the one compiled in.
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
+        let certs = tls_certificates(url)?;
+        let single = match url.cluster {
+            true => None,
+            false => Some(client_for(url, &url.nodes[0])?),
+        };
         let connect = async {
-            if url.cluster {
-                let client = ClusterClient::builder(url.nodes.clone())
-                    .connection_timeout(url.timeout)
-                    .response_timeout(url.timeout)
-                    .build()?;
-                Ok(Conn::Cluster(client.get_async_connection().await?))
-            } else {
-                let client = redis::Client::open(url.nodes[0].as_str())?;
+            if let Some(client) = single {
                 let config = Single::config(url);
                 let manager =
                     ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
                 Ok(Conn::Single(Single::new(client, config, manager)))
+            } else {
+                let mut builder = ClusterClient::builder(url.nodes.clone())
+                    .connection_timeout(url.timeout)
+                    .response_timeout(url.timeout)
+                    .tcp_settings(tcp_settings(url, Default::default()));
+                if let Some(certs) = certs {
+                    builder = builder.certs(certs);
+                }
+                Ok(Conn::Cluster(
+                    builder.build()?.get_async_connection().await?,
+                ))
             }
         };
         match tokio::time::timeout(url.timeout, connect).await {
             Ok(Ok(c)) => Ok(c),
-            Ok(Err(e)) => Err(unavailable(url, &e)),
+            Ok(Err(e)) => Err(failure(url, &e)),
             Err(_) => Err(StateError::Unavailable(format!(
                 "cannot connect to redis at {url} within {} ms: is Redis running and reachable at that address?",
                 url.timeout.as_millis()
@@ -319,11 +487,10 @@ impl Conn {
                 "{url}: a Redis Cluster store must be opened with Store::connect (async)"
             )));
         }
-        let client =
-            redis::Client::open(url.nodes[0].as_str()).map_err(|e| unavailable(url, &e))?;
+        let client = client_for(url, &url.nodes[0])?;
         let config = Single::config(url);
         let manager = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
-            .map_err(|e| unavailable(url, &e))?;
+            .map_err(|e| failure(url, &e))?;
         Ok(Conn::Single(Single::new(client, config, manager)))
     }
 
@@ -383,14 +550,64 @@ impl Conn {
             .unwrap_or(DEFAULT_MAX_ARGUMENT)
     }
 
-    /// Whether the server has the command `name` (`COMMAND INFO`).
+    /// Whether the server has the command `name` (`COMMAND INFO`); in a
+    /// cluster, whether every primary has it.
     pub async fn has_command(&self, url: &RedisUrl, name: &str, deadline: Instant) -> Result<bool> {
         let mut info = redis::cmd("COMMAND");
         info.arg("INFO").arg(name);
-        Ok(match self.cmd_by(url, &info, deadline).await? {
-            Value::Array(items) => items.first().is_some_and(|i| !matches!(i, Value::Nil)),
-            _ => false,
-        })
+        let answers = self.on_each_primary_by(url, &info, deadline).await?;
+        Ok(!answers.is_empty()
+            && answers.iter().all(|(_, a)| match a {
+                Ok(Value::Array(items)) => items.first().is_some_and(|i| !matches!(i, Value::Nil)),
+                _ => false,
+            }))
+    }
+
+    /// Run `cmd` on the server, or on every primary of a cluster: each
+    /// node's address and answer (a node's error answer is its own), done
+    /// by `deadline`. Settings and loaded modules are per node.
+    pub async fn on_each_primary_by(
+        &self,
+        url: &RedisUrl,
+        cmd: &redis::Cmd,
+        deadline: Instant,
+    ) -> Result<Vec<(String, Result<Value>)>> {
+        match self {
+            Conn::Single(_) => Ok(vec![(
+                url.display.clone(),
+                self.cmd_by(url, cmd, deadline).await,
+            )]),
+            Conn::Cluster(c) => {
+                use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
+                let mut c = c.clone();
+                let all = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+                let answer = settle(
+                    url,
+                    tokio::time::timeout_at(
+                        tokio::time::Instant::from_std(deadline),
+                        c.route_command(cmd.clone(), all),
+                    )
+                    .await,
+                )?;
+                let Value::Map(pairs) = answer else {
+                    return Err(super::script::bad_reply("one answer per cluster node"));
+                };
+                Ok(pairs
+                    .into_iter()
+                    .map(|(node, v)| {
+                        let node = match node {
+                            Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
+                            other => format!("{other:?}"),
+                        };
+                        let v = match v {
+                            Value::ServerError(e) => Err(failure(url, &e.into())),
+                            v => Ok(v),
+                        };
+                        (node, v)
+                    })
+                    .collect())
+            }
+        }
     }
 
     /// `FCALL` of `function`; load the library first if this Redis does not
@@ -412,19 +629,45 @@ impl Conn {
         }
         match self.cmd_by(url, &fcall, deadline).await {
             Err(StateError::Unavailable(m)) if m.contains("Function not found") => {
-                self.load_library_by(url, deadline).await?;
+                self.load_library_by(url, keys.first().copied(), deadline)
+                    .await?;
                 self.cmd_by(url, &fcall, deadline).await
             }
             other => other,
         }
     }
 
-    /// `FUNCTION LOAD REPLACE` the engine's library (on every primary of a
-    /// cluster), done by `deadline`.
-    async fn load_library_by(&self, url: &RedisUrl, deadline: Instant) -> Result<()> {
+    /// `FUNCTION LOAD REPLACE` the engine's library, done by `deadline`: in
+    /// a cluster on the primary that serves `key` (the node that lacked it:
+    /// a new node, a restarted one), so a failover elsewhere does not stop
+    /// it.
+    async fn load_library_by(
+        &self,
+        url: &RedisUrl,
+        key: Option<&str>,
+        deadline: Instant,
+    ) -> Result<()> {
         let mut load = redis::cmd("FUNCTION");
         load.arg("LOAD").arg("REPLACE").arg(&LIBRARY.source);
-        self.cmd_by(url, &load, deadline).await.map(|_| ()).map_err(|e| match e {
+        let loaded = match (self, key) {
+            (Conn::Cluster(c), Some(key)) => {
+                use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+                let mut c = c.clone();
+                let node = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
+                    Route::with_key(key, SlotAddr::Master),
+                ));
+                settle(
+                    url,
+                    tokio::time::timeout_at(
+                        tokio::time::Instant::from_std(deadline),
+                        c.route_command(load, node),
+                    )
+                    .await,
+                )
+            }
+            _ => self.cmd_by(url, &load, deadline).await,
+        };
+        loaded.map(|_| ()).map_err(|e| match e {
             StateError::Unavailable(m) => StateError::Unavailable(format!(
                 "{m}; loading wasm-state's Redis function library failed (Redis 7 or later is needed)"
             )),
@@ -450,7 +693,8 @@ impl Conn {
                 let mut manager = single.manager();
                 let result = tokio::time::timeout_at(deadline, cmd.query_async(&mut manager)).await;
                 single.outcome(
-                    matches!(&result, Ok(Ok(_))) || matches!(&result, Ok(Err(e)) if answered(e)),
+                    matches!(&result, Ok(Ok(_)))
+                        || matches!(&result, Ok(Err(e)) if reached_primary(e)),
                     url.timeout,
                 );
                 settle(url, result)
@@ -496,7 +740,7 @@ fn settle<T>(
 ) -> Result<T> {
     match result {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(unavailable(url, &e)),
+        Ok(Err(e)) => Err(failure(url, &e)),
         Err(_) => Err(timed_out(url)),
     }
 }
@@ -523,57 +767,68 @@ fn config_value(v: &Value) -> Option<String> {
 /// cannot keep every acknowledged write across a Redis crash. Servers that
 /// do not allow `CONFIG GET` (some managed services) get a warning.
 pub async fn check_settings(conn: &Conn, url: &RedisUrl) -> Result<()> {
-    let get = |name: &str| {
+    // Every primary of a cluster has its own settings: each is checked.
+    let get = |name: &'static str| async move {
         let mut c = redis::cmd("CONFIG");
         c.arg("GET").arg(name);
-        c
+        conn.on_each_primary_by(url, &c, deadline(url)).await
     };
-    let policy = match conn.cmd(url, &get("maxmemory-policy")).await {
-        Ok(v) => config_value(&v),
-        // Redis answered, refusing the command (its ACL, or a renamed
-        // `CONFIG`): warn. Not answering, or not reachable, is an error.
-        Err(StateError::Unavailable(m)) if m.contains(NOT_OFFERED) || m.contains(REFUSED) => {
-            tracing::warn!(redis = %url, "cannot read Redis's settings (CONFIG GET is not allowed?): make sure maxmemory-policy is noeviction and appendfsync is always");
-            return Ok(());
-        }
-        Err(e) => return Err(e),
+    let setting = |answers: &[(String, Result<Value>)], node: &str| {
+        answers
+            .iter()
+            .find(|(n, _)| n == node)
+            .and_then(|(_, v)| v.as_ref().ok())
+            .and_then(config_value)
     };
-    let maxmemory = conn
-        .cmd(url, &get("maxmemory"))
-        .await
-        .ok()
-        .and_then(|v| config_value(&v))
-        .unwrap_or_default();
-    if let Some(p) = &policy
-        && p != "noeviction"
-    {
-        if maxmemory != "0" && !maxmemory.is_empty() {
-            return Err(StateError::Unavailable(format!(
-                "redis at {url} has maxmemory {maxmemory} with maxmemory-policy {p}: it would evict state keys when full and lose data; set `CONFIG SET maxmemory-policy noeviction` (and in redis.conf)"
-            )));
+    let policies = get("maxmemory-policy").await?;
+    let (maxmemory, aof, fsync) = (
+        get("maxmemory").await.unwrap_or_default(),
+        get("appendonly").await.unwrap_or_default(),
+        get("appendfsync").await.unwrap_or_default(),
+    );
+    for (node, answer) in &policies {
+        let at = if url.cluster {
+            format!("{url} (node {node})")
+        } else {
+            url.to_string()
+        };
+        let policy = match answer {
+            Ok(v) => config_value(v),
+            // Redis answered, refusing the command (its ACL, or a renamed
+            // `CONFIG`): warn. Not answering, or not reachable, is an error.
+            Err(StateError::Unavailable(m) | StateError::Internal(m))
+                if m.contains(NOT_OFFERED) || m.contains(REFUSED) =>
+            {
+                tracing::warn!(redis = %at, "cannot read Redis's settings (CONFIG GET is not allowed?): make sure maxmemory-policy is noeviction and appendfsync is always");
+                continue;
+            }
+            Err(e) => return Err(e.clone()),
+        };
+        let maxmemory = setting(&maxmemory, node).unwrap_or_default();
+        if let Some(p) = &policy
+            && p != "noeviction"
+        {
+            if maxmemory != "0" && !maxmemory.is_empty() {
+                return Err(StateError::Unavailable(format!(
+                    "redis at {at} has maxmemory {maxmemory} with maxmemory-policy {p}: it would evict state keys when full and lose data; set `CONFIG SET maxmemory-policy noeviction` (and in redis.conf)"
+                )));
+            }
+            tracing::warn!(redis = %at, policy = %p, "maxmemory-policy could evict keys once a maxmemory is set; use noeviction");
         }
-        tracing::warn!(redis = %url, policy = %p, "maxmemory-policy could evict keys once a maxmemory is set; use noeviction");
-    }
-    let aof = conn
-        .cmd(url, &get("appendonly"))
-        .await
-        .ok()
-        .and_then(|v| config_value(&v));
-    let fsync = conn
-        .cmd(url, &get("appendfsync"))
-        .await
-        .ok()
-        .and_then(|v| config_value(&v));
-    match (aof.as_deref(), fsync.as_deref()) {
-        (Some("yes"), Some("always")) => {}
-        (Some("yes"), Some(f)) => tracing::warn!(
-            redis = %url, appendfsync = f,
-            "acknowledged writes of the last second can be lost if Redis crashes; use appendfsync always for durability"
-        ),
-        _ => tracing::warn!(
-            redis = %url,
-            "Redis has no append-only file: acknowledged writes can be lost if Redis crashes; use appendonly yes and appendfsync always for durability"
-        ),
+        match (
+            setting(&aof, node).as_deref(),
+            setting(&fsync, node).as_deref(),
+        ) {
+            (Some("yes"), Some("always")) => {}
+            (Some("yes"), Some(f)) => tracing::warn!(
+                redis = %at, appendfsync = f,
+                "acknowledged writes of the last second can be lost if Redis crashes; use appendfsync always for durability"
+            ),
+            _ => tracing::warn!(
+                redis = %at,
+                "Redis has no append-only file: acknowledged writes can be lost if Redis crashes; use appendonly yes and appendfsync always for durability"
+            ),
+        }
     }
     Ok(())
 }
@@ -581,6 +836,46 @@ pub async fn check_settings(conn: &Conn, url: &RedisUrl) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_answers_a_retry_may_change_are_unavailable() {
+        use redis::{ErrorKind, RedisError, ServerErrorKind};
+        let url = RedisUrl::parse("redis://broken-host:1").unwrap();
+        let server = |kind, code: &str| {
+            RedisError::from((ErrorKind::Server(kind), "refused", code.to_string()))
+        };
+        let io = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        let e = failure(&url, &io);
+        assert!(
+            matches!(&e, StateError::Unavailable(m) if unanswered(m)),
+            "{e:?}"
+        );
+        // The URL holds "broken", but an answered error is not "broke";
+        // a Lua runtime error no retry changes is internal.
+        let e = failure(&url, &server(ServerErrorKind::ResponseError, "ERR"));
+        assert!(
+            matches!(&e, StateError::Internal(m) if !unanswered(m)),
+            "{e:?}"
+        );
+        let e = failure(&url, &server(ServerErrorKind::BusyLoading, "LOADING"));
+        assert!(
+            matches!(&e, StateError::Unavailable(m) if !unanswered(m)),
+            "{e:?}"
+        );
+        let e = failure(&url, &server(ServerErrorKind::CrossSlot, "CROSSSLOT"));
+        assert!(matches!(&e, StateError::Internal(_)), "{e:?}");
+        let e = failure(&url, &server(ServerErrorKind::ReadOnly, "READONLY"));
+        assert!(
+            matches!(&e, StateError::Unavailable(m) if m.contains("a replica now")),
+            "{e:?}"
+        );
+        assert!(unanswered(
+            &timed_out(&url)
+                .to_string()
+                .replacen("unavailable: ", "", 1)
+                .replace("; retry later", "")
+        ));
+    }
 
     #[test]
     fn store_urls() {
@@ -601,6 +896,27 @@ mod tests {
         );
         let u = RedisUrl::parse("rediss://h:6380").unwrap();
         assert_eq!(u.nodes, ["rediss://h:6380"]);
+        // An `@` in the query is the query's; a password's is encoded.
+        let u = RedisUrl::parse("redis://h:6379?namespace=team@prod&timeout_ms=500").unwrap();
+        assert_eq!(u.nodes, ["redis://h:6379"]);
+        assert_eq!(
+            (u.namespace.as_str(), u.timeout),
+            ("team@prod", Duration::from_millis(500))
+        );
+        let u = RedisUrl::parse("redis://:p%3Fw%40rd@h:1/2?namespace=a@b").unwrap();
+        assert_eq!(u.nodes, ["redis://:p%3Fw%40rd@h:1/2"]);
+        assert_eq!(u.namespace, "a@b");
+        // A raw `?` in a password: refused without echoing what follows it.
+        let e = RedisUrl::parse("redis://:pa?ss@h:1")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("percent-encoded") && !e.contains("ss@h"), "{e}");
+        assert_eq!(
+            RedisUrl::parse("redis://h?timeout_ms=60000")
+                .unwrap()
+                .timeout,
+            Duration::from_secs(60)
+        );
         for bad in [
             "localhost:6379",
             "http://x",
@@ -608,6 +924,9 @@ mod tests {
             "redis://h?timeout_ms=0",
             "redis://h?namespace={x}",
             "redis://h?colour=blue",
+            "redis://h?timeout_ms=60001",
+            "redis+cluster://a:1,b:2/3",
+            "redis+cluster://a:1/3,b:2",
         ] {
             let e = RedisUrl::parse(bad).unwrap_err().to_string();
             assert!(e.contains("redis://HOST:PORT"), "{bad}: {e}");

@@ -30,7 +30,6 @@ pub mod native;
 mod read;
 mod script;
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
@@ -64,8 +63,8 @@ pub struct RedisEngine {
     conn: Conn,
     url: RedisUrl,
     clock: Arc<dyn Clock>,
-    /// Owners this process has listed in the owners set already.
-    known_owners: Mutex<HashSet<String>>,
+    /// Owners this process has listed in the owners set, and when.
+    known_owners: Mutex<std::collections::HashMap<String, std::time::Instant>>,
     /// When each owner's next key or session expires (store-clock ms), as
     /// its last sweep found; owners this process wrote since are absent
     /// (unknown). Other hosts' writes are caught by a full pass every
@@ -105,6 +104,9 @@ const WATCH_LEASE: Duration = Duration::from_secs(15);
 
 /// How often the sweeper visits every owner, whatever it knows.
 const FULL_SWEEP: Duration = Duration::from_secs(60);
+
+/// How often a process lists again an owner it writes to in the owners set.
+const OWNER_RELIST: Duration = Duration::from_secs(600);
 
 impl std::fmt::Debug for RedisEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -173,7 +175,7 @@ impl RedisEngine {
             url,
             clock,
             limit_args: limit_args(&limits),
-            known_owners: Mutex::new(HashSet::new()),
+            known_owners: Mutex::default(),
             due: Mutex::default(),
             last_full: Mutex::default(),
             module: AtomicU8::new(MODULE_UNKNOWN),
@@ -191,7 +193,7 @@ impl RedisEngine {
             url,
             clock,
             limit_args: limit_args(&limits),
-            known_owners: Mutex::new(HashSet::new()),
+            known_owners: Mutex::default(),
             due: Mutex::default(),
             last_full: Mutex::default(),
             module: AtomicU8::new(MODULE_UNKNOWN),
@@ -226,10 +228,13 @@ impl RedisEngine {
                         self.module_off(false);
                         return Ok(false);
                     }
-                    // A re-check that fails leaves the write to the library
-                    // (the next re-check is due in MODULE_RECHECK_MS).
-                    Err(_) if state == MODULE_NO => return Ok(false),
-                    Err(e) => return Err(e),
+                    // A check that fails (the node it asks is down, in a
+                    // cluster another shard's) leaves this write to the
+                    // library; a later write asks again.
+                    Err(e) => {
+                        tracing::debug!(url = %self.url, error = %e, "cannot ask Redis about the module; this write runs through the Lua library");
+                        return Ok(false);
+                    }
                 };
                 if has {
                     let max = self.conn.max_argument(&self.url, deadline).await;
@@ -376,25 +381,37 @@ impl RedisEngine {
         read::Fetched::new(fields, self.conn.cmd(&self.url, &hmget).await?)
     }
 
-    /// List an owner in the owners set once per process (the sweeper's
-    /// work list), before its first write.
-    async fn note_owner(&self, owner: &Owner, deadline: Instant) -> Result<()> {
+    /// List an owner in the owners set (the sweeper's work list) before
+    /// its first write in this process, and again every [`OWNER_RELIST`]
+    /// (a destroy on another host takes it off the set).
+    async fn note_owner(&self, owner: &Owner, deadline: Instant) {
         let fresh = self
             .known_owners
             .lock()
-            .map(|mut k| !k.contains(&owner.tag) && k.insert(owner.tag.clone()))
+            .map(|mut k| {
+                let now = std::time::Instant::now();
+                match k.get(&owner.tag) {
+                    Some(at) if now.duration_since(*at) < OWNER_RELIST => false,
+                    _ => {
+                        k.insert(owner.tag.clone(), now);
+                        true
+                    }
+                }
+            })
             .unwrap_or(true);
         if fresh {
             let mut c = redis::cmd("SADD");
             c.arg(keys::owners_set(&self.url.namespace)).arg(&owner.tag);
+            // The set lives in one slot: a shard that is down must not stop
+            // the writes of owners elsewhere. The owner is listed at its
+            // next write instead (its expired keys wait for that).
             if let Err(e) = self.conn.cmd_by(&self.url, &c, deadline).await {
                 if let Ok(mut k) = self.known_owners.lock() {
                     k.remove(&owner.tag);
                 }
-                return Err(e);
+                tracing::warn!(url = %self.url, error = %e, "cannot list an owner for the sweeper; it is listed at its next write");
             }
         }
-        Ok(())
     }
 
     /// A write on an owner: the command, now, nonce and quotas, then
@@ -402,7 +419,7 @@ impl RedisEngine {
     /// returns the first answer. All of it within the store's timeout.
     async fn write(&self, owner: &Owner, cmd: &str, extra: Vec<Vec<u8>>) -> Result<Value> {
         let deadline = conn::deadline(&self.url);
-        self.note_owner(owner, deadline).await?;
+        self.note_owner(owner, deadline).await;
         let mut request = String::with_capacity(24);
         push_hex(&mut request, random_u64(), 16);
         push_hex(&mut request, random_u64(), 8);
@@ -415,9 +432,7 @@ impl RedisEngine {
         args.extend(extra);
         let first = self.write_once(cmd, &keys, &args, deadline).await;
         let v = match first {
-            Err(StateError::Unavailable(m))
-                if m.contains("broke") || m.contains("did not answer") =>
-            {
+            Err(StateError::Unavailable(m)) if conn::unanswered(&m) => {
                 if Instant::now() + RETRY_PAUSE >= deadline {
                     return Err(StateError::Unavailable(format!(
                         "{m}; the write may or may not have been applied (all of it or none)"
@@ -875,6 +890,17 @@ impl Engine for RedisEngine {
             let now = self.now();
             let owner = Owner::instance(&self.url.namespace, instance);
             self.write(&owner, "destroy", Vec::new()).await?;
+            // Off the sweeper's work list (a host still writing to a new
+            // life of the instance lists it again within OWNER_RELIST).
+            if let Ok(mut k) = self.known_owners.lock() {
+                k.remove(&owner.tag);
+            }
+            let mut srem = redis::cmd("SREM");
+            srem.arg(keys::owners_set(&self.url.namespace))
+                .arg(&owner.tag);
+            if let Err(e) = self.conn.cmd(&self.url, &srem).await {
+                tracing::warn!(url = %self.url, error = %e, instance, "cannot take a destroyed instance off the sweeper's list; it is swept (finding nothing) until it is");
+            }
             let registry = Owner::registry(&self.url.namespace);
             let mut args = vec![instance.as_bytes().to_vec(), time(now)];
             args.extend(self.cx_args()?);
@@ -917,6 +943,7 @@ impl Engine for RedisEngine {
                 full
             };
             let mut total = SweepStats::default();
+            let (mut swept, mut failed) = (0usize, None);
             for tag in tags {
                 let tag = tag.text()?;
                 let known = self.due.lock().ok().and_then(|d| d.get(&tag).copied());
@@ -924,11 +951,24 @@ impl Engine for RedisEngine {
                     continue;
                 }
                 let owner = keys::owner_of_tag(&self.url.namespace, &tag);
-                let s = self.sweep_owner(&owner, limit).await?;
-                total.keys += s.keys;
-                total.sessions += s.sessions;
+                // One owner that fails (its shard down) does not stop the
+                // others'; the step fails only if every owner did.
+                match self.sweep_owner(&owner, limit).await {
+                    Ok(s) => {
+                        total.keys += s.keys;
+                        total.sessions += s.sessions;
+                        swept += 1;
+                    }
+                    Err(e) => {
+                        tracing::warn!(url = %self.url, error = %e, "cannot sweep one owner; the others are swept");
+                        failed.get_or_insert(e);
+                    }
+                }
             }
-            Ok(total)
+            match failed {
+                Some(e) if swept == 0 => Err(e),
+                _ => Ok(total),
+            }
         })
     }
 
