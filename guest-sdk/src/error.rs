@@ -55,7 +55,11 @@ pub enum Error {
     /// (1 MiB by default).
     ValueTooLarge,
     /// A batch, transaction, `get_many`, `set_many` or `delete_many` holds
-    /// more items than the host's limit (128 by default).
+    /// more items than the host's limit (128 by default) — so does one
+    /// `map_set`, `map_delete`, `map_get_multiple`, `list_append` or
+    /// `list_prepend` call with more entries. In
+    /// [`State::transaction`](crate::State::transaction) each key read
+    /// counts as one op too (its check), next to the queued writes.
     TooManyOperations,
     /// The write would take this instance's stored data beyond its quota
     /// (or a new session beyond the instance's session limit).
@@ -93,6 +97,10 @@ impl Error {
     /// Whether this is a failed write condition (`EtagMismatch`,
     /// `AlreadyExists` or `NotFound` from a condition), possibly inside
     /// [`Error::Transaction`]. Re-reading and retrying may succeed.
+    ///
+    /// `NotFound` also comes from calls without a condition on a missing
+    /// key (`ttl`, `list_set`): this answers `true` for those too, so a
+    /// retry loop on it should also re-check that the key exists.
     pub fn is_condition_failed(&self) -> bool {
         match self {
             Error::EtagMismatch | Error::AlreadyExists | Error::NotFound => true,

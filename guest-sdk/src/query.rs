@@ -193,7 +193,13 @@ impl Query {
             top.insert("filter".into(), f.clone());
         }
         if !self.sort.is_empty() {
-            top.insert("sort".into(), Value::Array(self.sort.clone()));
+            // After the sort keys of a query made with `from_json`.
+            let mut sort = match top.remove("sort") {
+                Some(Value::Array(given)) => given,
+                _ => Vec::new(),
+            };
+            sort.extend(self.sort.iter().cloned());
+            top.insert("sort".into(), Value::Array(sort));
         }
         if !self.page.is_empty() {
             let mut page = match top.remove("page") {
@@ -227,31 +233,43 @@ pub struct QueryPage<T> {
     pub token: Option<String>,
 }
 
-pub(crate) fn run<T: DeserializeOwned>(bucket: &ws::Bucket, query: &Query) -> Result<QueryPage<T>> {
+/// One page from the host, each result decoded on its own (a value that
+/// is not a `T` is that result's error, not the page's), and the token.
+type Fetched<T> = (Vec<Result<QueryItem<T>>>, Option<String>);
+
+fn fetch<T: DeserializeOwned>(bucket: &ws::Bucket, query: &Query) -> Result<Fetched<T>> {
     let page = bucket.query(&query.to_json().to_string())?;
-    Ok(QueryPage {
-        results: page
-            .results
-            .into_iter()
-            .map(|r| {
-                Ok(QueryItem {
-                    key: r.key,
-                    value: from_json(&r.value)?,
-                    etag: Etag::from(r.etag),
-                })
+    let results = page
+        .results
+        .into_iter()
+        .map(|r| {
+            Ok(QueryItem {
+                value: from_json(&r.value)?,
+                key: r.key,
+                etag: Etag::from(r.etag),
             })
-            .collect::<Result<_>>()?,
-        token: page.token,
+        })
+        .collect();
+    Ok((results, page.token))
+}
+
+pub(crate) fn run<T: DeserializeOwned>(bucket: &ws::Bucket, query: &Query) -> Result<QueryPage<T>> {
+    let (results, token) = fetch(bucket, query)?;
+    Ok(QueryPage {
+        results: results.into_iter().collect::<Result<_>>()?,
+        token,
     })
 }
 
 /// Every result of a query, one page (one host call) at a time; made by
-/// [`State::query_iter`](crate::State::query_iter). Yields `Err` once and
-/// then ends if a host call fails.
+/// [`State::query_iter`](crate::State::query_iter). A value that does not
+/// deserialize as `T` is yielded as that result's `Err` and the iteration
+/// goes on; if a host call fails, its `Err` is yielded once and the
+/// iteration ends.
 pub struct QueryIter<'a, T> {
     bucket: &'a ws::Bucket,
     query: Query,
-    page: std::vec::IntoIter<QueryItem<T>>,
+    page: std::vec::IntoIter<Result<QueryItem<T>>>,
     done: bool,
     _t: PhantomData<fn() -> T>,
 }
@@ -283,15 +301,15 @@ impl<T: DeserializeOwned> Iterator for QueryIter<'_, T> {
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             if let Some(item) = self.page.next() {
-                return Some(Ok(item));
+                return Some(item);
             }
             if self.done {
                 return None;
             }
-            match run::<T>(self.bucket, &self.query) {
-                Ok(page) => {
-                    self.page = page.results.into_iter();
-                    match page.token {
+            match fetch::<T>(self.bucket, &self.query) {
+                Ok((results, token)) => {
+                    self.page = results.into_iter();
+                    match token {
                         Some(t) => self.query = std::mem::take(&mut self.query).token(t),
                         None => self.done = true,
                     }

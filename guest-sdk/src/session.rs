@@ -178,6 +178,14 @@ impl Session {
     /// The request's session, or a new one (with `ttl`, default 7 days) if it
     /// names none or a dead one. Returns whether it was created, so the
     /// handler knows to hand the id back (see [`cookie`](Session::cookie)).
+    ///
+    /// Every request without a live session creates one: a client that
+    /// never sends the cookie back (a crawler, a health check, a script)
+    /// makes one per request until the instance's session limit refuses
+    /// new ones ([`Error::QuotaExceeded`]) — for every user — until they
+    /// expire. Call this only where a request needs a session of its own
+    /// (use [`from_request`](Session::from_request) elsewhere), and prefer a
+    /// short `ttl` that [`extend`](Session::extend) renews on each visit.
     pub fn from_request_or_create<'a>(
         headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
         ttl: Option<Duration>,

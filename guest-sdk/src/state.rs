@@ -388,7 +388,10 @@ impl State {
     /// rules), each value deserialized as `T`. Pass the page's
     /// [`token`](QueryPage::token) to [`Query::token`] for the next page.
     /// A malformed query fails with [`Error::InvalidArgument`] saying what
-    /// is wrong.
+    /// is wrong. A value on the page that does not deserialize as `T` fails
+    /// the page ([`Error::Json`]); [`query_iter`](State::query_iter) yields
+    /// it as that result's error and goes on, and a query for
+    /// `serde_json::Value` takes every value.
     pub fn query<T: DeserializeOwned>(&self, query: &Query) -> Result<QueryPage<T>> {
         query::run(&self.bucket, query)
     }
@@ -656,6 +659,10 @@ impl State {
     /// error is returned (after making sure it was not caused by a
     /// concurrent change, else `f` runs again). A queued write that fails
     /// gives [`Error::Transaction`] with its index among the queued writes.
+    /// The commit holds one check per key read and then the writes: all
+    /// of them count against the host's operation limit (128 by default;
+    /// past it [`Error::TooManyOperations`]), so a transaction that reads
+    /// 100 keys can queue at most 28 writes.
     ///
     /// ```no_run
     /// use wasm_state_sdk::{Error, State};

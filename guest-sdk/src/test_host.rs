@@ -268,6 +268,10 @@ impl Host for FakeHost {
         _pattern: Option<&str>,
         count: u32,
     ) -> R<w::ScanPage> {
+        if count == 0 {
+            // As the host: a page of nothing is a caller's mistake.
+            return Err(w::Error::InvalidArgument("count must be at least 1".into()));
+        }
         let map = self.map(key)?;
         let after: Vec<(String, Vec<u8>)> = map
             .into_iter()

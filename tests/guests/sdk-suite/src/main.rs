@@ -947,6 +947,13 @@ fn queries(_: &State) -> Check {
         .collect::<Result<_, _>>()?;
     same!(ids, [1094, 1077, 1071, 1054, 1042]);
     same!(st.query_iter::<serde_json::Value>(Query::new()).count(), 10);
+    // A sort added to a JSON query comes after the sort it has.
+    let by_state = Query::from_json(r#"{"sort":[{"key":"state","order":"DESC"}]}"#)?
+        .sort("person.id", Order::Asc)
+        .limit(3);
+    let page = st.query::<Employee>(&by_state)?;
+    let keys: Vec<&str> = page.results.iter().map(|r| r.key.as_str()).collect();
+    same!(keys, ["1", "4", "8"]);
 
     // A result's etag works as a condition.
     let hit = st.query::<serde_json::Value>(&Query::new().filter(Filter::eq("city", "Eugene")))?;
@@ -963,6 +970,16 @@ fn queries(_: &State) -> Check {
             SetOptions::condition(Condition::IfMatch(hit.results[0].etag.clone()))
         ),
         Error::EtagMismatch
+    );
+    // "6" is no Employee now: the iterator yields its error (the 7th of
+    // ten, in key order) and goes on to the other nine, page after page.
+    let all: Vec<_> = st.query_iter::<Employee>(Query::new().limit(3)).collect();
+    same!(all.len(), 10);
+    same!(
+        all.iter()
+            .filter(|r| matches!(r, Err(Error::Json(_))))
+            .count(),
+        1
     );
 
     match st.query::<serde_json::Value>(&Query::from_json(r#"{"filter":{"LIKE":{"a":1}}}"#)?) {
