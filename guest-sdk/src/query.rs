@@ -193,13 +193,15 @@ impl Query {
             top.insert("filter".into(), f.clone());
         }
         if !self.sort.is_empty() {
-            // After the sort keys of a query made with `from_json`.
-            let mut sort = match top.remove("sort") {
-                Some(Value::Array(given)) => given,
-                _ => Vec::new(),
-            };
-            sort.extend(self.sort.iter().cloned());
-            top.insert("sort".into(), Value::Array(sort));
+            // After the sort keys of a query made with `from_json`; a
+            // `sort` there that is no list is left for the host to refuse.
+            match top.get_mut("sort") {
+                Some(Value::Array(given)) => given.extend(self.sort.iter().cloned()),
+                Some(_) => {}
+                None => {
+                    top.insert("sort".into(), Value::Array(self.sort.clone()));
+                }
+            }
         }
         if !self.page.is_empty() {
             let mut page = match top.remove("page") {

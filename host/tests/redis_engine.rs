@@ -555,8 +555,9 @@ async fn a_connection_cut_without_a_reset_is_replaced_and_the_store_heals() {
 /// A failover behind one address: the primary the store is connected to
 /// becomes a replica (every write on its connection answered `READONLY`),
 /// and the address now leads to the promoted one. The store replaces a
-/// connection answered only that way, finds the new primary and writes
-/// again; redis-rs alone keeps the connection (it was answered).
+/// connection answered that way (its reads still answered), finds the new
+/// primary and writes again; redis-rs alone keeps the connection (it was
+/// answered).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_primary_turned_replica_is_left_for_the_new_primary() {
     let old = redis_server::start_detached(&[]);
@@ -591,6 +592,9 @@ async fn a_primary_turned_replica_is_left_for_the_new_primary() {
     );
     let started = std::time::Instant::now();
     loop {
+        // Reads the demoted server still answers do not keep the
+        // connection.
+        s.get("k").await.unwrap();
         match s.set("k", b"2".to_vec()).await {
             Ok(_) => break,
             Err(StateError::Unavailable(m)) => {

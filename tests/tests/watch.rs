@@ -416,3 +416,80 @@ async fn a_delivery_waits_for_a_free_instance_slot() {
     let st = status(&host, "two", QueueOwner::Instance("two".into()));
     assert_eq!((st.delivered, st.failed), (1, 0), "{st:?}");
 }
+
+/// An install and a destroy of one name at the same moment take turns:
+/// whichever comes last decides, and an instance left deployed writes (its
+/// write fence is its own life's, not the destroyed one's, which a destroy
+/// racing an install could hand over; a write through a closed fence is
+/// refused for good). Its watcher's writes show it: each round's change
+/// reaches the audit log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_install_racing_a_destroy_leaves_a_working_instance_or_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::open(HostConfig::new(dir.path())).unwrap();
+    let pre = host
+        .compile(&std::fs::read(WATCHER).unwrap())
+        .await
+        .unwrap();
+    host.install("idx", "default", pre.clone()).await.unwrap();
+    for round in 0..40 {
+        let (h1, h2, p) = (host.clone(), host.clone(), pre.clone());
+        let (install, destroy) = if round % 2 == 0 {
+            let i = tokio::spawn(async move { h1.install("idx", "default", p).await });
+            (i, tokio::spawn(async move { h2.destroy("idx").await }))
+        } else {
+            let d = tokio::spawn(async move { h2.destroy("idx").await });
+            (
+                tokio::spawn(async move { h1.install("idx", "default", p).await }),
+                d,
+            )
+        };
+        install.await.unwrap().unwrap();
+        destroy.await.unwrap().unwrap();
+        if host.deployed().is_empty() {
+            host.install("idx", "default", pre.clone()).await.unwrap();
+        }
+        let key = format!("user/{round}");
+        let s = host.store().instance("idx").unwrap();
+        s.set(&key, b"1".to_vec()).await.unwrap();
+        audit_until(&host, "idx", &key, |a| {
+            a.iter().any(|e| e["key"] == key.as_str())
+        })
+        .await;
+    }
+}
+
+/// Installs of one name at the same moment take turns: each replaces the
+/// one before and stops its watcher, so one deliverer is left (a trapping
+/// change is tried three times in all, not three times per install).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_installs_of_one_name_leave_one_deliverer() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::open(HostConfig::new(dir.path())).unwrap();
+    let pre = host
+        .compile(&std::fs::read(WATCHER).unwrap())
+        .await
+        .unwrap();
+    let mut installs = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let (host, pre) = (host.clone(), pre.clone());
+        installs.spawn(async move { host.install("idx", "default", pre).await });
+    }
+    while let Some(r) = installs.join_next().await {
+        r.unwrap().unwrap();
+    }
+    let s = host.store().instance("idx").unwrap();
+    s.set("trap/1", b"1".to_vec()).await.unwrap();
+    s.set("after-trap", b"1".to_vec()).await.unwrap();
+    audit_until(&host, "idx", "after-trap", |a| {
+        a.iter().any(|e| e["key"] == "after-trap")
+    })
+    .await;
+    // Time for any other deliverer to try it too.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let acc = host.store().account("default").unwrap();
+    assert_eq!(
+        acc.get("trap-attempts").await.unwrap().as_deref(),
+        Some(&b"3"[..])
+    );
+}

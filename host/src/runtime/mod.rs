@@ -57,8 +57,9 @@ use crate::store::{InstanceInfo, Store, StoreConfig, WatchTarget, WriteFence};
 pub use watchers::{WatchScope, WatcherStatus};
 
 /// How long a destroy waits for the writes its instance's calls have under
-/// way (each is bounded by the store's own timeouts).
-const DESTROY_DRAIN: Duration = Duration::from_secs(30);
+/// way (each is bounded by the store's own timeout: at most 60 s on Redis,
+/// a lost answer's retry included).
+const DESTROY_DRAIN: Duration = Duration::from_secs(120);
 
 /// How long a call runs before it starts yielding at every epoch tick.
 const YIELD_AFTER: Duration = Duration::from_millis(20);
@@ -215,6 +216,8 @@ struct Inner {
     /// The write fence of each instance's current life, while a deployment
     /// or a call still holds it.
     fences: std::sync::Mutex<HashMap<String, std::sync::Weak<WriteFence>>>,
+    /// Installs and destroys of one name take turns.
+    turns: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     _ticker: epoch::EpochTicker,
 }
 
@@ -324,6 +327,7 @@ impl Host {
                 config,
                 deployments: RwLock::new(HashMap::new()),
                 fences: std::sync::Mutex::default(),
+                turns: std::sync::Mutex::default(),
                 _ticker: ticker,
             }),
         })
@@ -432,6 +436,10 @@ impl Host {
         account: &str,
         pre: InstancePre<Ctx>,
     ) -> Result<InstanceInfo, HostError> {
+        // One install or destroy of a name at a time: two at once would
+        // each stop the old watcher and start their own, leaving two
+        // deliverers of one queue.
+        let _turn = self.turn_of(name).await;
         let info = self.inner.store.register_instance(name, account).await?;
         let watcher = watchers::WatcherExport::of(&pre);
         let targets = match &watcher {
@@ -478,6 +486,17 @@ impl Host {
         self.deploy(name, &bytes).await
     }
 
+    /// Wait for `name`'s turn among the installs and destroys of that name.
+    async fn turn_of(&self, name: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut turns = self.inner.turns.lock().unwrap_or_else(|p| p.into_inner());
+            // Names nobody waits on hold no lock.
+            turns.retain(|_, l| Arc::strong_count(l) > 1);
+            turns.entry(name.to_string()).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
+
     /// The write fence of `name`'s current life: the one its deployments
     /// and their calls hold, or a new one.
     fn fence_of(&self, name: &str) -> Arc<WriteFence> {
@@ -501,6 +520,7 @@ impl Host {
     /// survives the destroy. A destroy that fails leaves the instance as it
     /// was, deployed again if it was.
     pub async fn destroy(&self, name: &str) -> Result<(), HostError> {
+        let _turn = self.turn_of(name).await;
         let removed = self.deployments_mut().remove(name);
         let fence = self
             .inner
@@ -509,6 +529,12 @@ impl Host {
             .unwrap_or_else(|p| p.into_inner())
             .remove(name)
             .and_then(|f| f.upgrade());
+        // Its watcher stops first (a change it is handling is not spent on
+        // writes the fence refuses), then the fence closes and the writes
+        // under way end, then the state goes.
+        if let Some(dep) = &removed {
+            dep.stop_deliveries().await;
+        }
         if let Some(f) = &fence
             && !f.close(DESTROY_DRAIN).await
         {
@@ -518,10 +544,6 @@ impl Host {
                 "writes of a destroyed instance still running after {DESTROY_DRAIN:?}; \
                  destroying its state anyway"
             );
-        }
-        // Its watcher stops before the state goes.
-        if let Some(dep) = &removed {
-            dep.stop_deliveries().await;
         }
         if let Err(e) = self.inner.store.destroy_instance(name).await {
             self.undo_destroy(name, removed, fence).await;
@@ -854,6 +876,8 @@ impl Host {
     async fn transient(&self, name: &str, wasm: &[u8]) -> Result<Arc<Deployment>, HostError> {
         let pre = self.compile(wasm).await?;
         let account = self.inner.config.account.clone();
+        // Not in the middle of a destroy of the name: a new life after it.
+        let _turn = self.turn_of(name).await;
         self.inner.store.register_instance(name, &account).await?;
         Ok(Arc::new(Deployment {
             name: name.into(),

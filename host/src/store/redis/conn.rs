@@ -21,7 +21,7 @@ use crate::store::error::{Result, StateError};
 /// `module` (`auto`, the default: run writes through wasm-state's Redis
 /// module when the server has it loaded; `off`: always the Lua library),
 /// `ca_file` (with TLS: a PEM file of the certificate authorities to trust
-/// instead of the system's trust store — a self-signed or company CA).
+/// instead of the public web roots built in — a self-signed or company CA).
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedisUrl {
     /// Node URLs (one, or the cluster's seed nodes), without our parameters.
@@ -35,7 +35,7 @@ pub struct RedisUrl {
     /// Use wasm-state's Redis module for writes when the server has it.
     pub module: bool,
     /// With TLS: the PEM file of the certificate authorities to trust
-    /// (none: the system's trust store).
+    /// (none: the public web roots built in).
     pub ca_file: Option<std::path::PathBuf>,
     /// The URL as given, with any password hidden (for messages).
     pub display: String,
@@ -142,6 +142,13 @@ impl RedisUrl {
                         "a parameter name holds `@` or `:`: write `@ / ? #` in a password percent-encoded (%40 %2F %3F %23)",
                     ));
                 }
+                _ if rest[authority_end..].contains('@') => {
+                    // A password with a raw `?` may be what reads as the
+                    // query here: not echoed.
+                    return Err(bad(
+                        "unknown parameter (known: namespace, timeout_ms, module, ca_file; not shown: write `@ / ? #` in a password percent-encoded)",
+                    ));
+                }
                 other => {
                     return Err(bad(&format!(
                         "unknown parameter {other:?} (known: namespace, timeout_ms, module, ca_file)"
@@ -198,12 +205,16 @@ pub const MAX_TIMEOUT_MS: u64 = 60_000;
 fn tcp_settings(url: &RedisUrl, base: redis::io::tcp::TcpSettings) -> redis::io::tcp::TcpSettings {
     use redis::io::tcp::socket2::TcpKeepalive;
     let after = url.timeout.max(Duration::from_secs(1));
-    base.set_user_timeout(after).set_keepalive(
-        TcpKeepalive::new()
-            .with_time(after)
-            .with_interval(Duration::from_secs(1))
-            .with_retries(3),
-    )
+    let (interval, probes) = (Duration::from_secs(1), 3);
+    // The user timeout also bounds keepalive on Linux: it must outlast the
+    // probes, or an idle connection dies at its first unanswered probe.
+    base.set_user_timeout(after + interval * probes)
+        .set_keepalive(
+            TcpKeepalive::new()
+                .with_time(after)
+                .with_interval(interval)
+                .with_retries(probes),
+        )
 }
 
 /// The certificate authorities the URL's `ca_file` names, read now.
@@ -263,6 +274,21 @@ struct SingleState {
     /// Since when calls fail without an answer from Redis (none: the last
     /// call was answered).
     failing_since: Option<Instant>,
+    /// When the manager was last replaced because the server answered as no
+    /// primary (`READONLY`, `MASTERDOWN`).
+    replaced_for_role: Option<Instant>,
+}
+
+/// How a call on a single server ended, for [`Single::outcome`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// An answer from the primary (a value or an error reply).
+    Answered,
+    /// No answer: refused, dropped, timed out.
+    Unanswered,
+    /// Answered as no primary (`READONLY`, `MASTERDOWN`): a failover moved
+    /// the primary; its reads may still be answered.
+    NotPrimary,
 }
 
 impl Single {
@@ -284,6 +310,7 @@ impl Single {
             state: Mutex::new(SingleState {
                 manager,
                 failing_since: None,
+                replaced_for_role: None,
             }),
         })
     }
@@ -298,31 +325,45 @@ impl Single {
         self.state().manager.clone()
     }
 
-    /// Note how a call ended: answered (even with an error reply), or not
-    /// answered at all; replace the manager after `timeout` of the latter.
-    fn outcome(&self, answered: bool, timeout: Duration) {
+    /// Note how a call ended. After `timeout` of calls without answers, or
+    /// at once when the server answered as no primary (at most once per
+    /// `timeout`: reads it still answers must not keep the connection), the
+    /// manager is replaced by a fresh one.
+    fn outcome(&self, outcome: Outcome, timeout: Duration) {
         let mut s = self.state();
-        if answered {
-            s.failing_since = None;
-            return;
-        }
         let now = Instant::now();
-        match s.failing_since {
-            None => s.failing_since = Some(now),
-            Some(since) if now.duration_since(since) >= timeout => {
-                if let Ok(fresh) = ConnectionManager::new_lazy_with_config(
-                    self.client.clone(),
-                    self.config.clone(),
-                ) {
-                    tracing::info!(
-                        "replacing the Redis connection after {} ms without answers",
-                        now.duration_since(since).as_millis()
-                    );
-                    s.manager = fresh;
-                }
-                s.failing_since = Some(now);
+        let replace = match outcome {
+            Outcome::Answered => {
+                s.failing_since = None;
+                return;
             }
-            Some(_) => {}
+            Outcome::NotPrimary => {
+                let due = s
+                    .replaced_for_role
+                    .is_none_or(|at| now.duration_since(at) >= timeout);
+                if due {
+                    s.replaced_for_role = Some(now);
+                }
+                due.then_some("the server answered as a replica")
+            }
+            Outcome::Unanswered => match s.failing_since {
+                None => {
+                    s.failing_since = Some(now);
+                    None
+                }
+                Some(since) if now.duration_since(since) >= timeout => {
+                    s.failing_since = Some(now);
+                    Some("calls went unanswered")
+                }
+                Some(_) => None,
+            },
+        };
+        if let Some(why) = replace
+            && let Ok(fresh) =
+                ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
+        {
+            tracing::info!("replacing the Redis connection: {why}");
+            s.manager = fresh;
         }
     }
 }
@@ -336,13 +377,20 @@ fn answered(e: &RedisError) -> bool {
     )
 }
 
-/// Whether a failed call reached the primary it needs: answered, and not
-/// by a server that is no primary any more (`READONLY`: a replica now, after
-/// a failover or a `REPLICAOF`; `MASTERDOWN`). A connection answered only
-/// that way is replaced like one that gets no answers, so it finds the
-/// primary again (the address may now lead to it).
-fn reached_primary(e: &RedisError) -> bool {
-    answered(e) && !matches!(e.code(), Some("READONLY" | "MASTERDOWN"))
+/// How a call ended: answered by the primary; not answered; or answered
+/// by a server that is no primary any more (`READONLY`: a replica now,
+/// after a failover or a `REPLICAOF`; `MASTERDOWN`) — its connection is
+/// replaced so it finds the primary again (the address may now lead to
+/// it).
+fn outcome_of<T>(
+    result: &std::result::Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
+) -> Outcome {
+    match result {
+        Ok(Ok(_)) => Outcome::Answered,
+        Ok(Err(e)) if matches!(e.code(), Some("READONLY" | "MASTERDOWN")) => Outcome::NotPrimary,
+        Ok(Err(e)) if answered(e) => Outcome::Answered,
+        _ => Outcome::Unanswered,
+    }
 }
 
 /// Error codes of Redis answers that may pass by themselves: retrying
@@ -358,6 +406,9 @@ const TRANSIENT_CODES: &[&str] = &[
     "NOREPLICAS",
     "NOSCRIPT",
     "NOPERM",
+    "MISCONF",
+    "MOVED",
+    "ASK",
     super::native::VERSION_MISMATCH,
 ];
 
@@ -419,6 +470,7 @@ pub fn failure(url: &RedisUrl, e: &RedisError) -> StateError {
     let message = format!("redis at {url}: {e} ({hint})");
     let transient = !answered(e)
         || unknown_command
+        || e.to_string().contains("max number of clients")
         || e.to_string().contains("Function not found")
         || e.code().is_some_and(|c| TRANSIENT_CODES.contains(&c));
     if transient {
@@ -555,12 +607,14 @@ impl Conn {
     pub async fn has_command(&self, url: &RedisUrl, name: &str, deadline: Instant) -> Result<bool> {
         let mut info = redis::cmd("COMMAND");
         info.arg("INFO").arg(name);
-        let answers = self.on_each_primary_by(url, &info, deadline).await?;
-        Ok(!answers.is_empty()
-            && answers.iter().all(|(_, a)| match a {
-                Ok(Value::Array(items)) => items.first().is_some_and(|i| !matches!(i, Value::Nil)),
+        let mut has = true;
+        for (_, answer) in self.on_each_primary_by(url, &info, deadline).await? {
+            has &= match answer? {
+                Value::Array(items) => items.first().is_some_and(|i| !matches!(i, Value::Nil)),
                 _ => false,
-            }))
+            };
+        }
+        Ok(has)
     }
 
     /// Run `cmd` on the server, or on every primary of a cluster: each
@@ -692,11 +746,7 @@ impl Conn {
             Conn::Single(single) => {
                 let mut manager = single.manager();
                 let result = tokio::time::timeout_at(deadline, cmd.query_async(&mut manager)).await;
-                single.outcome(
-                    matches!(&result, Ok(Ok(_)))
-                        || matches!(&result, Ok(Err(e)) if reached_primary(e)),
-                    url.timeout,
-                );
+                single.outcome(outcome_of(&result), url.timeout);
                 settle(url, result)
             }
             Conn::Cluster(c) => {
@@ -862,6 +912,8 @@ mod tests {
             matches!(&e, StateError::Unavailable(m) if !unanswered(m)),
             "{e:?}"
         );
+        let e = failure(&url, &server(ServerErrorKind::Moved, "MOVED"));
+        assert!(matches!(&e, StateError::Unavailable(_)), "{e:?}");
         let e = failure(&url, &server(ServerErrorKind::CrossSlot, "CROSSSLOT"));
         assert!(matches!(&e, StateError::Internal(_)), "{e:?}");
         let e = failure(&url, &server(ServerErrorKind::ReadOnly, "READONLY"));
@@ -911,6 +963,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("percent-encoded") && !e.contains("ss@h"), "{e}");
+        let e = RedisUrl::parse("redis://:pa?ss=x@h:1")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("percent-encoded") && !e.contains("\"ss\""),
+            "{e}"
+        );
         assert_eq!(
             RedisUrl::parse("redis://h?timeout_ms=60000")
                 .unwrap()

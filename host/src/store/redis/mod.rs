@@ -214,9 +214,12 @@ impl RedisEngine {
             MODULE_YES => Ok(true),
             MODULE_NO if !self.module_recheck_due() => Ok(false),
             _ => {
+                // A quarter of the write's time at most: a node that does
+                // not answer must leave the write time to run.
+                let check_by = deadline.min(Instant::now() + self.url.timeout / 4);
                 let has = match self
                     .conn
-                    .has_command(&self.url, native::COMMAND, deadline)
+                    .has_command(&self.url, native::COMMAND, check_by)
                     .await
                 {
                     Ok(has) => has,
@@ -228,11 +231,12 @@ impl RedisEngine {
                         self.module_off(false);
                         return Ok(false);
                     }
-                    // A check that fails (the node it asks is down, in a
-                    // cluster another shard's) leaves this write to the
-                    // library; a later write asks again.
+                    // A check that fails (a node that does not answer, in a
+                    // cluster maybe another shard's) leaves the writes to
+                    // the library until the next re-check.
                     Err(e) => {
-                        tracing::debug!(url = %self.url, error = %e, "cannot ask Redis about the module; this write runs through the Lua library");
+                        tracing::debug!(url = %self.url, error = %e, "cannot ask Redis about the module; writes run through the Lua library until the next check");
+                        self.module_off(true);
                         return Ok(false);
                     }
                 };
@@ -441,8 +445,11 @@ impl RedisEngine {
                 // The answer was lost: ask again with the same request id.
                 tokio::time::sleep(RETRY_PAUSE).await;
                 args[0] = b"R".to_vec();
+                // Whatever Redis says now, the first attempt may have run:
+                // say so, as `unavailable` (an answer of the write itself —
+                // a failed condition — comes in the payload, not here).
                 self.write_once(cmd, &keys, &args, deadline).await.map_err(|e| match e {
-                    StateError::Unavailable(m2) => StateError::Unavailable(format!(
+                    StateError::Unavailable(m2) | StateError::Internal(m2) => StateError::Unavailable(format!(
                         "{m2}; an earlier attempt's answer was lost, so the write may or may not have been applied (all of it or none)"
                     )),
                     e => e,
