@@ -417,6 +417,70 @@ async fn a_delivery_waits_for_a_free_instance_slot() {
     assert_eq!((st.delivered, st.failed), (1, 0), "{st:?}");
 }
 
+/// An HTTP request that finds every instance slot taken (by a watcher's
+/// long call: they share the pool) answers 503 with `Retry-After` at once,
+/// not 500 and not after waiting; once the slot is free it is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_finding_no_free_slot_answers_503_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = HostConfig::new(dir.path());
+    config.pooling = Some(1);
+    let host = Host::open(config).unwrap();
+    for name in ["one", "two"] {
+        host.deploy_file(name, std::path::Path::new(WATCHER))
+            .await
+            .unwrap();
+    }
+    let mut server = wasm_state::http::HttpServer::new(host.clone());
+    server.mount("/", "two").unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(server.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    // `one`'s watcher sleeps 1.5 s in its call, holding the only slot.
+    let one = host.store().instance("one").unwrap();
+    one.set("sleep/hold", b"1500".to_vec()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let r = http_support::get(addr, "/audit", &[]).await;
+    assert_eq!(
+        r.status,
+        hyper::StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        r.headers.get("retry-after").map(|v| v.to_str().unwrap()),
+        Some("1")
+    );
+    assert!(r.body.contains("busy"), "{}", r.body);
+    assert!(
+        started.elapsed() < Duration::from_millis(1000),
+        "{:?}",
+        started.elapsed()
+    );
+    // The slot comes back: served.
+    let started = Instant::now();
+    loop {
+        let r = http_support::get(addr, "/audit", &[]).await;
+        if r.status == hyper::StatusCode::OK {
+            break;
+        }
+        assert_eq!(
+            r.status,
+            hyper::StatusCode::SERVICE_UNAVAILABLE,
+            "{}",
+            r.body
+        );
+        assert!(started.elapsed() < Duration::from_secs(10), "never served");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = stop.send(());
+    serving.await.unwrap().unwrap();
+}
+
 /// An install and a destroy of one name at the same moment take turns:
 /// whichever comes last decides, and an instance left deployed writes (its
 /// write fence is its own life's, not the destroyed one's, which a destroy
