@@ -325,3 +325,60 @@ async fn a_watcher_on_two_hosts_sees_every_change_once() {
         .collect();
     assert_eq!(seqs, (1..=30).collect::<Vec<_>>(), "{body}");
 }
+
+/// One change whose delivery outlasts the queue's 15 s lease (a watcher
+/// call of 17 s) keeps the lease: the host delivering it renews it during
+/// the call, so the other host never delivers the same change. Two hosts
+/// in this process on one Redis; each host's count of delivered changes
+/// adds up to the two changes written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_outlasting_the_lease_is_delivered_by_one_host() {
+    use wasm_state::runtime::{GuestLimits, Host, HostConfig};
+    let store = format!(
+        "{}?namespace=lease{}",
+        redis_server::shared().url(),
+        std::process::id()
+    );
+    let mut hosts = Vec::new();
+    for _ in 0..2 {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let mut config = HostConfig::new(dir);
+        config.store_url = Some(store.clone());
+        config.guest = GuestLimits {
+            deadline: Duration::from_secs(30),
+            memory_bytes: 64 << 20,
+        };
+        let host = Host::connect(config).await.unwrap();
+        host.deploy_file("idx", std::path::Path::new(wasm_state_e2e::KV_WATCHER))
+            .await
+            .unwrap();
+        hosts.push(host);
+    }
+    let s = hosts[0].store().instance("idx").unwrap();
+    s.set("sleep/slow", b"17000".to_vec()).await.unwrap();
+    s.set("after", b"1".to_vec()).await.unwrap();
+    let delivered = |hosts: &[Host]| -> u64 {
+        hosts
+            .iter()
+            .flat_map(|h| h.watcher_status())
+            .map(|st| st.delivered)
+            .sum()
+    };
+    let started = Instant::now();
+    while delivered(&hosts) < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{:?}",
+            hosts.iter().map(|h| h.watcher_status()).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Time for a second delivery of the slow change to show, if the other
+    // host had taken the queue.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let per_host: Vec<u64> = hosts
+        .iter()
+        .map(|h| h.watcher_status().iter().map(|st| st.delivered).sum())
+        .collect();
+    assert_eq!(delivered(&hosts), 2, "delivered per host: {per_host:?}");
+}

@@ -43,7 +43,8 @@ const POLL: Duration = Duration::from_millis(500);
 /// counts as a failed attempt.
 const BUSY_WAIT: Duration = Duration::from_secs(30);
 /// How often a task delivering a batch renews its queue's lease (a third
-/// of the Redis engine's 15 s lease): a batch of slow calls keeps it, so
+/// of the Redis engine's 15 s lease), during a change too: a batch of slow
+/// calls, or one slow change, keeps it, so
 /// no other host takes the queue and delivers the same changes meanwhile.
 const RENEW_EVERY: Duration = Duration::from_secs(5);
 
@@ -303,21 +304,36 @@ async fn deliver_queue(
                     let mut last = None;
                     let mut renewed = std::time::Instant::now();
                     for change in &batch.changes {
-                        if renewed.elapsed() >= RENEW_EVERY {
-                            // Still this host's queue? (A lease renewed; on
-                            // a store without leases, a read.) If not, stop
-                            // here: the holder delivers the rest.
-                            match host_.store().watch_pending(&name, &owner, &holder, 1).await {
-                                Ok(b) if !b.busy => renewed = std::time::Instant::now(),
-                                Ok(_) => break,
-                                Err(e) => {
-                                    tracing::warn!(watcher = %name, error = %e, "cannot renew the queue's lease; the rest of the batch is delivered later");
-                                    break;
+                        let delivery = deliver_one(&host_, &dep, &export, change, &counters);
+                        tokio::pin!(delivery);
+                        // The lease is renewed every RENEW_EVERY while the
+                        // batch runs, during a change too (three attempts
+                        // of a slow call, or a wait for a free slot, outlast
+                        // the lease). Still this host's queue? (A lease
+                        // renewed; on a store without leases, a read.) If
+                        // not, this change ends (delivered at least once)
+                        // and the holder delivers the rest.
+                        let mut kept = true;
+                        loop {
+                            let renew_at = tokio::time::Instant::from_std(renewed + RENEW_EVERY);
+                            tokio::select! {
+                                () = &mut delivery => break,
+                                () = tokio::time::sleep_until(renew_at), if kept => {
+                                    match host_.store().watch_pending(&name, &owner, &holder, 1).await {
+                                        Ok(b) if !b.busy => renewed = std::time::Instant::now(),
+                                        Ok(_) => kept = false,
+                                        Err(e) => {
+                                            tracing::warn!(watcher = %name, error = %e, "cannot renew the queue's lease; the rest of the batch is delivered later");
+                                            kept = false;
+                                        }
+                                    }
                                 }
                             }
                         }
-                        deliver_one(&host_, &dep, &export, change, &counters).await;
                         last = Some(change.seq);
+                        if !kept {
+                            break;
+                        }
                     }
                     if let Some(seq) = last
                         && let Err(e) = host_.store().watch_ack(&name, &owner, seq).await
