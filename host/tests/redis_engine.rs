@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use support::redis_server::{self, RedisCluster};
 use wasm_state::store::{
-    Condition, ExpireMode, ManualClock, Op, OpKind, OpOutput, QueueOwner, SetOptions, StateError,
-    Store, StoreConfig, WatchTarget,
+    Condition, ExpireMode, ManualClock, Op, OpKind, OpOutput, QueueOwner, ScopeHandle, SetOptions,
+    StateError, Store, StoreConfig, WatchTarget,
 };
 
 const T0: u64 = 1_767_225_600_000;
@@ -503,10 +503,10 @@ impl BlackHoleProxy {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_connection_cut_without_a_reset_is_replaced_and_the_store_heals() {
-    let server = redis_server::start_detached(&[]);
-    let proxy = BlackHoleProxy::start(server.port).await;
+/// A store on the Redis at `port` through a [`BlackHoleProxy`] (300 ms
+/// timeout), and its instance `svc` with `k` = `1`.
+async fn behind_a_proxy(port: u16) -> (BlackHoleProxy, Store, ScopeHandle) {
+    let proxy = BlackHoleProxy::start(port).await;
     let url = format!(
         "redis://{}?namespace={}&timeout_ms=300",
         proxy.addr,
@@ -516,6 +516,13 @@ async fn a_connection_cut_without_a_reset_is_replaced_and_the_store_heals() {
     let store = Store::connect(&url, config(&clock)).await.unwrap();
     let s = store.instance("svc").unwrap();
     s.set("k", b"1".to_vec()).await.unwrap();
+    (proxy, store, s)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_cut_without_a_reset_is_replaced_and_the_store_heals() {
+    let server = redis_server::start_detached(&[]);
+    let (proxy, _store, s) = behind_a_proxy(server.port).await;
     proxy.cut_open_connections();
     // Calls on the cut connection get no answer: `unavailable` in bounded
     // time …
@@ -562,16 +569,7 @@ async fn a_connection_cut_without_a_reset_is_replaced_and_the_store_heals() {
 async fn a_primary_turned_replica_is_left_for_the_new_primary() {
     let old = redis_server::start_detached(&[]);
     let new = redis_server::start_detached(&[]);
-    let proxy = BlackHoleProxy::start(old.port).await;
-    let url = format!(
-        "redis://{}?namespace={}&timeout_ms=300",
-        proxy.addr,
-        redis_server::fresh_namespace()
-    );
-    let clock = ManualClock::new(T0);
-    let store = Store::connect(&url, config(&clock)).await.unwrap();
-    let s = store.instance("svc").unwrap();
-    s.set("k", b"1".to_vec()).await.unwrap();
+    let (proxy, _store, s) = behind_a_proxy(old.port).await;
     // `new` copies `old`, then the roles swap.
     redis_server::cli(new.port, &["replicaof", "127.0.0.1", &old.port.to_string()]);
     let started = std::time::Instant::now();

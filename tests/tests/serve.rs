@@ -193,6 +193,17 @@ async fn sessions_from_requests_stay_apart() {
             && cookie_o.contains("; Path=/other;"),
         "{cookie_o}"
     );
+    // Behind a proxy that strips `/public` and says so, the cookie's path
+    // is the one the browser sees.
+    let p = post(
+        s.addr,
+        "/other/cart/add?item=fig",
+        &[("x-forwarded-prefix", "/public")],
+        "",
+    )
+    .await;
+    let cookie_p = p.headers["set-cookie"].to_str().unwrap();
+    assert!(cookie_p.contains("; Path=/public/other;"), "{cookie_p}");
     let jar = format!("wasm_state_session={id_o}; wasm_state_session={id_a}");
     let o_cart: serde_json::Value =
         serde_json::from_str(&get(s.addr, "/other/cart", &[("cookie", &jar)]).await.body).unwrap();

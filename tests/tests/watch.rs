@@ -384,13 +384,10 @@ async fn changes_are_delivered_exactly_once_in_effect_across_a_sigkill() {
     assert_eq!(keys, want);
 }
 
-/// With every instance slot taken (a pool of one, held by another
-/// watcher's long call), a delivery waits for a slot instead of spending
-/// its attempts and skipping the change.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_delivery_waits_for_a_free_instance_slot() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = HostConfig::new(dir.path());
+/// A host with a pool of one instance slot and the watcher deployed twice,
+/// as `one` and `two`.
+async fn two_watchers_one_slot(dir: &std::path::Path) -> Host {
+    let mut config = HostConfig::new(dir);
     config.pooling = Some(1);
     let host = Host::open(config).unwrap();
     for name in ["one", "two"] {
@@ -398,6 +395,16 @@ async fn a_delivery_waits_for_a_free_instance_slot() {
             .await
             .unwrap();
     }
+    host
+}
+
+/// With every instance slot taken (a pool of one, held by another
+/// watcher's long call), a delivery waits for a slot instead of spending
+/// its attempts and skipping the change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_waits_for_a_free_instance_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = two_watchers_one_slot(dir.path()).await;
     // `one` sleeps 1.5 s in its call (holding the only slot); `two` gets a
     // change meanwhile.
     let one = host.store().instance("one").unwrap();
@@ -423,14 +430,7 @@ async fn a_delivery_waits_for_a_free_instance_slot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_finding_no_free_slot_answers_503_retry_after() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = HostConfig::new(dir.path());
-    config.pooling = Some(1);
-    let host = Host::open(config).unwrap();
-    for name in ["one", "two"] {
-        host.deploy_file(name, std::path::Path::new(WATCHER))
-            .await
-            .unwrap();
-    }
+    let host = two_watchers_one_slot(dir.path()).await;
     let mut server = wasm_state::http::HttpServer::new(host.clone());
     server.mount("/", "two").unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

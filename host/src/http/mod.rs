@@ -114,11 +114,34 @@ impl hyper::body::Body for Checked {
     }
 }
 
+/// The path the browser sees for the app mounted at `prefix`: behind a
+/// reverse proxy that strips a path prefix and says so in
+/// `X-Forwarded-Prefix` (Traefik, Spring, nginx set up that way), that
+/// prefix comes first. A header that is no plain absolute path is ignored.
+fn public_path(prefix: &str, forwarded: Option<&hyper::header::HeaderValue>) -> String {
+    let forwarded = forwarded
+        .and_then(|v| v.to_str().ok())
+        .map(|f| f.trim_end_matches('/'))
+        .filter(|f| {
+            f.starts_with('/')
+                && f.len() <= 256
+                && f.bytes()
+                    .all(|b| b.is_ascii_graphic() && !matches!(b, b';' | b','))
+        })
+        .unwrap_or("");
+    match (forwarded, prefix) {
+        ("", p) => p.to_string(),
+        (f, "/") => f.to_string(),
+        (f, p) => format!("{f}{p}"),
+    }
+}
+
 /// The SDK's session cookie (`Session::cookie`, `Path=/`) in an answer of
-/// the app mounted at `prefix` is scoped to that prefix: apps on one server
-/// each keep their own session cookie instead of replacing each other's
-/// (a browser sends the longest-path cookie first, which the SDK reads).
-/// A cookie with any other path is left as the guest set it.
+/// the app the browser sees at `prefix` ([`public_path`]) is scoped to
+/// that path: apps on one server each keep their own session cookie
+/// instead of replacing each other's (a browser sends the longest-path
+/// cookie first, which the SDK reads). A cookie with any other path is
+/// left as the guest set it.
 fn scope_session_cookie(headers: &mut hyper::HeaderMap, prefix: &str) {
     use hyper::header::{HeaderValue, SET_COOKIE};
     if prefix == "/" {
@@ -291,6 +314,7 @@ impl HttpServer {
             .query()
             .map(|q| format!("?{q}"))
             .unwrap_or_default();
+        let cookie_path = public_path(&mount.prefix, req.headers().get("x-forwarded-prefix"));
         match format!("{rest}{query}").parse() {
             Ok(uri) => *req.uri_mut() = uri,
             Err(_) => return text(StatusCode::BAD_REQUEST, "bad request path\n"),
@@ -359,7 +383,7 @@ impl HttpServer {
         let rx = async {
             let mut r = rx.await;
             if let Ok(Ok(resp)) = &mut r {
-                scope_session_cookie(resp.headers_mut(), &mount.prefix);
+                scope_session_cookie(resp.headers_mut(), &cookie_path);
             }
             r
         };
@@ -464,5 +488,20 @@ mod tests {
                 "wasm_state_session=x; Path=/custom",
             ]
         );
+    }
+
+    #[test]
+    fn a_proxys_forwarded_prefix_comes_first_in_the_cookie_path() {
+        use hyper::header::HeaderValue;
+        let h = |v: &'static str| HeaderValue::from_static(v);
+        assert_eq!(public_path("/shop", None), "/shop");
+        assert_eq!(public_path("/shop", Some(&h("/public"))), "/public/shop");
+        assert_eq!(public_path("/shop", Some(&h("/public/"))), "/public/shop");
+        assert_eq!(public_path("/", Some(&h("/public"))), "/public");
+        assert_eq!(public_path("/", Some(&h("/"))), "/");
+        // Not a plain absolute path: ignored.
+        for bad in ["public", "/a;b", "/a b", "/a,b"] {
+            assert_eq!(public_path("/shop", Some(&h(bad))), "/shop", "{bad}");
+        }
     }
 }
