@@ -481,6 +481,21 @@ async fn a_request_finding_no_free_slot_answers_503_retry_after() {
     serving.await.unwrap().unwrap();
 }
 
+/// A host on `dir` and the watcher compiled for it (not deployed).
+async fn host_and_compiled_watcher(
+    dir: &std::path::Path,
+) -> (
+    Host,
+    wasmtime::component::InstancePre<wasm_state::runtime::Ctx>,
+) {
+    let host = Host::open(HostConfig::new(dir)).unwrap();
+    let pre = host
+        .compile(&std::fs::read(WATCHER).unwrap())
+        .await
+        .unwrap();
+    (host, pre)
+}
+
 /// An install and a destroy of one name at the same moment take turns:
 /// whichever comes last decides, and an instance left deployed writes (its
 /// write fence is its own life's, not the destroyed one's, which a destroy
@@ -490,11 +505,7 @@ async fn a_request_finding_no_free_slot_answers_503_retry_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_install_racing_a_destroy_leaves_a_working_instance_or_none() {
     let dir = tempfile::tempdir().unwrap();
-    let host = Host::open(HostConfig::new(dir.path())).unwrap();
-    let pre = host
-        .compile(&std::fs::read(WATCHER).unwrap())
-        .await
-        .unwrap();
+    let (host, pre) = host_and_compiled_watcher(dir.path()).await;
     host.install("idx", "default", pre.clone()).await.unwrap();
     for round in 0..40 {
         let (h1, h2, p) = (host.clone(), host.clone(), pre.clone());
@@ -529,11 +540,7 @@ async fn an_install_racing_a_destroy_leaves_a_working_instance_or_none() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_installs_of_one_name_leave_one_deliverer() {
     let dir = tempfile::tempdir().unwrap();
-    let host = Host::open(HostConfig::new(dir.path())).unwrap();
-    let pre = host
-        .compile(&std::fs::read(WATCHER).unwrap())
-        .await
-        .unwrap();
+    let (host, pre) = host_and_compiled_watcher(dir.path()).await;
     let mut installs = tokio::task::JoinSet::new();
     for _ in 0..4 {
         let (host, pre) = (host.clone(), pre.clone());
