@@ -1,5 +1,6 @@
 //! Scale benchmark: list index/set/pops/length and map-get on a 1,000,000-item
-//! list and a 1,000,000-field map cost about the same as on 10 items.
+//! list and a 1,000,000-field map cost about the same as on 10 items; the
+//! delete of a whole list is one writer job over all its items.
 
 use std::time::Duration;
 
@@ -21,6 +22,18 @@ async fn fill(s: &ScopeHandle, n: u64) {
             .map(|i| (format!("field-{i}"), format!("value-{i}").into_bytes()))
             .collect();
         s.map_set("map", fields).await.expect("map_set");
+        done += m;
+    }
+}
+
+async fn fill_list(s: &ScopeHandle, key: &str, n: u64) {
+    let mut done = 0;
+    while done < n {
+        let m = CHUNK.min(n - done);
+        let items: Vec<Vec<u8>> = (done..done + m)
+            .map(|i| format!("item-{i}").into_bytes())
+            .collect();
+        s.list_append(key, items).await.expect("append");
         done += m;
     }
 }
@@ -89,6 +102,30 @@ fn benches(c: &mut Criterion) {
     for (n, s) in &scopes {
         g.bench_with_input(BenchmarkId::from_parameter(n), n, |b, _| {
             b.iter(|| assert_eq!(rt.block_on(s.list_length("list")).unwrap(), *n))
+        });
+    }
+    g.finish();
+
+    // Deleting a whole list is one writer job over all its items: the
+    // writer (every other write of the store) waits for it. Each iteration
+    // fills a new list (not timed) and times its delete.
+    let mut g = c.benchmark_group("list_delete_whole");
+    g.sample_size(10)
+        .sampling_mode(criterion::SamplingMode::Flat)
+        .measurement_time(Duration::from_secs(1));
+    for n in SIZES {
+        let s = store.instance(&format!("del{n}")).unwrap();
+        g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, &n| {
+            b.iter_custom(|iters| {
+                let mut took = Duration::ZERO;
+                for _ in 0..iters {
+                    rt.block_on(fill_list(&s, "big", n));
+                    let started = std::time::Instant::now();
+                    assert!(rt.block_on(s.delete("big")).unwrap());
+                    took += started.elapsed();
+                }
+                took
+            })
         });
     }
     g.finish();

@@ -334,6 +334,9 @@ impl AdminApi {
                     }
                     return Err(e);
                 }
+                if let Some(apps) = &self.apps {
+                    apps.unroute_stale(name);
+                }
                 ok_json(&serde_json::json!({ "destroyed": name }))
             }
             (&Method::GET, ["v1", "instances", name, "sessions"]) => {

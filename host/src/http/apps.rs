@@ -153,6 +153,18 @@ impl Apps {
         taken
     }
 
+    /// Take down the routes of `name` that lead to a deployment that is no
+    /// longer its current one: a deploy that raced a destroy of the name
+    /// (and lost) routed to the deployment the destroy removed.
+    pub(crate) fn unroute_stale(&self, name: &str) {
+        let current = self.host.deployment_of(name).ok();
+        self.update(|t| {
+            t.retain(|m| {
+                m.instance != name || current.as_ref().is_some_and(|d| Arc::ptr_eq(d, &m.dep))
+            })
+        });
+    }
+
     /// Put routes taken by [`unroute`](Apps::unroute) back.
     pub(crate) fn reroute(&self, mounts: Vec<Mount>) {
         self.update(|t| t.extend(mounts.iter().cloned()));

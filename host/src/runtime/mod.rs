@@ -529,12 +529,12 @@ impl Host {
             .unwrap_or_else(|p| p.into_inner())
             .remove(name)
             .and_then(|f| f.upgrade());
-        // Its watcher stops first (a change it is handling is not spent on
-        // writes the fence refuses), then the fence closes and the writes
-        // under way end, then the state goes.
-        if let Some(dep) = &removed {
-            dep.stop_deliveries().await;
-        }
+        // The fence closes and the writes under way end — the watcher's
+        // too: stopping its task first would drop a write already sent
+        // without waiting for it — then the watcher stops, then the state
+        // goes. (A change the watcher handles meanwhile meets refused
+        // writes; it is retried, and skipped only if the drain outlasts
+        // its attempts.)
         if let Some(f) = &fence
             && !f.close(DESTROY_DRAIN).await
         {
@@ -544,6 +544,9 @@ impl Host {
                 "writes of a destroyed instance still running after {DESTROY_DRAIN:?}; \
                  destroying its state anyway"
             );
+        }
+        if let Some(dep) = &removed {
+            dep.stop_deliveries().await;
         }
         if let Err(e) = self.inner.store.destroy_instance(name).await {
             self.undo_destroy(name, removed, fence).await;

@@ -302,36 +302,26 @@ async fn deliver_queue(
                 }
                 if !batch.changes.is_empty() {
                     let mut last = None;
-                    let mut renewed = std::time::Instant::now();
+                    // The lease is renewed every RENEW_EVERY while the
+                    // batch runs, beside the deliveries (a change's three
+                    // attempts, or a wait for a free slot, outlast the
+                    // lease; a renewal that waits on the store does not
+                    // pause the guest). Still this host's queue? (A lease
+                    // renewed; on a store without leases, a read.) If not,
+                    // the change under way ends (delivered at least once)
+                    // and the holder delivers the rest.
+                    let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                    let _keeper = KeepLease(tokio::spawn(keep_lease(
+                        host_.store().clone(),
+                        name.clone(),
+                        owner.clone(),
+                        holder.clone(),
+                        lost.clone(),
+                    )));
                     for change in &batch.changes {
-                        let delivery = deliver_one(&host_, &dep, &export, change, &counters);
-                        tokio::pin!(delivery);
-                        // The lease is renewed every RENEW_EVERY while the
-                        // batch runs, during a change too (three attempts
-                        // of a slow call, or a wait for a free slot, outlast
-                        // the lease). Still this host's queue? (A lease
-                        // renewed; on a store without leases, a read.) If
-                        // not, this change ends (delivered at least once)
-                        // and the holder delivers the rest.
-                        let mut kept = true;
-                        loop {
-                            let renew_at = tokio::time::Instant::from_std(renewed + RENEW_EVERY);
-                            tokio::select! {
-                                () = &mut delivery => break,
-                                () = tokio::time::sleep_until(renew_at), if kept => {
-                                    match host_.store().watch_pending(&name, &owner, &holder, 1).await {
-                                        Ok(b) if !b.busy => renewed = std::time::Instant::now(),
-                                        Ok(_) => kept = false,
-                                        Err(e) => {
-                                            tracing::warn!(watcher = %name, error = %e, "cannot renew the queue's lease; the rest of the batch is delivered later");
-                                            kept = false;
-                                        }
-                                    }
-                                }
-                            }
-                        }
+                        deliver_one(&host_, &dep, &export, change, &counters).await;
                         last = Some(change.seq);
-                        if !kept {
+                        if lost.load(Ordering::Relaxed) {
                             break;
                         }
                     }
@@ -353,6 +343,39 @@ async fn deliver_queue(
         }
         drop((host_, dep));
         let _ = tokio::time::timeout(POLL, wake.changed()).await;
+    }
+}
+
+/// Renews a queue's lease every [`RENEW_EVERY`] until aborted; sets `lost`
+/// and ends once the queue is another host's or the store fails.
+async fn keep_lease(
+    store: crate::store::Store,
+    name: String,
+    owner: QueueOwner,
+    holder: String,
+    lost: Arc<std::sync::atomic::AtomicBool>,
+) {
+    loop {
+        tokio::time::sleep(RENEW_EVERY).await;
+        match store.watch_pending(&name, &owner, &holder, 1).await {
+            Ok(b) if !b.busy => {}
+            Ok(_) => break,
+            Err(e) => {
+                tracing::warn!(watcher = %name, error = %e, "cannot renew the queue's lease; the rest of the batch is delivered later");
+                break;
+            }
+        }
+    }
+    lost.store(true, Ordering::Relaxed);
+}
+
+/// Stops a [`keep_lease`] task when the batch ends (or its delivery task is
+/// stopped).
+struct KeepLease(tokio::task::JoinHandle<()>);
+
+impl Drop for KeepLease {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -337,15 +337,10 @@ impl Single {
                 s.failing_since = None;
                 return;
             }
-            Outcome::NotPrimary => {
-                let due = s
-                    .replaced_for_role
-                    .is_none_or(|at| now.duration_since(at) >= timeout);
-                if due {
-                    s.replaced_for_role = Some(now);
-                }
-                due.then_some("the server answered as a replica")
-            }
+            Outcome::NotPrimary => s
+                .replaced_for_role
+                .is_none_or(|at| now.duration_since(at) >= timeout)
+                .then_some("the server answered as a replica"),
             Outcome::Unanswered => match s.failing_since {
                 None => {
                     s.failing_since = Some(now);
@@ -364,6 +359,9 @@ impl Single {
         {
             tracing::info!("replacing the Redis connection: {why}");
             s.manager = fresh;
+            if outcome == Outcome::NotPrimary {
+                s.replaced_for_role = Some(now);
+            }
         }
     }
 }
@@ -607,8 +605,9 @@ impl Conn {
     pub async fn has_command(&self, url: &RedisUrl, name: &str, deadline: Instant) -> Result<bool> {
         let mut info = redis::cmd("COMMAND");
         info.arg("INFO").arg(name);
-        let mut has = true;
-        for (_, answer) in self.on_each_primary_by(url, &info, deadline).await? {
+        let answers = self.on_each_primary_by(url, &info, deadline).await?;
+        let mut has = !answers.is_empty();
+        for (_, answer) in answers {
             has &= match answer? {
                 Value::Array(items) => items.first().is_some_and(|i| !matches!(i, Value::Nil)),
                 _ => false,

@@ -214,9 +214,10 @@ impl RedisEngine {
             MODULE_YES => Ok(true),
             MODULE_NO if !self.module_recheck_due() => Ok(false),
             _ => {
-                // A quarter of the write's time at most: a node that does
-                // not answer must leave the write time to run.
-                let check_by = deadline.min(Instant::now() + self.url.timeout / 4);
+                // A quarter of the write's time (at least 250 ms): a node
+                // that does not answer must leave the write time to run.
+                let check_by = deadline
+                    .min(Instant::now() + (self.url.timeout / 4).max(Duration::from_millis(250)));
                 let has = match self
                     .conn
                     .has_command(&self.url, native::COMMAND, check_by)
@@ -446,14 +447,18 @@ impl RedisEngine {
                 tokio::time::sleep(RETRY_PAUSE).await;
                 args[0] = b"R".to_vec();
                 // Whatever Redis says now, the first attempt may have run:
-                // say so, as `unavailable` (an answer of the write itself —
-                // a failed condition — comes in the payload, not here).
-                self.write_once(cmd, &keys, &args, deadline).await.map_err(|e| match e {
-                    StateError::Unavailable(m2) | StateError::Internal(m2) => StateError::Unavailable(format!(
-                        "{m2}; an earlier attempt's answer was lost, so the write may or may not have been applied (all of it or none)"
-                    )),
-                    e => e,
-                })?
+                // say so (an answer of the write itself — a failed
+                // condition — comes in the payload, not here).
+                const LOST: &str = "an earlier attempt's answer was lost, so the write may or may not have been applied (all of it or none)";
+                self.write_once(cmd, &keys, &args, deadline)
+                    .await
+                    .map_err(|e| match e {
+                        StateError::Unavailable(m2) => {
+                            StateError::Unavailable(format!("{m2}; {LOST}"))
+                        }
+                        StateError::Internal(m2) => StateError::Internal(format!("{m2}; {LOST}")),
+                        e => e,
+                    })?
             }
             other => other?,
         };
