@@ -11,13 +11,10 @@ const SIZES: [u64; 2] = [10, 1_000_000];
 const CHUNK: u64 = 10_000;
 
 async fn fill(s: &ScopeHandle, n: u64) {
+    fill_list(s, "list", n).await;
     let mut done = 0;
     while done < n {
         let m = CHUNK.min(n - done);
-        let items: Vec<Vec<u8>> = (done..done + m)
-            .map(|i| format!("item-{i}").into_bytes())
-            .collect();
-        s.list_append("list", items).await.expect("append");
         let fields = (done..done + m)
             .map(|i| (format!("field-{i}"), format!("value-{i}").into_bytes()))
             .collect();
