@@ -99,7 +99,9 @@ const MODULE_NO: u8 = 2;
 const MODULE_RECHECK_MS: u64 = 30_000;
 
 /// How long a host holds a watcher's queue after its last look (another
-/// host takes over a queue whose holder stopped looking this long).
+/// host takes over a queue whose holder stopped looking this long), at
+/// least: with a `timeout_ms` above 5 s, three times that, so a renewal
+/// every 5 s that takes the whole timeout still lands within the lease.
 const WATCH_LEASE: Duration = Duration::from_secs(15);
 
 /// How often the sweeper visits every owner, whatever it knows.
@@ -1034,7 +1036,8 @@ impl Engine for RedisEngine {
                 time(self.now()),
             ];
             args.extend(self.cx_args()?);
-            args.push(WATCH_LEASE.as_millis().to_string().into_bytes());
+            let lease = WATCH_LEASE.max(self.url.timeout * 3);
+            args.push(lease.as_millis().to_string().into_bytes());
             args.push(limit.to_string().into_bytes());
             let mut it = self
                 .write(&self.queue_owner(owner), "wpending", args)
