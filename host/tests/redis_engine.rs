@@ -305,6 +305,245 @@ async fn redis_cluster_with_the_module_keeps_each_owner_in_one_slot() {
     );
 }
 
+/// The namespace a store URL names.
+fn namespace_of(url: &str) -> &str {
+    url.split("namespace=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+}
+
+/// The port of the node of `nodes` holding the instance owners' keys of
+/// `namespace` (hash tag `{i.NAME}`; the namespace's list of owners, kept
+/// for the sweepers, is a key of its own, in another slot).
+fn node_holding(nodes: &[redis_server::RedisServer], namespace: &str) -> u16 {
+    let pattern = format!("{namespace}:{{i.*");
+    let holding: Vec<u16> = nodes
+        .iter()
+        .filter(|n| {
+            !redis_server::cli(n.port, &["--scan", "--pattern", &pattern])
+                .trim()
+                .is_empty()
+        })
+        .map(|n| n.port)
+        .collect();
+    assert_eq!(holding.len(), 1, "one node holds the owner: {holding:?}");
+    holding[0]
+}
+
+/// A primary of a Cluster killed: its replica is promoted, and the store
+/// moves there by itself. Calls in between fail as `unavailable` within
+/// the store's timeout (never `internal`, never a hang); afterwards every
+/// write the replica had received is there, the counter is exact up to
+/// the writes whose answers were lost (each of those said "may or may not
+/// have been applied"), and sessions still open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_failover_moves_the_store_to_the_promoted_replica() {
+    let cluster = RedisCluster::start_replicated(3);
+    let url = format!("{}&timeout_ms=500", cluster.url());
+    let clock = ManualClock::new(T0);
+    let store = Store::connect(&url, config(&clock)).await.unwrap();
+    let inst = store.instance("failover").unwrap();
+    inst.set("k", b"before".to_vec()).await.unwrap();
+    for _ in 0..10 {
+        inst.increment("n", 1).await.unwrap();
+    }
+    let session = store
+        .create_session("failover", Some(Duration::from_secs(600)))
+        .await
+        .unwrap();
+    let primary = node_holding(&cluster.nodes, namespace_of(&url));
+    // Replication is asynchronous: what the replica has not received when
+    // its primary dies is lost (README). Here it has everything.
+    assert_eq!(
+        redis_server::cli(primary, &["wait", "1", "5000"]).trim(),
+        "1",
+        "the replica acknowledged the writes"
+    );
+    let victim = cluster.nodes.iter().find(|n| n.port == primary).unwrap();
+    // SAFETY: signals our own child process.
+    unsafe { libc::kill(victim.pid(), libc::SIGKILL) };
+
+    let (mut acked, mut unsure) = (0i64, 0i64);
+    let started = std::time::Instant::now();
+    let mut in_a_row = 0;
+    while in_a_row < 5 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no write succeeded for 30 s after the primary died"
+        );
+        let call = std::time::Instant::now();
+        match inst.increment("n", 1).await {
+            Ok(_) => {
+                acked += 1;
+                in_a_row += 1;
+            }
+            Err(StateError::Unavailable(m)) => {
+                in_a_row = 0;
+                if m.contains("may or may not have been applied") {
+                    unsure += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("a write during the failover: {e:?}"),
+        }
+        assert!(
+            call.elapsed() < Duration::from_millis(500 + 1500),
+            "a call took {:?}",
+            call.elapsed()
+        );
+    }
+    assert_eq!(inst.get("k").await.unwrap(), Some(b"before".to_vec()));
+    let n: i64 = String::from_utf8(inst.get("n").await.unwrap().unwrap())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (10 + acked..=10 + acked + unsure).contains(&n),
+        "counter {n}: 10 + {acked} acknowledged + at most {unsure} unsure"
+    );
+    // The session lives on; the promoted node writes it.
+    let sess = store.session("failover", &session.id).await.unwrap();
+    sess.set("cart", b"[1]".to_vec()).await.unwrap();
+    assert_eq!(sess.get("cart").await.unwrap(), Some(b"[1]".to_vec()));
+    // The owner now lives on the replica that was promoted.
+    let promoted = node_holding(&cluster.replicas, namespace_of(&url));
+    assert!(redis_server::cli(promoted, &["role"]).starts_with("master"));
+}
+
+/// An owner's slot moved to another node, as `redis-cli --cluster reshard`
+/// does it (`CLUSTER SETSLOT … IMPORTING / MIGRATING`, `MIGRATE` key by
+/// key, `SETSLOT … NODE`). While the owner's keys are split between the
+/// two nodes a read follows Redis's `ASK` to the key, and a write (its
+/// keys in two places: `TRYAGAIN`) is `unavailable` and changes nothing;
+/// once moved, the owner works on its new node, which gets the function
+/// library at its first call there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_whose_slot_moves_to_another_node_keeps_its_state() {
+    use redis_server::cli;
+    let cluster = RedisCluster::start(3);
+    let url = format!("{}&timeout_ms=500", cluster.url());
+    let clock = ManualClock::new(T0);
+    let store = Store::connect(&url, config(&clock)).await.unwrap();
+    let inst = store.instance("mover").unwrap();
+    inst.set("k", b"before".to_vec()).await.unwrap();
+    inst.list_append("l", vec![b"a".to_vec(), b"b".to_vec()])
+        .await
+        .unwrap();
+    let s = store.create_session("mover", None).await.unwrap();
+    let sess = store.session("mover", &s.id).await.unwrap();
+    sess.set("cart", b"[1]".to_vec()).await.unwrap();
+    let usage = store.instance_usage("mover").await.unwrap();
+    assert!(usage > 0);
+
+    let ns = namespace_of(&url);
+    let source = node_holding(&cluster.nodes, ns);
+    let target = cluster
+        .nodes
+        .iter()
+        .find(|n| n.port != source)
+        .unwrap()
+        .port;
+    let bystander = cluster
+        .nodes
+        .iter()
+        .find(|n| n.port != source && n.port != target)
+        .unwrap()
+        .port;
+    for n in &cluster.nodes {
+        cli(n.port, &["function", "flush"]);
+    }
+    let keys: Vec<String> = cli(source, &["--scan", "--pattern", &format!("{ns}:{{i.*")])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let records = keys
+        .iter()
+        .find(|k| k.ends_with(":h"))
+        .expect("the owner's records");
+    let slot = cli(source, &["cluster", "keyslot", records])
+        .trim()
+        .to_owned();
+    let id = |port: u16| cli(port, &["cluster", "myid"]).trim().to_owned();
+    let (source_id, target_id) = (id(source), id(target));
+    let migrate = |key: &str| {
+        let out = cli(
+            source,
+            &[
+                "migrate",
+                "127.0.0.1",
+                &target.to_string(),
+                "",
+                "0",
+                "5000",
+                "keys",
+                key,
+            ],
+        );
+        assert_eq!(out.trim(), "OK", "migrate {key}");
+    };
+    assert_eq!(
+        cli(
+            target,
+            &["cluster", "setslot", &slot, "importing", &source_id]
+        )
+        .trim(),
+        "OK"
+    );
+    assert_eq!(
+        cli(
+            source,
+            &["cluster", "setslot", &slot, "migrating", &target_id]
+        )
+        .trim(),
+        "OK"
+    );
+    // Half moved: the records are on the target, the rest on the source.
+    migrate(records);
+    assert_eq!(inst.get("k").await.unwrap(), Some(b"before".to_vec()));
+    // redis-rs retries `TRYAGAIN` within half the store's timeout, then
+    // Redis's answer reaches the caller, saying why.
+    let err = inst.set("k", b"during".to_vec()).await.unwrap_err();
+    assert!(
+        matches!(&err, StateError::Unavailable(m) if m.contains("TryAgain") && m.contains("slots are changing hands")),
+        "{err:?}"
+    );
+    assert_eq!(inst.get("k").await.unwrap(), Some(b"before".to_vec()));
+    // The rest, then the slot is the target's.
+    loop {
+        let rest = cli(source, &["cluster", "getkeysinslot", &slot, "100"]);
+        let rest: Vec<&str> = rest.lines().filter(|l| !l.is_empty()).collect();
+        if rest.is_empty() {
+            break;
+        }
+        for key in rest {
+            migrate(key);
+        }
+    }
+    for port in [source, target, bystander] {
+        assert_eq!(
+            cli(port, &["cluster", "setslot", &slot, "node", &target_id]).trim(),
+            "OK"
+        );
+    }
+
+    assert_eq!(node_holding(&cluster.nodes, ns), target);
+    assert_eq!(inst.get("k").await.unwrap(), Some(b"before".to_vec()));
+    assert_eq!(
+        inst.list_range("l", 0, -1).await.unwrap(),
+        [b"a".to_vec(), b"b".to_vec()]
+    );
+    assert_eq!(sess.get("cart").await.unwrap(), Some(b"[1]".to_vec()));
+    assert_eq!(store.instance_usage("mover").await.unwrap(), usage);
+    inst.set("k", b"after".to_vec()).await.unwrap();
+    assert_eq!(inst.list_append("l", vec![b"c".to_vec()]).await.unwrap(), 3);
+    assert_eq!(inst.get("k").await.unwrap(), Some(b"after".to_vec()));
+    assert!(cli(target, &["function", "list"]).contains("wasm_state_"));
+    assert!(!cli(source, &["function", "list"]).contains("wasm_state_"));
+}
+
 async fn cluster_checks(cluster: &RedisCluster) {
     let url = cluster.url();
     shared_store_checks(&url).await;

@@ -235,11 +235,14 @@ pub fn cli(port: u16, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A Redis Cluster of `n` primaries on loopback (no replicas, no
-/// persistence), in a temporary directory.
+/// A Redis Cluster of `n` primaries on loopback (no persistence), in a
+/// temporary directory; with [`RedisCluster::start_replicated`] each has a
+/// replica too.
 pub struct RedisCluster {
-    /// The primaries.
+    /// The primaries (as created: a failover may have changed roles since).
     pub nodes: Vec<RedisServer>,
+    /// The replicas, one per primary, if any.
+    pub replicas: Vec<RedisServer>,
     _dir: tempfile::TempDir,
 }
 
@@ -251,8 +254,18 @@ impl RedisCluster {
 
     /// The same, each node started with `extra` arguments too.
     pub fn start_with(n: usize, extra: &[&str]) -> RedisCluster {
+        RedisCluster::create(n, 0, "2000", extra)
+    }
+
+    /// `n` primaries with a replica each; a primary's failure is noticed
+    /// after one second (`cluster-node-timeout`).
+    pub fn start_replicated(n: usize) -> RedisCluster {
+        RedisCluster::create(n, 1, "1000", &[])
+    }
+
+    fn create(n: usize, per_primary: usize, node_timeout_ms: &str, extra: &[&str]) -> RedisCluster {
         let dir = tempfile::tempdir().expect("temp dir");
-        let nodes: Vec<RedisServer> = (0..n)
+        let all: Vec<RedisServer> = (0..n * (1 + per_primary))
             .map(|i| {
                 let conf = dir.path().join(format!("nodes-{i}.conf"));
                 let mut args = vec![
@@ -261,7 +274,7 @@ impl RedisCluster {
                     "--cluster-config-file",
                     conf.to_str().unwrap(),
                     "--cluster-node-timeout",
-                    "2000",
+                    node_timeout_ms,
                     "--dir",
                     dir.path().to_str().unwrap(),
                 ];
@@ -269,13 +282,14 @@ impl RedisCluster {
                 start_detached(&args)
             })
             .collect();
-        let addrs: Vec<String> = nodes
+        let addrs: Vec<String> = all
             .iter()
             .map(|s| format!("127.0.0.1:{}", s.port))
             .collect();
         let mut args = vec!["--cluster", "create"];
         args.extend(addrs.iter().map(String::as_str));
-        args.extend(["--cluster-replicas", "0", "--cluster-yes"]);
+        let replicas_arg = per_primary.to_string();
+        args.extend(["--cluster-replicas", &replicas_arg, "--cluster-yes"]);
         let out = Command::new("redis-cli")
             .args(&args)
             .output()
@@ -286,7 +300,7 @@ impl RedisCluster {
             String::from_utf8_lossy(&out.stdout)
         );
         let started = Instant::now();
-        for node in &nodes {
+        for node in &all {
             while !cli(node.port, &["cluster", "info"]).contains("cluster_state:ok") {
                 assert!(
                     started.elapsed() < Duration::from_secs(30),
@@ -295,7 +309,26 @@ impl RedisCluster {
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
-        RedisCluster { nodes, _dir: dir }
+        // redis-cli picks the roles; ask each node which it got, and wait
+        // until every replica has synced with its primary.
+        let (replicas, nodes): (Vec<RedisServer>, Vec<RedisServer>) = all
+            .into_iter()
+            .partition(|s| cli(s.port, &["role"]).starts_with("slave"));
+        for r in &replicas {
+            while !cli(r.port, &["info", "replication"]).contains("master_link_status:up") {
+                assert!(
+                    started.elapsed() < Duration::from_secs(30),
+                    "a replica did not sync with its primary"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        assert_eq!((nodes.len(), replicas.len()), (n, n * per_primary));
+        RedisCluster {
+            nodes,
+            replicas,
+            _dir: dir,
+        }
     }
 
     /// A store URL on the cluster with a fresh namespace.

@@ -248,6 +248,43 @@ fn client_for(url: &RedisUrl, node: &str) -> Result<redis::Client> {
     .map_err(|e| failure(url, &e))
 }
 
+/// How redis-rs's cluster client retries a call that met a passing state
+/// of the cluster (`TRYAGAIN` while a slot moves, `CLUSTERDOWN` during a
+/// failover, a node's connection lost): its waits fit in half the store's
+/// timeout, so a move or failover that ends meanwhile costs the caller
+/// nothing, and one that lasts ends the call with Redis's own answer
+/// (which names the cause) rather than with the store's timeout. redis-rs's
+/// defaults wait at least 1.28 s per retry, longer than most timeouts.
+struct ClusterRetry {
+    retries: u32,
+    min_wait_ms: u64,
+    max_wait_ms: u64,
+}
+
+impl ClusterRetry {
+    /// The n-th retry waits at most `FACTOR_MS` × 2ⁿ ms.
+    const FACTOR_MS: u64 = 10;
+
+    fn within(timeout: Duration) -> ClusterRetry {
+        let budget = (timeout.as_millis() as u64) / 2;
+        let max_wait_ms = (budget / 4).max(5);
+        let (mut retries, mut spent) = (0u32, 0u64);
+        while retries < 16 {
+            let wait = (Self::FACTOR_MS << (retries + 1)).min(max_wait_ms);
+            if spent + wait > budget {
+                break;
+            }
+            spent += wait;
+            retries += 1;
+        }
+        ClusterRetry {
+            retries,
+            min_wait_ms: 2,
+            max_wait_ms,
+        }
+    }
+}
+
 /// A connection to Redis or to a Redis Cluster; cheap to clone.
 #[derive(Clone)]
 pub enum Conn {
@@ -448,6 +485,10 @@ pub fn failure(url: &RedisUrl, e: &RedisError) -> StateError {
         "Redis is full (maxmemory reached) and refuses writes until memory is freed or maxmemory raised; nothing of this write was applied, reads still work"
     } else if e.code() == Some("READONLY") {
         "this Redis is a replica now (a failover?); the connection is re-made to find the primary"
+    } else if matches!(e.code(), Some("TRYAGAIN" | "MOVED" | "ASK")) {
+        "the Redis Cluster's slots are changing hands (a slot moving to another node, or a failover); writes to this owner pass once that ends"
+    } else if e.code() == Some("CLUSTERDOWN") {
+        "the Redis Cluster is down (a primary failed and no replica has taken over yet, or slots are unassigned); it passes once the cluster is whole again"
     } else if e.code() == Some("LOADING") {
         "Redis is loading its data after a restart; it answers once loaded"
     } else if e.to_string().contains("certificate") {
@@ -506,9 +547,14 @@ impl Conn {
                     ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
                 Ok(Conn::Single(Single::new(client, config, manager)))
             } else {
+                let retry = ClusterRetry::within(url.timeout);
                 let mut builder = ClusterClient::builder(url.nodes.clone())
                     .connection_timeout(url.timeout)
                     .response_timeout(url.timeout)
+                    .retries(retry.retries)
+                    .min_retry_wait(retry.min_wait_ms)
+                    .max_retry_wait(retry.max_wait_ms)
+                    .retry_wait_formula(ClusterRetry::FACTOR_MS, 2)
                     .tcp_settings(tcp_settings(url, Default::default()));
                 if let Some(certs) = certs {
                     builder = builder.certs(certs);
@@ -885,6 +931,24 @@ pub async fn check_settings(conn: &Conn, url: &RedisUrl) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cluster_retries_fit_in_half_the_timeout() {
+        for ms in [1, 100, 300, 500, 1_000, 5_000, 60_000] {
+            let r = ClusterRetry::within(Duration::from_millis(ms));
+            // redis-rs's n-th retry waits below min(max, FACTOR × 2ⁿ).
+            let waits: u64 = (1..=r.retries)
+                .map(|n| (ClusterRetry::FACTOR_MS << n).min(r.max_wait_ms))
+                .sum();
+            assert!(waits <= ms / 2, "{ms} ms: {waits} ms of waits");
+            assert!(r.min_wait_ms < r.max_wait_ms && r.retries <= 16, "{ms} ms");
+        }
+        assert_eq!(ClusterRetry::within(Duration::from_millis(500)).retries, 5);
+        assert_eq!(
+            ClusterRetry::within(Duration::from_millis(60_000)).retries,
+            11
+        );
+    }
 
     #[test]
     fn only_answers_a_retry_may_change_are_unavailable() {
