@@ -366,44 +366,7 @@ async fn a_cluster_failover_moves_the_store_to_the_promoted_replica() {
     // SAFETY: signals our own child process.
     unsafe { libc::kill(victim.pid(), libc::SIGKILL) };
 
-    let (mut acked, mut unsure) = (0i64, 0i64);
-    let started = std::time::Instant::now();
-    let mut in_a_row = 0;
-    while in_a_row < 5 {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no write succeeded for 30 s after the primary died"
-        );
-        let call = std::time::Instant::now();
-        match inst.increment("n", 1).await {
-            Ok(_) => {
-                acked += 1;
-                in_a_row += 1;
-            }
-            Err(StateError::Unavailable(m)) => {
-                in_a_row = 0;
-                if m.contains("may or may not have been applied") {
-                    unsure += 1;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("a write during the failover: {e:?}"),
-        }
-        assert!(
-            call.elapsed() < Duration::from_millis(500 + 1500),
-            "a call took {:?}",
-            call.elapsed()
-        );
-    }
-    assert_eq!(inst.get("k").await.unwrap(), Some(b"before".to_vec()));
-    let n: i64 = String::from_utf8(inst.get("n").await.unwrap().unwrap())
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(
-        (10 + acked..=10 + acked + unsure).contains(&n),
-        "counter {n}: 10 + {acked} acknowledged + at most {unsure} unsure"
-    );
+    increments_across_a_failover(&inst, 10).await;
     // The session lives on; the promoted node writes it.
     let sess = store.session("failover", &session.id).await.unwrap();
     sess.set("cart", b"[1]".to_vec()).await.unwrap();
@@ -542,6 +505,102 @@ async fn an_owner_whose_slot_moves_to_another_node_keeps_its_state() {
     assert_eq!(inst.get("k").await.unwrap(), Some(b"after".to_vec()));
     assert!(cli(target, &["function", "list"]).contains("wasm_state_"));
     assert!(!cli(source, &["function", "list"]).contains("wasm_state_"));
+}
+
+/// After a primary died: increments of `n` (which held `before`) every
+/// 100 ms until five in a row succeed (within 30 s). Each call must end
+/// within the store's timeout (500 ms) and a little, as `unavailable`;
+/// afterwards `k` still holds "before" and `n` is exact up to the calls
+/// whose answers were lost.
+async fn increments_across_a_failover(inst: &ScopeHandle, before: i64) {
+    let (mut acked, mut unsure) = (0i64, 0i64);
+    let started = std::time::Instant::now();
+    let mut in_a_row = 0;
+    while in_a_row < 5 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no write succeeded for 30 s after the primary died"
+        );
+        let call = std::time::Instant::now();
+        match inst.increment("n", 1).await {
+            Ok(_) => {
+                acked += 1;
+                in_a_row += 1;
+            }
+            Err(StateError::Unavailable(m)) => {
+                in_a_row = 0;
+                if m.contains("may or may not have been applied") {
+                    unsure += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("a write during the failover: {e:?}"),
+        }
+        assert!(
+            call.elapsed() < Duration::from_millis(500 + 1500),
+            "a call took {:?}",
+            call.elapsed()
+        );
+    }
+    assert_eq!(inst.get("k").await.unwrap(), Some(b"before".to_vec()));
+    let n: i64 = String::from_utf8(inst.get("n").await.unwrap().unwrap())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (before + acked..=before + acked + unsure).contains(&n),
+        "counter {n}: {before} + {acked} acknowledged + at most {unsure} unsure"
+    );
+}
+
+/// Redis Sentinel: the primary killed, the sentinel promotes its replica,
+/// and the store asks the sentinel again and follows by itself. As for a
+/// Cluster: `unavailable` in between, within the timeout; every write the
+/// replica had is there; the counter is exact up to lost answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_failover_moves_the_store_to_the_new_primary() {
+    let set = redis_server::RedisSentinel::start();
+    let url = format!("{}&timeout_ms=500", set.url());
+    let clock = ManualClock::new(T0);
+    let store = Store::connect(&url, config(&clock)).await.unwrap();
+    let inst = store.instance("failover").unwrap();
+    inst.set("k", b"before".to_vec()).await.unwrap();
+    for _ in 0..10 {
+        inst.increment("n", 1).await.unwrap();
+    }
+    let session = store
+        .create_session("failover", Some(Duration::from_secs(600)))
+        .await
+        .unwrap();
+    // The store writes to the primary the sentinel names.
+    let pattern = format!("{}:*", namespace_of(&url));
+    assert!(
+        !redis_server::cli(set.primary.port, &["--scan", "--pattern", &pattern])
+            .trim()
+            .is_empty()
+    );
+    assert_eq!(
+        redis_server::cli(set.primary.port, &["wait", "1", "5000"]).trim(),
+        "1",
+        "the replica acknowledged the writes"
+    );
+    // SAFETY: signals our own child process.
+    unsafe { libc::kill(set.primary.pid(), libc::SIGKILL) };
+    increments_across_a_failover(&inst, 10).await;
+    let sess = store.session("failover", &session.id).await.unwrap();
+    sess.set("cart", b"[1]".to_vec()).await.unwrap();
+    assert_eq!(sess.get("cart").await.unwrap(), Some(b"[1]".to_vec()));
+    assert!(redis_server::cli(set.replica.port, &["role"]).starts_with("master"));
+    // A sentinel that does not know the name: a clear error at start.
+    let wrong = url.replace("/primary?", "/nobody?");
+    let err = Store::connect(&wrong, config(&clock))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("\"nobody\"") && err.contains("Sentinel"),
+        "{err}"
+    );
 }
 
 async fn cluster_checks(cluster: &RedisCluster) {

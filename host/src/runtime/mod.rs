@@ -93,7 +93,8 @@ pub struct HostConfig {
     /// Unused when `store_url` names a Redis store.
     pub data_dir: PathBuf,
     /// Keep the state in Redis instead: `redis://HOST:PORT[/DB]`,
-    /// `rediss://…` or `redis+cluster://HOST:PORT,…` (see
+    /// `rediss://…`, `redis+cluster://HOST:PORT,…` or
+    /// `redis+sentinel://HOST:PORT,…/MASTER` (see
     /// [`RedisUrl`](crate::store::redis::RedisUrl)); open with
     /// [`Host::connect`]. `None`: the embedded redb file.
     pub store_url: Option<String>,

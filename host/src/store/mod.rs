@@ -153,20 +153,24 @@ impl Store {
     }
 
     /// Is `location` a Redis store URL (`redis://`, `rediss://`,
-    /// `redis+cluster://`, `rediss+cluster://`)?
+    /// `redis+cluster://`, `rediss+cluster://`, `redis+sentinel://`,
+    /// `rediss+sentinel://`)?
     pub fn is_redis_url(location: &str) -> bool {
         [
             "redis://",
             "rediss://",
             "redis+cluster://",
             "rediss+cluster://",
+            "redis+sentinel://",
+            "rediss+sentinel://",
         ]
         .iter()
         .any(|s| location.starts_with(s))
     }
 
-    /// Open the store a URL names: `redis://…`, `rediss://…` or
-    /// `redis+cluster://…` (see [`redis::RedisUrl`]) for the Redis engine;
+    /// Open the store a URL names: `redis://…`, `rediss://…`,
+    /// `redis+cluster://…` or `redis+sentinel://…` (see [`redis::RedisUrl`])
+    /// for the Redis engine;
     /// anything else is a path to a redb file.
     pub async fn connect(location: &str, config: StoreConfig) -> Result<Store> {
         if location.contains("://") {

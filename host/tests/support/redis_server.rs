@@ -25,19 +25,19 @@ impl RedisServer {
     /// Start `redis-server` on a free port with extra `--name value`
     /// arguments.
     pub fn start(extra: &[&str]) -> RedisServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("a free port")
-            .local_addr()
-            .unwrap()
-            .port();
-        RedisServer::start_on(port, extra)
+        RedisServer::start_on(free_port(), extra)
     }
 
     /// Start `redis-server` on `port`.
     pub fn start_on(port: u16, extra: &[&str]) -> RedisServer {
+        RedisServer::spawn(port, &[], extra)
+    }
+
+    fn spawn(port: u16, first: &[&str], extra: &[&str]) -> RedisServer {
         let dir = tempfile::tempdir().expect("a directory for redis-server");
         let mut cmd = Command::new("redis-server");
-        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        cmd.args(first)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
             .args([
                 "--dir",
@@ -110,6 +110,15 @@ impl Drop for RedisServer {
     }
 }
 
+/// A loopback port free now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A namespace no other test uses.
 pub fn fresh_namespace() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -119,6 +128,75 @@ pub fn fresh_namespace() -> String {
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// A primary, its replica, and one Redis Sentinel monitoring them under
+/// the name `primary` (quorum 1; the primary is judged down after 1 s).
+pub struct RedisSentinel {
+    /// The primary as started (a failover may have changed roles since).
+    pub primary: RedisServer,
+    /// Its replica.
+    pub replica: RedisServer,
+    /// The sentinel.
+    pub sentinel: RedisServer,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisSentinel {
+    /// Start all three; waits until the sentinel knows the replica.
+    pub fn start() -> RedisSentinel {
+        let primary = start_detached(&[]);
+        let replica = start_detached(&["--replicaof", "127.0.0.1", &primary.port.to_string()]);
+        let started = Instant::now();
+        while !cli(replica.port, &["info", "replication"]).contains("master_link_status:up") {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the replica did not sync"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        // The sentinel rewrites its configuration file: it must be its own.
+        let conf = dir.path().join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "sentinel monitor primary 127.0.0.1 {} 1\n\
+                 sentinel down-after-milliseconds primary 1000\n\
+                 sentinel failover-timeout primary 5000\n",
+                primary.port
+            ),
+        )
+        .expect("write sentinel.conf");
+        let sentinel = start_detached_first(
+            &[conf.to_str().expect("a UTF-8 temporary path"), "--sentinel"],
+            &[],
+        );
+        while !cli(sentinel.port, &["sentinel", "replicas", "primary"])
+            .contains(&replica.port.to_string())
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the sentinel did not find the replica"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        RedisSentinel {
+            primary,
+            replica,
+            sentinel,
+            _dir: dir,
+        }
+    }
+
+    /// A store URL through the sentinel, with a fresh namespace.
+    pub fn url(&self) -> String {
+        format!(
+            "redis+sentinel://127.0.0.1:{}/primary?namespace={}",
+            self.sentinel.port,
+            fresh_namespace()
+        )
+    }
 }
 
 /// Start a server from a thread that lives as long as the process: the
@@ -133,15 +211,25 @@ pub fn start_detached_on(port: u16, extra: &[&str]) -> RedisServer {
     start_detached_at(Some(port), extra)
 }
 
+/// [`start_detached`] with `first` before every other argument (a
+/// configuration file must come first).
+pub fn start_detached_first(first: &[&str], extra: &[&str]) -> RedisServer {
+    start_detached_with(None, first, extra)
+}
+
 fn start_detached_at(port: Option<u16>, extra: &[&str]) -> RedisServer {
+    start_detached_with(port, &[], extra)
+}
+
+fn start_detached_with(port: Option<u16>, first: &[&str], extra: &[&str]) -> RedisServer {
+    let first: Vec<String> = first.iter().map(|s| s.to_string()).collect();
     let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        let first: Vec<&str> = first.iter().map(String::as_str).collect();
         let args: Vec<&str> = extra.iter().map(String::as_str).collect();
-        let server = match port {
-            Some(p) => RedisServer::start_on(p, &args),
-            None => RedisServer::start(&args),
-        };
+        let port = port.unwrap_or_else(free_port);
+        let server = RedisServer::spawn(port, &first, &args);
         let _ = tx.send(server);
         loop {
             std::thread::park();

@@ -330,10 +330,11 @@ fn component(
 }
 
 const REDB_FIELDS: &str = "scope, account, instance, keyPrefix, actorStateStore";
-const REDIS_FIELDS: &str = "redisHost, redisPassword, redisUsername, redisDB, enableTLS, redisType, namespace, scope, account, instance, keyPrefix, actorStateStore";
+const REDIS_FIELDS: &str = "redisHost, redisPassword, redisUsername, redisDB, enableTLS, redisType, failover, sentinelMasterName, namespace, scope, account, instance, keyPrefix, actorStateStore";
 
 /// The store URL of a `state.redis` component from Dapr's usual metadata
-/// (`redisHost` `host:port`, comma-separated for `redisType: cluster`;
+/// (`redisHost` `host:port`, comma-separated for `redisType: cluster`, or
+/// the sentinels' with `failover: true` and `sentinelMasterName`;
 /// `redisPassword`, `redisUsername`, `redisDB`, `enableTLS`) and ours
 /// (`namespace`, the key prefix hosts use: `ws` unless `--store` says
 /// otherwise).
@@ -366,11 +367,48 @@ fn redis_url(file: &Path, meta: &[(String, String)]) -> Result<String, Component
             ));
         }
     };
-    let scheme = match (tls, cluster) {
-        (false, false) => "redis",
-        (true, false) => "rediss",
-        (false, true) => "redis+cluster",
-        (true, true) => "rediss+cluster",
+    let failover = match get("failover").unwrap_or("false") {
+        "true" => true,
+        "false" => false,
+        v => {
+            return Err(err(
+                file,
+                format!("spec.metadata failover: {v:?} must be true or false"),
+            ));
+        }
+    };
+    let master = match (
+        failover,
+        get("sentinelMasterName").filter(|m| !m.is_empty()),
+    ) {
+        (false, None) => None,
+        (true, Some(m)) if !cluster => Some(m),
+        (true, Some(_)) => {
+            return Err(err(
+                file,
+                "spec.metadata failover: Redis Sentinel (failover: true) and redisType: cluster do not go together",
+            ));
+        }
+        (true, None) => {
+            return Err(err(
+                file,
+                "spec.metadata sentinelMasterName: required with failover: true (the name the sentinels monitor the primary under)",
+            ));
+        }
+        (false, Some(_)) => {
+            return Err(err(
+                file,
+                "spec.metadata sentinelMasterName: only used with failover: true (redisHost then lists the sentinels)",
+            ));
+        }
+    };
+    let scheme = match (tls, cluster, master.is_some()) {
+        (false, _, true) => "redis+sentinel",
+        (true, _, true) => "rediss+sentinel",
+        (false, false, _) => "redis",
+        (true, false, _) => "rediss",
+        (false, true, _) => "redis+cluster",
+        (true, true, _) => "rediss+cluster",
     };
     let enc = |s: &str| {
         percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
@@ -404,7 +442,8 @@ fn redis_url(file: &Path, meta: &[(String, String)]) -> Result<String, Component
         Some(n) => format!("?namespace={}", enc(n)),
         None => String::new(),
     };
-    let url = format!("{scheme}://{auth}{host}{db}{namespace}");
+    let master = master.map_or(String::new(), |m| format!("/{}", enc(m)));
+    let url = format!("{scheme}://{auth}{host}{master}{db}{namespace}");
     crate::store::redis::RedisUrl::parse(&url)
         .map_err(|e| err(file, format!("spec.metadata redisHost: {e}")))?;
     Ok(url)
@@ -545,6 +584,15 @@ mod tests {
                 target: ScopeTarget::Account(None),
             }
         );
+        // Redis Sentinel, as Dapr writes it: redisHost lists the sentinels.
+        let specs = one(&doc("  - {name: redisHost, value: \"s1:26379,s2:26379\"}\n  - {name: failover, value: \"true\"}\n  - {name: sentinelMasterName, value: my-primary}\n  - {name: redisPassword, value: \"p@ss\"}\n  - {name: redisDB, value: \"3\"}\n")).unwrap();
+        assert_eq!(
+            specs[0].kind,
+            StoreKind::Redis {
+                url: "redis+sentinel://:p%40ss@s1:26379,s2:26379/my%2Dprimary/3".into(),
+                target: ScopeTarget::Account(None),
+            }
+        );
         for (meta, expect) in [
             ("  - {name: redisDB, value: \"1\"}\n", "redisHost: required"),
             (
@@ -558,6 +606,18 @@ mod tests {
             (
                 "  - {name: redisHost, value: h}\n  - {name: redisDB, value: x}\n",
                 "redisDB: \"x\" must be a database number",
+            ),
+            (
+                "  - {name: redisHost, value: h}\n  - {name: failover, value: \"true\"}\n",
+                "sentinelMasterName: required with failover: true",
+            ),
+            (
+                "  - {name: redisHost, value: h}\n  - {name: sentinelMasterName, value: m}\n",
+                "sentinelMasterName: only used with failover: true",
+            ),
+            (
+                "  - {name: redisHost, value: h}\n  - {name: failover, value: \"true\"}\n  - {name: sentinelMasterName, value: m}\n  - {name: redisType, value: cluster}\n",
+                "do not go together",
             ),
             (
                 "  - {name: redisHost, value: h}\n  - {name: maxRetries, value: \"3\"}\n",

@@ -37,8 +37,9 @@ pub struct Global {
     )]
     pub busy_timeout: u64,
     /// Keep the state in Redis instead of the data dir's redb file:
-    /// redis://HOST:PORT[/DB], rediss://… (TLS) or
-    /// redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster); optional
+    /// redis://HOST:PORT[/DB], rediss://… (TLS),
+    /// redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster) or
+    /// redis+sentinel://HOST:PORT,…/MASTER[/DB] (Redis Sentinel); optional
     /// parameters ?namespace=NAME&timeout_ms=N. Several hosts may share one.
     #[arg(long, global = true, env = "WASM_STATE_STORE", value_name = "URL")]
     pub store: Option<String>,

@@ -250,7 +250,7 @@ impl Manifest {
             && !wasm_state::store::Store::is_redis_url(u)
         {
             bail!(
-                "{p}:{} store.url {:?} is not a Redis URL (redis://, rediss://, redis+cluster:// or rediss+cluster://)",
+                "{p}:{} store.url {:?} is not a Redis URL (redis://, rediss://, redis+cluster://, rediss+cluster://, redis+sentinel:// or rediss+sentinel://)",
                 at("url"),
                 wasm_state::store::Store::redacted(u)
             );
@@ -363,6 +363,7 @@ route = "/"
             .to_string();
         assert!(!e.contains("hunter2"), "{e}");
         assert!(parse("[store]\nurl = \"rediss+cluster://a:1,b:2\"\n").is_ok());
+        assert!(parse("[store]\nurl = \"redis+sentinel://s:26379/primary\"\n").is_ok());
         // A default session TTL over the maximum would refuse every session.
         let e = parse("[limits]\nsession_ttl_seconds = 100\nmax_session_ttl_seconds = 50\n")
             .unwrap_err()

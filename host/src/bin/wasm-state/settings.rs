@@ -76,7 +76,8 @@ impl Settings {
         {
             anyhow::bail!(
                 "--store (or WASM_STATE_STORE) {:?} is not a Redis URL: write \
-                 redis://HOST:PORT[/DB], rediss://… for TLS, or redis+cluster://HOST:PORT,… \
+                 redis://HOST:PORT[/DB], rediss://… for TLS, redis+cluster://HOST:PORT,… \
+                 or redis+sentinel://HOST:PORT,…/MASTER \
                  (the embedded store is the data dir: --data DIR)",
                 wasm_state::store::Store::redacted(u)
             );

@@ -14,8 +14,12 @@ use super::script::LIBRARY;
 use crate::store::error::{Result, StateError};
 
 /// Where the Redis engine keeps its state, parsed from a store URL:
-/// `redis://[:password@]host:port[/db]`, `rediss://…` (TLS), or
-/// `redis+cluster://host:port,host:port…` (`rediss+cluster://` with TLS).
+/// `redis://[:password@]host:port[/db]`, `rediss://…` (TLS),
+/// `redis+cluster://host:port,host:port…` (`rediss+cluster://` with TLS),
+/// or `redis+sentinel://[:password@]host:port,host:port…/MASTER[/db]` (the
+/// primary that Redis Sentinels at those addresses name `MASTER`, asked
+/// again after a failover; the password is the primary's, the sentinels'
+/// own connections have none; `rediss+sentinel://` with TLS to both).
 /// Query parameters: `namespace` (default `ws`: the prefix of every Redis
 /// key), `timeout_ms` (default 5000: the longest a call may take),
 /// `module` (`auto`, the default: run writes through wasm-state's Redis
@@ -28,6 +32,8 @@ pub struct RedisUrl {
     pub nodes: Vec<String>,
     /// Redis Cluster.
     pub cluster: bool,
+    /// Redis Sentinel: `nodes` are the sentinels, this names the primary.
+    pub sentinel: Option<SentinelTarget>,
     /// Prefix of every Redis key of this store.
     pub namespace: String,
     /// The longest one call may take.
@@ -39,6 +45,17 @@ pub struct RedisUrl {
     pub ca_file: Option<std::path::PathBuf>,
     /// The URL as given, with any password hidden (for messages).
     pub display: String,
+}
+
+/// The primary a store URL asks Redis Sentinel for.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SentinelTarget {
+    /// The name the sentinels monitor it under.
+    pub master: String,
+    /// `[user][:password]@` as written in the URL (percent-encoded), or
+    /// empty, and the database: what a connection to the primary uses.
+    credentials: String,
+    db: i64,
 }
 
 impl std::fmt::Debug for RedisUrl {
@@ -71,16 +88,18 @@ impl RedisUrl {
     pub fn parse(url: &str) -> Result<RedisUrl> {
         let bad = |why: &str| {
             StateError::invalid(format!(
-                "store URL {}: {why}; write redis://HOST:PORT[/DB], rediss://… for TLS, or redis+cluster://HOST:PORT,HOST:PORT for Redis Cluster",
+                "store URL {}: {why}; write redis://HOST:PORT[/DB], rediss://… for TLS, redis+cluster://HOST:PORT,HOST:PORT for Redis Cluster, or redis+sentinel://HOST:PORT,HOST:PORT/MASTER[/DB] for Redis Sentinel",
                 hide_password(url)
             ))
         };
         let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("no scheme"))?;
-        let (cluster, node_scheme) = match scheme {
-            "redis" => (false, "redis"),
-            "rediss" => (false, "rediss"),
-            "redis+cluster" => (true, "redis"),
-            "rediss+cluster" => (true, "rediss"),
+        let (cluster, sentinel, node_scheme) = match scheme {
+            "redis" => (false, false, "redis"),
+            "rediss" => (false, false, "rediss"),
+            "redis+cluster" => (true, false, "redis"),
+            "rediss+cluster" => (true, false, "rediss"),
+            "redis+sentinel" => (false, true, "redis"),
+            "rediss+sentinel" => (false, true, "rediss"),
             _ => return Err(bad(&format!("unknown scheme {scheme:?}"))),
         };
         // As in every URL (and as redis-rs reads it), the host part ends at
@@ -159,7 +178,42 @@ impl RedisUrl {
         if addr.is_empty() {
             return Err(bad("no host"));
         }
-        let nodes: Vec<String> = if cluster {
+        let mut sentinel_target = None;
+        let nodes: Vec<String> = if sentinel {
+            let (credentials, rest) = addr.split_at(creds_end);
+            let (hosts, path) = rest.split_once('/').unwrap_or((rest, ""));
+            let (master, db) = path.split_once('/').unwrap_or((path, "0"));
+            let master = percent_encoding::percent_decode_str(master)
+                .decode_utf8()
+                .map_err(|_| bad("the primary's name after the sentinels is not UTF-8"))?;
+            if master.is_empty() {
+                return Err(bad(
+                    "Redis Sentinel needs the name it monitors the primary under: /MASTER after the sentinels",
+                ));
+            }
+            let db: i64 = db
+                .parse()
+                .ok()
+                .filter(|&d| d >= 0)
+                .ok_or_else(|| bad("the database after /MASTER/ must be a whole number"))?;
+            if hosts.is_empty() {
+                return Err(bad("no host"));
+            }
+            // The primary's credentials, checked as redis-rs reads them.
+            redis::Client::open(format!(
+                "{node_scheme}://{credentials}sentinel-primary:1/{db}"
+            ))
+            .map_err(|e| bad(&e.to_string()))?;
+            sentinel_target = Some(SentinelTarget {
+                master: master.into_owned(),
+                credentials: credentials.to_owned(),
+                db,
+            });
+            hosts
+                .split(',')
+                .map(|h| format!("{node_scheme}://{}", h.trim()))
+                .collect()
+        } else if cluster {
             let (auth, hosts) = match addr.rsplit_once('@') {
                 Some((a, h)) => (format!("{a}@"), h),
                 None => (String::new(), addr),
@@ -182,6 +236,7 @@ impl RedisUrl {
         Ok(RedisUrl {
             nodes,
             cluster,
+            sentinel: sentinel_target,
             namespace,
             timeout,
             module,
@@ -301,9 +356,102 @@ pub enum Conn {
 /// unanswered for longer than the store's timeout, the manager is replaced
 /// by a fresh one.
 pub struct Single {
-    client: redis::Client,
+    source: Source,
     config: ConnectionManagerConfig,
     state: Mutex<SingleState>,
+}
+
+/// Where a [`Single`] connection goes.
+enum Source {
+    /// One address.
+    Fixed(redis::Client),
+    /// The primary Redis Sentinel names, asked for again (in a task of its
+    /// own, one at a time) whenever the connection would be replaced.
+    Sentinel {
+        sentinels: tokio::sync::Mutex<redis::sentinel::SentinelClient>,
+        asking: std::sync::atomic::AtomicBool,
+        timeout: Duration,
+        /// The store URL, password hidden (for the log).
+        url: String,
+    },
+}
+
+impl Source {
+    /// The sentinels of `url` and how to reach the primary they name.
+    fn sentinel(url: &RedisUrl, target: &SentinelTarget) -> Result<Source> {
+        use redis::IntoConnectionInfo;
+        use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
+        let addrs = url
+            .nodes
+            .iter()
+            .map(|n| Ok(n.as_str().into_connection_info()?.addr().clone()))
+            .collect::<redis::RedisResult<Vec<_>>>()
+            .map_err(|e| failure(url, &e))?;
+        let tls = url.nodes[0].starts_with("rediss://");
+        let primary = format!(
+            "{}://{}sentinel-primary:1/{}",
+            if tls { "rediss" } else { "redis" },
+            target.credentials,
+            target.db
+        )
+        .into_connection_info()
+        .map_err(|e| failure(url, &e))?;
+        let primary = primary.redis_settings();
+        let tcp = tcp_settings(url, Default::default());
+        let mut builder =
+            SentinelClientBuilder::new(addrs, target.master.clone(), SentinelServerType::Master)
+                .map_err(|e| failure(url, &e))?
+                .set_client_to_redis_db(primary.db())
+                .set_client_to_redis_tcp_settings(tcp.clone())
+                .set_client_to_sentinel_tcp_settings(tcp);
+        if let Some(user) = primary.username() {
+            builder = builder.set_client_to_redis_username(user);
+        }
+        if let Some(password) = primary.password() {
+            builder = builder.set_client_to_redis_password(password);
+        }
+        if tls {
+            builder = builder
+                .set_client_to_redis_tls_mode(redis::TlsMode::Secure)
+                .set_client_to_sentinel_tls_mode(redis::TlsMode::Secure);
+            if let Some(certs) = tls_certificates(url)? {
+                builder = builder
+                    .set_client_to_redis_certificates(certs.clone())
+                    .set_client_to_sentinel_certificates(certs);
+            }
+        }
+        Ok(Source::Sentinel {
+            sentinels: tokio::sync::Mutex::new(builder.build().map_err(|e| failure(url, &e))?),
+            asking: std::sync::atomic::AtomicBool::new(false),
+            timeout: url.timeout,
+            url: url.display.clone(),
+        })
+    }
+
+    /// A client for the primary the sentinels name now, within the URL's
+    /// timeout.
+    async fn primary(
+        sentinels: &tokio::sync::Mutex<redis::sentinel::SentinelClient>,
+        url: &RedisUrl,
+    ) -> Result<redis::Client> {
+        let ask = async { sentinels.lock().await.async_get_client().await };
+        match tokio::time::timeout(url.timeout, ask).await {
+            Ok(Ok(client)) => Ok(client),
+            Ok(Err(e)) => Err(sentinel_failure(url, &e)),
+            Err(_) => Err(StateError::Unavailable(format!(
+                "redis at {url}: no sentinel named a reachable primary within {} ms (is the primary being failed over, and are the sentinels reachable?)",
+                url.timeout.as_millis()
+            ))),
+        }
+    }
+}
+
+/// A failure to learn the primary from Redis Sentinel.
+fn sentinel_failure(url: &RedisUrl, e: &RedisError) -> StateError {
+    let name = url.sentinel.as_ref().map_or("", |t| t.master.as_str());
+    StateError::Unavailable(format!(
+        "redis at {url}: no primary from Redis Sentinel: {e} (check that the sentinels are reachable, that they monitor a primary named {name:?}, and that it is up or being failed over)"
+    ))
 }
 
 struct SingleState {
@@ -337,12 +485,12 @@ impl Single {
     }
 
     fn new(
-        client: redis::Client,
+        source: Source,
         config: ConnectionManagerConfig,
         manager: ConnectionManager,
     ) -> Arc<Single> {
         Arc::new(Single {
-            client,
+            source,
             config,
             state: Mutex::new(SingleState {
                 manager,
@@ -366,7 +514,7 @@ impl Single {
     /// at once when the server answered as no primary (at most once per
     /// `timeout`: reads it still answers must not keep the connection), the
     /// manager is replaced by a fresh one.
-    fn outcome(&self, outcome: Outcome, timeout: Duration) {
+    fn outcome(self: &Arc<Self>, outcome: Outcome, timeout: Duration) {
         let mut s = self.state();
         let now = Instant::now();
         let replace = match outcome {
@@ -390,16 +538,71 @@ impl Single {
                 Some(_) => None,
             },
         };
-        if let Some(why) = replace
-            && let Ok(fresh) =
-                ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
-        {
-            tracing::info!("replacing the Redis connection: {why}");
-            s.manager = fresh;
-            if outcome == Outcome::NotPrimary {
-                s.replaced_for_role = Some(now);
+        let Some(why) = replace else {
+            return;
+        };
+        if outcome == Outcome::NotPrimary {
+            s.replaced_for_role = Some(now);
+        }
+        match &self.source {
+            Source::Fixed(client) => {
+                if let Ok(fresh) =
+                    ConnectionManager::new_lazy_with_config(client.clone(), self.config.clone())
+                {
+                    tracing::info!("replacing the Redis connection: {why}");
+                    s.manager = fresh;
+                }
+            }
+            Source::Sentinel {
+                asking,
+                timeout,
+                url,
+                ..
+            } => {
+                use std::sync::atomic::Ordering;
+                if asking.swap(true, Ordering::AcqRel) {
+                    return;
+                }
+                tracing::info!("asking Redis Sentinel for the primary of {url}: {why}");
+                let (single, timeout) = (self.clone(), *timeout);
+                tokio::spawn(async move { single.follow_sentinel(timeout).await });
             }
         }
+    }
+
+    /// Ask the sentinels for the primary and connect to it (a
+    /// [`Source::Sentinel`] only); a failure leaves the connection as it
+    /// is, to be asked again at the next replacement.
+    async fn follow_sentinel(self: Arc<Self>, timeout: Duration) {
+        let Source::Sentinel {
+            sentinels,
+            asking,
+            url,
+            ..
+        } = &self.source
+        else {
+            return;
+        };
+        let asked = tokio::time::timeout(timeout, async {
+            sentinels.lock().await.async_get_client().await
+        })
+        .await;
+        match asked {
+            Ok(Ok(client)) => {
+                match ConnectionManager::new_lazy_with_config(client, self.config.clone()) {
+                    Ok(fresh) => {
+                        tracing::info!("{url}: connected to the primary Redis Sentinel names");
+                        let mut s = self.state();
+                        s.manager = fresh;
+                        s.failing_since = None;
+                    }
+                    Err(e) => tracing::warn!("{url}: {e}"),
+                }
+            }
+            Ok(Err(e)) => tracing::warn!("{url}: no primary from Redis Sentinel yet: {e}"),
+            Err(_) => tracing::warn!("{url}: Redis Sentinel did not answer in time"),
+        }
+        asking.store(false, std::sync::atomic::Ordering::Release);
     }
 }
 
@@ -536,16 +739,22 @@ impl Conn {
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
         let certs = tls_certificates(url)?;
-        let single = match url.cluster {
-            true => None,
-            false => Some(client_for(url, &url.nodes[0])?),
+        let single = match (&url.sentinel, url.cluster) {
+            (Some(target), _) => Some(Source::sentinel(url, target)?),
+            (None, true) => None,
+            (None, false) => Some(Source::Fixed(client_for(url, &url.nodes[0])?)),
         };
         let connect = async {
-            if let Some(client) = single {
+            if let Some(source) = single {
                 let config = Single::config(url);
-                let manager =
-                    ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
-                Ok(Conn::Single(Single::new(client, config, manager)))
+                let client = match &source {
+                    Source::Fixed(client) => client.clone(),
+                    Source::Sentinel { sentinels, .. } => Source::primary(sentinels, url).await?,
+                };
+                let manager = ConnectionManager::new_with_config(client, config.clone())
+                    .await
+                    .map_err(|e| failure(url, &e))?;
+                Ok(Conn::Single(Single::new(source, config, manager)))
             } else {
                 let retry = ClusterRetry::within(url.timeout);
                 let mut builder = ClusterClient::builder(url.nodes.clone())
@@ -559,14 +768,14 @@ impl Conn {
                 if let Some(certs) = certs {
                     builder = builder.certs(certs);
                 }
+                let connected = async { builder.build()?.get_async_connection().await };
                 Ok(Conn::Cluster(
-                    builder.build()?.get_async_connection().await?,
+                    connected.await.map_err(|e| failure(url, &e))?,
                 ))
             }
         };
         match tokio::time::timeout(url.timeout, connect).await {
-            Ok(Ok(c)) => Ok(c),
-            Ok(Err(e)) => Err(failure(url, &e)),
+            Ok(result) => result,
             Err(_) => Err(StateError::Unavailable(format!(
                 "cannot connect to redis at {url} within {} ms: is Redis running and reachable at that address?",
                 url.timeout.as_millis()
@@ -578,16 +787,20 @@ impl Conn {
     /// callers that cannot wait here; it must be created inside a tokio
     /// runtime.
     pub fn lazy(url: &RedisUrl) -> Result<Conn> {
-        if url.cluster {
+        if url.cluster || url.sentinel.is_some() {
             return Err(StateError::invalid(format!(
-                "{url}: a Redis Cluster store must be opened with Store::connect (async)"
+                "{url}: a Redis Cluster or Sentinel store must be opened with Store::connect (async)"
             )));
         }
         let client = client_for(url, &url.nodes[0])?;
         let config = Single::config(url);
         let manager = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
             .map_err(|e| failure(url, &e))?;
-        Ok(Conn::Single(Single::new(client, config, manager)))
+        Ok(Conn::Single(Single::new(
+            Source::Fixed(client),
+            config,
+            manager,
+        )))
     }
 
     /// Call the engine's read-only function with `keys` and `args`
@@ -1033,6 +1246,27 @@ mod tests {
             e.contains("percent-encoded") && !e.contains("\"ss\""),
             "{e}"
         );
+        // Redis Sentinel: the nodes are the sentinels (no credentials);
+        // the primary's name (percent-decoded), password and database are
+        // for the primary.
+        let u =
+            RedisUrl::parse("redis+sentinel://:p%40w@s1:26379,s2:26380/my%2Dprimary/2?namespace=n")
+                .unwrap();
+        assert_eq!(u.nodes, ["redis://s1:26379", "redis://s2:26380"]);
+        let t = u.sentinel.as_ref().unwrap();
+        assert_eq!(
+            (t.master.as_str(), t.db, t.credentials.as_str()),
+            ("my-primary", 2, ":p%40w@")
+        );
+        assert!(!u.cluster);
+        assert_eq!(
+            u.display,
+            "redis+sentinel://***@s1:26379,s2:26380/my%2Dprimary/2?namespace=n"
+        );
+        let u = RedisUrl::parse("rediss+sentinel://s1:26379/m").unwrap();
+        assert_eq!(u.nodes, ["rediss://s1:26379"]);
+        assert_eq!(u.sentinel.as_ref().unwrap().db, 0);
+        assert!(RedisUrl::parse("redis://h").unwrap().sentinel.is_none());
         assert_eq!(
             RedisUrl::parse("redis://h?timeout_ms=60000")
                 .unwrap()
@@ -1049,6 +1283,11 @@ mod tests {
             "redis://h?timeout_ms=60001",
             "redis+cluster://a:1,b:2/3",
             "redis+cluster://a:1/3,b:2",
+            "redis+sentinel://a:1,b:2",
+            "redis+sentinel://a:1/",
+            "redis+sentinel://a:1/m/x",
+            "redis+sentinel://a:1/m/-1",
+            "redis+sentinel:///m",
         ] {
             let e = RedisUrl::parse(bad).unwrap_err().to_string();
             assert!(e.contains("redis://HOST:PORT"), "{bad}: {e}");
