@@ -591,7 +591,8 @@ async fn a_sentinel_failover_moves_the_store_to_the_new_primary() {
     sess.set("cart", b"[1]".to_vec()).await.unwrap();
     assert_eq!(sess.get("cart").await.unwrap(), Some(b"[1]".to_vec()));
     assert!(redis_server::cli(set.replica.port, &["role"]).starts_with("master"));
-    // A sentinel that does not know the name: a clear error at start.
+    // A sentinel that does not know the name, or refuses the password: a
+    // clear error at start, the password not shown.
     let wrong = url.replace("/primary?", "/nobody?");
     let err = Store::connect(&wrong, config(&clock))
         .await
@@ -599,6 +600,20 @@ async fn a_sentinel_failover_moves_the_store_to_the_new_primary() {
         .to_string();
     assert!(
         err.contains("\"nobody\"") && err.contains("Sentinel"),
+        "{err}"
+    );
+    let wrong = url.replace(
+        "sentinel_password=sentinel-secret",
+        "sentinel_password=guess",
+    );
+    let err = Store::connect(&wrong, config(&clock))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("refused the password")
+            && !err.contains("guess")
+            && !err.contains("sentinel-secret"),
         "{err}"
     );
 }

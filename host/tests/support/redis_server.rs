@@ -74,7 +74,10 @@ impl RedisServer {
                 let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
                 if s.write_all(b"PING\r\n").is_ok() {
                     let mut buf = [0u8; 7];
-                    if s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n" {
+                    // A server with a password answers too: not yet.
+                    if s.read_exact(&mut buf).is_ok()
+                        && (&buf == b"+PONG\r\n" || &buf == b"-NOAUTH")
+                    {
                         return;
                     }
                 }
@@ -132,6 +135,7 @@ pub fn fresh_namespace() -> String {
 
 /// A primary, its replica, and one Redis Sentinel monitoring them under
 /// the name `primary` (quorum 1; the primary is judged down after 1 s).
+/// The sentinel has a password of its own: [`RedisSentinel::PASSWORD`].
 pub struct RedisSentinel {
     /// The primary as started (a failover may have changed roles since).
     pub primary: RedisServer,
@@ -143,6 +147,9 @@ pub struct RedisSentinel {
 }
 
 impl RedisSentinel {
+    /// The sentinel's password (its clients' `AUTH`).
+    pub const PASSWORD: &str = "sentinel-secret";
+
     /// Start all three; waits until the sentinel knows the replica.
     pub fn start() -> RedisSentinel {
         let primary = start_detached(&[]);
@@ -163,8 +170,10 @@ impl RedisSentinel {
             format!(
                 "sentinel monitor primary 127.0.0.1 {} 1\n\
                  sentinel down-after-milliseconds primary 1000\n\
-                 sentinel failover-timeout primary 5000\n",
-                primary.port
+                 sentinel failover-timeout primary 5000\n\
+                 requirepass {}\n",
+                primary.port,
+                RedisSentinel::PASSWORD
             ),
         )
         .expect("write sentinel.conf");
@@ -172,8 +181,18 @@ impl RedisSentinel {
             &[conf.to_str().expect("a UTF-8 temporary path"), "--sentinel"],
             &[],
         );
-        while !cli(sentinel.port, &["sentinel", "replicas", "primary"])
-            .contains(&replica.port.to_string())
+        while !cli(
+            sentinel.port,
+            &[
+                "-a",
+                RedisSentinel::PASSWORD,
+                "--no-auth-warning",
+                "sentinel",
+                "replicas",
+                "primary",
+            ],
+        )
+        .contains(&replica.port.to_string())
         {
             assert!(
                 started.elapsed() < Duration::from_secs(30),
@@ -192,9 +211,10 @@ impl RedisSentinel {
     /// A store URL through the sentinel, with a fresh namespace.
     pub fn url(&self) -> String {
         format!(
-            "redis+sentinel://127.0.0.1:{}/primary?namespace={}",
+            "redis+sentinel://127.0.0.1:{}/primary?namespace={}&sentinel_password={}",
             self.sentinel.port,
-            fresh_namespace()
+            fresh_namespace(),
+            RedisSentinel::PASSWORD
         )
     }
 }

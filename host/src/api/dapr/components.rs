@@ -330,11 +330,12 @@ fn component(
 }
 
 const REDB_FIELDS: &str = "scope, account, instance, keyPrefix, actorStateStore";
-const REDIS_FIELDS: &str = "redisHost, redisPassword, redisUsername, redisDB, enableTLS, redisType, failover, sentinelMasterName, namespace, scope, account, instance, keyPrefix, actorStateStore";
+const REDIS_FIELDS: &str = "redisHost, redisPassword, redisUsername, redisDB, enableTLS, redisType, failover, sentinelMasterName, sentinelPassword, namespace, scope, account, instance, keyPrefix, actorStateStore";
 
 /// The store URL of a `state.redis` component from Dapr's usual metadata
 /// (`redisHost` `host:port`, comma-separated for `redisType: cluster`, or
-/// the sentinels' with `failover: true` and `sentinelMasterName`;
+/// the sentinels' with `failover: true`, `sentinelMasterName` and, if they
+/// have one, `sentinelPassword`;
 /// `redisPassword`, `redisUsername`, `redisDB`, `enableTLS`) and ours
 /// (`namespace`, the key prefix hosts use: `ws` unless `--store` says
 /// otherwise).
@@ -438,12 +439,26 @@ fn redis_url(file: &Path, meta: &[(String, String)]) -> Result<String, Component
             format!("/{d}")
         }
     };
-    let namespace = match get("namespace") {
-        Some(n) => format!("?namespace={}", enc(n)),
-        None => String::new(),
+    let mut query = Vec::new();
+    if let Some(n) = get("namespace") {
+        query.push(format!("namespace={}", enc(n)));
+    }
+    match get("sentinelPassword").filter(|p| !p.is_empty()) {
+        Some(p) if master.is_some() => query.push(format!("sentinel_password={}", enc(p))),
+        Some(_) => {
+            return Err(err(
+                file,
+                "spec.metadata sentinelPassword: only used with failover: true",
+            ));
+        }
+        None => {}
+    }
+    let query = match query.is_empty() {
+        true => String::new(),
+        false => format!("?{}", query.join("&")),
     };
     let master = master.map_or(String::new(), |m| format!("/{}", enc(m)));
-    let url = format!("{scheme}://{auth}{host}{master}{db}{namespace}");
+    let url = format!("{scheme}://{auth}{host}{master}{db}{query}");
     crate::store::redis::RedisUrl::parse(&url)
         .map_err(|e| err(file, format!("spec.metadata redisHost: {e}")))?;
     Ok(url)
@@ -585,11 +600,11 @@ mod tests {
             }
         );
         // Redis Sentinel, as Dapr writes it: redisHost lists the sentinels.
-        let specs = one(&doc("  - {name: redisHost, value: \"s1:26379,s2:26379\"}\n  - {name: failover, value: \"true\"}\n  - {name: sentinelMasterName, value: my-primary}\n  - {name: redisPassword, value: \"p@ss\"}\n  - {name: redisDB, value: \"3\"}\n")).unwrap();
+        let specs = one(&doc("  - {name: redisHost, value: \"s1:26379,s2:26379\"}\n  - {name: failover, value: \"true\"}\n  - {name: sentinelMasterName, value: my-primary}\n  - {name: redisPassword, value: \"p@ss\"}\n  - {name: redisDB, value: \"3\"}\n  - {name: sentinelPassword, value: \"s&p\"}\n  - {name: namespace, value: n}\n")).unwrap();
         assert_eq!(
             specs[0].kind,
             StoreKind::Redis {
-                url: "redis+sentinel://:p%40ss@s1:26379,s2:26379/my%2Dprimary/3".into(),
+                url: "redis+sentinel://:p%40ss@s1:26379,s2:26379/my%2Dprimary/3?namespace=n&sentinel_password=s%26p".into(),
                 target: ScopeTarget::Account(None),
             }
         );

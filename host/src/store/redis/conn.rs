@@ -19,7 +19,7 @@ use crate::store::error::{Result, StateError};
 /// or `redis+sentinel://[:password@]host:port,host:port…/MASTER[/db]` (the
 /// primary that Redis Sentinels at those addresses name `MASTER`, asked
 /// again after a failover; the password is the primary's, the sentinels'
-/// own connections have none; `rediss+sentinel://` with TLS to both).
+/// own is `sentinel_password`; `rediss+sentinel://` with TLS to both).
 /// Query parameters: `namespace` (default `ws`: the prefix of every Redis
 /// key), `timeout_ms` (default 5000: the longest a call may take),
 /// `module` (`auto`, the default: run writes through wasm-state's Redis
@@ -56,6 +56,8 @@ pub struct SentinelTarget {
     /// empty, and the database: what a connection to the primary uses.
     credentials: String,
     db: i64,
+    /// The sentinels' own password (`?sentinel_password=`), if they have one.
+    sentinel_password: Option<String>,
 }
 
 impl std::fmt::Debug for RedisUrl {
@@ -70,10 +72,23 @@ impl std::fmt::Display for RedisUrl {
     }
 }
 
-/// The URL with a password replaced by `***`.
+/// The URL with its passwords replaced by `***`: the credentials before
+/// the host, and a `sentinel_password` parameter's value.
 pub(crate) fn hide_password(url: &str) -> String {
+    // The parameter first: a raw `@` in its value must not read as the
+    // end of the credentials below.
+    let mut url = url.to_string();
+    let mut from = 0;
+    while let Some(i) = url[from..].find(SENTINEL_PASSWORD).map(|i| from + i) {
+        let value = i + SENTINEL_PASSWORD.len();
+        let end = url[value..]
+            .find(['&', '#'])
+            .map_or(url.len(), |e| value + e);
+        url.replace_range(value..end, "***");
+        from = value + 3;
+    }
     let Some(at) = url.rfind('@') else {
-        return url.to_string();
+        return url;
     };
     // After the scheme (`://`, or a mistyped one's first `:`), up to the @.
     let start = match url.find("://") {
@@ -82,6 +97,9 @@ pub(crate) fn hide_password(url: &str) -> String {
     };
     format!("{}***{}", &url[..start], &url[at..])
 }
+
+/// The query parameter of a password for the sentinels themselves.
+const SENTINEL_PASSWORD: &str = "sentinel_password=";
 
 impl RedisUrl {
     /// Parse a store URL; a mistake says what the URL should look like.
@@ -116,8 +134,20 @@ impl RedisUrl {
         let mut timeout = Duration::from_secs(5);
         let mut module = true;
         let mut ca_file = None;
+        let mut sentinel_password = None;
         for (k, v) in form_urlencoded::parse(query.as_bytes()) {
             match k.as_ref() {
+                "sentinel_password" => {
+                    if !sentinel {
+                        return Err(bad(
+                            "sentinel_password is for Redis Sentinel: write redis+sentinel://",
+                        ));
+                    }
+                    if v.is_empty() {
+                        return Err(bad("sentinel_password is empty"));
+                    }
+                    sentinel_password = Some(v.into_owned());
+                }
                 "namespace" => {
                     if v.is_empty() || v.contains(['{', '}']) {
                         return Err(bad("namespace must be non-empty, without `{` or `}`"));
@@ -165,12 +195,12 @@ impl RedisUrl {
                     // A password with a raw `?` may be what reads as the
                     // query here: not echoed.
                     return Err(bad(
-                        "unknown parameter (known: namespace, timeout_ms, module, ca_file; not shown: write `@ / ? #` in a password percent-encoded)",
+                        "unknown parameter (known: namespace, timeout_ms, module, ca_file, sentinel_password; not shown: write `@ / ? #` in a password percent-encoded)",
                     ));
                 }
                 other => {
                     return Err(bad(&format!(
-                        "unknown parameter {other:?} (known: namespace, timeout_ms, module, ca_file)"
+                        "unknown parameter {other:?} (known: namespace, timeout_ms, module, ca_file, sentinel_password)"
                     )));
                 }
             }
@@ -205,6 +235,7 @@ impl RedisUrl {
             ))
             .map_err(|e| bad(&e.to_string()))?;
             sentinel_target = Some(SentinelTarget {
+                sentinel_password: sentinel_password.take(),
                 master: master.into_owned(),
                 credentials: credentials.to_owned(),
                 db,
@@ -410,6 +441,9 @@ impl Source {
         if let Some(password) = primary.password() {
             builder = builder.set_client_to_redis_password(password);
         }
+        if let Some(password) = &target.sentinel_password {
+            builder = builder.set_client_to_sentinel_password(password);
+        }
         if tls {
             builder = builder
                 .set_client_to_redis_tls_mode(redis::TlsMode::Secure)
@@ -449,6 +483,11 @@ impl Source {
 /// A failure to learn the primary from Redis Sentinel.
 fn sentinel_failure(url: &RedisUrl, e: &RedisError) -> StateError {
     let name = url.sentinel.as_ref().map_or("", |t| t.master.as_str());
+    if e.kind() == redis::ErrorKind::AuthenticationFailed || e.code() == Some("NOAUTH") {
+        return StateError::Unavailable(format!(
+            "redis at {url}: no primary from Redis Sentinel: {e} (a sentinel or the primary refused the password: the primary's goes before the hosts, the sentinels' in ?sentinel_password=)"
+        ));
+    }
     StateError::Unavailable(format!(
         "redis at {url}: no primary from Redis Sentinel: {e} (check that the sentinels are reachable, that they monitor a primary named {name:?}, and that it is up or being failed over)"
     ))
@@ -1263,6 +1302,29 @@ mod tests {
             u.display,
             "redis+sentinel://***@s1:26379,s2:26380/my%2Dprimary/2?namespace=n"
         );
+        let u = RedisUrl::parse(
+            "redis+sentinel://s1:1/m?sentinel_password=top%26secret&namespace=x&sentinel_password=again",
+        )
+        .unwrap();
+        assert_eq!(
+            u.sentinel.as_ref().unwrap().sentinel_password.as_deref(),
+            Some("again")
+        );
+        assert_eq!(
+            u.display,
+            "redis+sentinel://s1:1/m?sentinel_password=***&namespace=x&sentinel_password=***"
+        );
+        assert!(!hide_password("redis+sentinel://s1:1/m?sentinel_password=ab@cd").contains("cd"));
+        for bad in [
+            "redis://h?sentinel_password=x",
+            "redis+sentinel://s1:1/m?sentinel_password=",
+        ] {
+            let e = RedisUrl::parse(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("sentinel_password") && !e.contains("=x"),
+                "{bad}: {e}"
+            );
+        }
         let u = RedisUrl::parse("rediss+sentinel://s1:26379/m").unwrap();
         assert_eq!(u.nodes, ["rediss://s1:26379"]);
         assert_eq!(u.sentinel.as_ref().unwrap().db, 0);
