@@ -113,6 +113,52 @@ impl Drop for RedisServer {
     }
 }
 
+/// A loopback port free now, for a cluster node: Redis refuses ports above
+/// 55535 in a cluster (its bus listens on the port + 10000), and the
+/// kernel hands out ports up to 60999.
+fn cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port <= 55535 {
+            return port;
+        }
+    }
+}
+
+/// Wait until every replica of the primary at `port` has received all it
+/// has written (`WAIT` would not do: it counts only its own connection's
+/// writes, and a fresh `redis-cli` has made none).
+pub fn wait_replicated(port: u16) {
+    let started = Instant::now();
+    loop {
+        // `master_repl_offset:N`, and per replica
+        // `slave0:ip=…,port=…,state=online,offset=M,lag=0`.
+        let info = cli(port, &["info", "replication"]);
+        let written: Option<u64> = info
+            .lines()
+            .find_map(|l| l.strip_prefix("master_repl_offset:")?.trim().parse().ok());
+        let replicas: Vec<u64> = info
+            .lines()
+            .filter(|l| l.starts_with("slave"))
+            .filter_map(|l| {
+                l.split(',')
+                    .find_map(|kv| kv.strip_prefix("offset=")?.trim().parse().ok())
+            })
+            .collect();
+        if let Some(written) = written
+            && !replicas.is_empty()
+            && replicas.iter().all(|&r| r >= written)
+        {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the replicas of 127.0.0.1:{port} did not catch up: {info}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A loopback port free now.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -387,7 +433,7 @@ impl RedisCluster {
                     dir.path().to_str().unwrap(),
                 ];
                 args.extend(extra);
-                start_detached(&args)
+                start_detached_on(cluster_port(), &args)
             })
             .collect();
         let addrs: Vec<String> = all

@@ -212,6 +212,13 @@ impl RedisUrl {
         let nodes: Vec<String> = if sentinel {
             let (credentials, rest) = addr.split_at(creds_end);
             let (hosts, path) = rest.split_once('/').unwrap_or((rest, ""));
+            if path.contains(['@', '#', '?']) {
+                // A raw `/` in a password would make the rest of it read as
+                // the primary's name: not echoed.
+                return Err(bad(
+                    "the primary's name holds `@`, `#` or `?`: write `@ / ? #` in a password, and those in the name, percent-encoded",
+                ));
+            }
             let (master, db) = path.split_once('/').unwrap_or((path, "0"));
             let master = percent_encoding::percent_decode_str(master)
                 .decode_utf8()
@@ -240,9 +247,17 @@ impl RedisUrl {
                 credentials: credentials.to_owned(),
                 db,
             });
+            // A sentinel without a port is at Sentinel's own, 26379.
             hosts
                 .split(',')
-                .map(|h| format!("{node_scheme}://{}", h.trim()))
+                .map(|h| {
+                    let h = h.trim();
+                    let has_port = h.rsplit_once(':').is_some_and(|(_, p)| !p.contains(']'));
+                    match has_port {
+                        true => format!("{node_scheme}://{h}"),
+                        false => format!("{node_scheme}://{h}:26379"),
+                    }
+                })
                 .collect()
         } else if cluster {
             let (auth, hosts) = match addr.rsplit_once('@') {
@@ -364,7 +379,9 @@ impl ClusterRetry {
             retries += 1;
         }
         ClusterRetry {
-            retries,
+            // At least two: a redirection (`MOVED`, `ASK`) is followed at
+            // once, without a wait.
+            retries: retries.max(2),
             min_wait_ms: 2,
             max_wait_ms,
         }
@@ -469,7 +486,9 @@ impl Source {
         url: &RedisUrl,
     ) -> Result<redis::Client> {
         let ask = async { sentinels.lock().await.async_get_client().await };
-        match tokio::time::timeout(url.timeout, ask).await {
+        // Within the connection's own deadline, so this message is the one
+        // a caller sees.
+        match tokio::time::timeout(url.timeout * 3 / 4, ask).await {
             Ok(Ok(client)) => Ok(client),
             Ok(Err(e)) => Err(sentinel_failure(url, &e)),
             Err(_) => Err(StateError::Unavailable(format!(
@@ -493,8 +512,58 @@ fn sentinel_failure(url: &RedisUrl, e: &RedisError) -> StateError {
     ))
 }
 
+/// What a [`Single`]'s calls go through.
+#[derive(Clone)]
+enum Link {
+    /// redis-rs's manager, which reconnects to its address by itself.
+    Manager(ConnectionManager),
+    /// One connection to the primary Redis Sentinel named. It never
+    /// reconnects by itself: an old primary restarted at its address runs
+    /// as a primary until the sentinels turn it into a replica, and what it
+    /// acknowledged meanwhile would be lost. The sentinels are asked again
+    /// instead.
+    Direct(redis::aio::MultiplexedConnection),
+}
+
+impl redis::aio::ConnectionLike for Link {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, Value> {
+        match self {
+            Link::Manager(m) => m.req_packed_command(cmd),
+            Link::Direct(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<Value>> {
+        match self {
+            Link::Manager(m) => m.req_packed_commands(pipeline, offset, count),
+            Link::Direct(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Link::Manager(m) => m.get_db(),
+            Link::Direct(c) => c.get_db(),
+        }
+    }
+}
+
+/// Clears a flag when dropped (a task that ends in any way).
+struct Lowered<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for Lowered<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
 struct SingleState {
-    manager: ConnectionManager,
+    link: Link,
     /// Since when calls fail without an answer from Redis (none: the last
     /// call was answered).
     failing_since: Option<Instant>,
@@ -523,16 +592,12 @@ impl Single {
             .set_number_of_retries(2)
     }
 
-    fn new(
-        source: Source,
-        config: ConnectionManagerConfig,
-        manager: ConnectionManager,
-    ) -> Arc<Single> {
+    fn new(source: Source, config: ConnectionManagerConfig, link: Link) -> Arc<Single> {
         Arc::new(Single {
             source,
             config,
             state: Mutex::new(SingleState {
-                manager,
+                link,
                 failing_since: None,
                 replaced_for_role: None,
             }),
@@ -545,8 +610,8 @@ impl Single {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn manager(&self) -> ConnectionManager {
-        self.state().manager.clone()
+    fn link(&self) -> Link {
+        self.state().link.clone()
     }
 
     /// Note how a call ended. After `timeout` of calls without answers, or
@@ -556,10 +621,16 @@ impl Single {
     fn outcome(self: &Arc<Self>, outcome: Outcome, timeout: Duration) {
         let mut s = self.state();
         let now = Instant::now();
+        let sentinel = matches!(self.source, Source::Sentinel { .. });
         let replace = match outcome {
             Outcome::Answered => {
                 s.failing_since = None;
                 return;
+            }
+            // A direct connection does not heal by itself: the sentinels
+            // are asked at once (one question at a time).
+            Outcome::NotPrimary | Outcome::Unanswered if sentinel => {
+                Some("the primary did not answer, or answered as a replica")
             }
             Outcome::NotPrimary => s
                 .replaced_for_role
@@ -589,7 +660,7 @@ impl Single {
                     ConnectionManager::new_lazy_with_config(client.clone(), self.config.clone())
                 {
                     tracing::info!("replacing the Redis connection: {why}");
-                    s.manager = fresh;
+                    s.link = Link::Manager(fresh);
                 }
             }
             Source::Sentinel {
@@ -610,8 +681,8 @@ impl Single {
     }
 
     /// Ask the sentinels for the primary and connect to it (a
-    /// [`Source::Sentinel`] only); a failure leaves the connection as it
-    /// is, to be asked again at the next replacement.
+    /// [`Source::Sentinel`] only), within `timeout`; a failure leaves the
+    /// connection as it is, to be asked again at the next failed call.
     async fn follow_sentinel(self: Arc<Self>, timeout: Duration) {
         let Source::Sentinel {
             sentinels,
@@ -622,27 +693,31 @@ impl Single {
         else {
             return;
         };
-        let asked = tokio::time::timeout(timeout, async {
-            sentinels.lock().await.async_get_client().await
-        })
-        .await;
-        match asked {
-            Ok(Ok(client)) => {
-                match ConnectionManager::new_lazy_with_config(client, self.config.clone()) {
-                    Ok(fresh) => {
-                        tracing::info!("{url}: connected to the primary Redis Sentinel names");
-                        let mut s = self.state();
-                        s.manager = fresh;
-                        s.failing_since = None;
-                    }
-                    Err(e) => tracing::warn!("{url}: {e}"),
-                }
+        let _asked = Lowered(asking);
+        let connect = async {
+            let client = sentinels.lock().await.async_get_client().await?;
+            client
+                .get_multiplexed_async_connection_with_config(&direct_config(timeout))
+                .await
+        };
+        match tokio::time::timeout(timeout, connect).await {
+            Ok(Ok(connection)) => {
+                tracing::info!("{url}: connected to the primary Redis Sentinel names");
+                let mut s = self.state();
+                s.link = Link::Direct(connection);
+                s.failing_since = None;
             }
             Ok(Err(e)) => tracing::warn!("{url}: no primary from Redis Sentinel yet: {e}"),
-            Err(_) => tracing::warn!("{url}: Redis Sentinel did not answer in time"),
+            Err(_) => tracing::warn!("{url}: no primary from Redis Sentinel within the timeout"),
         }
-        asking.store(false, std::sync::atomic::Ordering::Release);
     }
+}
+
+/// How a direct connection to a Sentinel-named primary waits.
+fn direct_config(timeout: Duration) -> redis::AsyncConnectionConfig {
+    redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
 }
 
 /// Whether a failed call got an answer from Redis (an error reply), as
@@ -701,7 +776,19 @@ pub fn unanswered(message: &str) -> bool {
         .iter()
         .any(|hint| message.ends_with(&format!("({hint})")))
         || message.ends_with(NOT_IN_TIME)
+        || message.ends_with(&format!("; {MAYBE_SENT_BEFORE})"))
 }
+
+/// The hint of a full Redis Cluster node (whether the write ran is said
+/// apart).
+const FULL: &str = "Redis is full (maxmemory reached) and refuses writes until memory is freed or maxmemory raised; reads still work";
+
+/// Added to the hint of a Redis Cluster's refusal: redis-rs's cluster
+/// client resends a call by itself (after a lost connection, a
+/// redirection, `TRYAGAIN`…), and only the last attempt's error reaches us,
+/// so an earlier attempt may have run.
+const MAYBE_SENT_BEFORE: &str =
+    "redis-rs may have sent the call to a node before this answer, so it may or may not have run";
 
 /// The hint of a command this Redis never runs for this user: unknown to
 /// it, or refused by its ACL.
@@ -748,12 +835,18 @@ pub fn failure(url: &RedisUrl, e: &RedisError) -> StateError {
     } else {
         NO_HINT
     };
-    let message = format!("redis at {url}: {e} ({hint})");
     let transient = !answered(e)
         || unknown_command
         || e.to_string().contains("max number of clients")
         || e.to_string().contains("Function not found")
         || e.code().is_some_and(|c| TRANSIENT_CODES.contains(&c));
+    let message = if url.cluster && transient && answered(e) {
+        // Not "nothing of this write was applied": see MAYBE_SENT_BEFORE.
+        let hint = if e.code() == Some("OOM") { FULL } else { hint };
+        format!("redis at {url}: {e} ({hint}; {MAYBE_SENT_BEFORE})")
+    } else {
+        format!("redis at {url}: {e} ({hint})")
+    };
     if transient {
         StateError::Unavailable(message)
     } else {
@@ -786,14 +879,23 @@ impl Conn {
         let connect = async {
             if let Some(source) = single {
                 let config = Single::config(url);
-                let client = match &source {
-                    Source::Fixed(client) => client.clone(),
-                    Source::Sentinel { sentinels, .. } => Source::primary(sentinels, url).await?,
+                let link = match &source {
+                    Source::Fixed(client) => Link::Manager(
+                        ConnectionManager::new_with_config(client.clone(), config.clone())
+                            .await
+                            .map_err(|e| failure(url, &e))?,
+                    ),
+                    Source::Sentinel { sentinels, .. } => Link::Direct(
+                        Source::primary(sentinels, url)
+                            .await?
+                            .get_multiplexed_async_connection_with_config(&direct_config(
+                                url.timeout,
+                            ))
+                            .await
+                            .map_err(|e| failure(url, &e))?,
+                    ),
                 };
-                let manager = ConnectionManager::new_with_config(client, config.clone())
-                    .await
-                    .map_err(|e| failure(url, &e))?;
-                Ok(Conn::Single(Single::new(source, config, manager)))
+                Ok(Conn::Single(Single::new(source, config, link)))
             } else {
                 let retry = ClusterRetry::within(url.timeout);
                 let mut builder = ClusterClient::builder(url.nodes.clone())
@@ -838,7 +940,7 @@ impl Conn {
         Ok(Conn::Single(Single::new(
             Source::Fixed(client),
             config,
-            manager,
+            Link::Manager(manager),
         )))
     }
 
@@ -1041,8 +1143,8 @@ impl Conn {
         let deadline = tokio::time::Instant::from_std(deadline);
         match self {
             Conn::Single(single) => {
-                let mut manager = single.manager();
-                let result = tokio::time::timeout_at(deadline, cmd.query_async(&mut manager)).await;
+                let mut link = single.link();
+                let result = tokio::time::timeout_at(deadline, cmd.query_async(&mut link)).await;
                 single.outcome(outcome_of(&result), url.timeout);
                 settle(url, result)
             }
@@ -1186,7 +1288,8 @@ mod tests {
 
     #[test]
     fn cluster_retries_fit_in_half_the_timeout() {
-        for ms in [1, 100, 300, 500, 1_000, 5_000, 60_000] {
+        assert_eq!(ClusterRetry::within(Duration::from_millis(1)).retries, 2);
+        for ms in [100, 300, 500, 1_000, 5_000, 60_000] {
             let r = ClusterRetry::within(Duration::from_millis(ms));
             // redis-rs's n-th retry waits below min(max, FACTOR × 2ⁿ).
             let waits: u64 = (1..=r.retries)
@@ -1242,6 +1345,20 @@ mod tests {
                 .replacen("unavailable: ", "", 1)
                 .replace("; retry later", "")
         ));
+        // Through a cluster, redis-rs may have sent the call before the
+        // refusal that reaches us: it may have run.
+        let cluster = RedisUrl::parse("redis+cluster://a:1,b:2").unwrap();
+        for (kind, code) in [
+            (ServerErrorKind::TryAgain, "TRYAGAIN"),
+            (ServerErrorKind::ClusterDown, "CLUSTERDOWN"),
+            (ServerErrorKind::Moved, "MOVED"),
+        ] {
+            let e = failure(&cluster, &server(kind, code));
+            assert!(
+                matches!(&e, StateError::Unavailable(m) if unanswered(m) && !m.contains("nothing of this write")),
+                "{e:?}"
+            );
+        }
     }
 
     #[test]
@@ -1327,6 +1444,15 @@ mod tests {
         }
         let u = RedisUrl::parse("rediss+sentinel://s1:26379/m").unwrap();
         assert_eq!(u.nodes, ["rediss://s1:26379"]);
+        let u = RedisUrl::parse("redis+sentinel://s1,[::1],[::1]:5/m").unwrap();
+        assert_eq!(
+            u.nodes,
+            ["redis://s1:26379", "redis://[::1]:26379", "redis://[::1]:5"]
+        );
+        let e = RedisUrl::parse("redis+sentinel://user:123/abc@s1:26379/0")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("abc") && !e.contains("123"), "{e}");
         assert_eq!(u.sentinel.as_ref().unwrap().db, 0);
         assert!(RedisUrl::parse("redis://h").unwrap().sentinel.is_none());
         assert_eq!(
@@ -1350,6 +1476,8 @@ mod tests {
             "redis+sentinel://a:1/m/x",
             "redis+sentinel://a:1/m/-1",
             "redis+sentinel:///m",
+            "redis+sentinel://user:123/abc@s1:26379/0",
+            "redis+sentinel://s1:1/m#frag",
         ] {
             let e = RedisUrl::parse(bad).unwrap_err().to_string();
             assert!(e.contains("redis://HOST:PORT"), "{bad}: {e}");
