@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use support::redis_server::{self, RedisCluster};
 use wasm_state::store::{
-    Condition, ExpireMode, ManualClock, Op, OpKind, OpOutput, QueueOwner, ScopeHandle, SetOptions,
-    StateError, Store, StoreConfig, WatchTarget,
+    Condition, ExpireMode, ManualClock, Op, OpKind, OpOutput, QueueOwner, ScopeHandle, SessionInfo,
+    SetOptions, StateError, Store, StoreConfig, WatchTarget,
 };
 
 const T0: u64 = 1_767_225_600_000;
@@ -437,17 +437,7 @@ fn node_holding(nodes: &[redis_server::RedisServer], namespace: &str) -> u16 {
 async fn a_cluster_failover_moves_the_store_to_the_promoted_replica() {
     let cluster = RedisCluster::start_replicated(3);
     let url = format!("{}&timeout_ms=500", cluster.url());
-    let clock = ManualClock::new(T0);
-    let store = Store::connect(&url, config(&clock)).await.unwrap();
-    let inst = store.instance("failover").unwrap();
-    inst.set("k", b"before".to_vec()).await.unwrap();
-    for _ in 0..10 {
-        inst.increment("n", 1).await.unwrap();
-    }
-    let session = store
-        .create_session("failover", Some(Duration::from_secs(600)))
-        .await
-        .unwrap();
+    let (clock, store, inst, session) = before_a_failover(&url).await;
     let primary = node_holding(&cluster.nodes, namespace_of(&url));
     // With wait_replicas, each write's WAIT goes with it to its node (and
     // counts that node's replica).
@@ -620,6 +610,23 @@ async fn an_owner_whose_slot_moves_to_another_node_keeps_its_state() {
     assert!(!cli(source, &["function", "list"]).contains("wasm_state_"));
 }
 
+/// A store on `url` and its instance `failover`, with `k` = "before", `n`
+/// incremented to 10 and a session of ten minutes.
+async fn before_a_failover(url: &str) -> (ManualClock, Store, ScopeHandle, SessionInfo) {
+    let clock = ManualClock::new(T0);
+    let store = Store::connect(url, config(&clock)).await.unwrap();
+    let inst = store.instance("failover").unwrap();
+    inst.set("k", b"before".to_vec()).await.unwrap();
+    for _ in 0..10 {
+        inst.increment("n", 1).await.unwrap();
+    }
+    let session = store
+        .create_session("failover", Some(Duration::from_secs(600)))
+        .await
+        .unwrap();
+    (clock, store, inst, session)
+}
+
 /// After a primary died: increments of `n` (which held `before`) every
 /// 100 ms until five in a row succeed (within 30 s). Each call must end
 /// within the store's timeout (500 ms) and a little, as `unavailable`;
@@ -674,17 +681,7 @@ async fn increments_across_a_failover(inst: &ScopeHandle, before: i64) {
 async fn a_sentinel_failover_moves_the_store_to_the_new_primary() {
     let set = redis_server::RedisSentinel::start();
     let url = format!("{}&timeout_ms=500", set.url());
-    let clock = ManualClock::new(T0);
-    let store = Store::connect(&url, config(&clock)).await.unwrap();
-    let inst = store.instance("failover").unwrap();
-    inst.set("k", b"before".to_vec()).await.unwrap();
-    for _ in 0..10 {
-        inst.increment("n", 1).await.unwrap();
-    }
-    let session = store
-        .create_session("failover", Some(Duration::from_secs(600)))
-        .await
-        .unwrap();
+    let (clock, store, inst, session) = before_a_failover(&url).await;
     // A second host, idle while the primary dies and its replica takes
     // over.
     let idle = Store::connect(&url, config(&clock)).await.unwrap();
