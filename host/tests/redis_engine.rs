@@ -305,100 +305,6 @@ async fn redis_cluster_with_the_module_keeps_each_owner_in_one_slot() {
     );
 }
 
-/// `wait_replicas=N`: a write is acknowledged only once N replicas have
-/// it (`WAIT` after it, on its connection). A replica that stops: the write
-/// ran on the primary but is answered `unavailable`, "may or may not stay
-/// applied"; it back, writes are acknowledged again. Through the module and
-/// through the Lua library.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn writes_wait_for_their_replicas_when_asked() {
-    let primary = redis_server::start_detached(&["--loadmodule", redis_server::module_path()]);
-    let replica = redis_server::start_detached(&[
-        "--replicaof",
-        "127.0.0.1",
-        &primary.port.to_string(),
-        "--loadmodule",
-        redis_server::module_path(),
-    ]);
-    let started = std::time::Instant::now();
-    while !redis_server::cli(replica.port, &["info", "replication"])
-        .contains("master_link_status:up")
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the replica did not sync"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let base = format!(
-        "redis://127.0.0.1:{}?namespace={}&timeout_ms=1000",
-        primary.port,
-        redis_server::fresh_namespace()
-    );
-    let clock = ManualClock::new(T0);
-    for module in ["auto", "off"] {
-        let url = format!("{base}&module={module}&wait_replicas=1");
-        let store = Store::connect(&url, config(&clock)).await.unwrap();
-        let s = store.instance(&format!("w-{module}")).unwrap();
-        redis_server::cli(primary.port, &["config", "resetstat"]);
-        s.set("k", b"1".to_vec()).await.unwrap();
-        s.list_append("l", vec![b"a".to_vec()]).await.unwrap();
-        let stats = redis_server::cli(primary.port, &["info", "commandstats"]);
-        // One WAIT per write (and one after the library's first call, which
-        // found it not loaded yet).
-        let waits: u64 = stats
-            .split("cmdstat_wait:calls=")
-            .nth(1)
-            .and_then(|r| r.split(',').next()?.parse().ok())
-            .unwrap_or(0);
-        assert!((2..=3).contains(&waits), "{module}: {stats}");
-        assert_eq!(
-            stats.contains("cmdstat_wasmstate.commit:"),
-            module == "auto",
-            "{module}: {stats}"
-        );
-
-        // SAFETY: signals our own child process.
-        unsafe { libc::kill(replica.pid(), libc::SIGSTOP) };
-        let call = std::time::Instant::now();
-        let err = s.set("k", b"2".to_vec()).await.unwrap_err();
-        // SAFETY: as above.
-        unsafe { libc::kill(replica.pid(), libc::SIGCONT) };
-        assert!(
-            matches!(&err, StateError::Unavailable(m) if m.contains("0 of the 1 replicas") && m.contains("may or may not")),
-            "{module}: {err:?}"
-        );
-        assert!(
-            call.elapsed() < Duration::from_millis(1000 + 300),
-            "{:?}",
-            call.elapsed()
-        );
-        // It ran on the primary.
-        assert_eq!(s.get("k").await.unwrap(), Some(b"2".to_vec()));
-        let started = std::time::Instant::now();
-        while let Err(e) = s.set("k", b"3".to_vec()).await {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "{module}: {e:?}"
-            );
-        }
-        assert_eq!(s.increment("n", 1).await.unwrap(), 1);
-    }
-    // More replicas than there are: every write says so.
-    let url = format!("{base}&wait_replicas=2");
-    let store = Store::connect(&url, config(&clock)).await.unwrap();
-    let err = store
-        .instance("w")
-        .unwrap()
-        .set("k", b"4".to_vec())
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, StateError::Unavailable(m) if m.contains("1 of the 2 replicas")),
-        "{err:?}"
-    );
-}
-
 /// The namespace a store URL names.
 fn namespace_of(url: &str) -> &str {
     url.split("namespace=")
@@ -437,31 +343,8 @@ fn node_holding(nodes: &[redis_server::RedisServer], namespace: &str) -> u16 {
 async fn a_cluster_failover_moves_the_store_to_the_promoted_replica() {
     let cluster = RedisCluster::start_replicated(3);
     let url = format!("{}&timeout_ms=500", cluster.url());
-    let (clock, store, inst, session) = before_a_failover(&url).await;
+    let (_clock, store, inst, session) = before_a_failover(&url).await;
     let primary = node_holding(&cluster.nodes, namespace_of(&url));
-    // With wait_replicas, each write's WAIT goes with it to its node (and
-    // counts that node's replica).
-    for n in &cluster.nodes {
-        redis_server::cli(n.port, &["config", "resetstat"]);
-    }
-    let waiting = Store::connect(&format!("{url}&wait_replicas=1"), config(&clock))
-        .await
-        .unwrap();
-    waiting
-        .instance("failover")
-        .unwrap()
-        .set("w", b"1".to_vec())
-        .await
-        .unwrap();
-    for n in &cluster.nodes {
-        let stats = redis_server::cli(n.port, &["info", "commandstats"]);
-        assert_eq!(
-            stats.contains("cmdstat_wait:calls=1,"),
-            n.port == primary,
-            "{}: {stats}",
-            n.port
-        );
-    }
     // Replication is asynchronous: what the replica has not received when
     // its primary dies is lost (README). Here it has everything.
     redis_server::wait_replicated(primary);

@@ -40,9 +40,6 @@ pub struct RedisUrl {
     pub timeout: Duration,
     /// Use wasm-state's Redis module for writes when the server has it.
     pub module: bool,
-    /// Replicas that must have a write before it is acknowledged (`WAIT`;
-    /// 0: the primary's answer is enough).
-    pub wait_replicas: u32,
     /// With TLS: the PEM file of the certificate authorities to trust
     /// (none: the public web roots built in).
     pub ca_file: Option<std::path::PathBuf>,
@@ -138,20 +135,8 @@ impl RedisUrl {
         let mut module = true;
         let mut ca_file = None;
         let mut sentinel_password = None;
-        let mut wait_replicas = 0;
         for (k, v) in form_urlencoded::parse(query.as_bytes()) {
             match k.as_ref() {
-                "wait_replicas" => {
-                    wait_replicas = v
-                        .parse()
-                        .ok()
-                        .filter(|n| *n <= MAX_WAIT_REPLICAS)
-                        .ok_or_else(|| {
-                            bad(&format!(
-                                "wait_replicas must be a number of replicas from 0 to {MAX_WAIT_REPLICAS}"
-                            ))
-                        })?;
-                }
                 "sentinel_password" => {
                     if !sentinel {
                         return Err(bad(
@@ -210,12 +195,12 @@ impl RedisUrl {
                     // A password with a raw `?` may be what reads as the
                     // query here: not echoed.
                     return Err(bad(
-                        "unknown parameter (known: namespace, timeout_ms, module, ca_file, sentinel_password, wait_replicas; not shown: write `@ / ? #` in a password percent-encoded)",
+                        "unknown parameter (known: namespace, timeout_ms, module, ca_file, sentinel_password; not shown: write `@ / ? #` in a password percent-encoded)",
                     ));
                 }
                 other => {
                     return Err(bad(&format!(
-                        "unknown parameter {other:?} (known: namespace, timeout_ms, module, ca_file, sentinel_password, wait_replicas)"
+                        "unknown parameter {other:?} (known: namespace, timeout_ms, module, ca_file, sentinel_password)"
                     )));
                 }
             }
@@ -301,15 +286,11 @@ impl RedisUrl {
             namespace,
             timeout,
             module,
-            wait_replicas,
             ca_file,
             display: hide_password(url),
         })
     }
 }
-
-/// The most replicas `wait_replicas` may ask for.
-pub const MAX_WAIT_REPLICAS: u32 = 16;
 
 /// The longest `timeout_ms` a store URL may give: half the life of a
 /// write's answer marker ([`super::native::MARKER_MS`], 120 s), so a write
@@ -796,14 +777,7 @@ pub fn unanswered(message: &str) -> bool {
         .any(|hint| message.ends_with(&format!("({hint})")))
         || message.ends_with(NOT_IN_TIME)
         || message.ends_with(&format!("; {MAYBE_SENT_BEFORE})"))
-        || message.ends_with(REPLICAS_BEHIND)
 }
-
-/// The end of the message of a write that ran on the primary but did not
-/// reach `wait_replicas` replicas in time: it is applied, yet a failover
-/// now could lose it, so it counts as a write whose answer was lost (the
-/// engine asks again with the same request id, which waits again).
-const REPLICAS_BEHIND: &str = "the write ran on the primary, and a failover before the replicas catch up could lose it: it may or may not stay applied";
 
 /// The hint of a full Redis Cluster node (whether the write ran is said
 /// apart).
@@ -979,15 +953,8 @@ impl Conn {
         keys: &[&str],
         args: &[Vec<u8>],
     ) -> Result<Value> {
-        self.fcall_by(
-            url,
-            &LIBRARY.read_function,
-            keys,
-            args,
-            false,
-            deadline(url),
-        )
-        .await
+        self.fcall_by(url, &LIBRARY.read_function, keys, args, deadline(url))
+            .await
     }
 
     /// Call the engine's (writing) function with `keys` and `args`
@@ -999,7 +966,7 @@ impl Conn {
         args: &[Vec<u8>],
         deadline: Instant,
     ) -> Result<Value> {
-        self.fcall_by(url, &LIBRARY.function, keys, args, true, deadline)
+        self.fcall_by(url, &LIBRARY.function, keys, args, deadline)
             .await
     }
 
@@ -1016,7 +983,7 @@ impl Conn {
     ) -> Result<Value> {
         let mut cmd = sized(&[name], keys, 2, fingerprint.len() + packed.len());
         cmd.arg(keys).arg(fingerprint).arg(packed);
-        self.write_cmd_by(url, &cmd, deadline).await
+        self.cmd_by(url, &cmd, deadline).await
     }
 
     /// The longest single argument the server takes (`proto-max-bulk-len`;
@@ -1104,7 +1071,6 @@ impl Conn {
         function: &str,
         keys: &[&str],
         args: &[Vec<u8>],
-        write: bool,
         deadline: Instant,
     ) -> Result<Value> {
         let count = keys.len().to_string();
@@ -1114,66 +1080,14 @@ impl Conn {
         for a in args {
             fcall.arg(a.as_slice());
         }
-        let call = async |fcall: &redis::Cmd| match write {
-            true => self.write_cmd_by(url, fcall, deadline).await,
-            false => self.cmd_by(url, fcall, deadline).await,
-        };
-        match call(&fcall).await {
+        match self.cmd_by(url, &fcall, deadline).await {
             Err(StateError::Unavailable(m)) if m.contains("Function not found") => {
                 self.load_library_by(url, keys.first().copied(), deadline)
                     .await?;
-                call(&fcall).await
+                self.cmd_by(url, &fcall, deadline).await
             }
             other => other,
         }
-    }
-
-    /// Run a write command; with `wait_replicas`, followed on the same
-    /// connection by `WAIT` (one pipeline: a connection re-made between the
-    /// two would answer `WAIT` for none of its own writes), given a quarter
-    /// of the time left: Redis ends a blocked `WAIT` only at its next event
-    /// loop turn (up to 100 ms late at its default `hz`), and the engine's
-    /// retry with the same request id waits again. Fewer replicas than
-    /// asked is an `unavailable` whose write may or may not stay applied.
-    async fn write_cmd_by(
-        &self,
-        url: &RedisUrl,
-        cmd: &redis::Cmd,
-        deadline: Instant,
-    ) -> Result<Value> {
-        if url.wait_replicas == 0 {
-            return self.cmd_by(url, cmd, deadline).await;
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        let wait_ms = (left.as_millis() as u64 / 4).max(1);
-        let mut pipe = redis::pipe();
-        pipe.add_command(cmd.clone())
-            .cmd("WAIT")
-            .arg(url.wait_replicas)
-            .arg(wait_ms);
-        let at = tokio::time::Instant::from_std(deadline);
-        let (value, replicas): (Value, i64) = match self {
-            Conn::Single(single) => {
-                let mut link = single.link();
-                let result = tokio::time::timeout_at(at, pipe.query_async(&mut link)).await;
-                single.outcome(outcome_of(&result), url.timeout);
-                settle(url, result)?
-            }
-            Conn::Cluster(c) => {
-                let mut c = c.clone();
-                settle(
-                    url,
-                    tokio::time::timeout_at(at, pipe.query_async(&mut c)).await,
-                )?
-            }
-        };
-        if replicas < i64::from(url.wait_replicas) {
-            return Err(StateError::Unavailable(format!(
-                "redis at {url}: {replicas} of the {} replicas asked for (wait_replicas) acknowledged the write within {wait_ms} ms; {REPLICAS_BEHIND}",
-                url.wait_replicas
-            )));
-        }
-        Ok(value)
     }
 
     /// `FUNCTION LOAD REPLACE` the engine's library, done by `deadline`: in
@@ -1541,13 +1455,6 @@ mod tests {
         assert!(!e.contains("abc") && !e.contains("123"), "{e}");
         assert_eq!(u.sentinel.as_ref().unwrap().db, 0);
         assert!(RedisUrl::parse("redis://h").unwrap().sentinel.is_none());
-        assert_eq!(RedisUrl::parse("redis://h").unwrap().wait_replicas, 0);
-        assert_eq!(
-            RedisUrl::parse("redis+cluster://a:1?wait_replicas=2")
-                .unwrap()
-                .wait_replicas,
-            2
-        );
         assert_eq!(
             RedisUrl::parse("redis://h?timeout_ms=60000")
                 .unwrap()
@@ -1571,8 +1478,6 @@ mod tests {
             "redis+sentinel:///m",
             "redis+sentinel://user:123/abc@s1:26379/0",
             "redis+sentinel://s1:1/m#frag",
-            "redis://h?wait_replicas=17",
-            "redis://h?wait_replicas=-1",
         ] {
             let e = RedisUrl::parse(bad).unwrap_err().to_string();
             assert!(e.contains("redis://HOST:PORT"), "{bad}: {e}");
