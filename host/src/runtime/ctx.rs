@@ -8,19 +8,42 @@ use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, 
 
 use crate::bindings::{StateCtx, StateHost, StateView};
 
-/// Refuses memory growth past a limit, and remembers that it did so the
-/// resulting trap can be reported as a memory-limit error.
+/// The most core instances one call may create (a component built by this
+/// toolchain has a handful; wasmtime's default is 10,000).
+pub const MAX_INSTANCES: usize = 64;
+/// The most linear memories one call may create.
+pub const MAX_MEMORIES: usize = 16;
+/// The most tables one call may create.
+pub const MAX_TABLES: usize = 64;
+/// The most table elements one call may hold, all its tables together.
+pub const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+/// The most resource handles (state handles, WASI streams, pollables…) one
+/// call may hold at once: each is host memory the memory limit does not
+/// see.
+pub const MAX_HANDLES: usize = 10_000;
+
+/// Refuses memory growth past a limit — the guest's linear memories
+/// together, so a component cannot multiply it by declaring many — bounds
+/// how many instances, memories and tables a call makes, and remembers
+/// when it refused memory so the resulting trap can be reported as a
+/// memory-limit error.
 #[derive(Debug)]
 pub struct MemoryLimiter {
     limit: usize,
+    /// Bytes of linear memory granted so far, all memories together.
+    memory: usize,
+    /// Table elements granted so far, all tables together.
+    elements: usize,
     pub(crate) exceeded: bool,
 }
 
 impl MemoryLimiter {
-    /// A limiter allowing `limit` bytes per linear memory.
+    /// A limiter allowing `limit` bytes of linear memory in all.
     pub fn new(limit: usize) -> Self {
         MemoryLimiter {
             limit,
+            memory: 0,
+            elements: 0,
             exceeded: false,
         }
     }
@@ -29,27 +52,48 @@ impl MemoryLimiter {
 impl ResourceLimiter for MemoryLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.limit {
+        let total = self.memory.saturating_add(desired.saturating_sub(current));
+        if total > self.limit {
             self.exceeded = true;
             wasmtime::bail!(
-                "memory limit of {} bytes exceeded (wanted {desired})",
+                "memory limit of {} bytes exceeded (wanted {total} in all)",
                 self.limit
             );
         }
+        self.memory = total;
         Ok(true)
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 1_000_000)
+        let total = self
+            .elements
+            .saturating_add(desired.saturating_sub(current));
+        if total > MAX_TABLE_ELEMENTS {
+            return Ok(false);
+        }
+        self.elements = total;
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
     }
 }
 

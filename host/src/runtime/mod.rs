@@ -73,7 +73,8 @@ pub const SESSION_ENV: &str = "WASM_STATE_SESSION";
 pub struct GuestLimits {
     /// Wall-clock time a call may run (default 10 s).
     pub deadline: Duration,
-    /// Bytes a guest's linear memory may grow to (default 64 MiB).
+    /// Bytes a guest's linear memories may grow to, all of them together
+    /// (default 64 MiB).
     pub memory_bytes: usize,
 }
 
@@ -297,6 +298,10 @@ impl Host {
                 .total_core_instances(times(4)?)
                 .total_memories(times(2)?)
                 .total_tables(times(4)?)
+                // One component cannot take every slot of the pool.
+                .max_core_instances_per_component((ctx::MAX_INSTANCES as u32).min(times(4)?))
+                .max_memories_per_component((ctx::MAX_MEMORIES as u32).min(times(2)?))
+                .max_tables_per_component((ctx::MAX_TABLES as u32).min(times(4)?))
                 .max_memory_size(config.guest.memory_bytes)
                 // Reset the first pages of a reused slot with memset (and,
                 // where the kernel has PAGEMAP_SCAN, only the pages that
@@ -675,11 +680,13 @@ impl Host {
         wasi: WasiCtx,
         deadline: Duration,
     ) -> wasmtime::Store<Ctx> {
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(ctx::MAX_HANDLES);
         let ctx = Ctx {
             wasi,
             http: wasmtime_wasi_http::WasiHttpCtx::new(),
             hooks: ctx::NoOutgoing,
-            table: ResourceTable::new(),
+            table,
             state: StateCtx::new(self.inner.store.clone(), &dep.name, &dep.account)
                 .with_keyvalue(self.inner.keyvalue.clone())
                 .with_fence(dep.fence.clone()),
@@ -773,6 +780,20 @@ impl Host {
     }
 
     async fn call_deployment(
+        &self,
+        dep: &Arc<Deployment>,
+        export: &str,
+        args: &[Val],
+    ) -> Result<Vec<Val>, HostError> {
+        let instance = dep.name.as_str();
+        // The epoch deadline stops running wasm; this bounds the rest too
+        // (an export waiting on a host future: a pollable, a slow store).
+        let deadline = self.inner.config.guest.deadline;
+        self.within_deadline(instance, deadline, self.call_fresh(dep, export, args))
+            .await?
+    }
+
+    async fn call_fresh(
         &self,
         dep: &Arc<Deployment>,
         export: &str,
@@ -930,7 +951,10 @@ impl Host {
             HostError::Deadline { .. } => HostError::Deadline { limit: deadline },
             other => other,
         };
-        let command = match pre.instantiate_async(&mut store).await {
+        let command = match self
+            .within_deadline(instance, deadline, pre.instantiate_async(&mut store))
+            .await?
+        {
             Ok(c) => c,
             Err(e) => return Err(classify(&store, e)),
         };
