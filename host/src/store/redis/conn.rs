@@ -418,7 +418,6 @@ enum Source {
     Sentinel {
         sentinels: tokio::sync::Mutex<redis::sentinel::SentinelClient>,
         asking: std::sync::atomic::AtomicBool,
-        timeout: Duration,
         /// The store URL, password hidden (for the log).
         url: String,
     },
@@ -474,7 +473,6 @@ impl Source {
         Ok(Source::Sentinel {
             sentinels: tokio::sync::Mutex::new(builder.build().map_err(|e| failure(url, &e))?),
             asking: std::sync::atomic::AtomicBool::new(false),
-            timeout: url.timeout,
             url: url.display.clone(),
         })
     }
@@ -663,18 +661,13 @@ impl Single {
                     s.link = Link::Manager(fresh);
                 }
             }
-            Source::Sentinel {
-                asking,
-                timeout,
-                url,
-                ..
-            } => {
+            Source::Sentinel { asking, url, .. } => {
                 use std::sync::atomic::Ordering;
                 if asking.swap(true, Ordering::AcqRel) {
                     return;
                 }
                 tracing::info!("asking Redis Sentinel for the primary of {url}: {why}");
-                let (single, timeout) = (self.clone(), *timeout);
+                let single = self.clone();
                 tokio::spawn(async move { single.follow_sentinel(timeout).await });
             }
         }
