@@ -113,6 +113,28 @@ impl Drop for RedisServer {
     }
 }
 
+/// Ask `redis-cli` `args` of the server at `port` until its answer holds
+/// `needle` (at most 30 s).
+pub fn until_it_says(port: u16, args: &[&str], needle: &str) {
+    let started = Instant::now();
+    loop {
+        let answer = cli(port, args);
+        if answer.contains(needle) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "127.0.0.1:{port} {args:?} did not say {needle:?} within 30 s: {answer}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Wait until the replica at `port` has synced with its primary.
+pub fn synced(port: u16) {
+    until_it_says(port, &["info", "replication"], "master_link_status:up");
+}
+
 /// A loopback port free now, for a cluster node: Redis refuses ports above
 /// 55535 in a cluster (its bus listens on the port + 10000), and the
 /// kernel hands out ports up to 60999.
@@ -200,14 +222,7 @@ impl RedisSentinel {
     pub fn start() -> RedisSentinel {
         let primary = start_detached(&[]);
         let replica = start_detached(&["--replicaof", "127.0.0.1", &primary.port.to_string()]);
-        let started = Instant::now();
-        while !cli(replica.port, &["info", "replication"]).contains("master_link_status:up") {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "the replica did not sync"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        synced(replica.port);
         let dir = tempfile::tempdir().expect("temp dir");
         // The sentinel rewrites its configuration file: it must be its own.
         let conf = dir.path().join("sentinel.conf");
@@ -227,25 +242,15 @@ impl RedisSentinel {
             &[conf.to_str().expect("a UTF-8 temporary path"), "--sentinel"],
             &[],
         );
-        while !cli(
-            sentinel.port,
-            &[
-                "-a",
-                RedisSentinel::PASSWORD,
-                "--no-auth-warning",
-                "sentinel",
-                "replicas",
-                "primary",
-            ],
-        )
-        .contains(&replica.port.to_string())
-        {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "the sentinel did not find the replica"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let args = [
+            "-a",
+            RedisSentinel::PASSWORD,
+            "--no-auth-warning",
+            "sentinel",
+            "replicas",
+            "primary",
+        ];
+        until_it_says(sentinel.port, &args, &replica.port.to_string());
         RedisSentinel {
             primary,
             replica,
@@ -453,15 +458,8 @@ impl RedisCluster {
             "redis-cli --cluster create failed: {}",
             String::from_utf8_lossy(&out.stdout)
         );
-        let started = Instant::now();
         for node in &all {
-            while !cli(node.port, &["cluster", "info"]).contains("cluster_state:ok") {
-                assert!(
-                    started.elapsed() < Duration::from_secs(30),
-                    "the cluster did not become ready"
-                );
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            until_it_says(node.port, &["cluster", "info"], "cluster_state:ok");
         }
         // redis-cli picks the roles; ask each node which it got, and wait
         // until every replica has synced with its primary.
@@ -469,13 +467,7 @@ impl RedisCluster {
             .into_iter()
             .partition(|s| cli(s.port, &["role"]).starts_with("slave"));
         for r in &replicas {
-            while !cli(r.port, &["info", "replication"]).contains("master_link_status:up") {
-                assert!(
-                    started.elapsed() < Duration::from_secs(30),
-                    "a replica did not sync with its primary"
-                );
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            synced(r.port);
         }
         assert_eq!((nodes.len(), replicas.len()), (n, n * per_primary));
         RedisCluster {

@@ -348,36 +348,18 @@ fn redis_url(file: &Path, meta: &[(String, String)]) -> Result<String, Component
     let host = get("redisHost").filter(|h| !h.is_empty()).ok_or_else(|| {
         err(file, "spec.metadata redisHost: required for state.redis (HOST:PORT, comma-separated for a cluster)")
     })?;
-    let tls = match get("enableTLS").unwrap_or("false") {
-        "true" => true,
-        "false" => false,
-        v => {
-            return Err(err(
-                file,
-                format!("spec.metadata enableTLS: {v:?} must be true or false"),
-            ));
-        }
+    // A field with two allowed values (or its default): is it the first?
+    let first_of = |name: &str, [a, b]: [&str; 2], default: &str| match get(name).unwrap_or(default)
+    {
+        v if v == a || v == b => Ok(v == a),
+        v => Err(err(
+            file,
+            format!("spec.metadata {name}: {v:?} must be {a} or {b}"),
+        )),
     };
-    let cluster = match get("redisType").unwrap_or("node") {
-        "node" => false,
-        "cluster" => true,
-        v => {
-            return Err(err(
-                file,
-                format!("spec.metadata redisType: {v:?} must be node or cluster"),
-            ));
-        }
-    };
-    let failover = match get("failover").unwrap_or("false") {
-        "true" => true,
-        "false" => false,
-        v => {
-            return Err(err(
-                file,
-                format!("spec.metadata failover: {v:?} must be true or false"),
-            ));
-        }
-    };
+    let tls = first_of("enableTLS", ["true", "false"], "false")?;
+    let cluster = !first_of("redisType", ["node", "cluster"], "node")?;
+    let failover = first_of("failover", ["true", "false"], "false")?;
     let master = match (
         failover,
         get("sentinelMasterName").filter(|m| !m.is_empty()),
