@@ -52,7 +52,8 @@ pub enum Error {
     /// default).
     KeyTooLarge,
     /// A value, map value or list item is larger than the host's limit
-    /// (1 MiB by default).
+    /// (1 MiB by default); or a whole-map read, a list range or the pops of
+    /// one call are over the host's reply limit (32 MiB by default).
     ValueTooLarge,
     /// A batch, transaction, `get_many`, `set_many` or `delete_many` holds
     /// more items than the host's limit (128 by default) — so does one
@@ -158,8 +159,10 @@ impl fmt::Display for Error {
                  default); nothing changed. Use a shorter key, for example a hash of it",
             ),
             Error::ValueTooLarge => f.write_str(
-                "the value is larger than the host's limit (1 MiB by default); nothing \
-                 changed. Split it over several keys, map fields or list items",
+                "the value is larger than the host's limit (1 MiB by default), or the reply \
+                 would be over the host's reply limit (32 MiB by default); nothing changed. \
+                 Split a value over several keys, map fields or list items; read a large map \
+                 with map_scan and a long list in smaller ranges",
             ),
             Error::TooManyOperations => f.write_str(
                 "more items than the host allows in one call (128 by default for batches, \

@@ -184,7 +184,9 @@ impl From<StateError> for Error {
             StateError::NoSuchSession => Error::NoSuchSession,
             StateError::AccessDenied(_) => Error::AccessDenied,
             StateError::KeyTooLarge { .. } => Error::KeyTooLarge,
-            StateError::ValueTooLarge { .. } => Error::ValueTooLarge,
+            StateError::ValueTooLarge { .. } | StateError::ReplyTooLarge { .. } => {
+                Error::ValueTooLarge
+            }
             StateError::TooManyOperations { .. } => Error::TooManyOperations,
             StateError::QuotaExceeded { .. } | StateError::TooManySessions { .. } => {
                 Error::QuotaExceeded

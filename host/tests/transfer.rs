@@ -503,6 +503,52 @@ async fn redb_to_redis_and_back() {
     assert_eq!(contents(&a).await, contents(&c).await);
 }
 
+/// A list or map over the store's reply limit is exported all the same:
+/// list lines shrink until they fit the limit, map pages stop short of it,
+/// and the copy is exact.
+#[tokio::test]
+async fn collections_over_the_reply_limit_export_whole() {
+    let limits = Limits {
+        max_reply_bytes: 3000,
+        ..Limits::default()
+    };
+    let (a, _ca, _da) = redb_with(T0, limits);
+    a.register_instance("shop", "acme").await.unwrap();
+    let shop = a.instance("shop").unwrap();
+    let items: Vec<Vec<u8>> = (0..100u8).map(|i| vec![i; 100]).collect();
+    shop.list_append("l", items.clone()).await.unwrap();
+    let fields: Vec<(String, Vec<u8>)> = (0..100u8)
+        .map(|i| (format!("f{i:05}"), vec![i; 100]))
+        .collect();
+    shop.map_set("m", fields.clone()).await.unwrap();
+    assert!(matches!(
+        shop.list_range("l", 0, -1).await,
+        Err(StateError::ReplyTooLarge { max: 3000 })
+    ));
+
+    let (header, body, _) = export_all(&a).await;
+    // 32 items (3,200 bytes) are over the limit, 16 fit: lines of 16, until
+    // the last 20 (2,000 bytes) fit at once.
+    let lines: Vec<usize> = key_lines(&body, "l")
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<J>(l).unwrap()["items"]
+                .as_array()
+                .unwrap()
+                .len()
+        })
+        .collect();
+    assert_eq!(lines, [16, 16, 16, 16, 16, 20]);
+    let map = key_lines(&body, "m");
+    assert_eq!(map.len(), 1);
+
+    let (b, _cb, _db) = redb_at(T0);
+    import_text(&b, &text(&header, &body)).await.unwrap();
+    let copy = b.instance("shop").unwrap();
+    assert_eq!(copy.list_range("l", 0, -1).await.unwrap(), items);
+    assert_eq!(copy.map_get_all("m").await.unwrap(), fields);
+}
+
 #[tokio::test]
 async fn a_bad_line_imports_nothing() {
     let (a, _ca, _da) = redb_at(T0);

@@ -362,3 +362,60 @@ async fn over_quota_an_instance_can_still_shrink() {
     assert_eq!(out[5], "true");
     assert!(out[6].starts_with('"'), "back under quota: {out:?}");
 }
+
+/// A whole-list or whole-map read, or a pop, over the host's reply limit
+/// is `value-too-large` in the guest (not a trap after the host built it
+/// all) and changes nothing; reads within it work.
+#[tokio::test]
+async fn a_reply_over_the_hosts_limit_is_value_too_large() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = HostConfig::new(dir.path());
+    config.store.limits.max_reply_bytes = 64;
+    let host = Host::open(config).unwrap();
+    deploy_probes(&host, &["p"]).await;
+    // Items of 22 bytes (a JSON string of 20 x's): three are 66.
+    let item = format!("\"{}\"", "x".repeat(20));
+    let append = format!("list-append l {item}");
+    let field = |f: &str| format!("map-set m {f} {item}");
+    let (fa, fb, fc) = (field("a"), field("b"), field("c"));
+    let out = probe(
+        &host,
+        "p",
+        &[
+            &append,
+            &append,
+            &append,
+            "list-range l 0 -1",
+            "list-range l 0 1",
+            "list-pop l 3",
+            "list-len l",
+            &fa,
+            &fb,
+            "map-get-all m",
+            &fc,
+            "map-get-all m",
+            "map-len m",
+        ],
+    )
+    .await;
+    let two = json!(["x".repeat(20), "x".repeat(20)]).to_string();
+    let both = json!({"a": "x".repeat(20), "b": "x".repeat(20)}).to_string();
+    assert_eq!(
+        out,
+        [
+            "1",
+            "2",
+            "3",
+            "error:value-too-large",
+            two.as_str(),
+            "error:value-too-large",
+            "3",
+            "1",
+            "1",
+            both.as_str(),
+            "1",
+            "error:value-too-large",
+            "3",
+        ]
+    );
+}

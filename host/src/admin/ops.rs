@@ -539,20 +539,32 @@ impl Admin {
                 };
                 let value = match info.kind {
                     KeyKind::Value => h.get(k).await?.map(|v| json(&v)).unwrap_or_default(),
-                    KeyKind::Map => serde_json::Value::Object(
-                        h.map_get_all(k)
-                            .await?
-                            .into_iter()
-                            .map(|(f, v)| (f, json(&v)))
-                            .collect(),
-                    ),
-                    KeyKind::List => serde_json::Value::Array(
-                        h.list_range(k, 0, -1)
-                            .await?
-                            .iter()
-                            .map(|v| json(v))
-                            .collect(),
-                    ),
+                    // Read in pages: a collection over the store's reply
+                    // limit is dumped whole all the same.
+                    KeyKind::Map => {
+                        let mut fields = serde_json::Map::new();
+                        let mut cursor = "0".to_string();
+                        loop {
+                            let page = h.map_scan(k, &cursor, None, 1000).await?;
+                            fields.extend(page.entries.into_iter().map(|(f, v)| (f, json(&v))));
+                            if page.cursor == "0" {
+                                break;
+                            }
+                            cursor = page.cursor;
+                        }
+                        serde_json::Value::Object(fields)
+                    }
+                    KeyKind::List => {
+                        let mut items = Vec::new();
+                        loop {
+                            let page = h.list_page(k, items.len() as u64, 1000).await?;
+                            if page.is_empty() {
+                                break;
+                            }
+                            items.extend(page.iter().map(|v| json(v)));
+                        }
+                        serde_json::Value::Array(items)
+                    }
                 };
                 let line = serde_json::json!({
                     "key": k,

@@ -398,9 +398,11 @@ impl Exporter<'_, '_> {
                 }
             }
             KeyKind::List => {
-                let mut at = 0i64;
+                let mut at = 0u64;
                 loop {
-                    let items = h.list_range(key, at, at + CHUNK as i64 - 1).await?;
+                    // Lines of CHUNK items, or fewer where so many are over
+                    // the store's reply limit.
+                    let items = h.list_page(key, at, CHUNK as u64).await?;
                     if items.is_empty() {
                         if at == 0 {
                             return Ok(false);
@@ -417,10 +419,7 @@ impl Exporter<'_, '_> {
                         J::Array(items),
                     )
                     .await?;
-                    at += n as i64;
-                    if n < CHUNK {
-                        break;
-                    }
+                    at += n as u64;
                 }
             }
         }

@@ -87,25 +87,31 @@ pub trait Engine: Send + Sync + 'static {
     fn map_length<'a>(&'a self, scope: &'a Scope, key: &'a str) -> Fut<'a, u64>;
 
     /// Up to `count` fields of a map after field `after` (from the start if
-    /// `None`), in field order.
+    /// `None`), in field order; the page ends early before a field that
+    /// would take its fields and values over `max_bytes` (one field at
+    /// least).
     fn map_fields<'a>(
         &'a self,
         scope: &'a Scope,
         key: &'a str,
         after: Option<Vec<u8>>,
         count: usize,
+        max_bytes: usize,
     ) -> Fut<'a, FieldPage>;
 
     /// Number of items of a list.
     fn list_length<'a>(&'a self, scope: &'a Scope, key: &'a str) -> Fut<'a, u64>;
 
-    /// Items `start..=stop` of a list (LRANGE indices).
+    /// Items `start..=stop` of a list (LRANGE indices); items over
+    /// `max_bytes` together are `reply-too-large`, found before they are
+    /// all read.
     fn list_range<'a>(
         &'a self,
         scope: &'a Scope,
         key: &'a str,
         start: i64,
         stop: i64,
+        max_bytes: usize,
     ) -> Fut<'a, Vec<Vec<u8>>>;
 
     /// The item at `index` of a list (LINDEX index).

@@ -69,6 +69,16 @@ pub enum StateError {
         /// The configured maximum.
         max: usize,
     },
+    /// A whole-map or whole-list read, or a transaction's popped values,
+    /// over [`Limits::max_reply_bytes`](super::Limits::max_reply_bytes);
+    /// reported to guests as `value-too-large`. Nothing changed.
+    #[error(
+        "reply too large: it would hold over {max} bytes, this host's limit for one reply; read it in pages (list-range over a smaller index range, map-scan, fewer items per pop) or raise the limit"
+    )]
+    ReplyTooLarge {
+        /// The limit in bytes.
+        max: usize,
+    },
     /// A transaction or batch with more operations than allowed.
     #[error(
         "too many operations: {count} in one request, the limit is {max}; split it into smaller batches"
@@ -138,7 +148,9 @@ impl StateError {
             StateError::NoSuchSession => "no-such-session",
             StateError::AccessDenied(_) => "access-denied",
             StateError::KeyTooLarge { .. } => "key-too-large",
-            StateError::ValueTooLarge { .. } => "value-too-large",
+            StateError::ValueTooLarge { .. } | StateError::ReplyTooLarge { .. } => {
+                "value-too-large"
+            }
             StateError::TooManyOperations { .. } => "too-many-operations",
             StateError::QuotaExceeded { .. } | StateError::TooManySessions { .. } => {
                 "quota-exceeded"

@@ -373,17 +373,24 @@ impl ScopeHandle {
         )
     }
 
-    /// All field/value pairs in field order.
+    /// All field/value pairs in field order; over
+    /// [`Limits::max_reply_bytes`](super::Limits::max_reply_bytes) together,
+    /// `reply-too-large` (read such a map with [`ScopeHandle::map_scan`]).
     pub async fn map_get_all(&self, key: &str) -> Result<Vec<(String, Vec<u8>)>> {
         self.check_key(key)?;
-        Ok(self
-            .counted(
-                "map-get-all",
-                self.engine()
-                    .map_fields(&self.scope, key, None, usize::MAX)
-                    .await,
-            )?
-            .entries)
+        let max = self.store.limits().max_reply_bytes;
+        let read = self
+            .engine()
+            .map_fields(&self.scope, key, None, usize::MAX, max)
+            .await
+            .and_then(|page| {
+                let bytes = page.entries.iter().map(|(f, v)| f.len() + v.len());
+                if page.last.is_some() || bytes.sum::<usize>() > max {
+                    return Err(StateError::ReplyTooLarge { max });
+                }
+                Ok(page.entries)
+            });
+        self.counted("map-get-all", read)
     }
 
     /// All values in field order.
@@ -463,11 +470,12 @@ impl ScopeHandle {
         if count == 0 {
             return Err(StateError::invalid("map-scan count must be at least 1"));
         }
-        let count = (count as usize).min(self.store.limits().max_page);
+        let limits = self.store.limits();
+        let count = (count as usize).min(limits.max_page);
         let page = self.counted(
             "map-scan",
             self.engine()
-                .map_fields(&self.scope, key, after, count)
+                .map_fields(&self.scope, key, after, count, limits.max_reply_bytes)
                 .await,
         )?;
         Ok(ScanPage {
@@ -524,15 +532,34 @@ impl ScopeHandle {
         )
     }
 
-    /// Items `start..=stop` (LRANGE indices).
+    /// Items `start..=stop` (LRANGE indices); over
+    /// [`Limits::max_reply_bytes`](super::Limits::max_reply_bytes) together,
+    /// `reply-too-large` (read such a list in smaller ranges).
     pub async fn list_range(&self, key: &str, start: i64, stop: i64) -> Result<Vec<Vec<u8>>> {
         self.check_key(key)?;
+        let max = self.store.limits().max_reply_bytes;
         self.counted(
             "list-range",
             self.engine()
-                .list_range(&self.scope, key, start, stop)
+                .list_range(&self.scope, key, start, stop, max)
                 .await,
         )
+    }
+
+    /// Up to `count` items from index `at`, for reading a long list in
+    /// pages: fewer when `count` items would be over
+    /// [`Limits::max_reply_bytes`](super::Limits::max_reply_bytes) (halved
+    /// until they fit; one item always does), none past the end.
+    pub async fn list_page(&self, key: &str, at: u64, count: u64) -> Result<Vec<Vec<u8>>> {
+        let at = i64::try_from(at).map_err(|_| StateError::invalid("a list index over 2^63"))?;
+        let mut count = i64::try_from(count.max(1)).unwrap_or(i64::MAX);
+        loop {
+            let stop = at.saturating_add(count - 1);
+            match self.list_range(key, at, stop).await {
+                Err(StateError::ReplyTooLarge { .. }) if count > 1 => count = (count + 1) / 2,
+                r => return r,
+            }
+        }
     }
 
     /// Keep only `start..=stop` (LTRIM indices).

@@ -31,6 +31,12 @@ pub struct Limits {
     /// `quota-exceeded`, so clients that never send their session back
     /// cannot grow the store without bound.
     pub max_sessions: u64,
+    /// Most bytes (fields and values) one whole-map or whole-list read
+    /// returns, or one transaction's pops (default 32 MiB): past it the
+    /// call fails with `value-too-large` and changes nothing, so a guest
+    /// cannot make the host build a reply as large as its whole quota. A
+    /// `map-scan` page stops short of it instead (at least one field).
+    pub max_reply_bytes: usize,
 }
 
 impl Default for Limits {
@@ -46,6 +52,7 @@ impl Default for Limits {
             max_session_ttl: std::time::Duration::from_secs(365 * 24 * 3600),
             watch_queue: 10_000,
             max_sessions: 100_000,
+            max_reply_bytes: 32 << 20,
         }
     }
 }
@@ -119,5 +126,35 @@ impl Limits {
             Some(0) => Err(StateError::invalid("limit must be at least 1")),
             Some(n) => Ok((n as usize).min(self.max_page)),
         }
+    }
+}
+
+/// What one reply may still hold ([`Limits::max_reply_bytes`]): reads and
+/// pops count the bytes they return here as they go, so a reply over the
+/// limit is refused before it is built whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplyBudget {
+    max: usize,
+    used: usize,
+}
+
+impl ReplyBudget {
+    /// A budget of `max` bytes.
+    pub fn new(max: usize) -> Self {
+        ReplyBudget { max, used: 0 }
+    }
+
+    /// Whether `n` more bytes fit.
+    pub fn fits(&self, n: usize) -> bool {
+        self.used.saturating_add(n) <= self.max
+    }
+
+    /// Count `n` more bytes: past the limit, `reply-too-large`.
+    pub fn take(&mut self, n: usize) -> Result<()> {
+        if !self.fits(n) {
+            return Err(StateError::ReplyTooLarge { max: self.max });
+        }
+        self.used += n;
+        Ok(())
     }
 }

@@ -44,7 +44,7 @@ pub use glob::Glob;
 pub use handle::ScopeHandle;
 pub use instances::InstanceInfo;
 pub use kv::{Backend, KvEngine, RawRead, RawWrite, RedbBackend, RedbOptions, WriteJob};
-pub use limits::Limits;
+pub use limits::{Limits, ReplyBudget};
 pub use sweeper::SweepStats;
 pub use types::*;
 pub use watch::{Change, ChangeBatch, QueueOwner, WatchTarget};

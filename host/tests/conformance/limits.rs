@@ -622,3 +622,95 @@ async fn an_instance_has_at_most_max_sessions() {
     let h = h.reopen();
     assert!(h.store.create_session("qs", None).await.is_err());
 }
+
+/// One reply holds at most `max_reply_bytes` (fields and values): a whole
+/// read over it is `reply-too-large` (a guest's `value-too-large`), pops
+/// over it — counted together for a transaction — change nothing, and a
+/// map-scan page stops short of it instead. At the limit all works.
+#[tokio::test]
+async fn a_reply_over_the_reply_limit_is_refused_and_changes_nothing() {
+    let h = Harness::with_limits(Limits {
+        max_reply_bytes: 1000,
+        ..Limits::default()
+    });
+    let s = h.instance("a");
+    let is_over = |e: &StateError| matches!(e.root(), StateError::ReplyTooLarge { max: 1000 });
+
+    // Ten items of 100 bytes: exactly the limit.
+    let items: Vec<Vec<u8>> = (0..10u8).map(|i| vec![b'a' + i; 100]).collect();
+    s.list_append("l", items.clone()).await.unwrap();
+    assert_eq!(s.list_range("l", 0, -1).await.unwrap(), items);
+    s.list_append("l", vec![b"z".to_vec()]).await.unwrap();
+    let e = s.list_range("l", 0, -1).await.unwrap_err();
+    assert!(is_over(&e), "{e:?}");
+    assert_eq!(e.code(), "value-too-large");
+    assert!(e.to_string().contains("1000 bytes"), "{e}");
+    assert_eq!(s.list_range("l", 1, -1).await.unwrap().len(), 10);
+    // A page halves its count until it fits: 16 items are over, 8 fit.
+    assert_eq!(s.list_page("l", 0, 1000).await.unwrap(), items[..8]);
+    assert_eq!(s.list_page("l", 8, 1000).await.unwrap().len(), 3);
+    assert!(s.list_page("l", 11, 1000).await.unwrap().is_empty());
+
+    // Pops over the limit change nothing, alone or together.
+    let before = s.info("l").await.unwrap().unwrap().etag;
+    let e = s.list_start_pop("l", 11).await.unwrap_err();
+    assert!(is_over(&e), "{e:?}");
+    let e = s
+        .commit(vec![
+            Op::new("l", OpKind::ListStartPop(6)),
+            Op::new("l", OpKind::ListEndPop(5)),
+        ])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, StateError::Aborted { index: 1, .. }) && is_over(&e),
+        "{e:?}"
+    );
+    assert_eq!(s.info("l").await.unwrap().unwrap().etag, before);
+    assert_eq!(s.list_length("l").await.unwrap(), 11);
+    // Within it they work.
+    assert_eq!(s.list_end_pop("l", 1).await.unwrap(), vec![b"z".to_vec()]);
+    assert_eq!(s.list_start_pop("l", 10).await.unwrap(), items);
+
+    // Maps count fields and values: ten fields of 2 + 98 bytes fit.
+    let fields: Vec<(String, Vec<u8>)> =
+        (0..10).map(|i| (format!("f{i}"), vec![b'v'; 98])).collect();
+    s.map_set("m", fields.clone()).await.unwrap();
+    assert_eq!(s.map_get_all("m").await.unwrap(), fields);
+    s.map_set("m", vec![("g".into(), b"1".to_vec())])
+        .await
+        .unwrap();
+    for e in [
+        s.map_get_all("m").await.unwrap_err(),
+        s.map_values("m").await.unwrap_err(),
+        s.map_keys("m").await.unwrap_err(),
+    ] {
+        assert!(is_over(&e), "{e:?}");
+    }
+    // A scan's pages stop short of the limit and together hold every
+    // field once; a field larger than the limit comes alone.
+    s.map_set("m", vec![("f55".into(), vec![b'x'; 1500])])
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut cursor = "0".to_string();
+    let mut pages = Vec::new();
+    loop {
+        let page = s.map_scan("m", &cursor, None, 1000).await.unwrap();
+        let bytes: usize = page.entries.iter().map(|(f, v)| f.len() + v.len()).sum();
+        assert!(bytes <= 1000 || page.entries.len() == 1, "{bytes} bytes");
+        pages.push(page.entries.len());
+        seen.extend(page.entries.into_iter().map(|(f, _)| f));
+        if page.cursor == "0" {
+            break;
+        }
+        cursor = page.cursor;
+    }
+    let mut want: Vec<String> = (0..10).map(|i| format!("f{i}")).collect();
+    want.push("f55".into());
+    want.push("g".into());
+    want.sort();
+    assert_eq!(seen, want);
+    // f0..f5 (600 bytes), then f55 alone (1503), then f6..f9 and g.
+    assert_eq!(pages, vec![6, 1, 5]);
+}

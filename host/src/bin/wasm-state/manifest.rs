@@ -14,6 +14,7 @@
 //! session_ttl_seconds = 1800    # sessions created without a TTL
 //! max_session_ttl_seconds = 2592000
 //! max_sessions = 100000         # per instance; creating more is quota-exceeded
+//! max_reply_bytes = 33554432    # one whole-map/-list read or a request's pops
 //! [server]
 //! listen = "127.0.0.1:8080"
 //! admin_listen = "127.0.0.1:9090"   # /metrics and the state explorer; off if absent
@@ -96,6 +97,9 @@ pub struct LimitsSection {
     pub max_session_ttl_seconds: Option<u64>,
     /// Most sessions an instance may have at once.
     pub max_sessions: Option<u64>,
+    /// Most bytes one whole-map or whole-list read (or one request's pops)
+    /// returns.
+    pub max_reply_bytes: Option<usize>,
 }
 
 /// `[server]`.
@@ -240,6 +244,19 @@ impl Manifest {
                 at("session_ttl_seconds")
             );
         }
+        // One largest field with its value must fit in a reply, or a map
+        // holding one could not be read at all.
+        let defaults = wasm_state::store::Limits::default();
+        let least = defaults.max_field_bytes + defaults.max_value_bytes;
+        if let Some(n) = l.max_reply_bytes
+            && n < least
+        {
+            bail!(
+                "{p}:{} limits.max_reply_bytes {n} is under {least}, one largest map field \
+                 with its value: such a field could never be read",
+                at("max_reply_bytes")
+            );
+        }
         if self.store.data.is_some() && self.store.url.is_some() {
             bail!(
                 "{p}:{} store: give either `data` (a redb data dir) or `url` (a Redis store), not both",
@@ -369,6 +386,14 @@ route = "/"
             .unwrap_err()
             .to_string();
         assert!(e.contains("session_ttl_seconds 100"), "{e}");
+        let e = parse("[limits]\nmax_reply_bytes = 1000\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 2") && e.contains("max_reply_bytes 1000"),
+            "{e}"
+        );
+        assert!(parse("[limits]\nmax_reply_bytes = 1050624\n").is_ok());
         let e = parse("[server]\nmax_instances = 0\n")
             .unwrap_err()
             .to_string();

@@ -41,6 +41,9 @@ impl LimitsSection {
         if let Some(n) = self.max_sessions {
             config.limits.max_sessions = n;
         }
+        if let Some(n) = self.max_reply_bytes {
+            config.limits.max_reply_bytes = n;
+        }
         if let Some(s) = self.session_ttl_seconds {
             config.default_session_ttl = Duration::from_secs(s);
         } else {

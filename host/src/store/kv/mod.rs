@@ -27,7 +27,7 @@ pub use backend::{Backend, RawRead, RawWrite, WriteJob};
 use super::clock::{Clock, deadline};
 use super::engine::{Engine, FieldPage, Fut};
 use super::error::{Result, StateError};
-use super::limits::Limits;
+use super::limits::{Limits, ReplyBudget};
 use super::query::{Query, QueryPage, Runner};
 use super::types::{Entry, KeyInfo, KeyListing, KeyPage, Op, OpResult, Scope, SessionInfo};
 use super::watch::{ChangeBatch, QueueOwner, WatchTarget};
@@ -203,10 +203,11 @@ impl Engine for KvEngine {
         key: &'a str,
         after: Option<Vec<u8>>,
         count: usize,
+        max_bytes: usize,
     ) -> Fut<'a, FieldPage> {
         let key = key.to_string();
         Box::pin(self.scan_scope(scope, move |r, sk, now| {
-            map::fields(r, sk, &key, after.as_deref(), count, now)
+            map::fields(r, sk, &key, after.as_deref(), count, max_bytes, now)
         }))
     }
 
@@ -220,10 +221,12 @@ impl Engine for KvEngine {
         key: &'a str,
         start: i64,
         stop: i64,
+        max_bytes: usize,
     ) -> Fut<'a, Vec<Vec<u8>>> {
         let key = key.to_string();
         Box::pin(self.scan_scope(scope, move |r, sk, now| {
-            list::range(r, sk, &key, start, stop, now)
+            let mut budget = ReplyBudget::new(max_bytes);
+            list::range(r, sk, &key, start, stop, now, &mut budget)
         }))
     }
 

@@ -83,7 +83,7 @@ pub struct RedisEngine {
     /// goes through the library, which takes them one by one.
     module_max_argument: AtomicU64,
     /// [`limit_args`] of `limits`.
-    limit_args: [Vec<u8>; 4],
+    limit_args: [Vec<u8>; 5],
 }
 
 /// Not asked yet whether the server has the module.
@@ -133,14 +133,15 @@ fn random_u64() -> u64 {
     KEY.hash_one(COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
-/// The limits as the scripts take them (quotas, watch queue, sessions):
-/// the same for every write of an engine.
-fn limit_args(limits: &Limits) -> [Vec<u8>; 4] {
+/// The limits as the scripts take them (quotas, watch queue, sessions,
+/// reply): the same for every write of an engine.
+fn limit_args(limits: &Limits) -> [Vec<u8>; 5] {
     [
         limits.instance_quota_bytes.to_string().into_bytes(),
         limits.account_quota_bytes.to_string().into_bytes(),
         limits.watch_queue.max(1).to_string().into_bytes(),
         limits.max_sessions.to_string().into_bytes(),
+        limits.max_reply_bytes.to_string().into_bytes(),
     ]
 }
 
@@ -468,7 +469,8 @@ impl RedisEngine {
     }
 
     /// The write context's arguments: the nonce a new owner gets, quotas,
-    /// the watch queue bound, the origin (none).
+    /// the watch queue bound, the sessions and reply limits, the origin
+    /// (none).
     fn cx_args(&self) -> Result<Vec<Vec<u8>>> {
         self.cx_args_from(None)
     }
@@ -477,7 +479,7 @@ impl RedisEngine {
     fn cx_args_from(&self, origin: Option<&str>) -> Result<Vec<Vec<u8>>> {
         let mut nonce = String::with_capacity(8);
         push_hex(&mut nonce, random_u64(), 8);
-        let mut args = Vec::with_capacity(6);
+        let mut args = Vec::with_capacity(7);
         args.push(nonce.into_bytes());
         args.extend(self.limit_args.iter().cloned());
         args.push(opt_arg(origin));
@@ -642,6 +644,7 @@ impl Engine for RedisEngine {
         key: &'a str,
         after: Option<Vec<u8>>,
         count: usize,
+        max_bytes: usize,
     ) -> Fut<'a, FieldPage> {
         Box::pin(async move {
             let count = count.min(i64::MAX as usize);
@@ -649,6 +652,7 @@ impl Engine for RedisEngine {
                 key.as_bytes().to_vec(),
                 after.unwrap_or_default(),
                 count.to_string().into_bytes(),
+                max_bytes.to_string().into_bytes(),
             ];
             let mut it = self
                 .read_scope("mfields", scope, args)
@@ -678,12 +682,14 @@ impl Engine for RedisEngine {
         key: &'a str,
         start: i64,
         stop: i64,
+        max_bytes: usize,
     ) -> Fut<'a, Vec<Vec<u8>>> {
         Box::pin(async move {
             let args = vec![
                 key.as_bytes().to_vec(),
                 start.to_string().into_bytes(),
                 stop.to_string().into_bytes(),
+                max_bytes.to_string().into_bytes(),
             ];
             let v = self.read_scope("lrange", scope, args).await?;
             v.items()?.into_iter().map(Reply::bytes).collect()

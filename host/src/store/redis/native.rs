@@ -380,6 +380,7 @@ fn commit(keys: &dyn OwnerKeys, a: &mut Args) -> Result<Vec<OpResult>> {
         account_quota_bytes: a.num()?,
         watch_queue: a.num()?,
         max_sessions: a.num()?,
+        max_reply_bytes: a.num()?,
         ..Limits::default()
     };
     let origin = Some(a.text()?)
@@ -857,6 +858,7 @@ mod tests {
                 max: 2,
             },
             StateError::InvalidArgument("bad".into()),
+            StateError::ReplyTooLarge { max: 1 << 20 },
         ] {
             let back = script::payload(error_answer(&e)).unwrap_err();
             assert_eq!(back.to_string(), e.to_string());

@@ -299,6 +299,9 @@ pub fn error_of(items: Vec<Value>) -> StateError {
             instance: f("instance"),
             max: n("max"),
         },
+        "reply-too-large" => StateError::ReplyTooLarge {
+            max: usize::try_from(n("max")).unwrap_or(usize::MAX),
+        },
         "invalid-argument" => StateError::InvalidArgument(f("msg")),
         _ => StateError::Internal(format!("the Redis engine's script failed: {}", f("msg"))),
     };
@@ -591,6 +594,10 @@ pub fn error_answer(e: &StateError) -> Value {
             fields.push(("instance", instance.clone()));
             fields.push(("max", max.to_string()));
             "too-many-sessions"
+        }
+        StateError::ReplyTooLarge { max } => {
+            fields.push(("max", max.to_string()));
+            "reply-too-large"
         }
         StateError::NotAnInteger
         | StateError::Overflow

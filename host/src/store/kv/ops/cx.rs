@@ -9,7 +9,7 @@ use crate::store::kv::backend::{RawRead, RawWrite};
 use crate::store::kv::layout::{self, COUNTER};
 use crate::store::kv::meta;
 use crate::store::kv::watch::{self, Capture};
-use crate::store::limits::Limits;
+use crate::store::limits::{Limits, ReplyBudget};
 
 /// How a store numbers and names etags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +50,9 @@ pub struct WriteCx<'a> {
     /// absent), until a write to it: the write that usually follows needs
     /// the old size for the owner's usage, and need not look it up again.
     sized: Option<(Vec<u8>, Option<usize>)>,
+    /// What the request's pops may still return
+    /// ([`Limits::max_reply_bytes`], for all its ops together).
+    pub reply: ReplyBudget,
 }
 
 fn record_size(key: &[u8], value_len: usize) -> i64 {
@@ -69,6 +72,7 @@ impl<'a> WriteCx<'a> {
             deltas: Vec::new(),
             watch: Capture::default(),
             sized: None,
+            reply: ReplyBudget::new(limits.max_reply_bytes),
         }
     }
 

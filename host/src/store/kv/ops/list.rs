@@ -8,6 +8,7 @@ use crate::store::error::{Result, StateError};
 use crate::store::kv::backend::RawRead;
 use crate::store::kv::layout::{ScopeKeys, item_key};
 use crate::store::kv::meta::{Body, Meta};
+use crate::store::limits::ReplyBudget;
 use crate::store::types::KeyKind;
 
 /// Redis LRANGE/LTRIM index rules: the inclusive span `(start, stop)` within
@@ -44,22 +45,42 @@ fn with_bounds(m: &Meta, head: i64, tail: i64) -> Meta {
 
 /// Items with seqs in `from..to`, in order.
 fn items(r: &dyn RawRead, prefix: &[u8], from: i64, to: i64) -> Result<Vec<(i64, Vec<u8>)>> {
+    items_within(r, prefix, from, to, &mut ReplyBudget::new(usize::MAX))
+}
+
+/// [`items`] for a reply: each item counts against `budget`, and past it
+/// the read stops with `reply-too-large`.
+fn items_within(
+    r: &dyn RawRead,
+    prefix: &[u8],
+    from: i64,
+    to: i64,
+    budget: &mut ReplyBudget,
+) -> Result<Vec<(i64, Vec<u8>)>> {
     let mut out = Vec::new();
     if from >= to {
         return Ok(out);
     }
     let mut seq = from;
+    let mut over = None;
     r.scan(
         &item_key(prefix, from),
         Some(&item_key(prefix, to)),
         false,
         &mut |_, v| {
+            if let Err(e) = budget.take(v.len()) {
+                over = Some(e);
+                return false;
+            }
             out.push((seq, v.to_vec()));
             seq += 1;
             true
         },
     )?;
-    Ok(out)
+    match over {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
 }
 
 fn live_list(old: Option<&Meta>) -> Result<Option<&Meta>> {
@@ -135,11 +156,13 @@ pub fn pop(
         return Ok((Vec::new(), Some(m.version)));
     }
     let prefix = sk.items(key);
+    let mut budget = cx.reply;
     let mut taken = if from_end {
-        items(cx.r(), &prefix, tail - n, tail)?
+        items_within(cx.r(), &prefix, tail - n, tail, &mut budget)?
     } else {
-        items(cx.r(), &prefix, head, head + n)?
+        items_within(cx.r(), &prefix, head, head + n, &mut budget)?
     };
+    cx.reply = budget;
     if from_end {
         taken.reverse();
     }
@@ -368,6 +391,7 @@ pub fn range(
     start: i64,
     stop: i64,
     now: u64,
+    budget: &mut ReplyBudget,
 ) -> Result<Vec<Vec<u8>>> {
     let Some((head, tail)) = load_list(r, sk, key, now)? else {
         return Ok(Vec::new());
@@ -375,8 +399,10 @@ pub fn range(
     let Some((s, e)) = span(tail - head, start, stop) else {
         return Ok(Vec::new());
     };
-    Ok(items(r, &sk.items(key), head + s, head + e + 1)?
-        .into_iter()
-        .map(|(_, v)| v)
-        .collect())
+    Ok(
+        items_within(r, &sk.items(key), head + s, head + e + 1, budget)?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect(),
+    )
 }

@@ -164,13 +164,16 @@ pub fn length(r: &dyn RawRead, sk: &ScopeKeys, key: &str, now: u64) -> Result<u6
 
 /// Up to `count` fields (with values) of the map after field `after` (from
 /// the first if `None`), in field order, and the last field examined if
-/// more remain: HGETALL and each step of HSCAN.
+/// more remain: HGETALL and each step of HSCAN. The page also ends before a
+/// field that would take its fields and values over `max_bytes` (it holds
+/// one field at least).
 pub fn fields(
     r: &dyn RawRead,
     sk: &ScopeKeys,
     key: &str,
     after: Option<&[u8]>,
     count: usize,
+    max_bytes: usize,
     now: u64,
 ) -> Result<FieldPage> {
     if load_map(r, sk, key, now)?.is_none() {
@@ -188,15 +191,19 @@ pub fn fields(
     let end = layout::prefix_end(&prefix);
     let mut page = FieldPage::default();
     let mut examined = 0usize;
+    let mut bytes = 0usize;
     let mut last: Option<Vec<u8>> = None;
     let mut err = None;
     r.scan(&lower, end.as_deref(), false, &mut |k, v| {
-        if examined == count {
+        let field = &k[prefix.len()..];
+        // The first field is taken whatever its size: a page is never empty
+        // while fields remain.
+        bytes = bytes.saturating_add(field.len() + v.len());
+        if examined == count || (examined > 0 && bytes > max_bytes) {
             page.last = last.take();
             return false;
         }
         examined += 1;
-        let field = &k[prefix.len()..];
         last = Some(field.to_vec());
         match std::str::from_utf8(field) {
             Ok(f) => page.entries.push((f.to_string(), v.to_vec())),

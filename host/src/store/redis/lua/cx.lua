@@ -24,6 +24,8 @@ function cx.new(base, now, limits)
     deltas = {},   -- owner → bytes added (or freed)
     -- value changes of watched scopes, queued for their watchers at the end
     watch = watch.capture(limits.origin),
+    -- reply: what the request's pops may still return (limits.rs
+    -- ReplyBudget), made by its first pop
   }
 end
 

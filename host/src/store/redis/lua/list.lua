@@ -37,11 +37,17 @@ local function with_bounds(m, head, tail)
 end
 
 -- Items with seqs in from..to (exclusive), in order: {{seq, value}, ...}.
-local function items(r, prefix, from, to)
+-- (`budget`, for a reply: each item counts against it, and past it the read
+-- stops with reply-too-large; limits.rs ReplyBudget.)
+local function items(r, prefix, from, to, budget)
   local out = {}
   if from >= to then return out end
   local seq = from
   r:scan(layout.item_key(prefix, from), layout.item_key(prefix, to), false, function(_, v)
+    if budget then
+      budget.used = budget.used + #v
+      if budget.used > budget.max then error({ code = 'reply-too-large', max = budget.max }) end
+    end
     out[#out + 1] = { seq, v }
     seq = seq + 1
     return true
@@ -89,14 +95,15 @@ function list.pop(c, sk, key, old, count, from_end)
   local n = min(count, tail - head)
   if n == 0 then return {}, m.version end
   local prefix = sk:items(key)
+  if not c.reply then c.reply = { max = c.limits.max_reply, used = 0 } end
   local taken
   if from_end then
-    taken = items(cx.r(c), prefix, tail - n, tail)
+    taken = items(cx.r(c), prefix, tail - n, tail, c.reply)
     local rev = {}
     for i = #taken, 1, -1 do rev[#rev + 1] = taken[i] end
     taken = rev
   else
-    taken = items(cx.r(c), prefix, head, head + n)
+    taken = items(cx.r(c), prefix, head, head + n, c.reply)
   end
   for _, t in ipairs(taken) do cx.delete(c, layout.item_key(prefix, t[1])) end
   if from_end then tail = tail - n else head = head + n end
@@ -242,13 +249,13 @@ function list.index(r, sk, key, i, now)
 end
 
 -- LRANGE.
-function list.range(r, sk, key, start, stop, now)
+function list.range(r, sk, key, start, stop, now, budget)
   local head, tail = load_list(r, sk, key, now)
   if not head then return {} end
   local s, e = list.span(tail - head, start, stop)
   if not s then return {} end
   local out = {}
-  for i, t in ipairs(items(r, sk:items(key), head + s, head + e + 1)) do out[i] = t[2] end
+  for i, t in ipairs(items(r, sk:items(key), head + s, head + e + 1, budget)) do out[i] = t[2] end
   return out
 end
 

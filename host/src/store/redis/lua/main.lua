@@ -29,7 +29,7 @@ end
 
 -- The write context of a call: now, then the owner's nonce-to-be and quotas.
 local function write_cx(now)
-  local limits = { nonce = arg(), instance_quota = num(), account_quota = num(), watch_queue = num(), max_sessions = num(), origin = opt() }
+  local limits = { nonce = arg(), instance_quota = num(), account_quota = num(), watch_queue = num(), max_sessions = num(), max_reply = num(), origin = opt() }
   return cx.new(base, now, limits)
 end
 
@@ -94,8 +94,8 @@ function commands.mfields()
   local scope, sk = scope_arg()
   local now, key = arg(), arg()
   keyspace.ensure_scope(reader, scope, now)
-  local after, count = opt(), num()
-  local entries, last = map.fields(reader, sk, key, after, count, now)
+  local after, count, max_bytes = opt(), num(), num()
+  local entries, last = map.fields(reader, sk, key, after, count, max_bytes, now)
   local out = { last or false }
   for _, e in ipairs(entries) do
     out[#out + 1] = e[1]
@@ -108,7 +108,8 @@ function commands.lrange()
   local scope, sk = scope_arg()
   local now, key = arg(), arg()
   keyspace.ensure_scope(reader, scope, now)
-  return list.range(reader, sk, key, num(), num(), now)
+  local start, stop = num(), num()
+  return list.range(reader, sk, key, start, stop, now, { max = num(), used = 0 })
 end
 
 function commands.lindex()

@@ -84,16 +84,21 @@ end
 -- length over one HMGET, store/redis/read.rs.)
 
 -- Up to `count` fields (with values) after field `after` (from the first if
--- nil), in field order, and the last field examined if more remain.
-function map.fields(r, sk, key, after, count, now)
+-- nil), in field order, and the last field examined if more remain. The
+-- page also ends before a field that would take its fields and values over
+-- `max_bytes` (it holds one field at least).
+function map.fields(r, sk, key, after, count, max_bytes, now)
   local entries = {}
   if not map.load_map(r, sk, key, now) then return entries, nil end
   local prefix = sk:fields(key)
   local lower = prefix
   if after then lower = layout.field_key(prefix, after) .. char(0) end
-  local examined, last, more = 0, nil, false
+  local examined, last, more, size = 0, nil, false, 0
   r:scan(lower, bytes.prefix_end(prefix), false, function(k, v)
-    if examined == count then
+    -- The first field is taken whatever its size: a page is never empty
+    -- while fields remain.
+    size = size + #k - #prefix + #v
+    if examined == count or (examined > 0 and size > max_bytes) then
       more = true
       return false
     end
