@@ -70,6 +70,20 @@ pub struct Metrics {
     writer_queue: Gauge,
     sessions_live: Family<InstanceLabels, Gauge>,
     bytes_used: Family<InstanceLabels, Gauge>,
+    /// Held while a scrape swaps in its per-instance gauges and encodes
+    /// them, so two scrapes at once cannot drop each other's.
+    scrape: std::sync::Mutex<()>,
+}
+
+/// One instance's gauges, read at scrape time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceGauges {
+    /// The instance.
+    pub instance: String,
+    /// Its live sessions.
+    pub sessions: u64,
+    /// Bytes it stores (with its sessions).
+    pub bytes: u64,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -159,6 +173,7 @@ impl Default for Metrics {
             writer_queue,
             sessions_live,
             bytes_used,
+            scrape: std::sync::Mutex::new(()),
         }
     }
 }
@@ -213,28 +228,42 @@ impl Metrics {
         self.checkpoint_seconds.observe(took.as_secs_f64());
     }
 
-    /// Set an instance's gauges (at scrape time).
-    pub fn set_instance(&self, instance: &str, sessions: u64, bytes: u64) {
-        let l = InstanceLabels {
-            instance: instance.to_string(),
-        };
-        self.sessions_live
-            .get_or_create(&l)
-            .set(i64::try_from(sessions).unwrap_or(i64::MAX));
-        self.bytes_used
-            .get_or_create(&l)
-            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
-    }
-
-    /// Forget the per-instance gauges (before setting them afresh, so a
-    /// destroyed instance disappears).
-    pub fn clear_instances(&self) {
+    /// Everything, as OpenMetrics text, with the per-instance gauges of
+    /// exactly `instances` (read for this scrape: a destroyed instance
+    /// disappears). The swap and the encoding happen as one, whatever
+    /// other scrapes run at the same time.
+    pub fn encode_with(&self, instances: &[InstanceGauges]) -> String {
+        let _one_at_a_time = self
+            .scrape
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.sessions_live.clear();
         self.bytes_used.clear();
+        for i in instances {
+            let l = InstanceLabels {
+                instance: i.instance.clone(),
+            };
+            self.sessions_live
+                .get_or_create(&l)
+                .set(i64::try_from(i.sessions).unwrap_or(i64::MAX));
+            self.bytes_used
+                .get_or_create(&l)
+                .set(i64::try_from(i.bytes).unwrap_or(i64::MAX));
+        }
+        self.text()
     }
 
-    /// Everything, as OpenMetrics text.
+    /// Everything as it stands, as OpenMetrics text (the per-instance
+    /// gauges of the last scrape).
     pub fn encode(&self) -> String {
+        let _one_at_a_time = self
+            .scrape
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.text()
+    }
+
+    fn text(&self) -> String {
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -256,8 +285,12 @@ mod tests {
         m.state_op("set", "quota-exceeded");
         m.commit(4, Duration::from_micros(900), 2);
         m.checkpoint(Duration::from_millis(120));
-        m.set_instance("shop", 3, 1234);
-        let text = m.encode();
+        let shop = InstanceGauges {
+            instance: "shop".into(),
+            sessions: 3,
+            bytes: 1234,
+        };
+        let text = m.encode_with(std::slice::from_ref(&shop));
         for line in [
             r#"wasm_state_http_requests_total{app="shop",status="200"} 2"#,
             r#"wasm_state_http_request_duration_seconds_count{app="shop"} 2"#,
@@ -274,7 +307,40 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line:?} in:\n{text}");
         }
-        m.clear_instances();
-        assert!(!m.encode().contains("sessions_live{"));
+        assert!(!m.encode_with(&[]).contains("sessions_live{"));
+    }
+
+    /// Scrapes at once each see their own instances whole: none sees
+    /// another's gauges half swapped in (a scrape cleared them while
+    /// another was setting them).
+    #[test]
+    fn scrapes_at_once_do_not_drop_each_others_gauges() {
+        let m = Arc::new(Metrics::default());
+        let gauges = |n: u64| -> Vec<InstanceGauges> {
+            (0..50)
+                .map(|i| InstanceGauges {
+                    instance: format!("i{i}"),
+                    sessions: n,
+                    bytes: n,
+                })
+                .collect()
+        };
+        let threads: Vec<_> = (0..4u64)
+            .map(|t| {
+                let m = m.clone();
+                let mine = gauges(t);
+                std::thread::spawn(move || {
+                    for _ in 0..200 {
+                        let text = m.encode_with(&mine);
+                        let n = text.matches("wasm_state_sessions_live{").count();
+                        assert_eq!(n, 50, "a scrape lost gauges:\n{text}");
+                        assert!(text.contains(&format!("sessions_live{{instance=\"i49\"}} {t}")));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
     }
 }

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use super::ops::{Admin, AdminError, AdminResult, CallRequest, RunRequest, ScopeRef};
 use super::transfer::{self, Selection, TransferError};
 use crate::http::Apps;
+use crate::metrics::InstanceGauges;
 use crate::runtime::Host;
 use crate::server::{self, Accept, ConnLimits};
 use crate::store::StateError;
@@ -520,17 +521,18 @@ impl AdminApi {
 
     async fn metrics(&self) -> AdminResult<Response<AdminBody>> {
         let store = self.admin.host().store();
-        let m = store.metrics();
-        m.clear_instances();
+        let mut instances = Vec::new();
         for i in store.list_instances().await? {
-            let sessions = store.list_sessions(&i.name).await?.len() as u64;
-            let bytes = store.instance_usage(&i.name).await?;
-            m.set_instance(&i.name, sessions, bytes);
+            instances.push(InstanceGauges {
+                sessions: store.session_count(&i.name).await?,
+                bytes: store.instance_usage(&i.name).await?,
+                instance: i.name,
+            });
         }
         Ok(respond(
             200,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            m.encode(),
+            store.metrics().encode_with(&instances),
         ))
     }
 }

@@ -171,6 +171,9 @@ pub trait Engine: Send + Sync + 'static {
     /// The live sessions of an instance, by id.
     fn list_sessions<'a>(&'a self, instance: &'a str) -> Fut<'a, Vec<SessionInfo>>;
 
+    /// How many live sessions an instance has, without listing them.
+    fn session_count<'a>(&'a self, instance: &'a str) -> Fut<'a, u64>;
+
     // ---- instances ----
 
     /// Register `instance` as belonging to `account` (idempotent;

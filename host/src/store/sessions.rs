@@ -149,6 +149,13 @@ impl Store {
         self.engine().list_sessions(instance).await
     }
 
+    /// How many live sessions an instance has, without listing them (what
+    /// `/metrics` reports on every scrape).
+    pub async fn session_count(&self, instance: &str) -> Result<u64> {
+        check_name("instance", instance)?;
+        self.engine().session_count(instance).await
+    }
+
     /// Delete an instance's registration, state and all its sessions (and
     /// its watches, with their queues); nothing else.
     pub async fn destroy_instance(&self, instance: &str) -> Result<()> {

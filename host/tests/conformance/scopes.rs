@@ -780,3 +780,62 @@ async fn session_ttl_is_bounded_by_the_host() {
         "nothing created by the refused call"
     );
 }
+
+/// `session_count` (what `/metrics` reports) is the number of live
+/// sessions `list_sessions` lists, at every step: created, ended, expired
+/// at and after its last millisecond but not yet swept, swept, extended;
+/// other instances' sessions never count.
+#[tokio::test]
+async fn session_count_is_the_number_of_live_sessions() {
+    let h = Harness::new();
+    let agree = |what: &'static str| {
+        let store = h.store.clone();
+        async move {
+            let listed = store.list_sessions("A").await.unwrap().len() as u64;
+            assert_eq!(store.session_count("A").await.unwrap(), listed, "{what}");
+            listed
+        }
+    };
+    assert_eq!(agree("none yet").await, 0);
+    let short = h
+        .store
+        .create_session("A", Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let long = h.store.create_session("A", None).await.unwrap();
+    let ended = h.store.create_session("A", None).await.unwrap();
+    let b = h
+        .store
+        .create_session("B", Some(Duration::from_secs(1)))
+        .await
+        .unwrap();
+    assert_eq!(agree("three").await, 3);
+    assert!(h.store.end_session("A", &ended.id).await.unwrap());
+    assert_eq!(agree("one ended").await, 2);
+    // B's expired session is in the expiry index too; it is not A's.
+    h.advance(Duration::from_secs(60));
+    assert_eq!(
+        h.store.session_count("B").await.unwrap(),
+        0,
+        "B's session expired {}",
+        b.id
+    );
+    // At its last millisecond `short` is expired.
+    assert_eq!(agree("short expired, not swept").await, 1);
+    h.advance(Duration::from_secs(1));
+    assert_eq!(agree("later").await, 1);
+    h.store.sweep().await.unwrap();
+    assert_eq!(agree("swept").await, 1);
+    h.store
+        .extend_session("A", &long.id, Duration::from_secs(5))
+        .await
+        .unwrap();
+    h.advance(Duration::from_secs(5));
+    assert_eq!(agree("extended, then expired").await, 0);
+    assert!(h.store.end_session("A", &short.id).await.is_ok());
+    assert_eq!(agree("end of an expired one").await, 0);
+    assert!(matches!(
+        h.store.session_count("").await,
+        Err(StateError::InvalidArgument(_))
+    ));
+}

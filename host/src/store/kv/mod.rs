@@ -323,6 +323,11 @@ impl Engine for KvEngine {
         Box::pin(self.read_blocking(move |r, now| sessions::list(r, &inst, now)))
     }
 
+    fn session_count<'a>(&'a self, instance: &'a str) -> Fut<'a, u64> {
+        let inst = instance.to_string();
+        Box::pin(self.read_blocking(move |r, now| sessions::live_count(r, &inst, now)))
+    }
+
     fn register_instance<'a>(
         &'a self,
         instance: &'a str,

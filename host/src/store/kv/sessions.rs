@@ -8,15 +8,15 @@ use super::ops::cx::WriteCx;
 use crate::store::error::{Result, StateError};
 use crate::store::types::{Scope, SessionInfo};
 
-/// How many session records an instance has (live or not yet swept):
+/// How many session records an instance holds (live or not yet swept):
 /// the count record, or (a database written before it existed) a count.
-fn count(cx: &WriteCx, instance: &str) -> Result<u64> {
+fn held(r: &dyn RawRead, instance: &str) -> Result<u64> {
     let prefix = layout::sessions_of(instance);
-    if let Some(b) = cx.r().get(&prefix)? {
+    if let Some(b) = r.get(&prefix)? {
         return layout::be_u64(&b).ok_or_else(|| StateError::corrupt("session count"));
     }
     let mut n = 0u64;
-    cx.r().scan(
+    r.scan(
         &prefix,
         layout::prefix_end(&prefix).as_deref(),
         false,
@@ -36,7 +36,7 @@ pub fn put(cx: &mut WriteCx, instance: &str, id: &str, old: Option<u64>, at: u64
     if let Some(old) = old {
         cx.delete(&layout::session_expiry(old, instance, id))?;
     } else if stored_expiry(cx.r(), instance, id)?.is_none() {
-        let n = count(cx, instance)?;
+        let n = held(cx.r(), instance)?;
         if n >= cx.limits.max_sessions {
             return Err(StateError::TooManySessions {
                 instance: instance.into(),
@@ -51,7 +51,7 @@ pub fn put(cx: &mut WriteCx, instance: &str, id: &str, old: Option<u64>, at: u64
 
 /// Delete a session's record, index entry and data.
 pub fn drop(cx: &mut WriteCx, instance: &str, id: &str, at: u64) -> Result<()> {
-    let n = count(cx, instance)?;
+    let n = held(cx.r(), instance)?;
     cx.put(
         &layout::sessions_of(instance),
         &n.saturating_sub(1).to_be_bytes(),
@@ -73,6 +73,32 @@ pub fn stored_expiry(r: &dyn RawRead, instance: &str, id: &str) -> Result<Option
             .ok_or_else(|| StateError::corrupt("session record")),
         None => Ok(None),
     }
+}
+
+/// How many live sessions an instance has at `now`, without listing them:
+/// the records it holds less those expired and not yet swept (the expiry
+/// index up to `now`, which the sweeper keeps short).
+pub fn live_count(r: &dyn RawRead, instance: &str, now: u64) -> Result<u64> {
+    let held = held(r, instance)?;
+    let mut expired = 0u64;
+    // Entries that expire at `now` or before.
+    let until = [&[layout::SESSION_EXPIRY][..], &now.to_be_bytes()].concat();
+    let end = layout::prefix_end(&until);
+    r.scan(
+        &[layout::SESSION_EXPIRY],
+        end.as_deref(),
+        false,
+        &mut |k, _| {
+            if k.get(9..)
+                .and_then(layout::split_pair)
+                .is_some_and(|(i, _)| i == instance)
+            {
+                expired += 1;
+            }
+            true
+        },
+    )?;
+    Ok(held.saturating_sub(expired))
 }
 
 /// The live sessions of an instance at `now`, by id.

@@ -840,6 +840,18 @@ impl Engine for RedisEngine {
         })
     }
 
+    fn session_count<'a>(&'a self, instance: &'a str) -> Fut<'a, u64> {
+        Box::pin(async move {
+            let args = vec![
+                b"scount".to_vec(),
+                instance.as_bytes().to_vec(),
+                time(self.now()),
+            ];
+            let owner = Owner::instance(&self.url.namespace, instance);
+            Ok(self.read(&owner, args).await?.int()?.max(0) as u64)
+        })
+    }
+
     fn register_instance<'a>(
         &'a self,
         instance: &'a str,

@@ -206,6 +206,11 @@ function commands.slist()
   return sessions.list(reader, instance, now)
 end
 
+function commands.scount()
+  local instance, now = arg(), arg()
+  return sessions.live_count(reader, instance, now)
+end
+
 -- ---- the owner as a whole ----
 
 -- Delete every record of the owner (an instance: its state, sessions,
@@ -288,7 +293,7 @@ end
 -- The commands that only read: the library's read-only function (flag
 -- no-writes) runs these and nothing else, so Redis lets them run when it
 -- refuses writes (maxmemory reached, too few replicas).
-local READS = { keys = true, mfields = true, lrange = true, lindex = true, values = true, slist = true, ilist = true }
+local READS = { keys = true, mfields = true, lrange = true, lindex = true, values = true, slist = true, scount = true, ilist = true }
 
 -- One call: KEYS as `keys`, ARGV as `args`; `read_only` for the read-only
 -- function.

@@ -7,17 +7,17 @@ local sub, max = string.sub, math.max
 
 local sessions = {}
 
--- How many session records an instance has (live or not yet swept): the
+-- How many session records an instance holds (live or not yet swept): the
 -- count record, or (records written before it existed) a count.
-local function count(c, instance)
+local function held(r, instance)
   local prefix = layout.sessions_of(instance)
-  local b = cx.r(c):get(prefix)
+  local b = r:get(prefix)
   if b ~= nil then
     if #b ~= 8 then error({ code = 'internal', msg = 'damaged record (session count); the database may be corrupt' }) end
     return bytes.read_u64(b, 1)
   end
   local n = 0
-  cx.r(c):scan(prefix, bytes.prefix_end(prefix), false, function(k, _)
+  r:scan(prefix, bytes.prefix_end(prefix), false, function(k, _)
     if layout.split_pair(sub(k, 2)) then n = n + 1 end
     return true
   end)
@@ -30,7 +30,7 @@ function sessions.put(c, instance, id, old, at)
   if old then
     cx.delete(c, layout.session_expiry(old, instance, id))
   elseif sessions.stored_expiry(cx.r(c), instance, id) == nil then
-    local n = count(c, instance)
+    local n = held(cx.r(c), instance)
     if n >= c.limits.max_sessions then
       error({ code = 'too-many-sessions', instance = instance, max = c.limits.max_sessions })
     end
@@ -42,7 +42,7 @@ end
 
 -- Delete a session's record, index entry and data.
 function sessions.drop(c, instance, id, at)
-  local n = count(c, instance)
+  local n = held(cx.r(c), instance)
   cx.put(c, layout.sessions_of(instance), bytes.be_u64(max(n - 1, 0)))
   cx.delete(c, layout.session_key(instance, id))
   cx.delete(c, layout.session_expiry(at, instance, id))
@@ -56,6 +56,20 @@ function sessions.stored_expiry(r, instance, id)
   if b == nil then return nil end
   if #b < 8 then error({ code = 'internal', msg = 'damaged record (session record); the database may be corrupt' }) end
   return sub(b, 1, 8)
+end
+
+-- How many live sessions an instance has at `now`, without listing them:
+-- the records it holds less those expired and not yet swept (the expiry
+-- index up to `now`, which the sweeper keeps short). Each owner has an
+-- index of its own here, so every entry is the instance's.
+function sessions.live_count(r, instance, now)
+  local expired = 0
+  -- entries that expire at `now` or before
+  r:scan(layout.SESSION_EXPIRY, bytes.prefix_end(layout.SESSION_EXPIRY .. now), false, function()
+    expired = expired + 1
+    return true
+  end)
+  return max(held(r, instance) - expired, 0)
 end
 
 -- The live sessions of an instance at `now`: {id, at, id, at, ...}.
