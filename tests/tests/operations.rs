@@ -937,3 +937,98 @@ async fn export_and_import_round_trip_between_data_dirs_and_engines() {
     );
     same(&lines, &body(&from_redis));
 }
+
+/// `wasm-state run` with its stdin given: `Some(bytes)` piped and closed,
+/// `None` a pipe left open until the run is over.
+fn run_with_stdin(data: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(common::binary("wasm-state"))
+        .arg("--data")
+        .arg(data)
+        .arg("run")
+        .args(args)
+        .env_remove("WASM_STATE_DATA")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run wasm-state");
+    let pipe = child.stdin.take().unwrap();
+    let held = match stdin {
+        Some(bytes) => {
+            // Written from a thread: a refused input is not read to its end.
+            let bytes = bytes.to_vec();
+            std::thread::spawn(move || {
+                let mut pipe = pipe;
+                let _ = pipe.write_all(&bytes);
+            });
+            None
+        }
+        None => Some(pipe),
+    };
+    let out = child.wait_with_output().expect("wait for wasm-state");
+    drop(held);
+    out
+}
+
+/// A run through a running server gets the memory limit it asks for (at
+/// most the server's, its default), reads stdin only up to a bound, and
+/// with `--no-stdin` neither reads it nor waits on one left open; on the
+/// data dir directly, `--no-stdin` gives the guest end-of-file too.
+#[tokio::test]
+async fn a_run_through_a_server_takes_its_memory_limit_and_a_bounded_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let probe = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        a.extend(["-i", "p", wasm_state_e2e::PROBE, "--", "stdin-len"].map(String::from));
+        a
+    };
+    let strs = |v: &[String]| v.iter().map(String::as_str).collect::<Vec<_>>().join(" ");
+    let run = |args: &[String], stdin: Option<&[u8]>| {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_with_stdin(&data, &a, stdin)
+    };
+
+    // On the data dir directly: stdin streams; -n gives end-of-file.
+    assert_eq!(ok(&run(&probe(&[]), Some(b"abc"))).trim(), "3");
+    assert_eq!(
+        ok(&run(&probe(&["-n"]), None)).trim(),
+        "0",
+        "{}",
+        strs(&probe(&["-n"]))
+    );
+
+    let global = ["--data", data.to_str().unwrap()];
+    let serve = ServeProcess::start(&global, &["--memory", "32", wasm_state_e2e::KV_COUNTER]).await;
+    // Memory: asked for, the server's by default, never more than it.
+    let hog = |memory: Option<&str>| {
+        let mut a = vec!["run".to_string()];
+        if let Some(m) = memory {
+            a.extend(["--memory".to_string(), m.to_string()]);
+        }
+        a.push(wasm_state_e2e::HOG.to_string());
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        err(&cli(&data, &a))
+    };
+    let e = hog(Some("8"));
+    assert!(e.contains(&format!("{} bytes of memory", 8 << 20)), "{e}");
+    let e = hog(None);
+    assert!(e.contains(&format!("{} bytes of memory", 32 << 20)), "{e}");
+    let e = hog(Some("100"));
+    assert!(
+        e.contains(&format!("at most this host's {} bytes", 32 << 20)),
+        "{e}"
+    );
+
+    // Stdin: forwarded whole; over 16 MiB refused before anything runs;
+    // -n forwards nothing and does not wait on a pipe left open.
+    let mib = vec![b'x'; 1 << 20];
+    assert_eq!(ok(&run(&probe(&[]), Some(&mib))).trim(), "1048576");
+    let big = vec![b'x'; (16 << 20) + 1];
+    let e = err(&run(&probe(&[]), Some(&big)));
+    assert!(e.contains("stdin holds over 16 MiB"), "{e}");
+    assert_eq!(ok(&run(&probe(&["-n"]), None)).trim(), "0");
+    drop(serve);
+}

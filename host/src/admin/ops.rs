@@ -58,6 +58,7 @@ impl AdminError {
             AdminError::Host(HostError::InvalidComponent(_) | HostError::InvalidMount(_)) => {
                 "invalid-component"
             }
+            AdminError::Host(HostError::InvalidRequest(_)) => "bad-request",
             AdminError::Host(HostError::NotDeployed(_) | HostError::NoSuchExport { .. }) => {
                 "not-found"
             }
@@ -179,6 +180,10 @@ pub struct RunRequest {
     /// Its deadline in seconds (default: the server's).
     #[serde(default)]
     pub deadline_seconds: Option<u64>,
+    /// Its memory limit in MiB (default: the server's, which is also the
+    /// most it may ask for).
+    #[serde(default)]
+    pub memory_mib: Option<usize>,
 }
 
 /// What a command run through the admin API ended with.
@@ -599,6 +604,7 @@ impl Admin {
             capture: true,
             stdin,
             deadline: req.deadline_seconds.map(Duration::from_secs),
+            memory_bytes: req.memory_mib.map(|m| m.saturating_mul(1 << 20)),
             ..RunOptions::default()
         };
         let out = self.host.run_once(&req.instance, &wasm, options).await?;

@@ -47,6 +47,11 @@ impl MemoryLimiter {
             exceeded: false,
         }
     }
+
+    /// The bytes of linear memory it allows.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
 }
 
 impl ResourceLimiter for MemoryLimiter {

@@ -21,6 +21,10 @@ pub enum HostError {
         "mount prefix {0:?} must be a plain path like /shop (no `?`, `#`, spaces, `.` or `..` segments)"
     )]
     InvalidMount(String),
+    /// A caller's request the host cannot carry out as asked (a run's
+    /// memory limit over the host's…); nothing ran.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
     /// The component has no such export.
     #[error(
         "instance {instance:?} has no exported function {export:?}; exports are named `name` or `interface#name`"

@@ -148,10 +148,15 @@ pub struct RunOptions {
     pub session: Option<String>,
     /// Capture stdout/stderr instead of inheriting the host's.
     pub capture: bool,
-    /// With `capture`: what the guest reads from stdin (nothing if `None`).
+    /// What the guest reads from stdin: with `capture`, nothing if `None`;
+    /// without, `None` inherits the host's stdin and `Some` replaces it.
     pub stdin: Option<Vec<u8>>,
     /// A deadline for this run instead of the host's.
     pub deadline: Option<Duration>,
+    /// A lower memory limit in bytes for this run than the host's (more
+    /// than the host's is [`HostError::InvalidRequest`]: the host's limit
+    /// sizes its pool's slots).
+    pub memory_bytes: Option<usize>,
 }
 
 /// What a command run ended with.
@@ -671,15 +676,16 @@ impl Host {
     }
 
     fn new_store(&self, dep: &Deployment, wasi: WasiCtx) -> wasmtime::Store<Ctx> {
-        self.new_store_with(dep, wasi, self.inner.config.guest.deadline)
+        self.new_store_with(dep, wasi, self.inner.config.guest)
     }
 
     fn new_store_with(
         &self,
         dep: &Deployment,
         wasi: WasiCtx,
-        deadline: Duration,
+        limits: GuestLimits,
     ) -> wasmtime::Store<Ctx> {
+        let deadline = limits.deadline;
         let mut table = ResourceTable::new();
         table.set_max_capacity(ctx::MAX_HANDLES);
         let ctx = Ctx {
@@ -690,7 +696,7 @@ impl Host {
             state: StateCtx::new(self.inner.store.clone(), &dep.name, &dep.account)
                 .with_keyvalue(self.inner.keyvalue.clone())
                 .with_fence(dep.fence.clone()),
-            limiter: MemoryLimiter::new(self.inner.config.guest.memory_bytes),
+            limiter: MemoryLimiter::new(limits.memory_bytes),
         };
         let mut store = wasmtime::Store::new(&self.inner.engine, ctx);
         store.limiter(|c| &mut c.limiter);
@@ -746,7 +752,7 @@ impl Host {
         let (error, kind) = if store.data().limiter.exceeded {
             (
                 HostError::MemoryLimit {
-                    limit: limits.memory_bytes,
+                    limit: store.data().limiter.limit(),
                 },
                 "memory-limit",
             )
@@ -939,14 +945,29 @@ impl Host {
         );
         if options.capture {
             b.stdout(stdout.clone()).stderr(stderr.clone());
-            if let Some(input) = options.stdin {
-                b.stdin(wasmtime_wasi::p2::pipe::MemoryInputPipe::new(input));
-            }
         } else {
             b.inherit_stdio();
         }
-        let deadline = options.deadline.unwrap_or(self.inner.config.guest.deadline);
-        let mut store = self.new_store_with(dep, b.build(), deadline);
+        if let Some(input) = options.stdin {
+            b.stdin(wasmtime_wasi::p2::pipe::MemoryInputPipe::new(input));
+        }
+        let host = self.inner.config.guest;
+        if let Some(asked) = options.memory_bytes
+            && (asked == 0 || asked > host.memory_bytes)
+        {
+            return Err(HostError::InvalidRequest(format!(
+                "a memory limit of {asked} bytes for this run: it must be at least 1 and at \
+                 most this host's {} bytes (its instance slots are that size); ask for less, \
+                 or raise the host's memory limit",
+                host.memory_bytes
+            )));
+        }
+        let deadline = options.deadline.unwrap_or(host.deadline);
+        let limits = GuestLimits {
+            deadline,
+            memory_bytes: options.memory_bytes.unwrap_or(host.memory_bytes),
+        };
+        let mut store = self.new_store_with(dep, b.build(), limits);
         let classify = |store: &wasmtime::Store<Ctx>, e| match self.classify(store, e) {
             HostError::Deadline { .. } => HostError::Deadline { limit: deadline },
             other => other,

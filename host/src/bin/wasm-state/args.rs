@@ -157,9 +157,16 @@ pub struct RunArgs {
     /// Seconds the guest may run before it is stopped.
     #[arg(long, default_value_t = 30)]
     pub deadline: u64,
-    /// MiB of memory the guest may use.
-    #[arg(long, default_value_t = 256)]
-    pub memory: usize,
+    /// MiB of memory the guest may use [default: 256; through a running
+    /// server, the server's limit, which is also the most it may ask for].
+    #[arg(long)]
+    pub memory: Option<usize>,
+    /// Do not read stdin: the guest reads end-of-file (as `ssh -n`). Through
+    /// a running server, a stdin that is not a terminal is otherwise read
+    /// to its end (16 MiB at most) before the guest starts, so one left
+    /// open would wait for ever.
+    #[arg(long, short = 'n')]
+    pub no_stdin: bool,
     /// Arguments passed to the guest (after `--`).
     #[arg(last = true)]
     pub args: Vec<String>,

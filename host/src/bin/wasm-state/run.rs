@@ -55,14 +55,40 @@ fn read_component(path: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read component {}", path.display()))
 }
 
+/// The most stdin a run through a server takes (it travels in one request
+/// and waits in the server's memory), as the output it captures.
+const MAX_REMOTE_STDIN: u64 = 16 << 20;
+
+/// Stdin for a run through a server: all of it, when it is a pipe or a
+/// file (not a terminal) and `--no-stdin` was not given.
+fn remote_stdin(no_stdin: bool) -> anyhow::Result<Option<Vec<u8>>> {
+    if no_stdin || std::io::stdin().is_terminal() {
+        return Ok(None);
+    }
+    let mut buf = Vec::new();
+    std::io::stdin()
+        .take(MAX_REMOTE_STDIN + 1)
+        .read_to_end(&mut buf)
+        .context("cannot read stdin")?;
+    if buf.len() as u64 > MAX_REMOTE_STDIN {
+        bail!(
+            "stdin holds over {} MiB; a run through the running server takes at most that \
+             much input (pass a file name in the guest's arguments instead, or stop the \
+             server to run on the data dir, where stdin streams)",
+            MAX_REMOTE_STDIN >> 20
+        );
+    }
+    Ok(Some(buf))
+}
+
 pub async fn run(global: &Global, a: RunArgs) -> anyhow::Result<ExitCode> {
     let name = instance_name(&a.instance, &a.component)?;
-    if a.deadline == 0 || a.memory == 0 {
+    if a.deadline == 0 || a.memory == Some(0) {
         bail!("--deadline and --memory must be at least 1");
     }
     let limits = GuestLimits {
         deadline: Duration::from_secs(a.deadline),
-        memory_bytes: a.memory.saturating_mul(1 << 20),
+        memory_bytes: a.memory.unwrap_or(256).saturating_mul(1 << 20),
     };
     let settings = Settings::resolve(global)?;
     let wasm = read_component(&a.component)?;
@@ -78,6 +104,7 @@ pub async fn run(global: &Global, a: RunArgs) -> anyhow::Result<ExitCode> {
             let options = RunOptions {
                 args: a.args,
                 session: a.session.clone(),
+                stdin: a.no_stdin.then(Vec::new),
                 ..RunOptions::default()
             };
             match admin.host().run_once(&name, &wasm, options).await {
@@ -91,15 +118,7 @@ pub async fn run(global: &Global, a: RunArgs) -> anyhow::Result<ExitCode> {
         Target::Remote(client) => {
             // The guest runs in the server; what it reads is our stdin when
             // that is a pipe or file (not a terminal).
-            let stdin = if std::io::stdin().is_terminal() {
-                None
-            } else {
-                let mut buf = Vec::new();
-                std::io::stdin()
-                    .read_to_end(&mut buf)
-                    .context("cannot read stdin")?;
-                Some(b64().encode(buf))
-            };
+            let stdin = remote_stdin(a.no_stdin)?.map(|b| b64().encode(b));
             let req = RunRequest {
                 component_base64: b64().encode(&wasm),
                 instance: name.clone(),
@@ -107,6 +126,7 @@ pub async fn run(global: &Global, a: RunArgs) -> anyhow::Result<ExitCode> {
                 args: a.args,
                 stdin_base64: stdin,
                 deadline_seconds: Some(a.deadline),
+                memory_mib: a.memory,
             };
             let out: RunResponse = match client
                 .json("POST", "/v1/run", serde_json::to_vec(&req)?)

@@ -260,6 +260,13 @@ impl Probe {
                 Value::Null
             }
             "list-len" => json!(st.list_length(rest)?),
+            // ---- the command's stdin ----
+            "stdin-len" => {
+                let mut input = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut input)
+                    .map_err(|e| Fail::Usage(format!("cannot read stdin: {e}")))?;
+                json!(input.len())
+            }
             "list-pop" => {
                 let w = words(rest, 2)?;
                 json!(st.list_start_pop::<Value>(w[0], int(w[1])?)?)
