@@ -501,7 +501,8 @@ async fn plugin_counts_events_and_keeps_the_last_ten() {
     // A refused event is an error result and changes nothing.
     let err = on_event(&host, "plugin", "", "x").await.unwrap_err();
     assert!(err.contains("kind must not be empty"), "{err}");
-    assert_eq!(plugin_state(&host, "plugin").await, (counts, recent));
+    let state = (counts, recent);
+    assert_eq!(plugin_state(&host, "plugin").await, state);
 
     // No such export: a host error naming it.
     let err = host
@@ -509,6 +510,28 @@ async fn plugin_counts_events_and_keeps_the_last_ten() {
         .await
         .unwrap_err();
     assert!(matches!(err, HostError::NoSuchExport { .. }), "{err}");
+
+    // Arguments that do not fit are the caller's error, named, not a guest
+    // trap (nothing ran: no guest failure is counted).
+    let bad = |args: Vec<Val>| {
+        let host = host.clone();
+        async move { host.call("plugin", "on-event", &args).await.unwrap_err() }
+    };
+    let err = bad(vec![Val::String("a".into())]).await;
+    assert!(
+        matches!(&err, HostError::InvalidRequest(m) if m == "on-event takes 2 argument(s), 1 given"),
+        "{err}"
+    );
+    let err = bad(vec![Val::String("a".into()), Val::U32(7)]).await;
+    assert!(
+        matches!(&err, HostError::InvalidRequest(m)
+            if m.contains("argument 2 of on-event is an unsigned integer") && m.contains("string")),
+        "{err}"
+    );
+    assert!(!err.is_guest_failure());
+    let metrics = host.store().metrics().encode();
+    assert!(!metrics.contains("guest_failures_total{"), "{metrics}");
+    assert_eq!(plugin_state(&host, "plugin").await, state);
 }
 
 #[tokio::test]

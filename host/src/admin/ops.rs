@@ -619,13 +619,9 @@ impl Admin {
     pub async fn call(&self, req: CallRequest) -> AdminResult<CallResponse> {
         let wasm = decode_b64("component_base64", &req.component_base64)?;
         let (params, _) = self.host.export_types(&wasm, &req.function).await?;
-        if params.len() != req.args.len() {
-            return Err(AdminError::BadRequest(format!(
-                "{} takes {} argument(s), {} given",
-                req.function,
-                params.len(),
-                req.args.len()
-            )));
+        if let Some(why) = crate::runtime::args::arity(&req.function, params.len(), req.args.len())
+        {
+            return Err(AdminError::BadRequest(why));
         }
         let args = params
             .iter()

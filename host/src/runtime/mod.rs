@@ -29,6 +29,7 @@
 //! # Ok(()) }
 //! ```
 
+pub(crate) mod args;
 pub mod cache;
 mod ctx;
 pub mod datadir;
@@ -828,7 +829,12 @@ impl Host {
                 .ok_or_else(no_export)?,
         };
         let func = inst.get_func(&mut store, index).ok_or_else(no_export)?;
-        let mut results = vec![Val::Bool(false); func.ty(&store).results().len()];
+        let ty = func.ty(&store);
+        let params: Vec<_> = ty.params().map(|(_, t)| t).collect();
+        if let Some(why) = args::mismatch(export, &params, args) {
+            return Err(HostError::InvalidRequest(why));
+        }
+        let mut results = vec![Val::Bool(false); ty.results().len()];
         if let Err(e) = func.call_async(&mut store, args, &mut results).await {
             return Err(self.classify(&store, e));
         }
