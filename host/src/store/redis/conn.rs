@@ -568,6 +568,8 @@ struct SingleState {
     /// When the manager was last replaced because the server answered as no
     /// primary (`READONLY`, `MASTERDOWN`).
     replaced_for_role: Option<Instant>,
+    /// How many times `link` was replaced.
+    generation: u64,
 }
 
 /// How a call on a single server ended, for [`Single::outcome`].
@@ -598,6 +600,7 @@ impl Single {
                 link,
                 failing_since: None,
                 replaced_for_role: None,
+                generation: 0,
             }),
         })
     }
@@ -659,6 +662,7 @@ impl Single {
                 {
                     tracing::info!("replacing the Redis connection: {why}");
                     s.link = Link::Manager(fresh);
+                    s.generation += 1;
                 }
             }
             Source::Sentinel { asking, url, .. } => {
@@ -699,10 +703,34 @@ impl Single {
                 let mut s = self.state();
                 s.link = Link::Direct(connection);
                 s.failing_since = None;
+                s.generation += 1;
             }
             Ok(Err(e)) => tracing::warn!("{url}: no primary from Redis Sentinel yet: {e}"),
             Err(_) => tracing::warn!("{url}: no primary from Redis Sentinel within the timeout"),
         }
+    }
+}
+
+impl Single {
+    /// For a [`Source::Sentinel`] after a call went unanswered or was
+    /// answered as by a replica: ask the sentinels now (or wait for the
+    /// asking under way), by `deadline`. Whether the connection is a new
+    /// one to send the call on again.
+    async fn follow_now(self: &Arc<Self>, deadline: tokio::time::Instant) -> bool {
+        use std::sync::atomic::Ordering;
+        let Source::Sentinel { asking, .. } = &self.source else {
+            return false;
+        };
+        let before = self.state().generation;
+        if asking.swap(true, Ordering::AcqRel) {
+            while asking.load(Ordering::Acquire) && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        } else {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            self.clone().follow_sentinel(left).await;
+        }
+        self.state().generation != before
     }
 }
 
@@ -1137,7 +1165,19 @@ impl Conn {
         match self {
             Conn::Single(single) => {
                 let mut link = single.link();
-                let result = tokio::time::timeout_at(deadline, cmd.query_async(&mut link)).await;
+                let mut result =
+                    tokio::time::timeout_at(deadline, cmd.query_async(&mut link)).await;
+                // A direct connection to the primary Redis Sentinel names
+                // does not heal by itself: the sentinels are asked now and
+                // the call goes once more where they point, so the first
+                // call after a failover (or after the connection died while
+                // idle) does not fail. Sending a call twice is safe: a write
+                // carries its request id (its kept answer comes back); the
+                // rest are reads or do the same again.
+                if outcome_of(&result) != Outcome::Answered && single.follow_now(deadline).await {
+                    let mut link = single.link();
+                    result = tokio::time::timeout_at(deadline, cmd.query_async(&mut link)).await;
+                }
                 single.outcome(outcome_of(&result), url.timeout);
                 settle(url, result)
             }
