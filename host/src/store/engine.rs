@@ -20,7 +20,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use super::error::Result;
-use super::query::{Query, QueryPage};
+use super::query::{PageBounds, Query, QueryPage};
 use super::types::{Entry, KeyInfo, KeyListing, KeyPage, Op, OpResult, Scope, SessionInfo};
 use super::watch::{ChangeBatch, QueueOwner, WatchTarget};
 use super::{InstanceInfo, SweepStats};
@@ -129,7 +129,7 @@ pub trait Engine: Send + Sync + 'static {
         scope: &'a Scope,
         prefix: &'a str,
         query: &'a Query,
-        page: usize,
+        page: PageBounds,
     ) -> Fut<'a, QueryPage>;
 
     // ---- writes of one scope ----

@@ -8,7 +8,7 @@ use super::engine::Engine;
 use super::error::{Result, StateError};
 use super::fence::{FencePass, WriteFence};
 use super::glob::Glob;
-use super::query::{Query, QueryPage};
+use super::query::{PageBounds, Query, QueryPage};
 use super::types::*;
 use super::{Store, cursor, validate};
 
@@ -340,7 +340,11 @@ impl ScopeHandle {
     /// [`query`](Self::query) over the keys starting with `prefix` only;
     /// results carry their keys without it.
     pub async fn query_prefix(&self, prefix: &str, query: &Query) -> Result<QueryPage> {
-        let page = self.store.limits().max_page;
+        let limits = self.store.limits();
+        let page = PageBounds {
+            results: limits.max_page,
+            bytes: limits.max_reply_bytes,
+        };
         self.counted(
             "query",
             self.engine().query(&self.scope, prefix, query, page).await,

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use wasm_state::store::query::Query;
 use wasm_state::store::{
     ExpireMode, KeyListing, Limits, Op, OpKind, ScopeHandle, SetOptions, StateError,
 };
@@ -713,4 +714,32 @@ async fn a_reply_over_the_reply_limit_is_refused_and_changes_nothing() {
     assert_eq!(seen, want);
     // f0..f5 (600 bytes), then f55 alone (1503), then f6..f9 and g.
     assert_eq!(pages, vec![6, 1, 5]);
+
+    // A query's pages stop short of the limit too, and together hold
+    // every result once, in order.
+    for i in 0..5 {
+        let doc = format!(r#"{{"n":{i},"pad":"{}"}}"#, "x".repeat(300));
+        s.set(&format!("q{i}"), doc.into_bytes()).await.unwrap();
+    }
+    let mut query =
+        Query::from_json(br#"{"filter":{"GTE":{"n":0}},"sort":[{"key":"n"}]}"#).unwrap();
+    let mut keys = Vec::new();
+    let mut sizes = Vec::new();
+    loop {
+        let page = s.query(&query).await.unwrap();
+        let bytes: usize = page
+            .results
+            .iter()
+            .map(|r| r.key.len() + r.value.len() + r.etag.len())
+            .sum();
+        assert!(bytes <= 1000, "{bytes} bytes");
+        sizes.push(page.results.len());
+        keys.extend(page.results.into_iter().map(|r| r.key));
+        match page.token {
+            Some(t) => query.token = Some(t),
+            None => break,
+        }
+    }
+    assert_eq!(keys, ["q0", "q1", "q2", "q3", "q4"]);
+    assert!(sizes.len() > 1, "{sizes:?}");
 }

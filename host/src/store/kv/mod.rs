@@ -28,7 +28,7 @@ use super::clock::{Clock, deadline};
 use super::engine::{Engine, FieldPage, Fut};
 use super::error::{Result, StateError};
 use super::limits::{Limits, ReplyBudget};
-use super::query::{Query, QueryPage, Runner};
+use super::query::{PageBounds, Query, QueryPage, Runner};
 use super::types::{Entry, KeyInfo, KeyListing, KeyPage, Op, OpResult, Scope, SessionInfo};
 use super::watch::{ChangeBatch, QueueOwner, WatchTarget};
 use super::{InstanceInfo, SweepStats};
@@ -246,7 +246,7 @@ impl Engine for KvEngine {
         scope: &'a Scope,
         prefix: &'a str,
         query: &'a Query,
-        page: usize,
+        page: PageBounds,
     ) -> Fut<'a, QueryPage> {
         let (query, prefix) = (query.clone(), prefix.to_string());
         Box::pin(self.scan_scope(scope, move |r, sk, now| {

@@ -94,32 +94,76 @@ pub struct QueryPage {
     pub token: Option<String>,
 }
 
+/// How much one page may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageBounds {
+    /// Results (the host's page limit; a query's `page.limit` may lower it).
+    pub results: usize,
+    /// Bytes of keys, values and etags together (the host's reply limit):
+    /// a page ends early before a result that would go over it (it holds
+    /// one result at least), and its token resumes there.
+    pub bytes: usize,
+}
+
+impl PageBounds {
+    /// At most `results` results, of any size.
+    pub fn results(results: usize) -> Self {
+        PageBounds {
+            results,
+            bytes: usize::MAX,
+        }
+    }
+}
+
 /// A candidate that matched, with its sort values.
 struct Hit {
     sort: Vec<Option<Value>>,
     result: QueryResult,
 }
 
+impl Hit {
+    /// Its bytes in a reply.
+    fn size(&self) -> usize {
+        let r = &self.result;
+        r.key.len() + r.value.len() + r.etag.len()
+    }
+}
+
+/// How many of `hits` (in order) fit in `max_bytes`: one at least.
+fn fitting(hits: &[Hit], max_bytes: usize) -> usize {
+    let mut bytes = 0usize;
+    hits.iter()
+        .position(|h| {
+            bytes = bytes.saturating_add(h.size());
+            bytes > max_bytes
+        })
+        .map_or(hits.len(), |i| i.max(1))
+}
+
 /// A query being run: the engine offers every candidate value of the scope
 /// (in any order) and then takes the page. Values that do not match are
 /// dropped as they are offered, and matches beyond the page are dropped as
 /// they pile up: memory holds at most twice the page (plus one) matches,
-/// whatever the scope holds.
+/// and about twice the page's bytes, whatever the scope holds.
 pub struct Runner<'q> {
     query: &'q Query,
     limit: usize,
+    max_bytes: usize,
     after: Option<order::Position>,
     hits: Vec<Hit>,
+    /// Bytes of `hits`.
+    held: usize,
 }
 
 impl<'q> Runner<'q> {
-    /// Start `query` with pages of at most `page` results (the host's page
-    /// limit). Checks the limit and the token.
-    pub fn new(query: &'q Query, page: usize) -> Result<Runner<'q>> {
+    /// Start `query` with pages within `page`. Checks the limit and the
+    /// token.
+    pub fn new(query: &'q Query, page: PageBounds) -> Result<Runner<'q>> {
+        let most = page.results.max(1);
         let limit = match query.limit {
             Some(0) => return Err(StateError::invalid("page.limit must be at least 1")),
-            Some(n) => (n as usize).min(page.max(1)),
-            None => page.max(1),
+            Some(n) => (n as usize).min(most),
+            None => most,
         };
         let after = query
             .token
@@ -129,9 +173,21 @@ impl<'q> Runner<'q> {
         Ok(Runner {
             query,
             limit,
+            max_bytes: page.bytes,
             after,
             hits: Vec::new(),
+            held: 0,
         })
+    }
+
+    fn cmp(&self, a: &Hit, b: &Hit) -> Ordering {
+        order::compare(
+            &self.query.sort,
+            &a.sort,
+            &a.result.key,
+            &b.sort,
+            &b.result.key,
+        )
     }
 
     /// Offer one value; `etag` is only called for a match.
@@ -166,34 +222,45 @@ impl<'q> Runner<'q> {
                 etag: etag(),
             },
         });
+        self.held = self
+            .held
+            .saturating_add(self.hits.last().map_or(0, Hit::size));
         // Keep the first `limit + 1` (the page, and whether there is more)
         // once twice that many are held: linear time overall.
         if self.hits.len() >= 2 * (self.limit + 1) {
-            let sort = &self.query.sort;
-            self.hits.select_nth_unstable_by(self.limit, |a, b| {
-                order::compare(sort, &a.sort, &a.result.key, &b.sort, &b.result.key)
-            });
-            self.hits.truncate(self.limit + 1);
+            let mut hits = std::mem::take(&mut self.hits);
+            hits.select_nth_unstable_by(self.limit, |a, b| self.cmp(a, b));
+            hits.truncate(self.limit + 1);
+            self.held = hits.iter().map(Hit::size).sum();
+            self.hits = hits;
+        }
+        // And the first that fit in the page's bytes (and one more) once
+        // twice that is held.
+        if self.held / 2 > self.max_bytes {
+            let mut hits = std::mem::take(&mut self.hits);
+            hits.sort_unstable_by(|a, b| self.cmp(a, b));
+            hits.truncate(fitting(&hits, self.max_bytes) + 1);
+            self.held = hits.iter().map(Hit::size).sum();
+            self.hits = hits;
         }
     }
 
-    /// The page: the first `limit` matches after the token, in order.
-    pub fn finish(self) -> QueryPage {
-        let Runner {
-            query,
-            limit,
-            mut hits,
-            ..
-        } = self;
-        let cmp = |a: &Hit, b: &Hit| {
-            order::compare(&query.sort, &a.sort, &a.result.key, &b.sort, &b.result.key)
-        };
-        let more = hits.len() > limit;
+    /// The page: the first `limit` matches after the token, in order, as
+    /// many as fit in the page's bytes.
+    pub fn finish(mut self) -> QueryPage {
+        let mut hits = std::mem::take(&mut self.hits);
+        let limit = self.limit;
+        let mut more = hits.len() > limit;
         if more {
-            hits.select_nth_unstable_by(limit, cmp);
+            hits.select_nth_unstable_by(limit, |a, b| self.cmp(a, b));
             hits.truncate(limit);
         }
-        hits.sort_unstable_by(cmp);
+        hits.sort_unstable_by(|a, b| self.cmp(a, b));
+        let fit = fitting(&hits, self.max_bytes);
+        if fit < hits.len() {
+            hits.truncate(fit);
+            more = true;
+        }
         let token = match hits.last() {
             Some(last) if more => Some(order::Position::encode(&last.sort, &last.result.key)),
             _ => None,
@@ -205,12 +272,11 @@ impl<'q> Runner<'q> {
     }
 }
 
-/// Run `query` over `candidates` and return one page of at most `page`
-/// results.
+/// Run `query` over `candidates` and return one page within `page`.
 pub fn run(
     query: &Query,
     candidates: impl IntoIterator<Item = Candidate>,
-    page: usize,
+    page: PageBounds,
 ) -> Result<QueryPage> {
     let mut runner = Runner::new(query, page)?;
     for c in candidates {

@@ -46,10 +46,25 @@ fn q(json: &str) -> Query {
 }
 
 fn all(query: &Query, data: Vec<Candidate>) -> Vec<String> {
+    all_within(query, data, PageBounds::results(1000))
+}
+
+/// Every page in turn; each within `bounds` (or one result alone).
+fn all_within(query: &Query, data: Vec<Candidate>, bounds: PageBounds) -> Vec<String> {
     let mut q = query.clone();
     let mut out = Vec::new();
     loop {
-        let page = run(&q, data.clone(), 1000).expect("query runs");
+        let page = run(&q, data.clone(), bounds).expect("query runs");
+        let bytes: usize = page
+            .results
+            .iter()
+            .map(|r| r.key.len() + r.value.len() + r.etag.len())
+            .sum();
+        assert!(
+            bytes <= bounds.bytes || page.results.len() == 1,
+            "a page of {bytes} bytes"
+        );
+        assert!(!page.results.is_empty() || page.token.is_none());
         out.extend(page.results.iter().map(|r| r.key.clone()));
         match page.token {
             Some(t) => q.token = Some(t),
@@ -61,14 +76,14 @@ fn all(query: &Query, data: Vec<Candidate>) -> Vec<String> {
 #[test]
 fn reference_example_order_and_paging() {
     let mut query = q(REFERENCE_QUERY);
-    let first = run(&query, employees(), 1000).unwrap();
+    let first = run(&query, employees(), PageBounds::results(1000)).unwrap();
     assert_eq!(keys(&first), ["1", "4", "10"]);
     assert_eq!(first.results[0].etag, "etag-1");
     let v: Value = serde_json::from_slice(&first.results[0].value).unwrap();
     assert_eq!(v["city"], "Seattle");
     query.token = first.token.clone();
     assert!(query.token.is_some());
-    let second = run(&query, employees(), 1000).unwrap();
+    let second = run(&query, employees(), PageBounds::results(1000)).unwrap();
     assert_eq!(keys(&second), ["9", "7", "3"]);
     assert_eq!(second.token, None, "the last page has no token");
 }
@@ -76,7 +91,7 @@ fn reference_example_order_and_paging() {
 #[test]
 fn token_resumes_after_position_even_when_data_changes() {
     let mut query = q(r#"{"sort": [{"key": "person.id"}], "page": {"limit": 4}}"#);
-    let first = run(&query, employees(), 1000).unwrap();
+    let first = run(&query, employees(), PageBounds::results(1000)).unwrap();
     assert_eq!(keys(&first), ["9", "5", "7", "2"]);
     // Remove a result of the first page and add one that sorts before the
     // token: neither shifts the next page (an offset would).
@@ -87,17 +102,17 @@ fn token_resumes_after_position_even_when_data_changes() {
         etag: "e".into(),
     });
     query.token = first.token;
-    let second = run(&query, changed, 1000).unwrap();
+    let second = run(&query, changed, PageBounds::results(1000)).unwrap();
     assert_eq!(keys(&second), ["1", "4", "10", "3"]);
 }
 
 #[test]
 fn limit_defaults_to_and_is_capped_by_the_page_limit() {
     let data = employees();
-    let page = run(&q("{}"), data.clone(), 4).unwrap();
+    let page = run(&q("{}"), data.clone(), PageBounds::results(4)).unwrap();
     assert_eq!(page.results.len(), 4);
     assert!(page.token.is_some());
-    let page = run(&q(r#"{"page":{"limit":50}}"#), data, 4).unwrap();
+    let page = run(&q(r#"{"page":{"limit":50}}"#), data, PageBounds::results(4)).unwrap();
     assert_eq!(page.results.len(), 4);
     // Without sort: key order.
     assert_eq!(keys(&page), ["1", "10", "2", "3"]);
@@ -226,16 +241,21 @@ fn malformed_queries_say_what_is_wrong() {
         ..q("{}")
     };
     assert!(matches!(
-        run(&bad_token, employees(), 10),
+        run(&bad_token, employees(), PageBounds::results(10)),
         Err(StateError::InvalidArgument(m)) if m.contains("page.token")
     ));
     // A token of a query with another number of sort keys is refused too.
-    let page = run(&q(r#"{"page":{"limit":1}}"#), employees(), 10).unwrap();
+    let page = run(
+        &q(r#"{"page":{"limit":1}}"#),
+        employees(),
+        PageBounds::results(10),
+    )
+    .unwrap();
     let other = Query {
         token: page.token,
         ..q(r#"{"sort":[{"key":"state"}]}"#)
     };
-    assert!(run(&other, employees(), 10).is_err());
+    assert!(run(&other, employees(), PageBounds::results(10)).is_err());
 }
 
 #[test]
@@ -277,7 +297,7 @@ fn arb_doc() -> impl Strategy<Value = Value> {
 #[test]
 fn a_runner_holds_about_two_pages_of_matches() {
     let query = q(r#"{"sort": [{"key": "n", "order": "DESC"}], "page": {"limit": 3}}"#);
-    let mut runner = Runner::new(&query, 1000).unwrap();
+    let mut runner = Runner::new(&query, PageBounds::results(1000)).unwrap();
     let mut most = 0;
     for i in 0..10_000 {
         let value = json!({ "n": (i * 7919) % 10_000 }).to_string();
@@ -305,6 +325,7 @@ proptest! {
         desc_a in any::<bool>(),
         desc_b in any::<bool>(),
         threshold in arb_value(),
+        max_bytes in prop_oneof![Just(usize::MAX), 1usize..200],
     ) {
         let data: Vec<Candidate> = docs.iter().enumerate().map(|(i, d)| Candidate {
             key: format!("k{i:02}"),
@@ -320,7 +341,8 @@ proptest! {
             SortKey { path: Path::parse("b.c").unwrap(), desc: desc_b },
         ];
         let query = Query { filter: Some(filter.clone()), sort: sort.clone(), limit: Some(limit), token: None };
-        let paged = all(&query, data.clone());
+        let bounds = PageBounds { results: 1000, bytes: max_bytes };
+        let paged = all_within(&query, data.clone(), bounds);
         // The model: filter, then one full sort with the same comparator.
         let mut expected: Vec<(Vec<Option<Value>>, String)> = data.iter().filter_map(|c| {
             let doc: Value = serde_json::from_slice(&c.value).unwrap();
@@ -333,4 +355,38 @@ proptest! {
         let expected: Vec<String> = expected.into_iter().map(|(_, k)| k).collect();
         prop_assert_eq!(paged, expected);
     }
+}
+
+/// Pages stop short of the page's bytes, and the runner holds about twice
+/// that while it runs, whatever it is offered.
+#[test]
+fn a_page_stops_short_of_its_bytes() {
+    let data: Vec<Candidate> = (0..100)
+        .map(|i| Candidate {
+            key: format!("k{i:03}"),
+            value: format!(r#"{{"n":{i},"pad":"{}"}}"#, "x".repeat(80)).into_bytes(),
+            etag: "e".into(),
+        })
+        .collect();
+    let size = data[99].key.len() + data[99].value.len() + 1;
+    let bounds = PageBounds {
+        results: 1000,
+        bytes: 10 * size,
+    };
+    let query = q(r#"{"sort":[{"key":"n","order":"DESC"}]}"#);
+    let first = run(&query, data.clone(), bounds).unwrap();
+    assert_eq!(first.results.len(), 10);
+    assert_eq!(first.results[0].key, "k099");
+    assert!(first.token.is_some());
+    let mut runner = Runner::new(&query, bounds).unwrap();
+    for c in &data {
+        runner.offer(&c.key, &c.value, || c.etag.clone());
+        assert!(
+            runner.held <= 2 * bounds.bytes + size,
+            "{} held",
+            runner.held
+        );
+    }
+    let expected: Vec<String> = (0..100).rev().map(|i| format!("k{i:03}")).collect();
+    assert_eq!(all_within(&query, data, bounds), expected);
 }

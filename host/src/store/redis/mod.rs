@@ -47,7 +47,7 @@ use super::kv::meta::push_hex;
 use super::kv::ops::{keyspace, list, map, value};
 use super::kv::{self, watch as kv_watch};
 use super::limits::Limits;
-use super::query::{Query, QueryPage, Runner};
+use super::query::{PageBounds, Query, QueryPage, Runner};
 use super::types::{Entry, KeyInfo, KeyListing, KeyPage, Op, OpResult, Scope, SessionInfo};
 use super::watch::{ChangeBatch, QueueOwner, WatchTarget};
 use super::{InstanceInfo, SweepStats, cursor};
@@ -713,7 +713,7 @@ impl Engine for RedisEngine {
         scope: &'a Scope,
         prefix: &'a str,
         query: &'a Query,
-        page: usize,
+        page: PageBounds,
     ) -> Fut<'a, QueryPage> {
         Box::pin(async move {
             // The values are read in batches (each one script run), so a
