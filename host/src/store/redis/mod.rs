@@ -55,7 +55,8 @@ use conn::Conn;
 use keys::Owner;
 use script::{Reply, payload, read_time, scope_args, time};
 
-/// How many values one script run hands a query at a time.
+/// How many values one script run hands a query at a time (fewer when
+/// they are over the page's bytes).
 const QUERY_BATCH: usize = 1000;
 
 /// The Redis engine.
@@ -725,6 +726,7 @@ impl Engine for RedisEngine {
                     prefix.as_bytes().to_vec(),
                     opt_arg(after.as_deref()),
                     QUERY_BATCH.to_string().into_bytes(),
+                    page.bytes.to_string().into_bytes(),
                 ];
                 let mut it = self
                     .read_scope("values", scope, args)

@@ -119,16 +119,19 @@ function commands.lindex()
   return list.index(reader, sk, key, num(), now)
 end
 
--- Up to `limit` live values under `prefix` after key `after`: {more, key,
--- etag, value, ...} (queries page through these).
+-- Up to `limit` live values under `prefix` after key `after`, within
+-- `max_bytes`: {more, key, etag, value, ...} (queries page through these).
 function commands.values()
   local scope, sk = scope_arg()
   local now = arg()
   keyspace.ensure_scope(reader, scope, now)
-  local prefix, after, limit = arg(), opt(), num()
-  local out, n = { 0 }, 0
+  local prefix, after, limit, max_bytes = arg(), opt(), num(), num()
+  local out, n, size = { 0 }, 0, 0
   keyspace.each_live_value(reader, sk, prefix, after, now, function(key, version, v)
-    if n == limit then
+    -- at most `limit` values, and `max_bytes` of keys and values (one at
+    -- least)
+    size = size + #key + #v
+    if n == limit or (n > 0 and size > max_bytes) then
       out[1] = 1
       return false
     end
