@@ -419,3 +419,34 @@ async fn a_reply_over_the_hosts_limit_is_value_too_large() {
         ]
     );
 }
+
+/// The admin API's key view (the state explorer) pages a list whose page
+/// would be over the reply limit: fewer items, and the offset of the next.
+#[tokio::test]
+async fn the_key_view_pages_a_list_over_the_reply_limit() {
+    use wasm_state::admin::ops::{Admin, ScopeRef};
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = HostConfig::new(dir.path());
+    config.store.limits.max_reply_bytes = 350;
+    let host = Host::open(config).unwrap();
+    let items: Vec<Vec<u8>> = (0..10u8).map(|i| vec![b'a' + i; 100]).collect();
+    host.store()
+        .instance("p")
+        .unwrap()
+        .list_append("l", items)
+        .await
+        .unwrap();
+    let admin = Admin::new(host);
+    let scope = ScopeRef {
+        instance: Some("p".into()),
+        ..ScopeRef::default()
+    };
+    // 10 items (1,000 bytes) and 5 are over it, 3 fit.
+    let view = admin.key(&scope, "l", 0, 50).await.unwrap();
+    assert_eq!(view.items.as_ref().map(Vec::len), Some(3));
+    assert_eq!(view.next_offset, Some(3));
+    assert_eq!(view.length, Some(10));
+    let view = admin.key(&scope, "l", 9, 50).await.unwrap();
+    assert_eq!(view.items, Some(vec!["j".repeat(100)]));
+    assert_eq!(view.next_offset, None);
+}

@@ -529,6 +529,14 @@ async fn plugin_counts_events_and_keeps_the_last_ten() {
         "{err}"
     );
     assert!(!err.is_guest_failure());
+    // Run once (not deployed), such a call registers nothing either.
+    let wasm = std::fs::read(wasm_state_e2e::PLUGIN).unwrap();
+    let err = host
+        .call_once("fresh", &wasm, "on-event", &[Val::Bool(true)])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, HostError::InvalidRequest(_)), "{err}");
+    assert_eq!(host.store().instance_info("fresh").await.unwrap(), None);
     let metrics = host.store().metrics().encode();
     assert!(!metrics.contains("guest_failures_total{"), "{metrics}");
     assert_eq!(plugin_state(&host, "plugin").await, state);

@@ -1012,15 +1012,18 @@ async fn a_run_through_a_server_takes_its_memory_limit_and_a_bounded_stdin() {
         let a: Vec<&str> = a.iter().map(String::as_str).collect();
         err(&cli(&data, &a))
     };
-    let e = hog(Some("8"));
-    assert!(e.contains(&format!("{} bytes of memory", 8 << 20)), "{e}");
-    let e = hog(None);
-    assert!(e.contains(&format!("{} bytes of memory", 32 << 20)), "{e}");
     let e = hog(Some("100"));
     assert!(
         e.contains(&format!("at most this host's {} bytes", 32 << 20)),
         "{e}"
     );
+    // Refused as asked, it registered nothing.
+    let instances = ok(&cli(&data, &["instances", "list"]));
+    assert!(!instances.contains("hog"), "{instances}");
+    let e = hog(Some("8"));
+    assert!(e.contains(&format!("{} bytes of memory", 8 << 20)), "{e}");
+    let e = hog(None);
+    assert!(e.contains(&format!("{} bytes of memory", 32 << 20)), "{e}");
 
     // Stdin: forwarded whole; over 16 MiB refused before anything runs;
     // -n forwards nothing and does not wait on a pipe left open.

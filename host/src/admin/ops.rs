@@ -455,8 +455,9 @@ impl Admin {
                 let items: Vec<String> = if offset >= length {
                     Vec::new()
                 } else {
-                    let stop = (offset + limit - 1).min(length - 1);
-                    h.list_range(key, offset as i64, stop as i64)
+                    // A page that fits the store's reply limit (fewer
+                    // items when they are large).
+                    h.list_page(key, offset, limit.min(length - offset))
                         .await?
                         .iter()
                         .map(|v| text(v))

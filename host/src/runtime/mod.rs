@@ -856,7 +856,10 @@ impl Host {
         wasm: &[u8],
         options: RunOptions,
     ) -> Result<RunOutput, HostError> {
-        let dep = self.transient(name, wasm).await?;
+        // A run refused as asked registers nothing.
+        self.run_limits(&options)?;
+        let pre = self.compile(wasm).await?;
+        let dep = self.transient(name, pre).await?;
         self.run_deployment(&dep, options).await
     }
 
@@ -869,7 +872,13 @@ impl Host {
         export: &str,
         args: &[Val],
     ) -> Result<Vec<Val>, HostError> {
-        let dep = self.transient(name, wasm).await?;
+        // A call refused for its arguments registers nothing.
+        let pre = self.compile(wasm).await?;
+        let (params, _) = self.types_of(&pre, export)?;
+        if let Some(why) = args::mismatch(export, &params, args) {
+            return Err(HostError::InvalidRequest(why));
+        }
+        let dep = self.transient(name, pre).await?;
         self.call_deployment(&dep, export, args).await
     }
 
@@ -887,6 +896,22 @@ impl Host {
         HostError,
     > {
         let pre = self.compile(wasm).await?;
+        self.types_of(&pre, export)
+    }
+
+    /// [`Host::export_types`] of a compiled component.
+    #[allow(clippy::type_complexity)]
+    fn types_of(
+        &self,
+        pre: &InstancePre<Ctx>,
+        export: &str,
+    ) -> Result<
+        (
+            Vec<wasmtime::component::Type>,
+            Vec<wasmtime::component::Type>,
+        ),
+        HostError,
+    > {
         let no_export = || HostError::NoSuchExport {
             instance: "the component".into(),
             export: export.into(),
@@ -910,8 +935,11 @@ impl Host {
         }
     }
 
-    async fn transient(&self, name: &str, wasm: &[u8]) -> Result<Arc<Deployment>, HostError> {
-        let pre = self.compile(wasm).await?;
+    async fn transient(
+        &self,
+        name: &str,
+        pre: InstancePre<Ctx>,
+    ) -> Result<Arc<Deployment>, HostError> {
         let account = self.inner.config.account.clone();
         // Not in the middle of a destroy of the name: a new life after it.
         let _turn = self.turn_of(name).await;
@@ -926,12 +954,33 @@ impl Host {
         }))
     }
 
+    /// The limits a run gets: the host's, or its own deadline and a lower
+    /// memory limit.
+    fn run_limits(&self, options: &RunOptions) -> Result<GuestLimits, HostError> {
+        let host = self.inner.config.guest;
+        if let Some(asked) = options.memory_bytes
+            && (asked == 0 || asked > host.memory_bytes)
+        {
+            return Err(HostError::InvalidRequest(format!(
+                "a memory limit of {asked} bytes for this run: it must be at least 1 and at \
+                 most this host's {} bytes (its instance slots are that size); ask for less, \
+                 or raise the host's memory limit",
+                host.memory_bytes
+            )));
+        }
+        Ok(GuestLimits {
+            deadline: options.deadline.unwrap_or(host.deadline),
+            memory_bytes: options.memory_bytes.unwrap_or(host.memory_bytes),
+        })
+    }
+
     async fn run_deployment(
         &self,
         dep: &Arc<Deployment>,
         options: RunOptions,
     ) -> Result<RunOutput, HostError> {
         let instance = dep.name.as_str();
+        let limits = self.run_limits(&options)?;
         let pre = CommandPre::new(dep.pre.clone()).map_err(|e| {
             HostError::InvalidComponent(format!("{instance:?} is not a wasi:cli command: {e:#}"))
         })?;
@@ -957,22 +1006,7 @@ impl Host {
         if let Some(input) = options.stdin {
             b.stdin(wasmtime_wasi::p2::pipe::MemoryInputPipe::new(input));
         }
-        let host = self.inner.config.guest;
-        if let Some(asked) = options.memory_bytes
-            && (asked == 0 || asked > host.memory_bytes)
-        {
-            return Err(HostError::InvalidRequest(format!(
-                "a memory limit of {asked} bytes for this run: it must be at least 1 and at \
-                 most this host's {} bytes (its instance slots are that size); ask for less, \
-                 or raise the host's memory limit",
-                host.memory_bytes
-            )));
-        }
-        let deadline = options.deadline.unwrap_or(host.deadline);
-        let limits = GuestLimits {
-            deadline,
-            memory_bytes: options.memory_bytes.unwrap_or(host.memory_bytes),
-        };
+        let deadline = limits.deadline;
         let mut store = self.new_store_with(dep, b.build(), limits);
         let classify = |store: &wasmtime::Store<Ctx>, e| match self.classify(store, e) {
             HostError::Deadline { .. } => HostError::Deadline { limit: deadline },

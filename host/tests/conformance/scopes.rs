@@ -834,6 +834,20 @@ async fn session_count_is_the_number_of_live_sessions() {
     assert_eq!(agree("extended, then expired").await, 0);
     assert!(h.store.end_session("A", &short.id).await.is_ok());
     assert_eq!(agree("end of an expired one").await, 0);
+
+    // Sessions of an earlier life of the instance, destroyed before they
+    // expired, do not count against its next life when their time comes.
+    for _ in 0..3 {
+        h.store
+            .create_session("A", Some(Duration::from_secs(10)))
+            .await
+            .unwrap();
+    }
+    h.store.destroy_instance("A").await.unwrap();
+    h.store.create_session("A", None).await.unwrap();
+    assert_eq!(agree("a new life").await, 1);
+    h.advance(Duration::from_secs(10));
+    assert_eq!(agree("the old life's sessions due").await, 1);
     assert!(matches!(
         h.store.session_count("").await,
         Err(StateError::InvalidArgument(_))

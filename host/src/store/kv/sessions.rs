@@ -77,10 +77,12 @@ pub fn stored_expiry(r: &dyn RawRead, instance: &str, id: &str) -> Result<Option
 
 /// How many live sessions an instance has at `now`, without listing them:
 /// the records it holds less those expired and not yet swept (the expiry
-/// index up to `now`, which the sweeper keeps short).
+/// index up to `now`, which the sweeper keeps short; an entry counts only
+/// while its session's record still says that expiry, as the sweeper
+/// checks: one left by an earlier life of the instance does not).
 pub fn live_count(r: &dyn RawRead, instance: &str, now: u64) -> Result<u64> {
     let held = held(r, instance)?;
-    let mut expired = 0u64;
+    let mut due = Vec::new();
     // Entries that expire at `now` or before.
     let until = [&[layout::SESSION_EXPIRY][..], &now.to_be_bytes()].concat();
     let end = layout::prefix_end(&until);
@@ -89,15 +91,22 @@ pub fn live_count(r: &dyn RawRead, instance: &str, now: u64) -> Result<u64> {
         end.as_deref(),
         false,
         &mut |k, _| {
-            if k.get(9..)
-                .and_then(layout::split_pair)
-                .is_some_and(|(i, _)| i == instance)
+            if let (Some(at), Some((i, id))) = (
+                k.get(1..9).and_then(layout::be_u64),
+                k.get(9..).and_then(layout::split_pair),
+            ) && i == instance
             {
-                expired += 1;
+                due.push((at, id));
             }
             true
         },
     )?;
+    let mut expired = 0u64;
+    for (at, id) in due {
+        if stored_expiry(r, instance, &id)? == Some(at) {
+            expired += 1;
+        }
+    }
     Ok(held.saturating_sub(expired))
 }
 

@@ -672,15 +672,16 @@ impl Single {
                 }
                 tracing::info!("asking Redis Sentinel for the primary of {url}: {why}");
                 let single = self.clone();
-                tokio::spawn(async move { single.follow_sentinel(timeout).await });
+                tokio::spawn(async move { single.follow_sentinel(timeout, timeout).await });
             }
         }
     }
 
     /// Ask the sentinels for the primary and connect to it (a
-    /// [`Source::Sentinel`] only), within `timeout`; a failure leaves the
-    /// connection as it is, to be asked again at the next failed call.
-    async fn follow_sentinel(self: Arc<Self>, timeout: Duration) {
+    /// [`Source::Sentinel`] only), within `bound`; the connection waits
+    /// `timeout` (the URL's) for each call for its life. A failure leaves
+    /// the connection as it is, to be asked again at the next failed call.
+    async fn follow_sentinel(self: Arc<Self>, bound: Duration, timeout: Duration) {
         let Source::Sentinel {
             sentinels,
             asking,
@@ -697,7 +698,7 @@ impl Single {
                 .get_multiplexed_async_connection_with_config(&direct_config(timeout))
                 .await
         };
-        match tokio::time::timeout(timeout, connect).await {
+        match tokio::time::timeout(bound, connect).await {
             Ok(Ok(connection)) => {
                 tracing::info!("{url}: connected to the primary Redis Sentinel names");
                 let mut s = self.state();
@@ -714,21 +715,29 @@ impl Single {
 impl Single {
     /// For a [`Source::Sentinel`] after a call went unanswered or was
     /// answered as by a replica: ask the sentinels now (or wait for the
-    /// asking under way), by `deadline`. Whether the connection is a new
-    /// one to send the call on again.
-    async fn follow_now(self: &Arc<Self>, deadline: tokio::time::Instant) -> bool {
+    /// asking under way), by `deadline`; the new connection waits `timeout`
+    /// (the URL's) for each call. Whether the connection is a new one to
+    /// send the call on again.
+    async fn follow_now(
+        self: &Arc<Self>,
+        deadline: tokio::time::Instant,
+        timeout: Duration,
+    ) -> bool {
         use std::sync::atomic::Ordering;
         let Source::Sentinel { asking, .. } = &self.source else {
             return false;
         };
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            return false;
+        }
         let before = self.state().generation;
         if asking.swap(true, Ordering::AcqRel) {
             while asking.load(Ordering::Acquire) && tokio::time::Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         } else {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            self.clone().follow_sentinel(left).await;
+            self.clone().follow_sentinel(left, timeout).await;
         }
         self.state().generation != before
     }
@@ -1174,7 +1183,9 @@ impl Conn {
                 // idle) does not fail. Sending a call twice is safe: a write
                 // carries its request id (its kept answer comes back); the
                 // rest are reads or do the same again.
-                if outcome_of(&result) != Outcome::Answered && single.follow_now(deadline).await {
+                if outcome_of(&result) != Outcome::Answered
+                    && single.follow_now(deadline, url.timeout).await
+                {
                     let mut link = single.link();
                     result = tokio::time::timeout_at(deadline, cmd.query_async(&mut link)).await;
                 }

@@ -60,15 +60,22 @@ end
 
 -- How many live sessions an instance has at `now`, without listing them:
 -- the records it holds less those expired and not yet swept (the expiry
--- index up to `now`, which the sweeper keeps short). Each owner has an
--- index of its own here, so every entry is the instance's.
+-- index up to `now`, which the sweeper keeps short; an entry counts only
+-- while its session's record still says that expiry, as the sweeper
+-- checks). Each owner has an index of its own here, so every entry is the
+-- instance's.
 function sessions.live_count(r, instance, now)
-  local expired = 0
+  local due = {}
   -- entries that expire at `now` or before
-  r:scan(layout.SESSION_EXPIRY, bytes.prefix_end(layout.SESSION_EXPIRY .. now), false, function()
-    expired = expired + 1
+  r:scan(layout.SESSION_EXPIRY, bytes.prefix_end(layout.SESSION_EXPIRY .. now), false, function(k)
+    local _, id = layout.split_pair(sub(k, 10))
+    if id then due[#due + 1] = { sub(k, 2, 9), id } end
     return true
   end)
+  local expired = 0
+  for _, d in ipairs(due) do
+    if sessions.stored_expiry(r, instance, d[2]) == d[1] then expired = expired + 1 end
+  end
   return max(held(r, instance) - expired, 0)
 end
 
