@@ -160,6 +160,12 @@ pub struct RunOptions {
     pub memory_bytes: Option<usize>,
 }
 
+/// An export's parameter types and result types.
+pub type ExportTypes = (
+    Vec<wasmtime::component::Type>,
+    Vec<wasmtime::component::Type>,
+);
+
 /// What a command run ended with.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunOutput {
@@ -884,34 +890,13 @@ impl Host {
 
     /// The parameter and result types of an export of `wasm`, to convert
     /// arguments for [`Host::call_once`].
-    pub async fn export_types(
-        &self,
-        wasm: &[u8],
-        export: &str,
-    ) -> Result<
-        (
-            Vec<wasmtime::component::Type>,
-            Vec<wasmtime::component::Type>,
-        ),
-        HostError,
-    > {
+    pub async fn export_types(&self, wasm: &[u8], export: &str) -> Result<ExportTypes, HostError> {
         let pre = self.compile(wasm).await?;
         self.types_of(&pre, export)
     }
 
     /// [`Host::export_types`] of a compiled component.
-    #[allow(clippy::type_complexity)]
-    fn types_of(
-        &self,
-        pre: &InstancePre<Ctx>,
-        export: &str,
-    ) -> Result<
-        (
-            Vec<wasmtime::component::Type>,
-            Vec<wasmtime::component::Type>,
-        ),
-        HostError,
-    > {
+    fn types_of(&self, pre: &InstancePre<Ctx>, export: &str) -> Result<ExportTypes, HostError> {
         let no_export = || HostError::NoSuchExport {
             instance: "the component".into(),
             export: export.into(),
