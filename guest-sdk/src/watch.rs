@@ -3,8 +3,9 @@
 //! change of a value in the scopes it watches.
 //!
 //! The export is the standard `wasi:keyvalue/watcher@0.2.0-draft2`
-//! interface (the one Spin has), so the same component is a watcher on any
-//! runtime that implements it; on wasm-state the host calls it after each
+//! interface (the one Spin has), but a component built with this module
+//! also imports `wasm-state:state` (each change's scope and sequence come
+//! from there), so it runs on wasm-state only; the host calls it after each
 //! commit that changes value keys of its instance scope (by default; the
 //! operator can add its sessions and its account: `--watch
 //! NAME=instance,sessions,account`):

@@ -570,8 +570,8 @@ async fn bad_input_gets_daprs_errors_and_changes_nothing() {
     let keys = st.keys(Default::default()).await.unwrap().keys;
     assert_eq!(keys, ["keep"]);
     assert_eq!(st.get("keep").await.unwrap(), Some(b"1".to_vec()));
-    // A bulk get whose answer would exceed what a transaction may carry
-    // (128 × 1 MiB): one ~1 MB value named 135 times in a small body.
+    // A bulk get whose answer would exceed the host's reply limit
+    // (32 MiB): one ~1 MB value named 135 times in a small body.
     let r = save(
         &api,
         json!([{"key": "big", "value": "z".repeat(1_000_000)}]),
@@ -587,7 +587,7 @@ async fn bad_input_gets_daprs_errors_and_changes_nothing() {
     .await;
     let m = dapr_error(&r, StatusCode::BAD_REQUEST, "ERR_MALFORMED_REQUEST");
     assert!(
-        m.contains("bulk get of 135 keys") && m.contains("134217728 bytes"),
+        m.contains("bulk get of 135 keys") && m.contains("33554432 bytes"),
         "{m}"
     );
     // Within it, a key named twice is answered twice (read once).

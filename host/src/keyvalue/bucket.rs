@@ -11,16 +11,17 @@
 //!   text, missing = 0, `not-an-integer`, `overflow`).
 //! - `set-many` and `delete-many` are atomic (one transaction; at most the
 //!   transaction limit of keys); `get-many` reads in chunks of that size
-//!   and returns at most what one full transaction may carry (the
-//!   transaction limit times the value limit, 128 MiB by default), so a
+//!   and returns at most the host's reply limit (32 MiB by default), so a
 //!   guest that asks for one large key thousands of times gets an error,
 //!   not a host that runs out of memory.
 //! - compare-and-swap is an `if-match` on the etag read when the CAS handle
-//!   was made (`if-absent` when the key was missing), so it is atomic with
-//!   every other writer of the scope.
+//!   was made or by its last `current` (`if-absent` when the key was
+//!   missing), so it is atomic with every other writer of the scope; a
+//!   handle keeps no copy of the value.
 
 use crate::store::{
-    Condition, KeyListing, KeyPage, Op, OpKind, Scope, ScopeHandle, SetOptions, StateError,
+    Condition, KeyListing, KeyPage, Op, OpKind, ReplyBudget, Scope, ScopeHandle, SetOptions,
+    StateError,
 };
 
 type Result<T> = std::result::Result<T, StateError>;
@@ -33,12 +34,13 @@ pub struct KvBucket {
     name: String,
 }
 
-/// A key read for compare-and-swap: its value then and its etag then.
+/// A key held for compare-and-swap: its etag when last read (by
+/// [`KvBucket::cas`] or [`KvCas::current`]). The value is not kept: a
+/// guest holding many handles holds no copies of it in the host.
 #[derive(Debug, Clone)]
 pub struct KvCas {
     pub(crate) bucket: KvBucket,
     pub(crate) key: String,
-    pub(crate) value: Option<Vec<u8>>,
     pub(crate) etag: Option<String>,
 }
 
@@ -110,6 +112,9 @@ impl KvBucket {
         };
         let mut page = self.scope.keys(listing).await?;
         let n = self.prefix.len();
+        // The key that is the prefix itself is no key of the bucket (an
+        // empty key is none anywhere): it is not listed.
+        page.keys.retain(|k| k.len() > n);
         for k in &mut page.keys {
             k.drain(..n);
         }
@@ -151,30 +156,17 @@ impl KvBucket {
     }
 
     /// Values of `keys` in request order (none for missing keys and for
-    /// maps and lists), read `max_ops` keys at a time; an error once the
-    /// values would add up to more than `max_ops` × the value limit.
+    /// maps and lists), read `max_ops` keys at a time; `reply-too-large`
+    /// once the values would add up to more than the host's reply limit.
     pub async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
         let full: Vec<String> = keys.iter().map(|k| self.key(k)).collect::<Result<_>>()?;
-        let limits = self.scope.store().limits();
-        let budget = limits.max_ops.saturating_mul(limits.max_value_bytes);
+        let mut budget = ReplyBudget::new(self.scope.store().limits().max_reply_bytes);
         let mut out = Vec::with_capacity(full.len());
-        let mut total = 0usize;
         for chunk in full.chunks(self.max_ops().max(1)) {
             let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
             let values = self.scope.get_many(&refs).await?;
-            total = values
-                .iter()
-                .flatten()
-                .fold(total, |t, v| t.saturating_add(v.len()));
-            if total > budget {
-                return Err(StateError::invalid(format!(
-                    "get-many of {} keys would return more than {budget} bytes (the \
-                     transaction limit of {} keys times the value limit of {} bytes); \
-                     ask for fewer keys at a time",
-                    keys.len(),
-                    limits.max_ops,
-                    limits.max_value_bytes
-                )));
+            for v in values.iter().flatten() {
+                budget.take(v.len())?;
             }
             out.extend(values);
         }
@@ -197,25 +189,28 @@ impl KvBucket {
         self.scope.delete_many(&refs).await.map(drop)
     }
 
-    /// Read `key` for a later [`swap`](KvCas::swap).
+    /// Hold `key` for a later [`swap`](KvCas::swap): its etag now.
     pub async fn cas(&self, key: &str) -> Result<KvCas> {
         let entry = self.scope.get_entry(&self.key(key)?).await?;
         Ok(KvCas {
             bucket: self.clone(),
             key: key.to_string(),
-            value: entry.as_ref().map(|e| e.value.clone()),
             etag: entry.map(|e| e.etag),
         })
     }
 }
 
 impl KvCas {
-    /// The value when the handle was made.
-    pub fn current(&self) -> Option<Vec<u8>> {
-        self.value.clone()
+    /// The key's value now (read again, as Spin does); a later swap
+    /// succeeds only if the key is unchanged since this read.
+    pub async fn current(&mut self) -> Result<Option<Vec<u8>>> {
+        let key = self.bucket.key(&self.key)?;
+        let entry = self.bucket.scope.get_entry(&key).await?;
+        self.etag = entry.as_ref().map(|e| e.etag.clone());
+        Ok(entry.map(|e| e.value))
     }
 
-    /// Write `value` if the key is unchanged since the read: `Ok(true)`
+    /// Write `value` if the key is unchanged since the last read: `Ok(true)`
     /// written, `Ok(false)` changed meanwhile (nothing written).
     pub async fn swap(&self, value: Vec<u8>) -> Result<bool> {
         let condition = match &self.etag {

@@ -116,7 +116,8 @@ impl atomics::HostCas for StateView<'_> {
     }
 
     async fn current(&mut self, c: Resource<KvCas>) -> Res<Option<Vec<u8>>> {
-        Ok(Ok(self.table.get(&c)?.current()))
+        let r = self.table.get_mut(&c)?.current().await;
+        res(self, r, |v| v)
     }
 
     async fn drop(&mut self, c: Resource<KvCas>) -> wasmtime::Result<()> {

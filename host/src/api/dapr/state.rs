@@ -400,12 +400,11 @@ pub async fn bulk(bound: &Bound, body: &[u8]) -> Result<Response<Full<Bytes>>, A
         .collect::<Result<Vec<_>, _>>()?;
     let store = &bound.spec.name;
     let now = bound.handle.store().now_ms();
-    // Each distinct key is read once, and the
-    // answer's values may add up to what one transaction may carry (the op
-    // limit times the value limit): a small body naming one large key many
-    // times gets a 400, not a server that runs out of memory.
+    // Each distinct key is read once, and the answer's values may add up to
+    // the host's reply limit: a small body naming one large key many times
+    // gets a 400, not a server that runs out of memory.
     let limits = bound.handle.store().limits();
-    let budget = limits.max_ops.saturating_mul(limits.max_value_bytes);
+    let budget = limits.max_reply_bytes;
     let mut slot: HashMap<&str, usize> = HashMap::new();
     let mut distinct: Vec<String> = Vec::new();
     let mut uses: Vec<usize> = Vec::new();
@@ -443,12 +442,9 @@ pub async fn bulk(bound: &Bound, body: &[u8]) -> Result<Response<Full<Bytes>>, A
         }
         if total > budget {
             return Err(ApiError::malformed(format!(
-                "a bulk get of {} keys would answer more than {budget} bytes of values (the \
-                 transaction limit of {} operations times the value limit of {} bytes); ask \
-                 for fewer keys at a time",
+                "a bulk get of {} keys would answer more than {budget} bytes of values (this \
+                 host's reply limit); ask for fewer keys at a time",
                 req.keys.len(),
-                limits.max_ops,
-                limits.max_value_bytes
             )));
         }
     }

@@ -70,6 +70,13 @@ fn exercise() {
         other => panic!("stale swap: {other:?}"),
     }
     assert_eq!(b.get("doc").unwrap().as_deref(), Some(&b"v3"[..]));
+    // `current` reads the key anew, and a swap after it compares with what
+    // it read.
+    let held = atomics::Cas::new(&b, "doc").unwrap();
+    b.set("doc", b"v4").unwrap();
+    assert_eq!(held.current().unwrap().as_deref(), Some(&b"v4"[..]));
+    atomics::swap(held, b"v5").unwrap();
+    assert_eq!(b.get("doc").unwrap().as_deref(), Some(&b"v5"[..]));
     // A key created after a CAS of the missing key fails the swap.
     let absent = atomics::Cas::new(&b, "late").unwrap();
     b.set("late", b"first").unwrap();
