@@ -1014,7 +1014,8 @@ async fn a_run_through_a_server_takes_its_memory_limit_and_a_bounded_stdin() {
     };
     let e = hog(Some("100"));
     assert!(
-        e.contains(&format!("at most this host's {} bytes", 32 << 20)),
+        e.contains(&format!("at most this host's {} bytes (32 MiB)", 32 << 20))
+            && e.contains("(100 MiB)"),
         "{e}"
     );
     // Refused as asked, it registered nothing.

@@ -946,11 +946,13 @@ impl Host {
         if let Some(asked) = options.memory_bytes
             && (asked == 0 || asked > host.memory_bytes)
         {
+            let mib = |b: usize| format!("{b} bytes ({} MiB)", b >> 20);
             return Err(HostError::InvalidRequest(format!(
-                "a memory limit of {asked} bytes for this run: it must be at least 1 and at \
-                 most this host's {} bytes (its instance slots are that size); ask for less, \
-                 or raise the host's memory limit",
-                host.memory_bytes
+                "a memory limit of {} for this run: it must be at least 1 and at most this \
+                 host's {} (its instance slots are that size); ask for less, or raise the \
+                 host's memory limit",
+                mib(asked),
+                mib(host.memory_bytes)
             )));
         }
         Ok(GuestLimits {
