@@ -1537,3 +1537,22 @@ mod differential {
         }
     }
 }
+
+/// The test servers' start: a port taken between being found free and
+/// being bound is noticed at once, and a port chosen by the tests is chosen
+/// anew (a cluster test failed on CI when its node's port was taken).
+#[test]
+fn a_server_whose_port_is_taken_says_so_at_once() {
+    use std::time::Instant;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let port = taken.local_addr().unwrap().port();
+    let started = Instant::now();
+    let err = redis_server::RedisServer::try_start_on(port, &[])
+        .err()
+        .expect("a taken port is refused");
+    assert!(err.contains("exited at start"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10), "{err}");
+    let server = redis_server::RedisServer::start(&[]);
+    assert_ne!(server.port, port);
+    assert!(redis_server::cli(server.port, &["ping"]).contains("PONG"));
+}

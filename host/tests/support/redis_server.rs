@@ -25,15 +25,39 @@ impl RedisServer {
     /// Start `redis-server` on a free port with extra `--name value`
     /// arguments.
     pub fn start(extra: &[&str]) -> RedisServer {
-        RedisServer::start_on(free_port(), extra)
+        RedisServer::spawn_anywhere(Port::Free, &[], extra).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Start `redis-server` on `port`; an error if it exits at start (the
+    /// port is taken) or does not answer within 20 s.
+    pub fn try_start_on(port: u16, extra: &[&str]) -> Result<RedisServer, String> {
+        RedisServer::spawn(port, &[], extra)
     }
 
     /// Start `redis-server` on `port`.
     pub fn start_on(port: u16, extra: &[&str]) -> RedisServer {
-        RedisServer::spawn(port, &[], extra)
+        RedisServer::spawn_anywhere(Port::At(port), &[], extra).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    fn spawn(port: u16, first: &[&str], extra: &[&str]) -> RedisServer {
+    /// Start it on a port of the `port` kind. A port found free may be
+    /// taken before the server binds it (by another test's connection, or
+    /// a cluster node's bus port, the port + 10000, may be in use): the
+    /// server then exits at once, and a port chosen here is chosen anew,
+    /// up to five times.
+    fn spawn_anywhere(port: Port, first: &[&str], extra: &[&str]) -> Result<RedisServer, String> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match RedisServer::spawn(port.pick(), first, extra) {
+                Err(e) if tries < 5 && !matches!(port, Port::At(_)) => {
+                    eprintln!("{e}; trying another port");
+                }
+                done => return done,
+            }
+        }
+    }
+
+    fn spawn(port: u16, first: &[&str], extra: &[&str]) -> Result<RedisServer, String> {
         let dir = tempfile::tempdir().expect("a directory for redis-server");
         let mut cmd = Command::new("redis-server");
         cmd.args(first)
@@ -57,18 +81,26 @@ impl RedisServer {
         let child = cmd
             .spawn()
             .expect("redis-server must be installed (apt-get install redis-server)");
-        let server = RedisServer {
+        let mut server = RedisServer {
             port,
             child,
             _dir: dir,
         };
-        server.wait_ready();
-        server
+        server.wait_ready()?;
+        Ok(server)
     }
 
-    fn wait_ready(&self) {
+    /// Wait until it answers; an error if it exits first (its port was
+    /// taken) or is not up within 20 s.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let started = Instant::now();
         loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!(
+                    "redis-server on port {} exited at start ({status})",
+                    self.port
+                ));
+            }
             if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
                 use std::io::{Read, Write};
                 let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
@@ -78,15 +110,13 @@ impl RedisServer {
                     if s.read_exact(&mut buf).is_ok()
                         && (&buf == b"+PONG\r\n" || &buf == b"-NOAUTH")
                     {
-                        return;
+                        return Ok(());
                     }
                 }
             }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "redis-server did not start on port {}",
-                self.port
-            );
+            if started.elapsed() > Duration::from_secs(20) {
+                return Err(format!("redis-server did not start on port {}", self.port));
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -137,12 +167,33 @@ pub fn synced(port: u16) {
 
 /// A loopback port free now, for a cluster node: Redis refuses ports above
 /// 55535 in a cluster (its bus listens on the port + 10000), and the
-/// kernel hands out ports up to 60999.
+/// kernel hands out ports up to 60999. The bus port must be free too.
 fn cluster_port() -> u16 {
     loop {
         let port = free_port();
-        if port <= 55535 {
+        if port <= 55535 && std::net::TcpListener::bind(("127.0.0.1", port + 10000)).is_ok() {
             return port;
+        }
+    }
+}
+
+/// Which port a server is started on.
+#[derive(Clone, Copy)]
+enum Port {
+    /// This one (a restart keeps its address): never chosen anew.
+    At(u16),
+    /// Any free port.
+    Free,
+    /// A free port fit for a cluster node ([`cluster_port`]).
+    Cluster,
+}
+
+impl Port {
+    fn pick(self) -> u16 {
+        match self {
+            Port::At(port) => port,
+            Port::Free => free_port(),
+            Port::Cluster => cluster_port(),
         }
     }
 }
@@ -274,39 +325,40 @@ impl RedisSentinel {
 /// kernel's parent-death signal follows the thread that spawned the child,
 /// so a server started from a short-lived test thread would die with it.
 pub fn start_detached(extra: &[&str]) -> RedisServer {
-    start_detached_at(None, extra)
+    start_detached_with(Port::Free, &[], extra)
 }
 
 /// [`start_detached`] on a given port (a restart keeps the address).
 pub fn start_detached_on(port: u16, extra: &[&str]) -> RedisServer {
-    start_detached_at(Some(port), extra)
+    start_detached_with(Port::At(port), &[], extra)
 }
 
 /// [`start_detached`] with `first` before every other argument (a
 /// configuration file must come first).
 pub fn start_detached_first(first: &[&str], extra: &[&str]) -> RedisServer {
-    start_detached_with(None, first, extra)
+    start_detached_with(Port::Free, first, extra)
 }
 
-fn start_detached_at(port: Option<u16>, extra: &[&str]) -> RedisServer {
-    start_detached_with(port, &[], extra)
-}
-
-fn start_detached_with(port: Option<u16>, first: &[&str], extra: &[&str]) -> RedisServer {
+fn start_detached_with(port: Port, first: &[&str], extra: &[&str]) -> RedisServer {
     let first: Vec<String> = first.iter().map(|s| s.to_string()).collect();
     let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let first: Vec<&str> = first.iter().map(String::as_str).collect();
         let args: Vec<&str> = extra.iter().map(String::as_str).collect();
-        let port = port.unwrap_or_else(free_port);
-        let server = RedisServer::spawn(port, &first, &args);
-        let _ = tx.send(server);
-        loop {
-            std::thread::park();
+        let started = RedisServer::spawn_anywhere(port, &first, &args);
+        let up = started.is_ok();
+        let _ = tx.send(started);
+        // The server lives as long as this thread.
+        if up {
+            loop {
+                std::thread::park();
+            }
         }
     });
-    rx.recv().expect("redis-server started")
+    rx.recv()
+        .expect("the thread starting redis-server answers")
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The server shared by the tests of this binary.
@@ -438,7 +490,7 @@ impl RedisCluster {
                     dir.path().to_str().unwrap(),
                 ];
                 args.extend(extra);
-                start_detached_on(cluster_port(), &args)
+                start_detached_with(Port::Cluster, &[], &args)
             })
             .collect();
         let addrs: Vec<String> = all

@@ -168,12 +168,34 @@ pub struct ServeProcess {
 impl ServeProcess {
     /// `wasm-state GLOBAL… serve --listen ADDR SERVE…` on a free port; waits
     /// until it accepts connections.
+    /// A port found free may be taken before `serve` binds it; `serve`
+    /// then exits saying so, and another port is tried (five in all).
     pub async fn start(global: &[&str], serve: &[&str]) -> ServeProcess {
-        Self::start_on(free_addr(), global, serve).await
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match Self::try_start_on(free_addr(), global, serve).await {
+                Err(log) if tries < 5 && log.contains("cannot listen on") => {
+                    eprintln!("{log}; trying another port");
+                }
+                done => return done.unwrap_or_else(|log| panic!("serve exited early: {log}")),
+            }
+        }
     }
 
     /// The same on `addr`.
     pub async fn start_on(addr: SocketAddr, global: &[&str], serve: &[&str]) -> ServeProcess {
+        Self::try_start_on(addr, global, serve)
+            .await
+            .unwrap_or_else(|log| panic!("serve exited early: {log}"))
+    }
+
+    /// Start it on `addr`; its log if it exits before it listens.
+    async fn try_start_on(
+        addr: SocketAddr,
+        global: &[&str],
+        serve: &[&str],
+    ) -> Result<ServeProcess, String> {
         let log = tempfile::NamedTempFile::new().expect("a log file");
         let mut child = std::process::Command::new(crate::common::binary("wasm-state"))
             .args(global)
@@ -189,10 +211,12 @@ impl ServeProcess {
                 started.elapsed() < Duration::from_secs(60),
                 "serve did not start"
             );
-            assert!(child.try_wait().unwrap().is_none(), "serve exited early");
+            if child.try_wait().expect("serve's status").is_some() {
+                return Err(std::fs::read_to_string(log.path()).unwrap_or_default());
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        ServeProcess { addr, child, log }
+        Ok(ServeProcess { addr, child, log })
     }
 
     /// The last `lines` lines of its log (for a failing assertion's message).
