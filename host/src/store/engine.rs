@@ -57,11 +57,14 @@ pub trait Engine: Send + Sync + 'static {
     // ---- reads of one scope ----
 
     /// Each key's value with etag and TTL, from one consistent view: `None`
-    /// for a missing key, `Err(wrong-type)` for a map or a list.
+    /// for a missing key, `Err(wrong-type)` for a map or a list. The whole
+    /// read is `reply-too-large` once the values found add up to more than
+    /// `max_bytes` (counted as they are read).
     fn get_entries<'a>(
         &'a self,
         scope: &'a Scope,
         keys: &'a [String],
+        max_bytes: usize,
     ) -> Fut<'a, Vec<Result<Option<Entry>>>>;
 
     /// Kind, etag and TTL of a key of any type.
@@ -75,12 +78,15 @@ pub trait Engine: Send + Sync + 'static {
         page: usize,
     ) -> Fut<'a, KeyPage>;
 
-    /// Fields of a map in request order (`wrong-type` if `key` is no map).
+    /// Fields of a map in request order (`wrong-type` if `key` is no map);
+    /// `reply-too-large` once the values found add up to more than
+    /// `max_bytes`.
     fn map_get_many<'a>(
         &'a self,
         scope: &'a Scope,
         key: &'a str,
         fields: &'a [String],
+        max_bytes: usize,
     ) -> Fut<'a, Vec<Option<Vec<u8>>>>;
 
     /// Number of fields of a map.

@@ -159,21 +159,27 @@ impl ScopeHandle {
     pub async fn get_entry(&self, key: &str) -> Result<Option<Entry>> {
         self.check_key(key)?;
         let keys = [key.to_string()];
-        self.counted("get", self.engine().get_entries(&self.scope, &keys).await)?
-            .pop()
-            .unwrap_or(Ok(None))
+        // One value: bounded by the value limit.
+        let read = self.engine().get_entries(&self.scope, &keys, usize::MAX);
+        self.counted("get", read.await)?.pop().unwrap_or(Ok(None))
     }
 
     /// Several keys' values with etag and TTL, read from one consistent view,
     /// each with its own outcome (`wrong-type` for a map or list,
-    /// `key-too-large` …), in request order.
+    /// `key-too-large` …), in request order; `reply-too-large` as a whole
+    /// past [`Limits::max_reply_bytes`](super::Limits::max_reply_bytes) of values.
     pub async fn get_entries(&self, keys: Vec<String>) -> Result<Vec<Result<Option<Entry>>>> {
         let limits = self.store.limits();
         let (ok, bad): (Vec<usize>, Vec<usize>) =
             (0..keys.len()).partition(|&i| limits.check_key(&keys[i]).is_ok());
         let valid: Vec<String> = ok.iter().map(|&i| keys[i].clone()).collect();
         let mut read = self
-            .counted("get", self.engine().get_entries(&self.scope, &valid).await)?
+            .counted(
+                "get",
+                self.engine()
+                    .get_entries(&self.scope, &valid, limits.max_reply_bytes)
+                    .await,
+            )?
             .into_iter();
         let mut out: Vec<Result<Option<Entry>>> = Vec::with_capacity(keys.len());
         let mut bad = bad.into_iter().peekable();
@@ -188,23 +194,27 @@ impl ScopeHandle {
         Ok(out)
     }
 
-    /// Values of several keys in request order (none for missing or non-value keys).
+    /// Values of several keys in request order (none for missing or
+    /// non-value keys); `reply-too-large` past
+    /// [`Limits::max_reply_bytes`](super::Limits::max_reply_bytes) of values, changing nothing.
     pub async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>> {
-        self.store.limits().check_ops(keys.len())?;
+        let limits = self.store.limits();
+        limits.check_ops(keys.len())?;
         for k in keys {
             self.check_key(k)?;
         }
-        self.counted(
-            "get",
-            self.engine().get_entries(&self.scope, &owned(keys)).await,
-        )?
-        .into_iter()
-        .map(|r| match r {
-            Ok(e) => Ok(e.map(|e| e.value)),
-            Err(StateError::WrongType { .. }) => Ok(None),
-            Err(e) => Err(e),
-        })
-        .collect()
+        let keys = owned(keys);
+        let read = self
+            .engine()
+            .get_entries(&self.scope, &keys, limits.max_reply_bytes);
+        self.counted("get", read.await)?
+            .into_iter()
+            .map(|r| match r {
+                Ok(e) => Ok(e.map(|e| e.value)),
+                Err(StateError::WrongType { .. }) => Ok(None),
+                Err(e) => Err(e),
+            })
+            .collect()
     }
 
     /// Set a value (clears any TTL). Returns the new etag.
@@ -360,21 +370,33 @@ impl ScopeHandle {
             .map(|n| n as u64)
     }
 
-    /// One field's value.
+    /// One field's value (bounded by the value limit).
     pub async fn map_get(&self, key: &str, field: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.map_get_many(key, &[field]).await?.pop().flatten())
+        let read = self.map_get_within(key, &[field], usize::MAX).await?;
+        Ok(read.into_iter().next().flatten())
     }
 
-    /// Several fields' values, in request order.
+    /// Several fields' values, in request order; `reply-too-large` past
+    /// [`Limits::max_reply_bytes`](super::Limits::max_reply_bytes) of
+    /// values.
     pub async fn map_get_many(&self, key: &str, fields: &[&str]) -> Result<Vec<Option<Vec<u8>>>> {
+        let max = self.store.limits().max_reply_bytes;
+        self.map_get_within(key, fields, max).await
+    }
+
+    async fn map_get_within(
+        &self,
+        key: &str,
+        fields: &[&str],
+        max_bytes: usize,
+    ) -> Result<Vec<Option<Vec<u8>>>> {
         self.check_key(key)?;
         self.store.limits().check_ops(fields.len())?;
-        self.counted(
-            "map-get",
-            self.engine()
-                .map_get_many(&self.scope, key, &owned(fields))
-                .await,
-        )
+        let fields = owned(fields);
+        let read = self
+            .engine()
+            .map_get_many(&self.scope, key, &fields, max_bytes);
+        self.counted("map-get", read.await)
     }
 
     /// All field/value pairs in field order; over

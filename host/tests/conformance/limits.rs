@@ -742,4 +742,33 @@ async fn a_reply_over_the_reply_limit_is_refused_and_changes_nothing() {
     }
     assert_eq!(keys, ["q0", "q1", "q2", "q3", "q4"]);
     assert!(sizes.len() > 1, "{sizes:?}");
+
+    // A get-many (and the per-key get-entries) counts the values found:
+    // 10 × 100 bytes fit, one byte more is over, and names that hold no
+    // value count nothing.
+    let names: Vec<String> = (0..10).map(|i| format!("v{i}")).collect();
+    for n in &names {
+        s.set(n, vec![b'v'; 100]).await.unwrap();
+    }
+    let mut asked: Vec<&str> = names.iter().map(String::as_str).collect();
+    asked.extend(["nope", "m"]);
+    let got = s.get_many(&asked).await.unwrap();
+    assert_eq!(got.iter().flatten().count(), 10);
+    assert_eq!(s.get_entries(names.clone()).await.unwrap().len(), 10);
+    s.set("v0", vec![b'v'; 101]).await.unwrap();
+    let e = s.get_many(&asked).await.unwrap_err();
+    assert!(is_over(&e), "{e:?}");
+    let e = s.get_entries(names.clone()).await.unwrap_err();
+    assert!(is_over(&e), "{e:?}");
+    // So does a map-get-many: "m" holds f0..f9 (98 bytes each) and f55
+    // (1,500): ten fields fit, f55 with one more is over.
+    let ten: Vec<String> = (0..10).map(|i| format!("f{i}")).collect();
+    let ten: Vec<&str> = ten.iter().map(String::as_str).collect();
+    assert_eq!(s.map_get_many("m", &ten).await.unwrap().len(), 10);
+    let e = s.map_get_many("m", &["f55", "f0"]).await.unwrap_err();
+    assert!(is_over(&e), "{e:?}");
+    assert_eq!(s.map_get("m", "f55").await.unwrap().unwrap().len(), 1500);
+    // A single value is bounded by the value limit, not this one.
+    s.set("big", vec![b'b'; 1500]).await.unwrap();
+    assert_eq!(s.get("big").await.unwrap().unwrap().len(), 1500);
 }

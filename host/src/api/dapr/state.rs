@@ -424,15 +424,24 @@ pub async fn bulk(bound: &Bound, body: &[u8]) -> Result<Response<Full<Bytes>>, A
     let mut total = 0usize;
     // A transaction's worth of keys at a time: at most one more of them
     // is held past the budget before the answer is refused.
+    let too_much = || {
+        ApiError::malformed(format!(
+            "a bulk get of {} keys would answer more than {budget} bytes of values (this \
+             host's reply limit); ask for fewer keys at a time",
+            req.keys.len(),
+        ))
+    };
     for chunk in distinct.chunks(limits.max_ops.max(1)) {
         let read = bound
             .handle
             .get_entries(chunk.to_vec())
             .await
-            .map_err(|e| {
-                ApiError::from_state("ERR_STATE_BULK_GET", &e, |m| {
+            .map_err(|e| match e {
+                // The distinct values alone are over it.
+                StateError::ReplyTooLarge { .. } => too_much(),
+                e => ApiError::from_state("ERR_STATE_BULK_GET", &e, |m| {
                     format!("failed getting bulk state from state store {store}: {m}")
-                })
+                }),
             })?;
         for r in read {
             if let Ok(Some(e)) = &r {
@@ -441,11 +450,7 @@ pub async fn bulk(bound: &Bound, body: &[u8]) -> Result<Response<Full<Bytes>>, A
             entries.push(r.map_err(|e| e.to_string()));
         }
         if total > budget {
-            return Err(ApiError::malformed(format!(
-                "a bulk get of {} keys would answer more than {budget} bytes of values (this \
-                 host's reply limit); ask for fewer keys at a time",
-                req.keys.len(),
-            )));
+            return Err(too_much());
         }
     }
     let items: Vec<BulkItem> = req

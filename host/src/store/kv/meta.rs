@@ -24,6 +24,16 @@ pub enum Body {
     },
 }
 
+impl Body {
+    /// The bytes of a value (0 for a map or a list): what a read returns.
+    pub fn value_len(&self) -> usize {
+        match self {
+            Body::Value(b) => b.len(),
+            _ => 0,
+        }
+    }
+}
+
 /// A decoded meta record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Meta {

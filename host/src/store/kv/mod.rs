@@ -141,17 +141,22 @@ impl Engine for KvEngine {
         &'a self,
         scope: &'a Scope,
         keys: &'a [String],
+        max_bytes: usize,
     ) -> Fut<'a, Vec<Result<Option<Entry>>>> {
-        let read = |r: &dyn RawRead, sk: &ScopeKeys, now: u64, keys: &[String]| {
-            Ok(keys
-                .iter()
-                .map(|k| {
-                    Ok(value::get_value(r, sk, k, now)?.map(|m| {
+        let read = move |r: &dyn RawRead, sk: &ScopeKeys, now: u64, keys: &[String]| {
+            let mut budget = ReplyBudget::new(max_bytes);
+            let mut out = Vec::with_capacity(keys.len());
+            for k in keys {
+                out.push(match value::get_value(r, sk, k, now) {
+                    Ok(Some(m)) => {
+                        budget.take(m.body.value_len())?;
                         let etag = etag_of(m.version);
-                        keyspace::entry(m, now, etag)
-                    }))
-                })
-                .collect())
+                        Ok(Some(keyspace::entry(m, now, etag)))
+                    }
+                    other => other.map(|_| None),
+                });
+            }
+            Ok(out)
         };
         if keys.len() <= 16 {
             return Box::pin(
@@ -187,9 +192,12 @@ impl Engine for KvEngine {
         scope: &'a Scope,
         key: &'a str,
         fields: &'a [String],
+        max_bytes: usize,
     ) -> Fut<'a, Vec<Option<Vec<u8>>>> {
         Box::pin(async move {
-            self.read_scope(scope, |r, sk, now| map::get_many(r, sk, key, fields, now))
+            self.read_scope(scope, |r, sk, now| {
+                map::get_many(r, sk, key, fields, now, max_bytes)
+            })
         })
     }
 

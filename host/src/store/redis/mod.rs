@@ -46,7 +46,7 @@ use super::kv::layout::{self, ScopeKeys};
 use super::kv::meta::push_hex;
 use super::kv::ops::{keyspace, list, map, value};
 use super::kv::{self, watch as kv_watch};
-use super::limits::Limits;
+use super::limits::{Limits, ReplyBudget};
 use super::query::{PageBounds, Query, QueryPage, Runner};
 use super::types::{Entry, KeyInfo, KeyListing, KeyPage, Op, OpResult, Scope, SessionInfo};
 use super::watch::{ChangeBatch, QueueOwner, WatchTarget};
@@ -536,20 +536,24 @@ impl Engine for RedisEngine {
         &'a self,
         scope: &'a Scope,
         keys: &'a [String],
+        max_bytes: usize,
     ) -> Fut<'a, Vec<Result<Option<Entry>>>> {
         Box::pin(async move {
             let metas = |sk: &ScopeKeys| keys.iter().map(|k| sk.meta(k)).collect::<Vec<_>>();
             self.point_read(scope, metas, |r, sk, now| {
-                Ok(keys
-                    .iter()
-                    .map(|k| {
-                        let Some(m) = value::get_value(r, sk, k, now)? else {
-                            return Ok(None);
-                        };
-                        let etag = r.etag(m.version)?;
-                        Ok(Some(keyspace::entry(m, now, etag)))
-                    })
-                    .collect())
+                let mut budget = ReplyBudget::new(max_bytes);
+                let mut out = Vec::with_capacity(keys.len());
+                for k in keys {
+                    out.push(match value::get_value(r, sk, k, now) {
+                        Ok(Some(m)) => {
+                            budget.take(m.body.value_len())?;
+                            r.etag(m.version)
+                                .map(|etag| Some(keyspace::entry(m, now, etag)))
+                        }
+                        other => other.map(|_| None),
+                    });
+                }
+                Ok(out)
             })
             .await
         })
@@ -612,6 +616,7 @@ impl Engine for RedisEngine {
         scope: &'a Scope,
         key: &'a str,
         fields: &'a [String],
+        max_bytes: usize,
     ) -> Fut<'a, Vec<Option<Vec<u8>>>> {
         Box::pin(async move {
             let records = |sk: &ScopeKeys| {
@@ -625,7 +630,7 @@ impl Engine for RedisEngine {
                     .collect::<Vec<_>>()
             };
             self.point_read(scope, records, |r, sk, now| {
-                map::get_many(r, sk, key, fields, now)
+                map::get_many(r, sk, key, fields, now, max_bytes)
             })
             .await
         })

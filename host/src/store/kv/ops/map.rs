@@ -9,6 +9,7 @@ use crate::store::error::{Result, StateError};
 use crate::store::kv::backend::RawRead;
 use crate::store::kv::layout::{self, ScopeKeys, field_key};
 use crate::store::kv::meta::{Body, Meta};
+use crate::store::limits::ReplyBudget;
 use crate::store::types::KeyKind;
 
 fn map_len(m: &Meta) -> u64 {
@@ -139,21 +140,28 @@ pub fn get(
     r.get(&field_key(&sk.fields(key), field.as_bytes()))
 }
 
-/// HMGET, in request order.
+/// HMGET, in request order; `reply-too-large` once the values found add
+/// up to more than `max_bytes`.
 pub fn get_many(
     r: &dyn RawRead,
     sk: &ScopeKeys,
     key: &str,
     fields: &[String],
     now: u64,
+    max_bytes: usize,
 ) -> Result<Vec<Option<Vec<u8>>>> {
     if load_map(r, sk, key, now)?.is_none() {
         return Ok(vec![None; fields.len()]);
     }
     let prefix = sk.fields(key);
+    let mut budget = ReplyBudget::new(max_bytes);
     fields
         .iter()
-        .map(|f| r.get(&field_key(&prefix, f.as_bytes())))
+        .map(|f| {
+            let v = r.get(&field_key(&prefix, f.as_bytes()))?;
+            budget.take(v.as_ref().map_or(0, Vec::len))?;
+            Ok(v)
+        })
         .collect()
 }
 
