@@ -8,9 +8,13 @@
 //!
 //! The table is shared by every guest of the host, so each calling instance
 //! has its own share: at most [`PER_INSTANCE`] live cursors (its oldest go
-//! first when it asks for more), and the table at most [`CAPACITY`] (the
-//! oldest of all go first). A guest that lists in a loop only ever evicts
-//! its own cursors, and every step is O(1) (amortized).
+//! first when it asks for more), and the table at most [`CAPACITY`]. When
+//! the table is full, a cursor goes from an instance holding at least its
+//! fair share (the capacity over the instances holding cursors): the
+//! asking instance's own oldest if it holds that much, else the oldest of
+//! such an instance. A guest that lists in a loop only ever evicts its own
+//! cursors or those of instances holding more than it, never a quiet
+//! instance's only listing, and every step is O(1) (amortized).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -39,44 +43,83 @@ struct Table {
     order: VecDeque<u64>,
     /// Each instance's tokens in issue order (some already gone).
     by_instance: HashMap<String, VecDeque<u64>>,
+    /// How many live tokens each instance holds (no entry for none).
+    live: HashMap<String, usize>,
 }
 
 impl Table {
     fn remove(&mut self, token: u64) {
-        self.saved.remove(&token);
+        if let Some(s) = self.saved.remove(&token)
+            && let Some(n) = self.live.get_mut(&s.instance)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.live.remove(&s.instance);
+            }
+        }
+    }
+
+    /// The live tokens `instance` holds.
+    fn held(&self, instance: &str) -> usize {
+        self.live.get(instance).copied().unwrap_or(0)
+    }
+
+    /// Remove `instance`'s oldest live token.
+    fn evict_own(&mut self, instance: &str) {
+        while let Some(t) = self
+            .by_instance
+            .get_mut(instance)
+            .and_then(VecDeque::pop_front)
+        {
+            if self.saved.contains_key(&t) {
+                self.remove(t);
+                return;
+            }
+        }
+    }
+
+    /// The table is full: make room for `instance` from an instance
+    /// holding at least its fair share. One such instance always exists
+    /// (the shares add up to the capacity), so the walk ends; a token
+    /// passed over goes to the back of the issue order, live.
+    fn evict_for(&mut self, instance: &str) {
+        let holders = self.live.len() + usize::from(self.held(instance) == 0);
+        let fair = (CAPACITY / holders.max(1)).max(1);
+        if self.held(instance) >= fair {
+            self.evict_own(instance);
+            return;
+        }
+        while let Some(t) = self.order.pop_front() {
+            let Some(owner) = self.saved.get(&t).map(|s| s.instance.clone()) else {
+                continue;
+            };
+            if self.held(&owner) >= fair {
+                self.remove(t);
+                return;
+            }
+            self.order.push_back(t);
+        }
     }
 
     /// Make room for one more cursor of `instance`.
     fn room(&mut self, instance: &str) {
-        let Table {
-            saved, by_instance, ..
-        } = self;
-        if let Some(mine) = by_instance.get_mut(instance) {
-            // Forget tokens that are gone or expired, oldest first.
-            while let Some(&t) = mine.front() {
-                match saved.get(&t) {
-                    Some(s) if s.issued.elapsed() < TTL => break,
-                    Some(_) => {
-                        saved.remove(&t);
-                        mine.pop_front();
-                    }
-                    None => {
-                        mine.pop_front();
-                    }
-                }
+        // Forget its tokens that are gone or expired, oldest first.
+        while let Some(&t) = self.by_instance.get(instance).and_then(VecDeque::front) {
+            match self.saved.get(&t) {
+                Some(s) if s.issued.elapsed() < TTL => break,
+                Some(_) => self.remove(t),
+                None => {}
             }
-            // Still over its share: its own oldest goes.
-            while mine.len() >= PER_INSTANCE {
-                if let Some(t) = mine.pop_front() {
-                    saved.remove(&t);
-                }
+            if let Some(mine) = self.by_instance.get_mut(instance) {
+                mine.pop_front();
             }
         }
+        // Still at its share: its own oldest goes.
+        while self.held(instance) >= PER_INSTANCE {
+            self.evict_own(instance);
+        }
         while self.saved.len() >= CAPACITY {
-            match self.order.pop_front() {
-                Some(t) => self.remove(t),
-                None => break,
-            }
+            self.evict_for(instance);
         }
         // Drop gone tokens from the queues before they outgrow the table.
         if self.order.len() > 2 * CAPACITY {
@@ -131,6 +174,7 @@ impl Cursors {
             .entry(instance.to_string())
             .or_default()
             .push_back(token);
+        *table.live.entry(instance.to_string()).or_default() += 1;
         token
     }
 
@@ -182,6 +226,45 @@ mod tests {
     }
 
     #[test]
+    fn a_full_table_takes_from_those_holding_the_most() {
+        let c = Cursors::default();
+        // A quiet instance lists first; then 64 busy ones fill the table.
+        let quiet = c.issue("quiet", "b", "kept".into());
+        let busy: Vec<String> = (0..64).map(|i| format!("busy{i}")).collect();
+        let mut oldest_busy = Vec::new();
+        for round in 0..PER_INSTANCE {
+            for b in &busy {
+                let t = c.issue(b, "b", round.to_string());
+                if round == 0 {
+                    oldest_busy.push(t);
+                }
+            }
+        }
+        assert_eq!(c.len(), CAPACITY);
+        // The quiet instance's only cursor outlived every busy one's
+        // oldest: the table took from the instances holding the most.
+        assert_eq!(c.redeem("quiet", "b", quiet).as_deref(), Some("kept"));
+        assert!(
+            oldest_busy
+                .iter()
+                .any(|&t| c.redeem("busy0", "b", t).is_none())
+        );
+        // A newcomer takes room from a busy instance, not from quiet.
+        let new = c.issue("new", "b", "n".into());
+        assert_eq!(c.redeem("new", "b", new).as_deref(), Some("n"));
+        assert_eq!(c.redeem("quiet", "b", quiet).as_deref(), Some("kept"));
+        // A busy instance at its share evicts its own.
+        let before: usize = c.table.lock().unwrap().held("busy1");
+        c.issue("busy1", "b", "more".into());
+        assert_eq!(c.table.lock().unwrap().held("busy1"), before);
+        assert_eq!(c.redeem("quiet", "b", quiet).as_deref(), Some("kept"));
+        assert_eq!(c.len(), CAPACITY);
+        // The live counts agree with the table.
+        let t = c.table.lock().unwrap();
+        assert_eq!(t.live.values().sum::<usize>(), t.saved.len());
+    }
+
+    #[test]
     fn the_table_is_bounded() {
         let c = Cursors::default();
         let first = c.issue("i0", "b", "first".into());
@@ -189,12 +272,14 @@ mod tests {
             c.issue(&format!("i{}", i % 100), "b", i.to_string());
         }
         assert!(c.len() <= CAPACITY);
-        assert_eq!(
-            c.redeem("i0", "b", first),
-            None,
-            "the oldest cursor was evicted"
-        );
+        // The last issue (i35's) found the table full and i35 at its fair
+        // share: its own oldest went, and i0's first is still there…
+        assert_eq!(c.redeem("i0", "b", first).as_deref(), Some("first"));
+        // …until i0, at its share too, asks for more.
+        c.issue("i0", "b", "more".into());
+        assert_eq!(c.redeem("i0", "b", first), None, "i0's oldest was evicted");
         let t = c.table.lock().unwrap();
         assert!(t.order.len() <= 2 * CAPACITY + 1);
+        assert_eq!(t.live.values().sum::<usize>(), t.saved.len());
     }
 }
