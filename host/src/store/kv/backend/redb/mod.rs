@@ -298,6 +298,29 @@ impl Backend for RedbBackend {
     }
 }
 
+/// Ask the kernel to drop the cached pages of `path` (clean ones are
+/// dropped, dirty ones are written first), so that the next reads come
+/// from the disk. A file that is missing or cannot be opened has none that
+/// matter; a refusal leaves the reads as they were.
+fn forget_cached_pages(path: &Path) {
+    use std::os::fd::AsRawFd;
+    let Ok(file) = std::fs::File::open(path) else {
+        return;
+    };
+    // Dirty pages must reach the disk before they can be dropped.
+    let _ = file.sync_data();
+    // SAFETY: `file` is an open descriptor for the whole call; the advice
+    // changes no memory of this process.
+    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    if rc != 0 {
+        tracing::warn!(
+            file = %path.display(),
+            error = %std::io::Error::from_raw_os_error(rc),
+            "could not drop the file's cached pages before reopening it"
+        );
+    }
+}
+
 /// Open (or create) the file, replay what its commit log holds past the last
 /// checkpoint, and make that a checkpoint; the log to write to when
 /// `options.durable`. A non-durable store still replays a log left by a
@@ -315,6 +338,18 @@ fn open_file(
     options: &RedbOptions,
     trusted: Option<LogPos>,
 ) -> Result<(Database, Option<CommitLog>)> {
+    if trusted.is_some() {
+        // A reopen after an I/O error: a failed fsync leaves the pages it
+        // could not write in the page cache, marked clean. Read as they
+        // are, the file would look newer than the disk holds (redb would
+        // trust a header or tree pages that never reached it, and this
+        // reopen's own commit would skip writing them). Drop the cached
+        // pages of the file and its log first, so both are read from disk.
+        let [wal, second] = log::paths_for(path);
+        for file in [path, wal.as_path(), second.as_path()] {
+            forget_cached_pages(file);
+        }
+    }
     let db = Database::builder()
         .set_cache_size(options.cache_bytes)
         .create(path)
@@ -1276,6 +1311,50 @@ mod tests {
                 "durable {durable}: the next write's"
             );
         }
+    }
+
+    /// The pages of `path` in the page cache (mincore of a mapping).
+    fn cached_pages(path: &Path) -> usize {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::File::open(path).unwrap();
+        let len = file.metadata().unwrap().len() as usize;
+        // SAFETY: a read-only shared mapping of an open file, unmapped
+        // below; mincore writes one byte per page into `vec`.
+        unsafe {
+            let at = libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            );
+            assert_ne!(at, libc::MAP_FAILED);
+            let page = libc::sysconf(libc::_SC_PAGESIZE) as usize;
+            let mut vec = vec![0u8; len.div_ceil(page)];
+            assert_eq!(libc::mincore(at, len, vec.as_mut_ptr()), 0);
+            libc::munmap(at, len);
+            vec.iter().filter(|&&b| b & 1 == 1).count()
+        }
+    }
+
+    /// A reopen after an I/O error reads the disk: the file's pages are
+    /// dropped from the page cache first (those a failed fsync left there,
+    /// clean but maybe never written, would be trusted otherwise).
+    #[test]
+    fn a_reopen_drops_the_files_cached_pages() {
+        // Beside the test binary, on a disk: /tmp may be a tmpfs, whose
+        // pages are its storage and are never dropped.
+        let exe = std::env::current_exe().unwrap();
+        let dir = tempfile::tempdir_in(exe.parent().unwrap()).unwrap();
+        let path = dir.path().join("s.redb");
+        std::fs::write(&path, vec![7u8; 1 << 20]).unwrap();
+        std::fs::read(&path).unwrap();
+        let before = cached_pages(&path);
+        assert!(before > 0, "a file just written and read is cached");
+        forget_cached_pages(&path);
+        let after = cached_pages(&path);
+        assert!(after < before / 4, "{before} pages cached, {after} after");
     }
 
     /// Everything but the backend's own record.
