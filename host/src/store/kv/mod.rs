@@ -262,7 +262,7 @@ impl Engine for KvEngine {
             keyspace::each_live_value(r, sk, &prefix, now, &mut |key, version, value| {
                 runner.offer(&key[prefix.len()..], value, || etag_of(version));
             })?;
-            Ok(runner.finish())
+            runner.finish()
         }))
     }
 

@@ -74,19 +74,50 @@ pub fn json_eq(a: &Value, b: &Value) -> bool {
     }
 }
 
-/// Compare two JSON numbers by value: exactly as integers when both are,
-/// else as f64.
+/// Compare two JSON numbers by value, exactly: integers as integers, an
+/// integer with a float by their exact values (not the integer rounded to
+/// an f64, which past 2⁵³ would make the order cycle), floats as floats.
 pub fn number_cmp(a: &Value, b: &Value) -> Option<Ordering> {
     let (Value::Number(x), Value::Number(y)) = (a, b) else {
         return None;
     };
-    if let (Some(x), Some(y)) = (x.as_i64(), y.as_i64()) {
-        return Some(x.cmp(&y));
+    let int = |n: &serde_json::Number| {
+        n.as_i64()
+            .map(i128::from)
+            .or_else(|| n.as_u64().map(i128::from))
+    };
+    match (int(x), int(y)) {
+        (Some(x), Some(y)) => Some(x.cmp(&y)),
+        (Some(x), None) => int_float_cmp(x, y.as_f64()?),
+        (None, Some(y)) => int_float_cmp(y, x.as_f64()?).map(Ordering::reverse),
+        (None, None) => x.as_f64()?.partial_cmp(&y.as_f64()?),
     }
-    if let (Some(x), Some(y)) = (x.as_u64(), y.as_u64()) {
-        return Some(x.cmp(&y));
+}
+
+/// Compare an integer with a float by their exact values.
+fn int_float_cmp(i: i128, f: f64) -> Option<Ordering> {
+    if f.is_nan() {
+        return None;
     }
-    x.as_f64()?.partial_cmp(&y.as_f64()?)
+    // Every i64 and u64 lies strictly within ±2¹²⁷.
+    const LIMIT: f64 = 170_141_183_460_469_231_731_687_303_715_884_105_728.0;
+    if f >= LIMIT {
+        return Some(Ordering::Less);
+    }
+    if f < -LIMIT {
+        return Some(Ordering::Greater);
+    }
+    // A float this size is exact in an i128 once truncated.
+    let whole = f.trunc();
+    Some(i.cmp(&(whole as i128)).then_with(|| {
+        if f > whole {
+            Ordering::Less
+        } else if f < whole {
+            Ordering::Greater
+        } else {
+            Ordering::Equal
+        }
+    }))
 }
 
 /// Order two values for `GT`…`LTE`: numbers by value, strings by bytes;

@@ -12,9 +12,16 @@
 //!   JSON types (`"1"` is not `1`; `NEQ` too needs the field present and of
 //!   the same type); numbers compare by value (`1` = `1.0`), strings by
 //!   their UTF-8 bytes; `GT`…`LTE` apply to numbers and strings only;
+//! - numbers compare by their exact values, integers with floats too (a
+//!   cast to f64 would make the order cycle past 2⁵³), and a float in a
+//!   page token reads back as the float written (serde_json's
+//!   `float_roundtrip`);
 //! - `sort` orders by type first (null < booleans < numbers < strings <
 //!   arrays < objects < missing), then by value; `DESC` reverses that whole
-//!   order; ties are broken by key, ascending, so the order is total;
+//!   order; ties are broken by key, ascending, so the order is total; at
+//!   most [`MAX_SORT_KEYS`] keys, each field once, and a matching result's
+//!   sort value over [`MAX_SORT_VALUE`] fails the query (the runner holds
+//!   the sort values of every result it keeps, and a token carries them);
 //! - `page.limit` defaults to, and is capped at, the host's page limit (1000
 //!   by default); the `token` names the position of the last result, not an
 //!   offset, so writes between pages never make a result repeat or skip one
@@ -34,7 +41,7 @@ use serde_json::Value;
 use super::error::{Result, StateError};
 
 pub use filter::{Filter, Path};
-pub use order::SortKey;
+pub use order::{MAX_SORT_KEYS, MAX_SORT_VALUE, SortKey};
 
 /// A parsed query.
 #[derive(Debug, Clone, PartialEq)]
@@ -153,12 +160,16 @@ pub struct Runner<'q> {
     hits: Vec<Hit>,
     /// Bytes of `hits`.
     held: usize,
+    /// Why the query cannot answer (a sort value over
+    /// [`MAX_SORT_VALUE`]): offers stop, and the page is this error.
+    failed: Option<StateError>,
 }
 
 impl<'q> Runner<'q> {
     /// Start `query` with pages within `page`. Checks the limit and the
     /// token.
     pub fn new(query: &'q Query, page: PageBounds) -> Result<Runner<'q>> {
+        order::check(&query.sort)?;
         let most = page.results.max(1);
         let limit = match query.limit {
             Some(0) => return Err(StateError::invalid("page.limit must be at least 1")),
@@ -177,6 +188,7 @@ impl<'q> Runner<'q> {
             after,
             hits: Vec::new(),
             held: 0,
+            failed: None,
         })
     }
 
@@ -193,7 +205,7 @@ impl<'q> Runner<'q> {
     /// Offer one value; `etag` is only called for a match.
     pub fn offer(&mut self, key: &str, value: &[u8], etag: impl FnOnce() -> String) {
         // Only objects take part: skip anything else without parsing it.
-        if value.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        if self.failed.is_some() || value.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
             return;
         }
         let Ok(doc @ Value::Object(_)) = serde_json::from_slice::<Value>(value) else {
@@ -208,6 +220,21 @@ impl<'q> Runner<'q> {
             .iter()
             .map(|s| s.path.lookup(&doc).cloned())
             .collect();
+        let big = self
+            .query
+            .sort
+            .iter()
+            .zip(&sort)
+            .find(|(_, v)| v.as_ref().is_some_and(|v| !order::fits(v, MAX_SORT_VALUE)));
+        if let Some((s, _)) = big {
+            self.failed = Some(StateError::invalid(format!(
+                "query: the value of {key:?} at sort key {:?} takes more than \
+                 {MAX_SORT_VALUE} bytes; sort on a smaller field",
+                s.path.to_string()
+            )));
+            self.hits.clear();
+            return;
+        }
         if let Some(pos) = &self.after
             && order::compare(&self.query.sort, &sort, key, &pos.sort, &pos.key)
                 != Ordering::Greater
@@ -246,8 +273,12 @@ impl<'q> Runner<'q> {
     }
 
     /// The page: the first `limit` matches after the token, in order, as
-    /// many as fit in the page's bytes.
-    pub fn finish(mut self) -> QueryPage {
+    /// many as fit in the page's bytes; `invalid-argument` if a match's
+    /// sort value was over [`MAX_SORT_VALUE`].
+    pub fn finish(mut self) -> Result<QueryPage> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
         let mut hits = std::mem::take(&mut self.hits);
         let limit = self.limit;
         let mut more = hits.len() > limit;
@@ -265,10 +296,10 @@ impl<'q> Runner<'q> {
             Some(last) if more => Some(order::Position::encode(&last.sort, &last.result.key)),
             _ => None,
         };
-        QueryPage {
+        Ok(QueryPage {
             results: hits.into_iter().map(|h| h.result).collect(),
             token,
-        }
+        })
     }
 }
 
@@ -282,7 +313,7 @@ pub fn run(
     for c in candidates {
         runner.offer(&c.key, &c.value, || c.etag);
     }
-    Ok(runner.finish())
+    runner.finish()
 }
 
 #[cfg(test)]

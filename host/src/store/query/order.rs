@@ -20,6 +20,59 @@ pub struct SortKey {
     pub desc: bool,
 }
 
+/// Most sort keys of a query.
+pub const MAX_SORT_KEYS: usize = 8;
+
+/// Most bytes one sort value of one result may take as held (about its
+/// JSON size for a string or a number, more for a long array): the runner
+/// holds the sort values of every result it keeps (up to twice a page),
+/// and a page's token carries the last one's. Sort fields are names,
+/// dates, numbers; a larger one fails the query.
+pub const MAX_SORT_VALUE: usize = 4 * 1024;
+
+/// Check a query's sort keys: at most [`MAX_SORT_KEYS`], each path once.
+pub fn check(sort: &[SortKey]) -> Result<()> {
+    if sort.len() > MAX_SORT_KEYS {
+        return Err(StateError::invalid(format!(
+            "query: sort has {} keys; at most {MAX_SORT_KEYS} are allowed",
+            sort.len()
+        )));
+    }
+    for (i, k) in sort.iter().enumerate() {
+        if let Some(j) = sort[..i].iter().position(|e| e.path == k.path) {
+            return Err(StateError::invalid(format!(
+                "query: sort[{i}].key {:?} repeats sort[{j}]; name each field once",
+                k.path.to_string()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `v` takes at most `max` bytes as held: 32 per JSON value (the
+/// size of one), plus the bytes of its strings and member names; found
+/// without walking more than `max` worth of it.
+pub fn fits(v: &Value, max: usize) -> bool {
+    fn walk(v: &Value, left: &mut usize) -> bool {
+        let take = |left: &mut usize, n: usize| match left.checked_sub(n) {
+            Some(l) => {
+                *left = l;
+                true
+            }
+            None => false,
+        };
+        take(left, 32)
+            && match v {
+                Value::Null | Value::Bool(_) | Value::Number(_) => true,
+                Value::String(s) => take(left, s.len()),
+                Value::Array(items) => items.iter().all(|i| walk(i, left)),
+                Value::Object(m) => m.iter().all(|(k, v)| take(left, k.len()) && walk(v, left)),
+            }
+    }
+    let mut left = max;
+    walk(v, &mut left)
+}
+
 /// Rank of a value's type in the sort order; a missing field sorts last.
 fn rank(v: Option<&Value>) -> u8 {
     match v {

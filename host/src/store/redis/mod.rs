@@ -753,7 +753,7 @@ impl Engine for RedisEngine {
                     after = Some(key);
                 }
                 if !more {
-                    return Ok(runner.finish());
+                    return runner.finish();
                 }
             }
         })
