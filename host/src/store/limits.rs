@@ -26,8 +26,8 @@ pub struct Limits {
     /// owner's quota in bytes — the oldest are dropped and counted
     /// (default 10 000).
     pub watch_queue: usize,
-    /// Most sessions an instance may have at once, live or expired and not
-    /// yet swept (default 100 000): creating one more is
+    /// Most live sessions an instance may have at once (default 100 000;
+    /// those expired and not yet swept do not count): creating one more is
     /// `quota-exceeded`, so clients that never send their session back
     /// cannot grow the store without bound.
     pub max_sessions: u64,

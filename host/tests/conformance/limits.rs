@@ -602,18 +602,23 @@ async fn an_instance_has_at_most_max_sessions() {
     assert!(h.store.end_session("qs", &ids[0]).await.unwrap());
     ids[0] = h.store.create_session("qs", None).await.unwrap().id;
     assert!(h.store.create_session("qs", None).await.is_err());
-    // Expired sessions count until they are swept, then not.
+    // Expired sessions do not count, swept or not: the limit is on live
+    // ones. At its last millisecond a session still counts.
     let short = Duration::from_secs(1);
     for id in &ids {
         h.store.extend_session("qs", id, short).await.unwrap();
     }
-    h.clock.advance(Duration::from_secs(2));
+    h.clock.advance(short);
     assert!(h.store.create_session("qs", None).await.is_err());
-    h.store.sweep().await.unwrap();
+    h.clock.advance(Duration::from_millis(1));
     for _ in 0..3 {
         h.store.create_session("qs", None).await.unwrap();
     }
     assert!(h.store.create_session("qs", None).await.is_err());
+    assert_eq!(h.store.session_count("qs").await.unwrap(), 3);
+    h.store.sweep().await.unwrap();
+    assert!(h.store.create_session("qs", None).await.is_err());
+    assert_eq!(h.store.list_sessions("qs").await.unwrap().len(), 3);
     // Destroying the instance resets it.
     h.store.destroy_instance("qs").await.unwrap();
     for _ in 0..3 {

@@ -820,8 +820,13 @@ async fn session_count_is_the_number_of_live_sessions() {
         "B's session expired {}",
         b.id
     );
-    // At its last millisecond `short` is expired.
+    // At its last millisecond `short` still lives (it opens, as a key
+    // still reads), and is listed and counted so; a millisecond later not.
+    assert_eq!(agree("short at its last millisecond").await, 2);
+    h.store.session("A", &short.id).await.unwrap();
+    h.advance(Duration::from_millis(1));
     assert_eq!(agree("short expired, not swept").await, 1);
+    assert!(h.store.session("A", &short.id).await.is_err());
     h.advance(Duration::from_secs(1));
     assert_eq!(agree("later").await, 1);
     h.store.sweep().await.unwrap();
@@ -830,7 +835,7 @@ async fn session_count_is_the_number_of_live_sessions() {
         .extend_session("A", &long.id, Duration::from_secs(5))
         .await
         .unwrap();
-    h.advance(Duration::from_secs(5));
+    h.advance(Duration::from_millis(5001));
     assert_eq!(agree("extended, then expired").await, 0);
     assert!(h.store.end_session("A", &short.id).await.is_ok());
     assert_eq!(agree("end of an expired one").await, 0);
@@ -846,7 +851,7 @@ async fn session_count_is_the_number_of_live_sessions() {
     h.store.destroy_instance("A").await.unwrap();
     h.store.create_session("A", None).await.unwrap();
     assert_eq!(agree("a new life").await, 1);
-    h.advance(Duration::from_secs(10));
+    h.advance(Duration::from_millis(10_001));
     assert_eq!(agree("the old life's sessions due").await, 1);
     assert!(matches!(
         h.store.session_count("").await,

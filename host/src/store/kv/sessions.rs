@@ -31,13 +31,16 @@ fn held(r: &dyn RawRead, instance: &str) -> Result<u64> {
 }
 
 /// Write (or move) a session's record and expiry index; a new session
-/// counts against [`Limits::max_sessions`](crate::store::Limits::max_sessions).
+/// counts against [`Limits::max_sessions`](crate::store::Limits::max_sessions)
+/// live sessions (those expired and not yet swept do not count).
 pub fn put(cx: &mut WriteCx, instance: &str, id: &str, old: Option<u64>, at: u64) -> Result<()> {
     if let Some(old) = old {
         cx.delete(&layout::session_expiry(old, instance, id))?;
     } else if stored_expiry(cx.r(), instance, id)?.is_none() {
         let n = held(cx.r(), instance)?;
-        if n >= cx.limits.max_sessions {
+        if n >= cx.limits.max_sessions
+            && live_count(cx.r(), instance, cx.now)? >= cx.limits.max_sessions
+        {
             return Err(StateError::TooManySessions {
                 instance: instance.into(),
                 max: cx.limits.max_sessions,
@@ -77,30 +80,25 @@ pub fn stored_expiry(r: &dyn RawRead, instance: &str, id: &str) -> Result<Option
 
 /// How many live sessions an instance has at `now`, without listing them:
 /// the records it holds less those expired and not yet swept (the expiry
-/// index up to `now`, which the sweeper keeps short; an entry counts only
+/// index before `now`, which the sweeper keeps short; an entry counts only
 /// while its session's record still says that expiry, as the sweeper
-/// checks: one left by an earlier life of the instance does not).
+/// checks: one left by an earlier life of the instance does not). At its
+/// last millisecond a session still lives, as a key does.
 pub fn live_count(r: &dyn RawRead, instance: &str, now: u64) -> Result<u64> {
     let held = held(r, instance)?;
     let mut due = Vec::new();
-    // Entries that expire at `now` or before.
-    let until = [&[layout::SESSION_EXPIRY][..], &now.to_be_bytes()].concat();
-    let end = layout::prefix_end(&until);
-    r.scan(
-        &[layout::SESSION_EXPIRY],
-        end.as_deref(),
-        false,
-        &mut |k, _| {
-            if let (Some(at), Some((i, id))) = (
-                k.get(1..9).and_then(layout::be_u64),
-                k.get(9..).and_then(layout::split_pair),
-            ) && i == instance
-            {
-                due.push((at, id));
-            }
-            true
-        },
-    )?;
+    // Entries that expired before `now`.
+    let end = [&[layout::SESSION_EXPIRY][..], &now.to_be_bytes()].concat();
+    r.scan(&[layout::SESSION_EXPIRY], Some(&end), false, &mut |k, _| {
+        if let (Some(at), Some((i, id))) = (
+            k.get(1..9).and_then(layout::be_u64),
+            k.get(9..).and_then(layout::split_pair),
+        ) && i == instance
+        {
+            due.push((at, id));
+        }
+        true
+    })?;
     let mut expired = 0u64;
     for (at, id) in due {
         if stored_expiry(r, instance, &id)? == Some(at) {
@@ -110,7 +108,8 @@ pub fn live_count(r: &dyn RawRead, instance: &str, now: u64) -> Result<u64> {
     Ok(held.saturating_sub(expired))
 }
 
-/// The live sessions of an instance at `now`, by id.
+/// The live sessions of an instance at `now` (a session lives through its
+/// last millisecond), by id.
 pub fn list(r: &dyn RawRead, instance: &str, now: u64) -> Result<Vec<SessionInfo>> {
     let prefix = layout::sessions_of(instance);
     let mut out = Vec::new();
@@ -120,7 +119,7 @@ pub fn list(r: &dyn RawRead, instance: &str, now: u64) -> Result<Vec<SessionInfo
         false,
         &mut |k, v| {
             if let (Some((_, id)), Some(at)) = (layout::split_pair(&k[1..]), layout::be_u64(v))
-                && at > now
+                && at >= now
             {
                 out.push(SessionInfo {
                     instance: instance.to_string(),

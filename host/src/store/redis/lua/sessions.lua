@@ -25,13 +25,14 @@ local function held(r, instance)
 end
 
 -- Write (or move) a session's record and expiry index; a new session counts
--- against the instance's session limit.
+-- against the instance's limit of live sessions (those expired and not yet
+-- swept do not count).
 function sessions.put(c, instance, id, old, at)
   if old then
     cx.delete(c, layout.session_expiry(old, instance, id))
   elseif sessions.stored_expiry(cx.r(c), instance, id) == nil then
     local n = held(cx.r(c), instance)
-    if n >= c.limits.max_sessions then
+    if n >= c.limits.max_sessions and sessions.live_count(cx.r(c), instance, c.now) >= c.limits.max_sessions then
       error({ code = 'too-many-sessions', instance = instance, max = c.limits.max_sessions })
     end
     cx.put(c, layout.sessions_of(instance), bytes.be_u64(n + 1))
@@ -60,14 +61,14 @@ end
 
 -- How many live sessions an instance has at `now`, without listing them:
 -- the records it holds less those expired and not yet swept (the expiry
--- index up to `now`, which the sweeper keeps short; an entry counts only
+-- index before `now`, which the sweeper keeps short; an entry counts only
 -- while its session's record still says that expiry, as the sweeper
 -- checks). Each owner has an index of its own here, so every entry is the
--- instance's.
+-- instance's. At its last millisecond a session still lives, as a key does.
 function sessions.live_count(r, instance, now)
   local due = {}
-  -- entries that expire at `now` or before
-  r:scan(layout.SESSION_EXPIRY, bytes.prefix_end(layout.SESSION_EXPIRY .. now), false, function(k)
+  -- entries that expired before `now`
+  r:scan(layout.SESSION_EXPIRY, layout.SESSION_EXPIRY .. now, false, function(k)
     local _, id = layout.split_pair(sub(k, 10))
     if id then due[#due + 1] = { sub(k, 2, 9), id } end
     return true
@@ -79,14 +80,15 @@ function sessions.live_count(r, instance, now)
   return max(held(r, instance) - expired, 0)
 end
 
--- The live sessions of an instance at `now`: {id, at, id, at, ...}.
+-- The live sessions of an instance at `now` (a session lives through its
+-- last millisecond): {id, at, id, at, ...}.
 function sessions.list(r, instance, now)
   local prefix = layout.sessions_of(instance)
   local out = {}
   r:scan(prefix, bytes.prefix_end(prefix), false, function(k, v)
     local _, id = layout.split_pair(sub(k, 2))
     local at = sub(v, 1, 8)
-    if id and #at == 8 and bytes.lt(now, at) then
+    if id and #at == 8 and not bytes.lt(at, now) then
       out[#out + 1] = id
       out[#out + 1] = at
     end
