@@ -19,6 +19,17 @@ pub fn prepare(dir: &Path) -> Result<(), HostError> {
                 what: format!("cannot create the data directory {}", dir.display()),
                 source,
             })?;
+        // Its name must survive a crash with what is written in it.
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        std::fs::File::open(parent)
+            .and_then(|d| d.sync_all())
+            .map_err(|source| HostError::Io {
+                what: format!("cannot sync the directory holding {}", dir.display()),
+                source,
+            })?;
         return Ok(());
     }
     let meta = std::fs::metadata(dir).map_err(|source| HostError::Io {

@@ -279,15 +279,22 @@ fn open_preallocated(path: &Path) -> io::Result<File> {
             file.write_all_at(&zeros[..n], at)?;
             at += n as u64;
         }
-        file.sync_all()?;
-        // The new file's name must survive a crash as well as its bytes.
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        File::open(dir)?.sync_all()?;
     }
+    // Every time, not only when the zeros were written: an earlier open
+    // may have written them and failed before its syncs.
+    file.sync_all()?;
+    // The new file's name must survive a crash as well as its bytes.
+    sync_parent(path)?;
     Ok(file)
+}
+
+/// Make the directory entry of `path` durable (fsync of its directory).
+pub(super) fn sync_parent(path: &Path) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir)?.sync_all()
 }
 
 impl CommitLog {
@@ -479,9 +486,10 @@ fn valid_records(files: [Option<&File>; 2], id: u64, from: LogPos) -> io::Result
 /// bytes long), if a valid one is there.
 fn read_record(file: &File, len: u64, at: u64, id: u64, seq: u64) -> io::Result<Option<Vec<u8>>> {
     let mut h = [0u8; HEADER];
-    if at + HEADER as u64 > len {
+    // `at` comes from the data file: checked, never trusted to add.
+    let Some(body) = at.checked_add(HEADER as u64).filter(|&b| b <= len) else {
         return Ok(None);
-    }
+    };
     file.read_exact_at(&mut h, at)?;
     let word = |r: std::ops::Range<usize>| {
         let mut b = [0u8; 8];
@@ -492,12 +500,12 @@ fn read_record(file: &File, len: u64, at: u64, id: u64, seq: u64) -> io::Result<
     if word(0..4) != u64::from(MAGIC)
         || word(8..16) != id
         || word(16..24) != seq
-        || at + HEADER as u64 + size > len
+        || body.checked_add(size).is_none_or(|end| end > len)
     {
         return Ok(None);
     }
     let mut payload = vec![0u8; size as usize];
-    file.read_exact_at(&mut payload, at + HEADER as u64)?;
+    file.read_exact_at(&mut payload, body)?;
     if u64::from(checksum(&h[4..24], &payload)) != word(24..28) || entries(&payload).is_err() {
         return Ok(None);
     }
@@ -592,6 +600,34 @@ mod tests {
         assert!(entries(&[9]).is_err());
         assert!(entries(&[PUT, 5, 0, 0, 0, b'a']).is_err());
         assert!(entries(&[DELETE_RANGE, 0, 0, 0, 0, 7]).is_err());
+    }
+
+    /// A record position or size near the top of u64 (a damaged data
+    /// file or log) is no record, not an overflow.
+    #[test]
+    fn a_position_or_size_near_the_top_of_u64_is_no_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("state.redb");
+        let (mut log, _) = CommitLog::open(&data, 7, LogPos::round_start(0)).unwrap();
+        let mut r = record(&[Entry::Put(b"a", b"1")]);
+        let ap = write(&mut log, &mut r).unwrap();
+        let file = File::open(&paths_for(&data)[0]).unwrap();
+        for at in [u64::MAX, u64::MAX - HEADER as u64 + 1, CAPACITY] {
+            assert_eq!(read_record(&file, CAPACITY, at, 7, ap.seq).unwrap(), None);
+        }
+        // A header claiming a size that overflows past the position.
+        let mut h = r.buf[..HEADER].to_vec();
+        h[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        let bad = dir.path().join("bad");
+        std::fs::write(&bad, &h).unwrap();
+        let f = File::open(&bad).unwrap();
+        assert_eq!(read_record(&f, HEADER as u64, 0, 7, ap.seq).unwrap(), None);
+        // The real one reads.
+        assert!(
+            read_record(&file, CAPACITY, 0, 7, ap.seq)
+                .unwrap()
+                .is_some()
+        );
     }
 
     #[test]
