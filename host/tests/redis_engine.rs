@@ -1097,6 +1097,13 @@ async fn a_redis_answer_no_retry_changes_is_internal() {
         matches!(&err, StateError::Internal(m) if m.contains("WRONGTYPE") && m.contains("does not change on a retry")),
         "{err:?}"
     );
+    // A write runs in the library's script: Redis's refusal inside it is
+    // an internal error in Redis's words too.
+    let err = s.set("k2", b"2".to_vec()).await.unwrap_err();
+    assert!(
+        matches!(&err, StateError::Internal(m) if m.contains("WRONGTYPE")),
+        "{err:?}"
+    );
     drop(server);
 }
 

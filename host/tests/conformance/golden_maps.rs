@@ -332,6 +332,33 @@ async fn scan_visits_every_field_exactly_once() {
     assert!(!s.exists("missing").await.unwrap());
 }
 
+/// The empty field is a field like any other: a scan that stops right
+/// after it resumes after it (the Redis engines once read "after the field
+/// \"\"" as "from the start" and returned it for ever).
+#[tokio::test]
+async fn scan_pages_past_the_empty_field() {
+    let h = Harness::new();
+    let s = h.instance("a");
+    let entries = vec![
+        (String::new(), b"empty".to_vec()),
+        ("a".to_string(), b"1".to_vec()),
+        ("b".to_string(), b"2".to_vec()),
+    ];
+    s.map_set("m", entries.clone()).await.unwrap();
+    for count in [1u32, 2, 3] {
+        assert_eq!(
+            scan_all(&s, "m", None, count).await,
+            entries,
+            "count {count}"
+        );
+    }
+    let first = s.map_scan("m", "0", None, 1).await.unwrap();
+    assert_eq!(fields_of(&first.entries), [""]);
+    let next = s.map_scan("m", &first.cursor, None, 1).await.unwrap();
+    assert_eq!(fields_of(&next.entries), ["a"]);
+    assert_eq!(s.map_get("m", "").await.unwrap(), Some(b"empty".to_vec()));
+}
+
 #[tokio::test]
 async fn scan_filters_fields_by_glob() {
     let h = Harness::new();

@@ -412,6 +412,26 @@ async fn keys_prefix_start_end_and_reverse() {
         vec!["user", "user:1", "user:10", "user:2", "user:3", "user;"]
     );
     assert!(page(prefix("nobody")).await.is_empty());
+    // Empty bounds are bounds: no key lies before "" (end exclusive), and
+    // every key has the prefix "" and starts at or after "".
+    assert!(
+        page(KeyListing {
+            end: Some(String::new()),
+            ..KeyListing::default()
+        })
+        .await
+        .is_empty()
+    );
+    let every = page(KeyListing::default()).await;
+    assert_eq!(page(prefix("")).await, every);
+    assert_eq!(
+        page(KeyListing {
+            start: Some(String::new()),
+            ..KeyListing::default()
+        })
+        .await,
+        every
+    );
     // start is inclusive, end exclusive.
     assert_eq!(
         page(KeyListing {

@@ -527,6 +527,13 @@ fn opt_arg(s: Option<&str>) -> Vec<u8> {
     s.map(|s| s.as_bytes().to_vec()).unwrap_or_default()
 }
 
+/// An optional argument of a read whose value may be empty (a map field or
+/// a listing bound): empty for none, else `+` and the value (`present()` in
+/// `lua/main.lua`), so that "after the field \"\"" is not "from the start".
+fn present_arg(s: Option<&[u8]>) -> Vec<u8> {
+    s.map(|s| [b"+", s].concat()).unwrap_or_default()
+}
+
 impl Engine for RedisEngine {
     fn name(&self) -> &'static str {
         "redis"
@@ -581,15 +588,15 @@ impl Engine for RedisEngine {
         Box::pin(async move {
             let after = listing.cursor.as_deref().map(cursor::decode).transpose()?;
             let args = vec![
-                opt_arg(listing.prefix.as_deref()),
-                opt_arg(listing.start.as_deref()),
-                opt_arg(listing.end.as_deref()),
+                present_arg(listing.prefix.as_deref().map(str::as_bytes)),
+                present_arg(listing.start.as_deref().map(str::as_bytes)),
+                present_arg(listing.end.as_deref().map(str::as_bytes)),
                 if listing.reverse {
                     b"1".to_vec()
                 } else {
                     b"0".to_vec()
                 },
-                after.unwrap_or_default(),
+                present_arg(after.as_deref()),
                 page.to_string().into_bytes(),
             ];
             let mut it = self
@@ -656,7 +663,7 @@ impl Engine for RedisEngine {
             let count = count.min(i64::MAX as usize);
             let args = vec![
                 key.as_bytes().to_vec(),
-                after.unwrap_or_default(),
+                present_arg(after.as_deref()),
                 count.to_string().into_bytes(),
                 max_bytes.to_string().into_bytes(),
             ];
@@ -729,7 +736,7 @@ impl Engine for RedisEngine {
             loop {
                 let args = vec![
                     prefix.as_bytes().to_vec(),
-                    opt_arg(after.as_deref()),
+                    present_arg(after.as_deref().map(str::as_bytes)),
                     QUERY_BATCH.to_string().into_bytes(),
                     page.bytes.to_string().into_bytes(),
                 ];

@@ -21,6 +21,10 @@ local function arg()
 end
 local function num() return tonumber(arg()) end
 local function opt() local v = arg(); if v == '' then return nil end; return v end
+-- An optional argument that may be the empty string: '' is none, anything
+-- else is a '+' and the value (redis/mod.rs present_arg). The empty field
+-- or key is a real bound: after field "" is not from the start.
+local function present() local v = arg(); if v == '' then return nil end; return sub(v, 2) end
 
 local function scope_arg()
   local s = { kind = arg(), name = arg(), id = arg() }
@@ -60,6 +64,11 @@ local function encode_error(e)
   if type(e) ~= 'table' then
     return { 'E', 'internal', -1, 'msg', tostring(e) }
   end
+  -- An error of Redis itself (a redis.call that failed: {err = ...}) has
+  -- no code of ours: internal, with Redis's words.
+  if e.code == nil then
+    return { 'E', 'internal', e.index or -1, 'msg', 'Redis refused a command of the script: ' .. tostring(e.err or 'no message') }
+  end
   local out = { 'E', e.code, e.index or -1 }
   for _, f in ipairs({ 'expected', 'found', 'len', 'etag', 'owner', 'would_use', 'quota', 'instance', 'max', 'msg' }) do
     if e[f] ~= nil then
@@ -82,7 +91,7 @@ function commands.keys()
   local scope, sk = scope_arg()
   local now = arg()
   keyspace.ensure_scope(reader, scope, now)
-  local q = { prefix = opt(), start = opt(), stop = opt(), reverse = arg() == '1', after = opt() }
+  local q = { prefix = present(), start = present(), stop = present(), reverse = arg() == '1', after = present() }
   local page = num()
   local keys, more = keyspace.keys(reader, sk, q, page, now)
   local out = { more and 1 or 0 }
@@ -94,7 +103,7 @@ function commands.mfields()
   local scope, sk = scope_arg()
   local now, key = arg(), arg()
   keyspace.ensure_scope(reader, scope, now)
-  local after, count, max_bytes = opt(), num(), num()
+  local after, count, max_bytes = present(), num(), num()
   local entries, last = map.fields(reader, sk, key, after, count, max_bytes, now)
   local out = { last or false }
   for _, e in ipairs(entries) do
@@ -125,7 +134,7 @@ function commands.values()
   local scope, sk = scope_arg()
   local now = arg()
   keyspace.ensure_scope(reader, scope, now)
-  local prefix, after, limit, max_bytes = arg(), opt(), num(), num()
+  local prefix, after, limit, max_bytes = arg(), present(), num(), num()
   local out, n, size = { 0 }, 0, 0
   keyspace.each_live_value(reader, sk, prefix, after, now, function(key, version, v)
     -- at most `limit` values, and `max_bytes` of keys and values (one at
