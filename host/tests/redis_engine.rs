@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use support::redis_server::{self, RedisCluster};
 use wasm_state::store::{
-    Condition, ExpireMode, ManualClock, Op, OpKind, OpOutput, QueueOwner, ScopeHandle, SessionInfo,
-    SetOptions, StateError, Store, StoreConfig, WatchTarget,
+    Condition, ExpireMode, KeyListing, ManualClock, Op, OpKind, OpOutput, QueueOwner, ScopeHandle,
+    SessionInfo, SetOptions, StateError, Store, StoreConfig, WatchTarget,
 };
 
 const T0: u64 = 1_767_225_600_000;
@@ -1331,7 +1331,32 @@ mod differential {
         /// with one HMGET and the kv engine's own read functions).
         Reads(usize),
         Keys,
+        /// A whole listing, page by page: prefix, start, end, reverse, page.
+        KeysWith(
+            Option<&'static str>,
+            Option<&'static str>,
+            Option<&'static str>,
+            bool,
+            u32,
+        ),
+        /// A whole map-scan of a key, `count` fields a page.
+        Scan(usize, u32),
         Sweep,
+    }
+
+    /// A field name: the empty one too.
+    fn field() -> impl Strategy<Value = String> {
+        (0u8..4).prop_map(|f| {
+            if f == 3 {
+                String::new()
+            } else {
+                format!("f{f}")
+            }
+        })
+    }
+
+    fn bound() -> impl Strategy<Value = Option<&'static str>> {
+        proptest::option::of(proptest::sample::select(vec!["", "a", "b", "c", "bb"]))
     }
 
     fn bytes() -> impl Strategy<Value = Vec<u8>> {
@@ -1363,12 +1388,9 @@ mod differential {
                 ][m]
             }),
             Just(OpKind::Persist),
-            proptest::collection::vec(((0u8..3).prop_map(|f| format!("f{f}")), bytes()), 1..3)
-                .prop_map(OpKind::MapSet),
-            proptest::collection::vec((0u8..3).prop_map(|f| format!("f{f}")), 1..3)
-                .prop_map(OpKind::MapDelete),
-            ((0u8..3).prop_map(|f| format!("f{f}")), small)
-                .prop_map(|(field, delta)| OpKind::MapIncrement { field, delta }),
+            proptest::collection::vec((field(), bytes()), 1..3).prop_map(OpKind::MapSet),
+            proptest::collection::vec(field(), 1..3).prop_map(OpKind::MapDelete),
+            (field(), small).prop_map(|(field, delta)| OpKind::MapIncrement { field, delta }),
             proptest::collection::vec(bytes(), 1..4).prop_map(OpKind::ListAppend),
             proptest::collection::vec(bytes(), 1..4).prop_map(OpKind::ListPrepend),
             (0u64..4).prop_map(OpKind::ListStartPop),
@@ -1401,8 +1423,11 @@ mod differential {
             1 => k.clone().prop_map(Step::Info),
             1 => k.clone().prop_map(Step::MapAll),
             1 => k.clone().prop_map(Step::Range),
-            2 => k.prop_map(Step::Reads),
+            2 => k.clone().prop_map(Step::Reads),
             1 => Just(Step::Keys),
+            1 => (bound(), bound(), bound(), any::<bool>(), 1u32..3)
+                .prop_map(|(p, s, e, r, n)| Step::KeysWith(p, s, e, r, n)),
+            1 => (k.clone(), 1u32..4).prop_map(|(k, n)| Step::Scan(k, n)),
             1 => Just(Step::Sweep),
         ]
     }
@@ -1462,7 +1487,7 @@ mod differential {
                         (
                             entry,
                             s.get_many(&KEYS).await,
-                            s.map_get_many(key, &["f0", "f1", "f2"]).await,
+                            s.map_get_many(key, &["f0", "f1", "f2", ""]).await,
                             s.map_length(key).await,
                             s.list_length(key).await,
                         )
@@ -1470,6 +1495,47 @@ mod differential {
                 }
                 Step::Keys => {
                     return format!("{:?}", s.keys(Default::default()).await.map(|p| p.keys));
+                }
+                Step::KeysWith(prefix, start, end, reverse, limit) => {
+                    let mut listing = KeyListing {
+                        prefix: prefix.map(str::to_string),
+                        start: start.map(str::to_string),
+                        end: end.map(str::to_string),
+                        reverse: *reverse,
+                        limit: Some(*limit),
+                        ..KeyListing::default()
+                    };
+                    let mut pages = Vec::new();
+                    for _ in 0..10 {
+                        match s.keys(listing.clone()).await {
+                            Ok(p) => {
+                                pages.push(format!("{:?}", p.keys));
+                                match p.cursor {
+                                    Some(c) => listing.cursor = Some(c),
+                                    None => return format!("{pages:?}"),
+                                }
+                            }
+                            Err(e) => return format!("{pages:?} err {e:?}"),
+                        }
+                    }
+                    return format!("{pages:?} did not end");
+                }
+                Step::Scan(k, count) => {
+                    let mut cursor = "0".to_string();
+                    let mut pages = Vec::new();
+                    for _ in 0..10 {
+                        match s.map_scan(KEYS[*k], &cursor, None, *count).await {
+                            Ok(p) => {
+                                pages.push(format!("{:?}", p.entries));
+                                if p.cursor == "0" {
+                                    return format!("{pages:?}");
+                                }
+                                cursor = p.cursor;
+                            }
+                            Err(e) => return format!("{pages:?} err {e:?}"),
+                        }
+                    }
+                    return format!("{pages:?} did not end");
                 }
                 Step::Sweep => return format!("{:?}", self.store.sweep().await),
             };
