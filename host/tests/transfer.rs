@@ -853,6 +853,32 @@ proptest! {
     }
 }
 
+/// Run `fut` until `seen` reaches `n` (within 10 s: the machine may be
+/// slow), then check that it waits there: not done, and `seen` still `n`
+/// 300 ms later.
+async fn stalls_at<F: std::future::Future>(
+    fut: F,
+    seen: &std::sync::atomic::AtomicUsize,
+    n: usize,
+    what: &str,
+) {
+    use std::sync::atomic::Ordering;
+    let mut fut = std::pin::pin!(fut);
+    let started = std::time::Instant::now();
+    while seen.load(Ordering::SeqCst) < n {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{what} made {} lines, not {n}",
+            seen.load(Ordering::SeqCst)
+        );
+        let step = tokio::time::timeout(Duration::from_millis(10), &mut fut).await;
+        assert!(step.is_err(), "{what} ended instead of waiting");
+    }
+    let more = tokio::time::timeout(Duration::from_millis(300), &mut fut).await;
+    assert!(more.is_err(), "{what} waits");
+    assert_eq!(seen.load(Ordering::SeqCst), n, "{what} made no more lines");
+}
+
 /// An emitter that hands on `ready` lines and then waits forever (a client
 /// that stopped reading); counts the lines it was given.
 fn stalling_emitter(
@@ -887,13 +913,7 @@ async fn an_export_and_a_dump_wait_for_a_slow_reader() {
     let mut emit = stalling_emitter(10, seen.clone());
     let big = Selection::Instance("big".into());
     let export = transfer::export(&store, &big, &mut emit);
-    assert!(
-        tokio::time::timeout(Duration::from_millis(300), export)
-            .await
-            .is_err(),
-        "the export waits"
-    );
-    assert_eq!(seen.load(Ordering::SeqCst), 11);
+    stalls_at(export, &seen, 11, "the export").await;
     // The same for `state dump`.
     let admin = wasm_state::admin::Admin::new(host.clone());
     let scope = wasm_state::admin::ScopeRef {
@@ -903,13 +923,7 @@ async fn an_export_and_a_dump_wait_for_a_slow_reader() {
     };
     let seen = Arc::new(AtomicUsize::new(0));
     let mut emit = stalling_emitter(10, seen.clone());
-    assert!(
-        tokio::time::timeout(Duration::from_millis(300), admin.dump(&scope, &mut emit))
-            .await
-            .is_err(),
-        "the dump waits"
-    );
-    assert_eq!(seen.load(Ordering::SeqCst), 11);
+    stalls_at(admin.dump(&scope, &mut emit), &seen, 11, "the dump").await;
     // A reader that went away ends the dump at once (no more lines made).
     let seen = Arc::new(AtomicUsize::new(0));
     let counter = seen.clone();

@@ -7,9 +7,13 @@ use std::time::{Duration, Instant};
 use wasm_state::runtime::{GuestLimits, Host, HostConfig, HostError, RunOptions};
 
 fn host(dir: &Path) -> Host {
+    host_with_deadline(dir, Duration::from_millis(300))
+}
+
+fn host_with_deadline(dir: &Path, deadline: Duration) -> Host {
     let mut config = HostConfig::new(dir);
     config.guest = GuestLimits {
-        deadline: Duration::from_millis(300),
+        deadline,
         memory_bytes: 16 << 20,
     };
     Host::open(config).unwrap()
@@ -72,7 +76,9 @@ async fn a_hungry_guest_hits_its_memory_limit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_host_keeps_serving_while_bad_guests_are_stopped() {
     let dir = tempfile::tempdir().unwrap();
-    let host = host(dir.path());
+    // The looping guest runs 5 s: five durable writes meanwhile fit on a
+    // slow disk too.
+    let host = host_with_deadline(dir.path(), Duration::from_secs(5));
     host.deploy_file("spin", Path::new(wasm_state_e2e::SPIN))
         .await
         .unwrap();

@@ -37,7 +37,13 @@ async fn start(dir: &Path) -> (ServeProcess, SocketAddr) {
         ],
     )
     .await;
+    let started = std::time::Instant::now();
     while tokio::net::TcpStream::connect(dapr).await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the Dapr listener on {dapr} did not open (its port taken?):\n{}",
+            server.log_tail(20)
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     (server, dapr)

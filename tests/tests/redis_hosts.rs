@@ -14,6 +14,7 @@ mod redis_server;
 
 use std::net::SocketAddr;
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http_support::{ServeProcess, get, post, send};
@@ -52,12 +53,23 @@ fn visits(store: &str) -> i64 {
         .unwrap_or_else(|_| panic!("a count: {out:?}"))
 }
 
-/// `clients` loops, each posting /visit round-robin over `hosts` until
-/// `stop`; returns (acknowledged, attempted).
+/// `clients` loops, each posting /visit round-robin over `hosts`
+/// `per_client` times; returns (acknowledged, attempted).
 async fn visit_load(hosts: Vec<SocketAddr>, clients: usize, per_client: usize) -> (i64, i64) {
+    visit_load_counting(hosts, clients, per_client, Default::default()).await
+}
+
+/// [`visit_load`], counting the acknowledged visits in `so_far` as they come.
+async fn visit_load_counting(
+    hosts: Vec<SocketAddr>,
+    clients: usize,
+    per_client: usize,
+    so_far: Arc<std::sync::atomic::AtomicI64>,
+) -> (i64, i64) {
     let mut tasks = tokio::task::JoinSet::new();
     for c in 0..clients {
         let hosts = hosts.clone();
+        let so_far = so_far.clone();
         tasks.spawn(async move {
             let (mut acked, mut tried) = (0i64, 0i64);
             for i in 0..per_client {
@@ -67,6 +79,7 @@ async fn visit_load(hosts: Vec<SocketAddr>, clients: usize, per_client: usize) -
                     && r.status == StatusCode::OK
                 {
                     acked += 1;
+                    so_far.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             }
             (acked, tried)
@@ -79,6 +92,18 @@ async fn visit_load(hosts: Vec<SocketAddr>, clients: usize, per_client: usize) -
         tried += t;
     }
     (acked, tried)
+}
+
+/// Wait until the load has `n` acknowledged visits (for up to 60 s).
+async fn until_acked(so_far: &std::sync::atomic::AtomicI64, n: i64) {
+    let started = Instant::now();
+    while so_far.load(std::sync::atomic::Ordering::Relaxed) < n {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the load got no acknowledged visits"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,8 +168,9 @@ async fn killing_a_host_under_load_loses_no_acknowledged_write() {
     let mut victim = serve_host(&store).await;
     let others = [serve_host(&store).await, serve_host(&store).await];
     let addrs = vec![victim.addr, others[0].addr, others[1].addr];
-    let load = tokio::spawn(visit_load(addrs, 16, 30));
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    let so_far = Arc::default();
+    let load = tokio::spawn(visit_load_counting(addrs, 16, 30, Arc::clone(&so_far)));
+    until_acked(&so_far, 16).await;
     victim.kill(); // SIGKILL mid-load
     let (acked, tried) = load.await.unwrap();
     let total = visits(&store);
@@ -194,8 +220,14 @@ async fn aof_keeps_acknowledged_writes_across_a_kill(module: bool) {
         redis_server::fresh_namespace()
     );
     let host = serve_host(&store).await;
-    let load = tokio::spawn(visit_load(vec![host.addr], 16, 60));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let so_far = Arc::default();
+    let load = tokio::spawn(visit_load_counting(
+        vec![host.addr],
+        16,
+        60,
+        Arc::clone(&so_far),
+    ));
+    until_acked(&so_far, 16).await;
     // SAFETY: SIGKILL to our own child process.
     unsafe { libc::kill(redis.pid(), libc::SIGKILL) };
     let (acked, tried) = load.await.unwrap();

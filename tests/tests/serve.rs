@@ -59,8 +59,9 @@ async fn a_request_outliving_its_instance_cannot_write_into_it() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = Served::start(dir.path(), &[("grave", ABUSER)], Duration::from_secs(10)).await;
     let addr = s.addr;
-    let late = tokio::spawn(async move { get(addr, "/sleep?ms=1500&then=late", &[]).await });
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // It sleeps 5 s in the guest; a second is ample for it to get there.
+    let late = tokio::spawn(async move { get(addr, "/sleep?ms=5000&then=late", &[]).await });
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     assert!(!late.is_finished(), "the request ended before the destroy");
     s.host.destroy("grave").await.expect("destroy");
     let r = late.await.unwrap();

@@ -244,8 +244,10 @@ async fn a_slow_or_trapping_watcher_never_stalls_writers() {
         watch_queue: 8,
         ..Limits::default()
     };
+    // Room for a slow call of 3 s: 50 durable writes (each a log sync) must
+    // go in while it runs, on a slow disk too.
     config.guest = GuestLimits {
-        deadline: Duration::from_secs(1),
+        deadline: Duration::from_secs(4),
         memory_bytes: 64 << 20,
     };
     let host = Host::open(config).unwrap();
@@ -254,9 +256,9 @@ async fn a_slow_or_trapping_watcher_never_stalls_writers() {
         .unwrap();
     let s = host.store().instance("idx").unwrap();
 
-    // A watcher call that takes 400 ms while 50 writes go in: every write
+    // A watcher call that takes 3 s while 50 writes go in: every write
     // returns; the queue keeps the newest 8 and counts the rest.
-    s.set("slow/1", b"400".to_vec()).await.unwrap();
+    s.set("slow/1", b"3000".to_vec()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     for i in 0..50 {
         s.set(&format!("k{i:02}"), b"1".to_vec()).await.unwrap();
@@ -283,7 +285,7 @@ async fn a_slow_or_trapping_watcher_never_stalls_writers() {
         acc.get("trap-attempts").await.unwrap().as_deref(),
         Some(&b"3"[..])
     );
-    // A call past the deadline (1 s here) is stopped like any guest.
+    // A call past the deadline (4 s here) is stopped like any guest.
     s.set("slow/forever", b"600000".to_vec()).await.unwrap();
     s.set("after-forever", b"1".to_vec()).await.unwrap();
     audit_until(&host, "idx", "after-forever", |a| {
@@ -386,6 +388,24 @@ async fn changes_are_delivered_exactly_once_in_effect_across_a_sigkill() {
 
 /// A host with a pool of one instance slot and the watcher deployed twice,
 /// as `one` and `two`.
+/// Wait until `n` watcher calls have started their sleep (the kv-watcher
+/// counts them in the account before sleeping), for up to 30 s.
+async fn sleeping(host: &Host, n: i64) {
+    let account = host.store().account("default").unwrap();
+    let started = Instant::now();
+    loop {
+        let count = account.get("sleeps-started").await.unwrap();
+        if count.and_then(|c| String::from_utf8(c).ok()?.parse::<i64>().ok()) >= Some(n) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no watcher call started sleeping"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 async fn two_watchers_one_slot(dir: &std::path::Path) -> Host {
     let mut config = HostConfig::new(dir);
     config.pooling = Some(1);
@@ -409,7 +429,7 @@ async fn a_delivery_waits_for_a_free_instance_slot() {
     // change meanwhile.
     let one = host.store().instance("one").unwrap();
     one.set("sleep/hold", b"1500".to_vec()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    sleeping(&host, 1).await;
     host.store()
         .instance("two")
         .unwrap()
@@ -442,7 +462,7 @@ async fn a_request_finding_no_free_slot_answers_503_retry_after() {
     // `one`'s watcher sleeps 1.5 s in its call, holding the only slot.
     let one = host.store().instance("one").unwrap();
     one.set("sleep/hold", b"1500".to_vec()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    sleeping(&host, 1).await;
     let started = Instant::now();
     let r = http_support::get(addr, "/audit", &[]).await;
     assert_eq!(

@@ -63,6 +63,13 @@ impl RedisServer {
         cmd.args(first)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            // A replica's first sync starts at once (Redis 7.0 waits 5 s
+            // for more replicas by default, which ate the tests' waits).
+            .args(if first.is_empty() {
+                &["--repl-diskless-sync-delay", "0"][..]
+            } else {
+                &[][..]
+            })
             .args([
                 "--dir",
                 dir.path().to_str().expect("a UTF-8 temporary path"),

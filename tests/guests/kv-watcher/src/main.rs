@@ -39,6 +39,10 @@ impl Watcher for Indexer {
         }
         if key.starts_with("sleep/") {
             let ms: u64 = change.value().ok().flatten().unwrap_or(0);
+            // Tests wait for this to know the call holds its slot.
+            State::account()
+                .increment("sleeps-started", 1)
+                .expect("count the sleep");
             std::thread::sleep(Duration::from_millis(ms));
         }
         if key.starts_with("trap/") {

@@ -23,7 +23,7 @@
 //! or the log refuses writes until the file is reopened. The writer then
 //! drops the database and reopens it — redb's recovery and the log's replay
 //! bring back every acknowledged write — failing requests with
-//! `Unavailable` meanwhile and retrying at most every `writer::REOPEN_EVERY`,
+//! `Unavailable` meanwhile and retrying at most every `RedbOptions::reopen_every`,
 //! so the store recovers by itself when space returns.
 
 mod applier;
@@ -78,6 +78,9 @@ pub struct RedbOptions {
     /// 100 ms); a log file three quarters full (6 MiB) and every 16,384
     /// groups also make one.
     pub checkpoint_idle: Duration,
+    /// After an I/O error closed the file, how often a reopen is tried while
+    /// it fails (default 200 ms); the first is tried at once.
+    pub reopen_every: Duration,
     /// Where commit batch sizes and latencies are counted (set by
     /// [`Store::open`](crate::store::Store::open) to the store's metrics).
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
@@ -89,6 +92,7 @@ impl Default for RedbOptions {
             durable: true,
             cache_bytes: 256 << 20,
             checkpoint_idle: Duration::from_millis(100),
+            reopen_every: Duration::from_millis(200),
             metrics: None,
         }
     }
@@ -804,6 +808,9 @@ mod tests {
         let path = dir.join("s.redb");
         let options = RedbOptions {
             checkpoint_idle: Duration::from_millis(20),
+            // A reopen on the timer would take a minute: one that comes
+            // at once is told from it by time alone, on any machine.
+            reopen_every: Duration::from_secs(60),
             ..RedbOptions::default()
         };
         let b = RedbBackend::open(&path, options.clone()).unwrap();
@@ -987,9 +994,10 @@ mod tests {
                 _ => panic!("not reopened after the failed checkpoint"),
             }
         };
-        // Not after `REOPEN_EVERY` (the retry period) with nothing to do.
+        // Not after `reopen_every` (the retry period, a minute here) with
+        // nothing to do.
         let took = failed_at.elapsed();
-        assert!(took < writer::REOPEN_EVERY, "reopened after {took:?}");
+        assert!(took < Duration::from_secs(20), "reopened after {took:?}");
         assert_eq!(contents(&*snap), want, "after the reopen");
         assert_eq!(
             crash_contents(&path, &options, "reopened", false),

@@ -31,9 +31,6 @@ const MAX_BATCH: usize = 256;
 /// writer waits beyond that).
 const IN_FLIGHT: usize = 4;
 
-/// How often the writer retries reopening the file after an I/O error.
-pub(super) const REOPEN_EVERY: Duration = Duration::from_millis(200);
-
 /// Groups logged during a checkpoint, at most, before the writer waits for
 /// it to end: each is a layer every read walks and every later snapshot
 /// lists, so a checkpoint that a slow disk draws out must not let them
@@ -217,7 +214,7 @@ impl Writer {
     }
 
     /// The next request: waits, but retries reopening a closed file every
-    /// [`REOPEN_EVERY`] (so that reads resume too) and checkpoints once idle
+    /// `reopen_every` (so that reads resume too) and checkpoints once idle
     /// for `checkpoint_idle` with logged groups not in one. `None` once
     /// every sender is gone.
     fn next(&mut self, rx: &Receiver<Box<dyn WriteJob>>) -> Option<Box<dyn WriteJob>> {
@@ -253,7 +250,7 @@ impl Writer {
             let wait = if pending && !failed {
                 self.options.checkpoint_idle
             } else {
-                REOPEN_EVERY
+                self.options.reopen_every
             };
             match rx.recv_timeout(wait) {
                 Ok(job) => return Some(job),
@@ -283,7 +280,7 @@ impl Writer {
         if Instant::now() < self.next_reopen {
             return Err(failed);
         }
-        self.next_reopen = Instant::now() + REOPEN_EVERY;
+        self.next_reopen = Instant::now() + self.options.reopen_every;
         // Replay from the last checkpoint this writer saw succeed: the file
         // may claim a later one whose fsync failed.
         let path = self.state.path.clone();
@@ -753,7 +750,7 @@ impl Writer {
                 "the state file {} could not be written ({error}); writes are refused until the disk accepts them again — free space or raise the limit",
                 self.state.path.display()
             ));
-            self.next_reopen = Instant::now() + REOPEN_EVERY;
+            self.next_reopen = Instant::now() + self.options.reopen_every;
         }
     }
 }
