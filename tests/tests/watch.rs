@@ -386,8 +386,6 @@ async fn changes_are_delivered_exactly_once_in_effect_across_a_sigkill() {
     assert_eq!(keys, want);
 }
 
-/// A host with a pool of one instance slot and the watcher deployed twice,
-/// as `one` and `two`.
 /// Wait until `n` watcher calls have started their sleep (the kv-watcher
 /// counts them in the account before sleeping), for up to 30 s.
 async fn sleeping(host: &Host, n: i64) {
@@ -406,6 +404,8 @@ async fn sleeping(host: &Host, n: i64) {
     }
 }
 
+/// A host with a pool of one instance slot and the watcher deployed twice,
+/// as `one` and `two`.
 async fn two_watchers_one_slot(dir: &std::path::Path) -> Host {
     let mut config = HostConfig::new(dir);
     config.pooling = Some(1);

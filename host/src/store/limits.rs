@@ -26,10 +26,10 @@ pub struct Limits {
     /// owner's quota in bytes — the oldest are dropped and counted
     /// (default 10 000).
     pub watch_queue: usize,
-    /// Most live sessions an instance may have at once (default 100 000;
-    /// those expired and not yet swept do not count): creating one more is
-    /// `quota-exceeded`, so clients that never send their session back
-    /// cannot grow the store without bound.
+    /// Most sessions an instance may have at once (default 100 000): at the
+    /// limit, a create frees one of its expired sessions not yet swept if
+    /// it finds one, else it is `quota-exceeded`, so clients that never
+    /// send their session back cannot grow the store without bound.
     pub max_sessions: u64,
     /// Most bytes (fields and values) one whole-map or whole-list read
     /// returns, or one transaction's pops (default 32 MiB): past it the

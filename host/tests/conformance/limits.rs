@@ -602,8 +602,8 @@ async fn an_instance_has_at_most_max_sessions() {
     assert!(h.store.end_session("qs", &ids[0]).await.unwrap());
     ids[0] = h.store.create_session("qs", None).await.unwrap().id;
     assert!(h.store.create_session("qs", None).await.is_err());
-    // Expired sessions do not count, swept or not: the limit is on live
-    // ones. At its last millisecond a session still counts.
+    // Expired sessions do not count, swept or not: at the limit a create
+    // frees one first. At its last millisecond a session still counts.
     let short = Duration::from_secs(1);
     for id in &ids {
         h.store.extend_session("qs", id, short).await.unwrap();
@@ -616,7 +616,8 @@ async fn an_instance_has_at_most_max_sessions() {
     }
     assert!(h.store.create_session("qs", None).await.is_err());
     assert_eq!(h.store.session_count("qs").await.unwrap(), 3);
-    h.store.sweep().await.unwrap();
+    // Each create freed an expired one: the sweeper finds none left.
+    assert_eq!(h.store.sweep().await.unwrap().sessions, 0);
     assert!(h.store.create_session("qs", None).await.is_err());
     assert_eq!(h.store.list_sessions("qs").await.unwrap().len(), 3);
     // Destroying the instance resets it.
@@ -765,11 +766,19 @@ async fn a_reply_over_the_reply_limit_is_refused_and_changes_nothing() {
     assert!(is_over(&e), "{e:?}");
     let e = s.get_entries(names.clone()).await.unwrap_err();
     assert!(is_over(&e), "{e:?}");
-    // So does a map-get-many: "m" holds f0..f9 (98 bytes each) and f55
-    // (1,500): ten fields fit, f55 with one more is over.
-    let ten: Vec<String> = (0..10).map(|i| format!("f{i}")).collect();
-    let ten: Vec<&str> = ten.iter().map(String::as_str).collect();
-    assert_eq!(s.map_get_many("m", &ten).await.unwrap().len(), 10);
+    // So does a map-get-many, by the sum of the values found: eleven
+    // fields of 91 bytes, ten fit (910), eleven are over (1,001); a
+    // missing field counts nothing.
+    let fields: Vec<(String, Vec<u8>)> = (0..11)
+        .map(|i| (format!("g{i:02}"), vec![b'w'; 91]))
+        .collect();
+    s.map_set("m2", fields.clone()).await.unwrap();
+    let names: Vec<&str> = fields.iter().map(|(f, _)| f.as_str()).collect();
+    let mut ten = names[..10].to_vec();
+    ten.push("missing");
+    assert_eq!(s.map_get_many("m2", &ten).await.unwrap().len(), 11);
+    let e = s.map_get_many("m2", &names).await.unwrap_err();
+    assert!(is_over(&e), "{e:?}");
     let e = s.map_get_many("m", &["f55", "f0"]).await.unwrap_err();
     assert!(is_over(&e), "{e:?}");
     assert_eq!(s.map_get("m", "f55").await.unwrap().unwrap().len(), 1500);

@@ -261,6 +261,7 @@ impl Engine for KvEngine {
             let mut runner = Runner::new(&query, page)?;
             keyspace::each_live_value(r, sk, &prefix, now, &mut |key, version, value| {
                 runner.offer(&key[prefix.len()..], value, || etag_of(version));
+                !runner.failed()
             })?;
             runner.finish()
         }))

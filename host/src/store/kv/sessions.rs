@@ -30,17 +30,54 @@ fn held(r: &dyn RawRead, instance: &str) -> Result<u64> {
     Ok(n)
 }
 
+/// How many entries of the expiry index a create at the session limit
+/// looks at for an expired session of its instance to free.
+const RECLAIM_LOOK: usize = 256;
+
+/// Free one session of `instance` that expired before now and is not yet
+/// swept, as the sweeper would, if one is among the first [`RECLAIM_LOOK`]
+/// entries of the expiry index that are due: whether one was freed.
+fn reclaim_one(cx: &mut WriteCx, instance: &str) -> Result<bool> {
+    let end = [&[layout::SESSION_EXPIRY][..], &cx.now.to_be_bytes()].concat();
+    let mut due = Vec::new();
+    let mut looked = 0;
+    cx.r()
+        .scan(&[layout::SESSION_EXPIRY], Some(&end), false, &mut |k, _| {
+            looked += 1;
+            if let (Some(at), Some((i, id))) = (
+                k.get(1..9).and_then(layout::be_u64),
+                k.get(9..).and_then(layout::split_pair),
+            ) && i == instance
+            {
+                due.push((at, id));
+            }
+            looked < RECLAIM_LOOK
+        })?;
+    for (at, id) in due {
+        // An entry counts only while its session's record says that expiry
+        // (an earlier life's or an extended session's entry does not).
+        if stored_expiry(cx.r(), instance, &id)? == Some(at) {
+            drop(cx, instance, &id, at)?;
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Write (or move) a session's record and expiry index; a new session
-/// counts against [`Limits::max_sessions`](crate::store::Limits::max_sessions)
-/// live sessions (those expired and not yet swept do not count).
+/// counts against [`Limits::max_sessions`](crate::store::Limits::max_sessions).
+/// At the limit, one of the instance's expired sessions not yet swept is
+/// freed first (if one is found: [`reclaim_one`]), so the limit is on live
+/// sessions and the records stay within it.
 pub fn put(cx: &mut WriteCx, instance: &str, id: &str, old: Option<u64>, at: u64) -> Result<()> {
     if let Some(old) = old {
         cx.delete(&layout::session_expiry(old, instance, id))?;
     } else if stored_expiry(cx.r(), instance, id)?.is_none() {
-        let n = held(cx.r(), instance)?;
-        if n >= cx.limits.max_sessions
-            && live_count(cx.r(), instance, cx.now)? >= cx.limits.max_sessions
-        {
+        let mut n = held(cx.r(), instance)?;
+        if n >= cx.limits.max_sessions && reclaim_one(cx, instance)? {
+            n = held(cx.r(), instance)?;
+        }
+        if n >= cx.limits.max_sessions {
             return Err(StateError::TooManySessions {
                 instance: instance.into(),
                 max: cx.limits.max_sessions,

@@ -192,6 +192,12 @@ impl<'q> Runner<'q> {
         })
     }
 
+    /// Whether the query has failed already ([`Runner::finish`] says why):
+    /// the engine may stop offering.
+    pub fn failed(&self) -> bool {
+        self.failed.is_some()
+    }
+
     fn cmp(&self, a: &Hit, b: &Hit) -> Ordering {
         order::compare(
             &self.query.sort,

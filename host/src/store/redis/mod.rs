@@ -759,7 +759,7 @@ impl Engine for RedisEngine {
                     }
                     after = Some(key);
                 }
-                if !more {
+                if !more || runner.failed() {
                     return runner.finish();
                 }
             }

@@ -231,13 +231,13 @@ pub fn keys(
 
 /// Visit every live **value** key starting with `prefix` (empty: all), in
 /// key order, with its etag version and bytes (borrowed: nothing is copied
-/// for values the visitor drops).
+/// for values the visitor drops), until the visitor returns false.
 pub fn each_live_value(
     r: &dyn RawRead,
     sk: &ScopeKeys,
     prefix: &str,
     now: u64,
-    visit: &mut dyn FnMut(&str, u64, &[u8]),
+    visit: &mut dyn FnMut(&str, u64, &[u8]) -> bool,
 ) -> Result<()> {
     let start = sk.meta(prefix);
     let end = layout::prefix_end(&start);
@@ -246,14 +246,10 @@ pub fn each_live_value(
         sk.key_of_meta(k).map(std::str::from_utf8),
         Meta::peek(v),
     ) {
-        (Some(Ok(key)), Some(head)) => {
-            if let Some(value) = head.value
-                && !head.expired(now)
-            {
-                visit(key, head.version, value);
-            }
-            true
-        }
+        (Some(Ok(key)), Some(head)) => match head.value {
+            Some(value) if !head.expired(now) => visit(key, head.version, value),
+            _ => true,
+        },
         _ => {
             err = Some(StateError::corrupt("meta record"));
             false

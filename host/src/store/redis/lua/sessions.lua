@@ -24,15 +24,46 @@ local function held(r, instance)
   return n
 end
 
+-- How many entries of the expiry index a create at the session limit looks
+-- at for an expired session of its instance to free.
+local RECLAIM_LOOK = 256
+
+-- Free one session of `instance` that expired before now and is not yet
+-- swept, as the sweeper would, if one is among the first RECLAIM_LOOK
+-- entries of the expiry index that are due (here the instance's own
+-- index): whether one was freed.
+local function reclaim_one(c, instance)
+  local due, looked = {}, 0
+  cx.r(c):scan(layout.SESSION_EXPIRY, layout.SESSION_EXPIRY .. c.now, false, function(k)
+    looked = looked + 1
+    local i, id = layout.split_pair(sub(k, 10))
+    if id and i == instance then due[#due + 1] = { sub(k, 2, 9), id } end
+    return looked < RECLAIM_LOOK
+  end)
+  for _, d in ipairs(due) do
+    -- an entry counts only while its session's record says that expiry
+    if sessions.stored_expiry(cx.r(c), instance, d[2]) == d[1] then
+      sessions.drop(c, instance, d[2], d[1])
+      return true
+    end
+  end
+  return false
+end
+
 -- Write (or move) a session's record and expiry index; a new session counts
--- against the instance's limit of live sessions (those expired and not yet
--- swept do not count).
+-- against the instance's session limit. At the limit, one of the instance's
+-- expired sessions not yet swept is freed first (if one is found:
+-- reclaim_one), so the limit is on live sessions and the records stay
+-- within it.
 function sessions.put(c, instance, id, old, at)
   if old then
     cx.delete(c, layout.session_expiry(old, instance, id))
   elseif sessions.stored_expiry(cx.r(c), instance, id) == nil then
     local n = held(cx.r(c), instance)
-    if n >= c.limits.max_sessions and sessions.live_count(cx.r(c), instance, c.now) >= c.limits.max_sessions then
+    if n >= c.limits.max_sessions and reclaim_one(c, instance) then
+      n = held(cx.r(c), instance)
+    end
+    if n >= c.limits.max_sessions then
       error({ code = 'too-many-sessions', instance = instance, max = c.limits.max_sessions })
     end
     cx.put(c, layout.sessions_of(instance), bytes.be_u64(n + 1))

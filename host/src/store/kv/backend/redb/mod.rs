@@ -436,12 +436,14 @@ fn open_file(
     wtx.commit().map_err(unavailable)?;
     // The data file's own name must survive a crash: it holds the log's
     // id, without which no logged write can be replayed.
-    log::sync_parent(path).map_err(|e| {
-        StateError::Unavailable(format!(
-            "cannot sync the directory of {}: {e}",
-            path.display()
-        ))
-    })?;
+    if options.durable {
+        log::sync_parent(path).map_err(|e| {
+            StateError::Unavailable(format!(
+                "cannot sync the directory of {}: {e}",
+                path.display()
+            ))
+        })?;
+    }
     Ok((db, log))
 }
 
