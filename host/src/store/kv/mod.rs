@@ -144,19 +144,7 @@ impl Engine for KvEngine {
         max_bytes: usize,
     ) -> Fut<'a, Vec<Result<Option<Entry>>>> {
         let read = move |r: &dyn RawRead, sk: &ScopeKeys, now: u64, keys: &[String]| {
-            let mut budget = ReplyBudget::new(max_bytes);
-            let mut out = Vec::with_capacity(keys.len());
-            for k in keys {
-                out.push(match value::get_value(r, sk, k, now) {
-                    Ok(Some(m)) => {
-                        budget.take(m.body.value_len())?;
-                        let etag = etag_of(m.version);
-                        Ok(Some(keyspace::entry(m, now, etag)))
-                    }
-                    other => other.map(|_| None),
-                });
-            }
-            Ok(out)
+            value::get_entries(r, sk, keys, now, max_bytes, &|v| Ok(etag_of(v)))
         };
         if keys.len() <= 16 {
             return Box::pin(

@@ -46,7 +46,7 @@ use super::kv::layout::{self, ScopeKeys};
 use super::kv::meta::push_hex;
 use super::kv::ops::{keyspace, list, map, value};
 use super::kv::{self, watch as kv_watch};
-use super::limits::{Limits, ReplyBudget};
+use super::limits::Limits;
 use super::query::{PageBounds, Query, QueryPage, Runner};
 use super::types::{Entry, KeyInfo, KeyListing, KeyPage, Op, OpResult, Scope, SessionInfo};
 use super::watch::{ChangeBatch, QueueOwner, WatchTarget};
@@ -548,19 +548,7 @@ impl Engine for RedisEngine {
         Box::pin(async move {
             let metas = |sk: &ScopeKeys| keys.iter().map(|k| sk.meta(k)).collect::<Vec<_>>();
             self.point_read(scope, metas, |r, sk, now| {
-                let mut budget = ReplyBudget::new(max_bytes);
-                let mut out = Vec::with_capacity(keys.len());
-                for k in keys {
-                    out.push(match value::get_value(r, sk, k, now) {
-                        Ok(Some(m)) => {
-                            budget.take(m.body.value_len())?;
-                            r.etag(m.version)
-                                .map(|etag| Some(keyspace::entry(m, now, etag)))
-                        }
-                        other => other.map(|_| None),
-                    });
-                }
-                Ok(out)
+                value::get_entries(r, sk, keys, now, max_bytes, &|v| r.etag(v))
             })
             .await
         })

@@ -10,7 +10,8 @@ use crate::store::error::{Result, StateError};
 use crate::store::kv::backend::RawRead;
 use crate::store::kv::layout::ScopeKeys;
 use crate::store::kv::meta::{Body, Meta};
-use crate::store::types::{ExpireMode, KeyKind};
+use crate::store::limits::ReplyBudget;
+use crate::store::types::{Entry, ExpireMode, KeyKind};
 
 /// SET: overwrite (any old type), clear or set the TTL.
 pub fn set(
@@ -137,6 +138,32 @@ pub fn get_value(r: &dyn RawRead, sk: &ScopeKeys, key: &str, now: u64) -> Result
         expect(m, KeyKind::Value)?;
     }
     Ok(m)
+}
+
+/// GET of several keys, each with its own outcome (`wrong-type` for a map
+/// or a list), in request order; the whole read is `reply-too-large` once
+/// the values found add up to more than `max_bytes`. `etag` writes a
+/// version as the engine's etag.
+pub fn get_entries(
+    r: &dyn RawRead,
+    sk: &ScopeKeys,
+    keys: &[String],
+    now: u64,
+    max_bytes: usize,
+    etag: &dyn Fn(u64) -> Result<String>,
+) -> Result<Vec<Result<Option<Entry>>>> {
+    let mut budget = ReplyBudget::new(max_bytes);
+    let mut out = Vec::with_capacity(keys.len());
+    for k in keys {
+        out.push(match get_value(r, sk, k, now) {
+            Ok(Some(m)) => {
+                budget.take(m.body.value_len())?;
+                etag(m.version).map(|e| Some(super::keyspace::entry(m, now, e)))
+            }
+            other => other.map(|_| None),
+        });
+    }
+    Ok(out)
 }
 
 /// The bytes of a value meta.
