@@ -67,8 +67,8 @@ impl Table {
         self.live.get(instance).copied().unwrap_or(0)
     }
 
-    /// Remove `instance`'s oldest live token.
-    fn evict_own(&mut self, instance: &str) {
+    /// Remove `instance`'s oldest live token; whether there was one.
+    fn evict_own(&mut self, instance: &str) -> bool {
         while let Some(t) = self
             .by_instance
             .get_mut(instance)
@@ -76,32 +76,38 @@ impl Table {
         {
             if self.saved.contains_key(&t) {
                 self.remove(t);
-                return;
+                return true;
             }
         }
+        false
     }
 
     /// The table is full: make room for `instance` from an instance
     /// holding at least its fair share. One such instance always exists
     /// (the shares add up to the capacity), so the walk ends; a token
-    /// passed over goes to the back of the issue order, live.
-    fn evict_for(&mut self, instance: &str) {
+    /// passed over goes to the back of the issue order, live. Whether one
+    /// went (the callers stop if not, rather than loop under the lock).
+    fn evict_for(&mut self, instance: &str) -> bool {
         let holders = self.live.len() + usize::from(self.held(instance) == 0);
         let fair = (CAPACITY / holders.max(1)).max(1);
         if self.held(instance) >= fair {
-            self.evict_own(instance);
-            return;
+            return self.evict_own(instance);
         }
-        while let Some(t) = self.order.pop_front() {
+        // Each live token is looked at once at most.
+        for _ in 0..self.order.len() {
+            let Some(t) = self.order.pop_front() else {
+                break;
+            };
             let Some(held) = self.saved.get(&t).map(|s| self.held(&s.instance)) else {
                 continue;
             };
             if held >= fair {
                 self.remove(t);
-                return;
+                return true;
             }
             self.order.push_back(t);
         }
+        false
     }
 
     /// Make room for one more cursor of `instance`.
@@ -118,12 +124,8 @@ impl Table {
             }
         }
         // Still at its share: its own oldest goes.
-        while self.held(instance) >= PER_INSTANCE {
-            self.evict_own(instance);
-        }
-        while self.saved.len() >= CAPACITY {
-            self.evict_for(instance);
-        }
+        while self.held(instance) >= PER_INSTANCE && self.evict_own(instance) {}
+        while self.saved.len() >= CAPACITY && self.evict_for(instance) {}
         // Drop gone tokens from the queues before they outgrow the table.
         if self.order.len() > 2 * CAPACITY {
             let saved = &self.saved;
