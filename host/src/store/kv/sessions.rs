@@ -34,34 +34,43 @@ fn held(r: &dyn RawRead, instance: &str) -> Result<u64> {
 /// looks at for an expired session of its instance to free.
 const RECLAIM_LOOK: usize = 256;
 
+/// The sessions of `instance` that expired before `now` and are not yet
+/// swept, as (expiry, id), among the first `look` due entries of the
+/// expiry index: an entry counts only while its session's record still
+/// says that expiry, as the sweeper checks (one left by an earlier life of
+/// the instance, or by an extended session, does not).
+fn expired(r: &dyn RawRead, instance: &str, now: u64, look: usize) -> Result<Vec<(u64, String)>> {
+    let end = [&[layout::SESSION_EXPIRY][..], &now.to_be_bytes()].concat();
+    let mut due = Vec::new();
+    let mut looked = 0;
+    r.scan(&[layout::SESSION_EXPIRY], Some(&end), false, &mut |k, _| {
+        looked += 1;
+        if let (Some(at), Some((i, id))) = (
+            k.get(1..9).and_then(layout::be_u64),
+            k.get(9..).and_then(layout::split_pair),
+        ) && i == instance
+        {
+            due.push((at, id));
+        }
+        looked < look
+    })?;
+    let mut out = Vec::new();
+    for (at, id) in due {
+        if stored_expiry(r, instance, &id)? == Some(at) {
+            out.push((at, id));
+        }
+    }
+    Ok(out)
+}
+
 /// Free one session of `instance` that expired before now and is not yet
 /// swept, as the sweeper would, if one is among the first [`RECLAIM_LOOK`]
 /// entries of the expiry index that are due: whether one was freed.
 fn reclaim_one(cx: &mut WriteCx, instance: &str) -> Result<bool> {
-    let end = [&[layout::SESSION_EXPIRY][..], &cx.now.to_be_bytes()].concat();
-    let mut due = Vec::new();
-    let mut looked = 0;
-    cx.r()
-        .scan(&[layout::SESSION_EXPIRY], Some(&end), false, &mut |k, _| {
-            looked += 1;
-            if let (Some(at), Some((i, id))) = (
-                k.get(1..9).and_then(layout::be_u64),
-                k.get(9..).and_then(layout::split_pair),
-            ) && i == instance
-            {
-                due.push((at, id));
-            }
-            looked < RECLAIM_LOOK
-        })?;
-    for (at, id) in due {
-        // An entry counts only while its session's record says that expiry
-        // (an earlier life's or an extended session's entry does not).
-        if stored_expiry(cx.r(), instance, &id)? == Some(at) {
-            drop(cx, instance, &id, at)?;
-            return Ok(true);
-        }
+    match expired(cx.r(), instance, cx.now, RECLAIM_LOOK)?.first() {
+        Some((at, id)) => drop(cx, instance, id, *at).map(|()| true),
+        None => Ok(false),
     }
-    Ok(false)
 }
 
 /// Write (or move) a session's record and expiry index; a new session
@@ -123,25 +132,7 @@ pub fn stored_expiry(r: &dyn RawRead, instance: &str, id: &str) -> Result<Option
 /// last millisecond a session still lives, as a key does.
 pub fn live_count(r: &dyn RawRead, instance: &str, now: u64) -> Result<u64> {
     let held = held(r, instance)?;
-    let mut due = Vec::new();
-    // Entries that expired before `now`.
-    let end = [&[layout::SESSION_EXPIRY][..], &now.to_be_bytes()].concat();
-    r.scan(&[layout::SESSION_EXPIRY], Some(&end), false, &mut |k, _| {
-        if let (Some(at), Some((i, id))) = (
-            k.get(1..9).and_then(layout::be_u64),
-            k.get(9..).and_then(layout::split_pair),
-        ) && i == instance
-        {
-            due.push((at, id));
-        }
-        true
-    })?;
-    let mut expired = 0u64;
-    for (at, id) in due {
-        if stored_expiry(r, instance, &id)? == Some(at) {
-            expired += 1;
-        }
-    }
+    let expired = expired(r, instance, now, usize::MAX)?.len() as u64;
     Ok(held.saturating_sub(expired))
 }
 

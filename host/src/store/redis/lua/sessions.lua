@@ -28,26 +28,33 @@ end
 -- at for an expired session of its instance to free.
 local RECLAIM_LOOK = 256
 
--- Free one session of `instance` that expired before now and is not yet
--- swept, as the sweeper would, if one is among the first RECLAIM_LOOK
--- entries of the expiry index that are due (here the instance's own
--- index): whether one was freed.
-local function reclaim_one(c, instance)
+-- The sessions of `instance` that expired before `now` and are not yet
+-- swept, as {expiry, id}, among the first `look` due entries of the expiry
+-- index (here the instance's own index): an entry counts only while its
+-- session's record still says that expiry, as the sweeper checks.
+local function expired(r, instance, now, look)
   local due, looked = {}, 0
-  cx.r(c):scan(layout.SESSION_EXPIRY, layout.SESSION_EXPIRY .. c.now, false, function(k)
+  r:scan(layout.SESSION_EXPIRY, layout.SESSION_EXPIRY .. now, false, function(k)
     looked = looked + 1
     local i, id = layout.split_pair(sub(k, 10))
     if id and i == instance then due[#due + 1] = { sub(k, 2, 9), id } end
-    return looked < RECLAIM_LOOK
+    return look == nil or looked < look
   end)
+  local out = {}
   for _, d in ipairs(due) do
-    -- an entry counts only while its session's record says that expiry
-    if sessions.stored_expiry(cx.r(c), instance, d[2]) == d[1] then
-      sessions.drop(c, instance, d[2], d[1])
-      return true
-    end
+    if sessions.stored_expiry(r, instance, d[2]) == d[1] then out[#out + 1] = d end
   end
-  return false
+  return out
+end
+
+-- Free one session of `instance` that expired before now and is not yet
+-- swept, as the sweeper would, if one is among the first RECLAIM_LOOK
+-- entries of the expiry index that are due: whether one was freed.
+local function reclaim_one(c, instance)
+  local d = expired(cx.r(c), instance, c.now, RECLAIM_LOOK)[1]
+  if not d then return false end
+  sessions.drop(c, instance, d[2], d[1])
+  return true
 end
 
 -- Write (or move) a session's record and expiry index; a new session counts
@@ -97,18 +104,7 @@ end
 -- checks). Each owner has an index of its own here, so every entry is the
 -- instance's. At its last millisecond a session still lives, as a key does.
 function sessions.live_count(r, instance, now)
-  local due = {}
-  -- entries that expired before `now`
-  r:scan(layout.SESSION_EXPIRY, layout.SESSION_EXPIRY .. now, false, function(k)
-    local _, id = layout.split_pair(sub(k, 10))
-    if id then due[#due + 1] = { sub(k, 2, 9), id } end
-    return true
-  end)
-  local expired = 0
-  for _, d in ipairs(due) do
-    if sessions.stored_expiry(r, instance, d[2]) == d[1] then expired = expired + 1 end
-  end
-  return max(held(r, instance) - expired, 0)
+  return max(held(r, instance) - #expired(r, instance, now), 0)
 end
 
 -- The live sessions of an instance at `now` (a session lives through its
