@@ -1629,3 +1629,75 @@ fn a_server_whose_port_is_taken_says_so_at_once() {
     assert_ne!(server.port, port);
     assert!(redis_server::cli(server.port, &["ping"]).contains("PONG"));
 }
+
+/// The library's byte encodings (lua/bytes.lua, run inside Redis by Redis's
+/// own Lua 5.1, whose numbers are doubles) write and read integers exactly
+/// as Rust's `to_be_bytes` do, on both sides of each fast path: 2^32, zero
+/// and the sign, up to ±(2^53 − 1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_librarys_integer_bytes_match_rusts() {
+    let server = redis_server::shared();
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}", server.port)).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let script = format!(
+        "local bytes = (function() {} end)()
+         local out = {{}}
+         for i, a in ipairs(ARGV) do
+           local n = tonumber(a)
+           local i64 = bytes.be_i64(n)
+           out[#out + 1] = n >= 0 and bytes.be_u64(n) or ''
+           out[#out + 1] = i64
+           out[#out + 1] = bytes.ordered_i64(n)
+           out[#out + 1] = string.format('%.0f', bytes.read_i64(i64, 1))
+           out[#out + 1] = n >= 0 and string.format('%.0f', bytes.read_u64(bytes.be_u64(n), 1)) or ''
+         end
+         return out",
+        include_str!("../src/store/redis/lua/bytes.lua")
+    );
+    let max = (1i64 << 53) - 1;
+    let mut values = vec![0, 1, 255, 256, 65_535, 65_536, 1 << 24, max];
+    for p in [31, 32, 40, 52] {
+        values.extend([(1i64 << p) - 1, 1 << p, (1 << p) + 1]);
+    }
+    for v in values.clone() {
+        values.push(-v);
+    }
+    values.push(-max);
+    // and a spread of magnitudes in between
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..200 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let v = (x >> (11 + x % 53)) as i64;
+        values.push(if x % 2 == 0 { v } else { -v });
+    }
+    let args: Vec<String> = values.iter().map(i64::to_string).collect();
+    let out: Vec<Vec<u8>> = redis::cmd("EVAL")
+        .arg(&script)
+        .arg(0)
+        .arg(&args)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(out.len(), 5 * values.len());
+    for (v, got) in values.iter().zip(out.chunks(5)) {
+        let u64_bytes = if *v >= 0 {
+            (*v as u64).to_be_bytes().to_vec()
+        } else {
+            Vec::new()
+        };
+        assert_eq!(got[0], u64_bytes, "be_u64({v})");
+        assert_eq!(got[1], v.to_be_bytes(), "be_i64({v})");
+        assert_eq!(
+            got[2],
+            ((*v as u64) ^ (1 << 63)).to_be_bytes(),
+            "ordered_i64({v})"
+        );
+        // (printed with %.0f: exact for these integers)
+        assert_eq!(got[3], v.to_string().as_bytes(), "read_i64 of be_i64({v})");
+        if *v >= 0 {
+            assert_eq!(got[4], v.to_string().as_bytes(), "read_u64 of be_u64({v})");
+        }
+    }
+}

@@ -149,11 +149,12 @@ for i = 4 + nkeys, #w do args[#args + 1] = w[i] end
 
 local entry = assert(loadstring(table.concat(parts), '=library'))()
 -- A commit's op keys (their argument positions), for `distinct`: after
--- attempt, name, scope (3), now, nonce, limits (4), origin and the count.
+-- attempt, name, scope (3), now, nonce, limits (5), origin and the count
+-- (main.lua `write_cx`, `decode_ops`).
 local key_at = {}
 if args[2] == 'commit' then
-  local p = 14
-  for _ = 1, tonumber(args[13]) do
+  local p = 15
+  for _ = 1, tonumber(args[14]) do
     key_at[#key_at + 1] = p
     p = p + 5 + tonumber(args[p + 4])
   end

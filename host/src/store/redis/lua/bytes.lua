@@ -38,14 +38,28 @@ end
 -- (Below, `lo = n % TWO32` and `(n - lo) / TWO32` are the low half and the
 -- floored high half of an integer n, negative or not.)
 
+-- 0 <= n < 2^32 as 8 bytes, big-endian, after the high byte `top` (0, or
+-- 128 with the sign bit flipped).
+local function u32_as_u64(top, n)
+  local d = n % 256
+  n = (n - d) / 256
+  local c = n % 256
+  n = (n - c) / 256
+  local b = n % 256
+  return char(top, 0, 0, 0, (n - b) / 256, b, c, d)
+end
+
 -- A non-negative integer as 8 bytes, big-endian (u64::to_be_bytes).
+-- (Versions, sizes and counts are nearly always below 2^32.)
 function bytes.be_u64(n)
+  if n < TWO32 then return u32_as_u64(0, n) end
   local lo = n % TWO32
   return u32_pair((n - lo) / TWO32, lo)
 end
 
 -- A signed integer as 8 bytes, big-endian two's complement (i64::to_be_bytes).
 function bytes.be_i64(n)
+  if n >= 0 and n < TWO32 then return u32_as_u64(0, n) end
   local lo = n % TWO32
   local hi = (n - lo) / TWO32
   if hi < 0 then hi = hi + TWO32 end
@@ -55,6 +69,7 @@ end
 -- A signed integer with its sign bit flipped, so that byte order is numeric
 -- order ((seq as u64) ^ (1 << 63)).
 function bytes.ordered_i64(n)
+  if n >= 0 and n < TWO32 then return u32_as_u64(128, n) end
   local lo = n % TWO32
   return u32_pair((n - lo) / TWO32 + 2147483648, lo)
 end

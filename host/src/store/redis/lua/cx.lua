@@ -13,14 +13,24 @@ local sub, max = string.sub, math.max
 
 local cx = {}
 
+-- A reader of a request's view: its buffered writes over the records.
+local Reader = {}
+Reader.__index = Reader
+function Reader:get(k) return overlay.get(self.o, k) end
+function Reader:value_len(k) return overlay.value_len(self.o, k) end
+function Reader:scan(start, stop, reverse, visit) return overlay.scan(self.o, start, stop, reverse, visit) end
+
 -- A context over `base` at time `now`; `limits` holds the quotas and the
 -- nonce to use if the owner has none yet.
 function cx.new(base, now, limits)
+  local raw = overlay.new(base)
   return {
-    raw = overlay.new(base),
+    raw = raw,
+    -- read access to the request's view (reads see its own writes)
+    reader = setmetatable({ o = raw }, Reader),
     now = now,
     limits = limits,
-        counter = nil, -- {nonce, version, moved}
+    counter = nil, -- {nonce, version, moved}
     deltas = {},   -- owner → bytes added (or freed)
     -- value changes of watched scopes, queued for their watchers at the end
     watch = watch.capture(limits.origin),
@@ -29,6 +39,7 @@ function cx.new(base, now, limits)
   }
 end
 
+-- A record counts for its owner as its key's bytes plus its value's.
 local function record_size(key, value_len)
   return #key + value_len
 end
@@ -38,25 +49,24 @@ local function account(c, key, delta)
   if owner then c.deltas[owner] = (c.deltas[owner] or 0) + delta end
 end
 
--- Read access to the request's view (reads see its own writes).
-local Reader = {}
-Reader.__index = Reader
-function Reader:get(k) return overlay.get(self.o, k) end
-function Reader:value_len(k) return overlay.value_len(self.o, k) end
-function Reader:scan(start, stop, reverse, visit) return overlay.scan(self.o, start, stop, reverse, visit) end
-
-function cx.r(c)
-  if not c.reader then c.reader = setmetatable({ o = c.raw }, Reader) end
-  return c.reader
+local function account_to(c, owner, delta)
+  local deltas = c.deltas
+  deltas[owner] = (deltas[owner] or 0) + delta
 end
+
 
 -- Store a record.
 function cx.put(c, key, value)
-  if layout.owner_of(key) then
-    watch.meta_write(c.watch, cx.r(c), key, value)
+  local owner = layout.owner_of(key)
+  if owner then
+    watch.meta_write(c.watch, c.reader, key, value)
     local n = overlay.value_len(c.raw, key)
-    local old = n and record_size(key, n) or 0
-    account(c, key, record_size(key, #value) - old)
+    -- (the key's bytes count once, whether the record was there or not)
+    if n then
+      account_to(c, owner, #value - n)
+    else
+      account_to(c, owner, record_size(key, #value))
+    end
   end
   overlay.put(c.raw, key, value)
 end
@@ -66,19 +76,19 @@ end
 -- moves them deletes what falls outside): its size counts for the owner
 -- without a lookup of an old one.
 function cx.put_new(c, key, value)
-  if layout.owner_of(key) then
-    account(c, key, record_size(key, #value))
-  end
+  local owner = layout.owner_of(key)
+  if owner then account_to(c, owner, record_size(key, #value)) end
   overlay.put(c.raw, key, value)
 end
 
 -- Delete a record.
 function cx.delete(c, key)
-    if layout.owner_of(key) then
+  local owner = layout.owner_of(key)
+  if owner then
     local n = overlay.value_len(c.raw, key)
     if n then
-      watch.meta_write(c.watch, cx.r(c), key, nil)
-      account(c, key, -record_size(key, n))
+      watch.meta_write(c.watch, c.reader, key, nil)
+      account_to(c, owner, -record_size(key, n))
     end
   end
   overlay.delete(c.raw, key)
@@ -87,7 +97,7 @@ end
 -- Delete every record in [start, stop).
 function cx.delete_range(c, start, stop)
     if sub(start, 1, 1) == layout.DATA then
-    watch.range_delete(c.watch, cx.r(c), start, stop)
+    watch.range_delete(c.watch, c.reader, start, stop)
     overlay.scan(c.raw, start, stop, false, function(k, v)
       account(c, k, -record_size(k, #v))
       return true
@@ -119,7 +129,7 @@ end
 
 -- Issue a new etag version.
 function cx.next_version(c)
-  local k = load_counter(c)
+  local k = c.counter or load_counter(c)
   k.version = k.version + 1
   k.moved = true
   return k.version
@@ -127,7 +137,7 @@ end
 
 -- The etag text of a version of this owner.
 function cx.etag_of(c, version)
-  local k = load_counter(c)
+  local k = c.counter or load_counter(c)
   return k.nonce .. bytes.hex16(version)
 end
 

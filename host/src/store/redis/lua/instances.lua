@@ -16,7 +16,7 @@ end
 -- Register `instance` to `account` (idempotent; another account is
 -- access-denied). Returns account, created_at.
 function instances.register(c, instance, account, now)
-  local found, created = instances.lookup(cx.r(c), instance)
+  local found, created = instances.lookup(c.reader, instance)
   if found then
     if found ~= account then
       error({ code = 'access-denied', msg = 'instance "' .. instance .. '" belongs to account "' .. found

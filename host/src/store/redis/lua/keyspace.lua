@@ -2,7 +2,7 @@
 -- a key's meta record (expired keys read as absent), purging a key, writing
 -- a new meta with a fresh etag and its expiry index, conditions, scope
 -- liveness, ordered listing and delete-prefix. `r` is a reader
--- (backend.reader or cx.r), `c` a write context, `sk` scope keys.
+-- (backend.reader or a write context's `c.reader`), `c` a write context, `sk` scope keys.
 
 local sub, char, find = string.sub, string.char, string.find
 
@@ -24,7 +24,7 @@ end
 
 -- For a write: the live meta of `key`; an expired key is purged first.
 function keyspace.live(c, sk, key)
-  local m = keyspace.load_any(cx.r(c), sk, key)
+  local m = keyspace.load_any(c.reader, sk, key)
   if m and meta.expired(m, c.now) then
     keyspace.purge(c, sk, key, m)
     return nil
@@ -165,7 +165,7 @@ end
 function keyspace.delete_prefix(c, sk, prefix)
   local start = sk:meta(prefix)
   local found = {}
-  cx.r(c):scan(start, bytes.prefix_end(start), false, function(k, v)
+  c.reader:scan(start, bytes.prefix_end(start), false, function(k, v)
     found[#found + 1] = { sk:key_of_meta(k), meta.decode(v) }
     return true
   end)

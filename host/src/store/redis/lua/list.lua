@@ -98,12 +98,12 @@ function list.pop(c, sk, key, old, count, from_end)
   if not c.reply then c.reply = { max = c.limits.max_reply, used = 0 } end
   local taken
   if from_end then
-    taken = items(cx.r(c), prefix, tail - n, tail, c.reply)
+    taken = items(c.reader, prefix, tail - n, tail, c.reply)
     local rev = {}
     for i = #taken, 1, -1 do rev[#rev + 1] = taken[i] end
     taken = rev
   else
-    taken = items(cx.r(c), prefix, head, head + n, c.reply)
+    taken = items(c.reader, prefix, head, head + n, c.reply)
   end
   for _, t in ipairs(taken) do cx.delete(c, layout.item_key(prefix, t[1])) end
   if from_end then tail = tail - n else head = head + n end
@@ -141,7 +141,7 @@ function list.remove(c, sk, key, old, v, count)
   local hits = {}
   local seq, step = head, 1
   if count < 0 then seq, step = tail - 1, -1 end
-  cx.r(c):scan(layout.item_key(prefix, head), layout.item_key(prefix, tail), count < 0, function(_, item)
+  c.reader:scan(layout.item_key(prefix, head), layout.item_key(prefix, tail), count < 0, function(_, item)
     if item == v then hits[#hits + 1] = seq end
     seq = seq + step
     return #hits < limit
@@ -155,7 +155,7 @@ function list.remove(c, sk, key, old, v, count)
   if tail - lo <= hi - head + 1 then
     -- Close the gaps by moving the tail side toward the head.
     local at = lo
-    for _, t in ipairs(items(cx.r(c), prefix, lo, tail)) do
+    for _, t in ipairs(items(c.reader, prefix, lo, tail)) do
       if not is_hit[t[1]] then
         cx.put(c, layout.item_key(prefix, at), t[2])
         at = at + 1
@@ -166,7 +166,7 @@ function list.remove(c, sk, key, old, v, count)
   else
     -- Move the head side toward the tail.
     local kept = {}
-    for _, t in ipairs(items(cx.r(c), prefix, head, hi + 1)) do
+    for _, t in ipairs(items(c.reader, prefix, head, hi + 1)) do
       if not is_hit[t[1]] then kept[#kept + 1] = t end
     end
     new_head = hi + 1 - #kept
@@ -187,7 +187,7 @@ function list.insert(c, sk, key, old, before, pivot, v)
   local prefix = sk:items(key)
   local found
   local seq = head
-  cx.r(c):scan(layout.item_key(prefix, head), layout.item_key(prefix, tail), false, function(_, item)
+  c.reader:scan(layout.item_key(prefix, head), layout.item_key(prefix, tail), false, function(_, item)
     if item == pivot then
       found = seq
       return false
@@ -201,13 +201,13 @@ function list.insert(c, sk, key, old, before, pivot, v)
   local len = tail - head
   local new_head, new_tail
   if i <= floor(len / 2) then
-    for _, t in ipairs(items(cx.r(c), prefix, head, head + i)) do
+    for _, t in ipairs(items(c.reader, prefix, head, head + i)) do
       cx.put(c, layout.item_key(prefix, t[1] - 1), t[2])
     end
     cx.put(c, layout.item_key(prefix, head + i - 1), v)
     new_head, new_tail = head - 1, tail
   else
-    local moved = items(cx.r(c), prefix, head + i, tail)
+    local moved = items(c.reader, prefix, head + i, tail)
     for j = #moved, 1, -1 do
       cx.put(c, layout.item_key(prefix, moved[j][1] + 1), moved[j][2])
     end

@@ -20,20 +20,26 @@ local function arg()
   return v
 end
 local function num() return tonumber(arg()) end
-local function opt() local v = arg(); if v == '' then return nil end; return v end
 -- An optional argument that may be the empty string: '' is none, anything
 -- else is a '+' and the value (redis/mod.rs present_arg). The empty field
 -- or key is a real bound: after field "" is not from the start.
 local function present() local v = arg(); if v == '' then return nil end; return sub(v, 2) end
 
+-- (These two read their arguments in place: they run on every call.)
 local function scope_arg()
-  local s = { kind = arg(), name = arg(), id = arg() }
+  local a, p = argv, at
+  local s = { kind = a[p], name = a[p + 1], id = a[p + 2] }
+  at = p + 3
   return s, layout.scope_keys(layout.scope_prefix(s))
 end
 
 -- The write context of a call: now, then the owner's nonce-to-be and quotas.
 local function write_cx(now)
-  local limits = { nonce = arg(), instance_quota = num(), account_quota = num(), watch_queue = num(), max_sessions = num(), max_reply = num(), origin = opt() }
+  local a, p = argv, at
+  local origin = a[p + 6]
+  if origin == '' then origin = nil end
+  local limits = { nonce = a[p], instance_quota = tonumber(a[p + 1]), account_quota = tonumber(a[p + 2]), watch_queue = tonumber(a[p + 3]), max_sessions = tonumber(a[p + 4]), max_reply = tonumber(a[p + 5]), origin = origin }
+  at = p + 7
   return cx.new(base, now, limits)
 end
 
@@ -167,7 +173,7 @@ function commands.commit()
   if scope.kind == 's' then first[#first + 1] = layout.session_key(scope.name, scope.id) end
   for _, op in ipairs(list_of_ops) do first[#first + 1] = sk:meta(op.key) end
   overlay.prefetch(c.raw, first)
-  keyspace.ensure_scope(cx.r(c), scope, now)
+  keyspace.ensure_scope(c.reader, scope, now)
   local results = ops.apply_all(c, sk, list_of_ops)
   cx.finish(c)
   return results
@@ -177,7 +183,7 @@ function commands.delprefix()
   local scope, sk = scope_arg()
   local now = arg()
   local c = write_cx(now)
-  keyspace.ensure_scope(cx.r(c), scope, now)
+  keyspace.ensure_scope(c.reader, scope, now)
   local n = keyspace.delete_prefix(c, sk, arg())
   cx.finish(c)
   return n
@@ -196,7 +202,7 @@ end
 function commands.sextend()
   local instance, id, now, expires = arg(), arg(), arg(), arg()
   local c = write_cx(now)
-  local old = keyspace.session_expiry(cx.r(c), instance, id, now)
+  local old = keyspace.session_expiry(c.reader, instance, id, now)
   sessions.put(c, instance, id, old, expires)
   cx.finish(c)
   return expires
@@ -205,7 +211,7 @@ end
 function commands.send()
   local instance, id, now = arg(), arg(), arg()
   local c = write_cx(now)
-  local stored = sessions.stored_expiry(cx.r(c), instance, id)
+  local stored = sessions.stored_expiry(c.reader, instance, id)
   if not stored then return 0 end
   sessions.drop(c, instance, id, stored)
   cx.finish(c)

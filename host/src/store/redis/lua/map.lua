@@ -23,7 +23,7 @@ function map.set(c, sk, key, old, entries)
   local m = writable(old)
   local prefix = sk:fields(key)
   local added = 0
-  local r = cx.r(c)
+  local r = c.reader
   for _, e in ipairs(entries) do
     local fk = layout.field_key(prefix, e[1])
     if r:value_len(fk) == nil then added = added + 1 end
@@ -40,7 +40,7 @@ function map.delete(c, sk, key, old, fields)
   keyspace.expect(old, 'map')
   local prefix = sk:fields(key)
   local removed = 0
-  local r = cx.r(c)
+  local r = c.reader
   for _, f in ipairs(fields) do
     local fk = layout.field_key(prefix, f)
     if r:value_len(fk) ~= nil then
@@ -63,7 +63,7 @@ end
 function map.increment(c, sk, key, old, field, delta)
   local m = writable(old)
   local fk = layout.field_key(sk:fields(key), field)
-  local b = cx.r(c):get(fk)
+  local b = c.reader:get(fk)
   local current, new_field = '0', true
   if b ~= nil then current, new_field = b, false end
   local n = value.add(current, delta)

@@ -65,16 +65,28 @@ function ops.apply(c, sk, op)
   return { version and cx.etag_of(c, version) or false, output }
 end
 
+-- The running apply_all's arguments, results and op (Redis runs one call
+-- at a time, to its end): one protected call around the loop, not one per
+-- op, and no closure made per call.
+local run_c, run_sk, run_ops, run_results, run_at
+
+local function run_all()
+  for i = 1, #run_ops do
+    run_at = i
+    run_results[i] = ops.apply(run_c, run_sk, run_ops[i])
+  end
+end
+
 -- Apply ops in order; the first failure aborts with its 0-based index.
 function ops.apply_all(c, sk, list_of_ops)
   local results = {}
-  for i, op in ipairs(list_of_ops) do
-    local ok, res = pcall(ops.apply, c, sk, op)
-    if not ok then
-      if type(res) == 'table' then res.index = i - 1 end
-      error(res)
-    end
-    results[i] = res
+  run_c, run_sk, run_ops, run_results, run_at = c, sk, list_of_ops, results, 0
+  local ok, res = pcall(run_all)
+  local at = run_at
+  run_c, run_sk, run_ops, run_results = nil, nil, nil, nil
+  if not ok then
+    if type(res) == 'table' then res.index = at - 1 end
+    error(res)
   end
   return results
 end

@@ -38,7 +38,7 @@ function overlay.get(o, k)
     if v == false then return nil end
     return v
   end
-  if cleared(o, k) then return nil end
+  if o.cleared and cleared(o, k) then return nil end
   local s = o.seen[k]
   if s == nil then
     s = backend.get(o.base, k) or false
@@ -156,7 +156,7 @@ function overlay.flush(o)
     else
       puts[#puts + 1] = k
       puts[#puts + 1] = v
-      if type(o.seen[k]) ~= 'string' or cleared(o, k) then
+      if type(o.seen[k]) ~= 'string' or (o.cleared and cleared(o, k)) then
         if fresh == NONE then fresh = {} end
         fresh[#fresh + 1] = k
       end

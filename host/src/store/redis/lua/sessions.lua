@@ -51,7 +51,7 @@ end
 -- swept, as the sweeper would, if one is among the first RECLAIM_LOOK
 -- entries of the expiry index that are due: whether one was freed.
 local function reclaim_one(c, instance)
-  local d = expired(cx.r(c), instance, c.now, RECLAIM_LOOK)[1]
+  local d = expired(c.reader, instance, c.now, RECLAIM_LOOK)[1]
   if not d then return false end
   sessions.drop(c, instance, d[2], d[1])
   return true
@@ -65,10 +65,10 @@ end
 function sessions.put(c, instance, id, old, at)
   if old then
     cx.delete(c, layout.session_expiry(old, instance, id))
-  elseif sessions.stored_expiry(cx.r(c), instance, id) == nil then
-    local n = held(cx.r(c), instance)
+  elseif sessions.stored_expiry(c.reader, instance, id) == nil then
+    local n = held(c.reader, instance)
     if n >= c.limits.max_sessions and reclaim_one(c, instance) then
-      n = held(cx.r(c), instance)
+      n = held(c.reader, instance)
     end
     if n >= c.limits.max_sessions then
       error({ code = 'too-many-sessions', instance = instance, max = c.limits.max_sessions })
@@ -81,7 +81,7 @@ end
 
 -- Delete a session's record, index entry and data.
 function sessions.drop(c, instance, id, at)
-  local n = held(cx.r(c), instance)
+  local n = held(c.reader, instance)
   cx.put(c, layout.sessions_of(instance), bytes.be_u64(max(n - 1, 0)))
   cx.delete(c, layout.session_key(instance, id))
   cx.delete(c, layout.session_expiry(at, instance, id))

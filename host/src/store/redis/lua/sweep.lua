@@ -9,7 +9,7 @@ local sweep = {}
 -- Index entries with a time before `now` under `tag`, at most `limit`.
 local function due(c, tag, now, limit)
   local out = {}
-  cx.r(c):scan(tag, tag .. now, false, function(k, _)
+  c.reader:scan(tag, tag .. now, false, function(k, _)
     if #k >= 9 then out[#out + 1] = { sub(k, 2, 9), k } end
     return #out < limit
   end)
@@ -21,7 +21,7 @@ end
 function sweep.step(c, limit)
   local keys, sess = 0, 0
   local now = c.now
-  local r = cx.r(c)
+  local r = c.reader
   for _, d in ipairs(due(c, layout.KEY_EXPIRY, now, limit)) do
     local at, index_key = d[1], d[2]
     local meta_key = sub(index_key, 10)

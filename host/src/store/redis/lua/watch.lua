@@ -74,9 +74,10 @@ end
 -- A meta record is about to be written (`new` = its bytes) or deleted
 -- (nil); `r` still shows the old record.
 function watch.meta_write(cap, r, key, new)
+  -- (nil for a record that is no meta record)
+  local wp = layout.watch_prefix_of_meta(key)
+  if not wp or not watched(cap, r, wp) then return end
   local scope_len = layout.meta_scope_len(key)
-  if not scope_len then return end
-  if not watched(cap, r, layout.watch_prefix_of_meta(key)) then return end
   local a, b = value_of(r:get(key)), value_of(new)
   if b ~= nil then
     -- Expiry changes of a live value change no value.
@@ -146,7 +147,7 @@ function watch.flush(c, cap)
     for _, w in ipairs(cap.watchers[layout.watch_prefix_of(scope_prefix)] or {}) do
       if w ~= cap.origin then
         local head_key = layout.queue_head_key(owner, w)
-        local h = read_head(cx.r(c), head_key)
+        local h = read_head(c.reader, head_key)
         cx.put(c, layout.queue_key(owner, w, h.next), entry)
         h.next = h.next + 1
         h.len = h.len + 1
@@ -158,7 +159,7 @@ function watch.flush(c, cap)
         if layout.owner_is_account(owner) then max_bytes = c.limits.account_quota end
         while h.len > bound or (h.len > 1 and h.bytes > max_bytes) do
           local oldest = layout.queue_key(owner, w, h.next - h.len)
-          local v = cx.r(c):get(oldest)
+          local v = c.reader:get(oldest)
           cx.delete(c, oldest)
           h.len = h.len - 1
           h.bytes = max(h.bytes - (v and #v or 0), 0)
@@ -174,7 +175,7 @@ end
 -- returns what it watched before (set_watching).
 function watch.set_watching(c, watcher, targets)
   local key = layout.watching_key(watcher)
-  local old = cx.r(c):get(key) or ''
+  local old = c.reader:get(key) or ''
   if targets == '' then cx.delete(c, key) else cx.put(c, key, targets) end
   return old
 end
@@ -186,7 +187,7 @@ function watch.set_owner(c, watcher, owner, wanted, unwanted)
   local function update(prefix, add)
     local key = layout.watchers_key(prefix)
     local names = {}
-    for _, n in ipairs(watchers(cx.r(c), prefix)) do
+    for _, n in ipairs(watchers(c.reader, prefix)) do
       if n ~= watcher then names[#names + 1] = n end
     end
     if add then names[#names + 1] = watcher end
@@ -199,7 +200,7 @@ function watch.set_owner(c, watcher, owner, wanted, unwanted)
     cx.delete_range(c, prefix, bytes.prefix_end(prefix))
     -- The head stays with its next seq (watch.rs `set_owner`, the same).
     local head_key = layout.queue_head_key(owner, watcher)
-    local h = read_head(cx.r(c), head_key)
+    local h = read_head(c.reader, head_key)
     if h.next > 1 then write_head(c, head_key, { next = h.next, len = 0, dropped = 0, bytes = 0 }) end
     cx.delete(c, layout.queue_lease_key(owner, watcher))
   end
@@ -209,7 +210,7 @@ end
 -- false if another holder's lease is still live.
 local function lease(c, owner, watcher, holder, now, ms)
   local key = layout.queue_lease_key(owner, watcher)
-  local b = cx.r(c):get(key)
+  local b = c.reader:get(key)
   if b then
     local until_ = sub(b, 1, 8)
     if sub(b, 9) ~= holder and not bytes.lt(until_, now) then return false end
@@ -222,12 +223,12 @@ end
 -- The oldest `limit` changes of `watcher`'s queue at `owner`: busy flag,
 -- dropped count, then seq, entry pairs (pending).
 function watch.pending(c, watcher, owner, holder, lease_ms, limit)
-  local h = read_head(cx.r(c), layout.queue_head_key(owner, watcher))
+  local h = read_head(c.reader, layout.queue_head_key(owner, watcher))
   if not lease(c, owner, watcher, holder, c.now, lease_ms) then
     return { 1, h.dropped }
   end
   local out = { 0, h.dropped }
-  for _, e in ipairs(first_entries(cx.r(c), layout.queue_prefix(owner, watcher), limit)) do
+  for _, e in ipairs(first_entries(c.reader, layout.queue_prefix(owner, watcher), limit)) do
     out[#out + 1] = e[2]
     out[#out + 1] = e[3]
   end
@@ -238,14 +239,14 @@ end
 function watch.ack(c, watcher, owner, upto)
   local prefix = layout.queue_prefix(owner, watcher)
   local done, freed = {}, 0
-  cx.r(c):scan(prefix, layout.queue_key(owner, watcher, upto + 1), false, function(k, v)
+  c.reader:scan(prefix, layout.queue_key(owner, watcher, upto + 1), false, function(k, v)
     done[#done + 1] = k
     freed = freed + #v
     return true
   end)
   if #done == 0 then return end
   local head_key = layout.queue_head_key(owner, watcher)
-  local h = read_head(cx.r(c), head_key)
+  local h = read_head(c.reader, head_key)
   for _, k in ipairs(done) do cx.delete(c, k) end
   h.len = max(h.len - #done, 0)
   h.bytes = max(h.bytes - freed, 0)
