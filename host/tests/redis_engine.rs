@@ -1670,7 +1670,7 @@ async fn the_librarys_integer_bytes_match_rusts() {
         x ^= x >> 7;
         x ^= x << 17;
         let v = (x >> (11 + x % 53)) as i64;
-        values.push(if x % 2 == 0 { v } else { -v });
+        values.push(if x.is_multiple_of(2) { v } else { -v });
     }
     let args: Vec<String> = values.iter().map(i64::to_string).collect();
     let out: Vec<Vec<u8>> = redis::cmd("EVAL")
