@@ -73,20 +73,21 @@ impl std::fmt::Display for RedisUrl {
 }
 
 /// The URL with its passwords replaced by `***`: the credentials before
-/// the host, and a `sentinel_password` parameter's value.
+/// the host, and the value of every query parameter but the few known to
+/// hold no secret — a `sentinel_password`, and an unknown parameter, which
+/// may be a password written as one (`?password=…`). A value ends at the
+/// next `&` only (a raw `#` in it is still the value, as the parser reads
+/// it), and a parameter's name is read percent-decoded, as the parser does.
 pub(crate) fn hide_password(url: &str) -> String {
-    // The parameter first: a raw `@` in its value must not read as the
-    // end of the credentials below.
-    let mut url = url.to_string();
-    let mut from = 0;
-    while let Some(i) = url[from..].find(SENTINEL_PASSWORD).map(|i| from + i) {
-        let value = i + SENTINEL_PASSWORD.len();
-        let end = url[value..]
-            .find(['&', '#'])
-            .map_or(url.len(), |e| value + e);
-        url.replace_range(value..end, "***");
-        from = value + 3;
-    }
+    // The parameters first: a raw `@` in a value must not read as the end
+    // of the credentials below.
+    let url = match url.split_once('?') {
+        Some((before, query)) => {
+            let query: Vec<String> = query.split('&').map(hide_parameter_value).collect();
+            format!("{before}?{}", query.join("&"))
+        }
+        None => url.to_string(),
+    };
     let Some(at) = url.rfind('@') else {
         return url;
     };
@@ -98,8 +99,23 @@ pub(crate) fn hide_password(url: &str) -> String {
     format!("{}***{}", &url[..start], &url[at..])
 }
 
-/// The query parameter of a password for the sentinels themselves.
-const SENTINEL_PASSWORD: &str = "sentinel_password=";
+/// The query parameters whose values are shown in messages.
+const SHOWN_PARAMETERS: [&str; 4] = ["namespace", "timeout_ms", "module", "ca_file"];
+
+/// One `name=value` of a query, its value hidden unless the name is shown.
+fn hide_parameter_value(pair: &str) -> String {
+    let Some((name, _)) = pair.split_once('=') else {
+        return pair.to_string();
+    };
+    let shown = form_urlencoded::parse(name.as_bytes())
+        .next()
+        .is_some_and(|(decoded, _)| SHOWN_PARAMETERS.contains(&decoded.as_ref()));
+    if shown {
+        pair.to_string()
+    } else {
+        format!("{name}=***")
+    }
+}
 
 impl RedisUrl {
     /// Parse a store URL; a mistake says what the URL should look like.
@@ -1476,6 +1492,31 @@ mod tests {
             "redis+sentinel://s1:1/m?sentinel_password=***&namespace=x&sentinel_password=***"
         );
         assert!(!hide_password("redis+sentinel://s1:1/m?sentinel_password=ab@cd").contains("cd"));
+        // A raw `#` is part of the value; a percent-encoded name is the
+        // parameter it decodes to; an unknown parameter (a password written
+        // as one) is refused without its value.
+        let u = RedisUrl::parse("redis+sentinel://s:1/m?sentinel_password=ab#cd").unwrap();
+        assert_eq!(
+            u.sentinel.as_ref().unwrap().sentinel_password.as_deref(),
+            Some("ab#cd")
+        );
+        assert_eq!(u.display, "redis+sentinel://s:1/m?sentinel_password=***");
+        let u = RedisUrl::parse("redis+sentinel://s:1/m?sentinel%5Fpassword=hunter2").unwrap();
+        assert!(!u.to_string().contains("hunter2"), "{u}");
+        for url in [
+            "redis://h:6379?password=hunter2",
+            "redis://h:6379?namespace=n&pass%77ord=hunter2&timeout_ms=9",
+        ] {
+            let e = RedisUrl::parse(url).unwrap_err().to_string();
+            assert!(
+                !e.contains("hunter2") && e.contains("unknown parameter"),
+                "{e}"
+            );
+        }
+        assert_eq!(
+            hide_password("redis://h:1?namespace=n&timeout_ms=9&module=off&password=x"),
+            "redis://h:1?namespace=n&timeout_ms=9&module=off&password=***"
+        );
         for bad in [
             "redis://h?sentinel_password=x",
             "redis+sentinel://s1:1/m?sentinel_password=",
