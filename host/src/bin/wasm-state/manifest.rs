@@ -235,18 +235,27 @@ impl Manifest {
                 bail!("{p}:{} {section}.{name} must be at least 1", at(name));
             }
         }
-        if let (Some(ttl), Some(max)) = (l.session_ttl_seconds, l.max_session_ttl_seconds)
-            && ttl > max
+        let defaults = wasm_state::store::Limits::default();
+        // (against the maximum written, or else the built-in one)
+        let max_ttl = l
+            .max_session_ttl_seconds
+            .unwrap_or(defaults.max_session_ttl.as_secs());
+        if let Some(ttl) = l.session_ttl_seconds
+            && ttl > max_ttl
         {
+            let whose = if l.max_session_ttl_seconds.is_some() {
+                ""
+            } else {
+                " (its default)"
+            };
             bail!(
                 "{p}:{} limits.session_ttl_seconds {ttl} is over limits.max_session_ttl_seconds \
-                 {max}: every session made without a TTL would be refused",
+                 {max_ttl}{whose}: every session made without a TTL would be refused",
                 at("session_ttl_seconds")
             );
         }
         // One largest field with its value must fit in a reply, or a map
         // holding one could not be read at all.
-        let defaults = wasm_state::store::Limits::default();
         let least = defaults.max_field_bytes + defaults.max_value_bytes;
         if let Some(n) = l.max_reply_bytes
             && n < least
@@ -386,6 +395,15 @@ route = "/"
             .unwrap_err()
             .to_string();
         assert!(e.contains("session_ttl_seconds 100"), "{e}");
+        // … and over the built-in maximum (365 days) when none is written.
+        let e = parse("[limits]\nsession_ttl_seconds = 40000000\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("session_ttl_seconds 40000000") && e.contains("31536000 (its default)"),
+            "{e}"
+        );
+        assert!(parse("[limits]\nsession_ttl_seconds = 31536000\n").is_ok());
         let e = parse("[limits]\nmax_reply_bytes = 1000\n")
             .unwrap_err()
             .to_string();
