@@ -414,3 +414,68 @@ async fn a_change_outlasting_the_lease_is_delivered_by_one_host() {
         .collect();
     assert_eq!(delivered(&hosts), 2, "delivered per host: {per_host:?}");
 }
+
+/// A `state.redis` store of the Dapr API keeps the host's limits from the
+/// manifest, as the host's own store does: here its instance quota.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dapr_redis_store_keeps_the_manifests_quota() {
+    let server = redis_server::shared();
+    let dir = tempfile::tempdir().unwrap();
+    let components = dir.path().join("components");
+    std::fs::create_dir(&components).unwrap();
+    std::fs::write(
+        components.join("shared.yaml"),
+        format!(
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: shared\nspec:\n  type: state.redis\n  version: v1\n  metadata:\n  - name: redisHost\n    value: 127.0.0.1:{}\n  - name: namespace\n    value: {}\n  - name: scope\n    value: instance\n  - name: instance\n    value: quota-test\n",
+            server.port,
+            redis_server::fresh_namespace()
+        ),
+    )
+    .unwrap();
+    let manifest = dir.path().join("wasm-state.toml");
+    std::fs::write(&manifest, "[limits]\ninstance_quota_bytes = 2000\n").unwrap();
+    let api = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let data = dir.path().join("data");
+    let host = ServeProcess::start(
+        &[
+            "--data",
+            data.to_str().unwrap(),
+            "--manifest",
+            manifest.to_str().unwrap(),
+        ],
+        &[
+            APP,
+            "--dapr-listen",
+            &api.to_string(),
+            "--components",
+            components.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let started = Instant::now();
+    while tokio::net::TcpStream::connect(api).await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the Dapr API did not start: {}",
+            host.log_tail(20)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let small = post(
+        api,
+        "/v1.0/state/shared",
+        &[],
+        r#"[{"key":"a","value":"x"}]"#,
+    )
+    .await;
+    assert_eq!(small.status, StatusCode::NO_CONTENT, "{}", small.body);
+    let big = format!(r#"[{{"key":"b","value":"{}"}}]"#, "y".repeat(3000));
+    let r = post(api, "/v1.0/state/shared", &[], &big).await;
+    assert_eq!(r.status, StatusCode::INSUFFICIENT_STORAGE, "{}", r.body);
+    // … and changed nothing.
+    let r = get(api, "/v1.0/state/shared/b", &[]).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+}

@@ -42,6 +42,24 @@ fn parse_app(spec: &str) -> anyhow::Result<(String, PathBuf)> {
     Ok((name, path))
 }
 
+/// Every `NAME=PATH` (or `PATH`) of the command line; two apps may not
+/// share a name (the second would silently take the first one's route).
+fn parse_apps(specs: &[String]) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    let mut apps: Vec<(String, PathBuf)> = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let (name, path) = parse_app(spec)?;
+        if let Some((_, first)) = apps.iter().find(|(n, _)| *n == name) {
+            bail!(
+                "two apps are named {name:?} ({} and {}): name one of them, NAME=PATH",
+                first.display(),
+                path.display()
+            );
+        }
+        apps.push((name, path));
+    }
+    Ok(apps)
+}
+
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
@@ -152,7 +170,13 @@ async fn dapr_api(
         max_body_bytes: d.max_body_kib.saturating_mul(1024),
         ..DaprOptions::default()
     };
-    let api = DaprApi::open(store, &settings.account, specs, options, Default::default()).await?;
+    // A `state.redis` store keeps the host's limits (quotas, sessions,
+    // replies), as the host's own store does.
+    let mut config = wasm_state::store::StoreConfig::default();
+    if let Some(l) = &settings.limits {
+        l.apply(&mut config);
+    }
+    let api = DaprApi::open(store, &settings.account, specs, options, config).await?;
     Ok(Some((api, d.listen)))
 }
 
@@ -187,11 +211,7 @@ pub async fn serve(global: &Global, a: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let apps: Vec<AppSpec> = if !a.apps.is_empty() {
-        let parsed = a
-            .apps
-            .iter()
-            .map(|s| parse_app(s))
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let parsed = parse_apps(&a.apps)?;
         let single = parsed.len() == 1;
         parsed
             .into_iter()
@@ -335,4 +355,28 @@ async fn bind(addr: SocketAddr, flag: &str) -> anyhow::Result<tokio::net::TcpLis
     tokio::net::TcpListener::bind(addr).await.with_context(|| {
         format!("cannot listen on {addr}; is another server using it? pick another with {flag}")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_apps_of_one_name_are_refused() {
+        let specs = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let e = parse_apps(&specs(&["a=x.wasm", "a=y.wasm"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("two apps are named \"a\"") && e.contains("y.wasm"),
+            "{e}"
+        );
+        // A file's stem is its name: the same clash.
+        let e = parse_apps(&specs(&["dir/shop.wasm", "shop=other.wasm"]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("two apps are named \"shop\""), "{e}");
+        let ok = parse_apps(&specs(&["a=x.wasm", "b=x.wasm"])).unwrap();
+        assert_eq!(ok.len(), 2);
+    }
 }
