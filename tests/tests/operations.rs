@@ -354,6 +354,18 @@ fn reading_a_data_dir_that_does_not_exist_is_an_error() {
         );
         assert!(!nope.exists(), "{args:?} made the data dir");
     }
+    // A write refused for its arguments makes no data dir either.
+    for (args, says) in [
+        (&["state", "set", "k", "1"][..], "say which state"),
+        (
+            &["state", "set", "k", "1", "-i", "shop", "--ttl", "0"],
+            "--ttl",
+        ),
+    ] {
+        let e = err(&cli(&nope, args));
+        assert!(e.contains(says), "{args:?}: {e}");
+        assert!(!nope.exists(), "{args:?} made the data dir");
+    }
     ok(&cli(&nope, &["state", "set", "k", "1", "-i", "shop"]));
     assert_eq!(ok(&cli(&nope, &["state", "get", "k", "-i", "shop"])), "1\n");
     // The instance written to before any deploy is registered, so it is

@@ -273,8 +273,8 @@ pub enum StateCmd {
         /// The value, e.g. '{"name":"Ada"}', 42 or -42.
         #[arg(allow_negative_numbers = true)]
         value: String,
-        /// Expire after this many seconds.
-        #[arg(long)]
+        /// Expire after this many seconds (at least 1).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         ttl: Option<u64>,
         #[command(flatten)]
         scope: ScopeArgs,

@@ -37,8 +37,13 @@ fn scope_query(s: &ScopeRef, extra: &[(&str, Option<&str>)]) -> String {
 
 pub async fn state(global: &Global, cmd: StateCmd) -> anyhow::Result<()> {
     let settings = Settings::resolve(global)?;
-    let target = match cmd {
-        StateCmd::Set { .. } => Target::open(global, &settings).await?,
+    let target = match &cmd {
+        StateCmd::Set { scope, .. } => {
+            // Its scope is checked before the store opens (and may create
+            // the data dir): a refused write leaves nothing behind.
+            scope_ref(&settings, scope)?;
+            Target::open(global, &settings).await?
+        }
         _ => Target::open_existing(global, &settings).await?,
     };
     match cmd {
