@@ -1048,3 +1048,72 @@ async fn a_run_through_a_server_takes_its_memory_limit_and_a_bounded_stdin() {
     assert_eq!(ok(&run(&probe(&["-n"]), None)).trim(), "0");
     drop(serve);
 }
+
+/// `serve` refused at start — a taken port, a bad Dapr option or
+/// components directory — is refused before the store opens: no data dir,
+/// no registered instance. (A `serve` that starts by mistake is stopped
+/// after 60 s, and the test fails.)
+#[test]
+fn a_serve_refused_at_start_leaves_no_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let nope = dir.path().join("nope");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    let missing = dir.path().join("no-components");
+    let missing = missing.to_str().unwrap();
+    for (args, says) in [
+        (
+            &["serve", "--listen", &taken, wasm_state_e2e::CUSTOMERS_HTTP][..],
+            "cannot listen on",
+        ),
+        (
+            &["serve", "--dapr-listen", &taken, "--listen", "127.0.0.1:0"],
+            "cannot listen on",
+        ),
+        (
+            &[
+                "serve",
+                "--dapr-listen",
+                "127.0.0.1:0",
+                "--dapr-max-body",
+                "0",
+            ],
+            "--dapr-max-body",
+        ),
+        (
+            &[
+                "serve",
+                "--dapr-listen",
+                "127.0.0.1:0",
+                "--components",
+                missing,
+            ],
+            "no-components",
+        ),
+        (
+            &["serve", "--listen", "127.0.0.1:0", "--admin-listen", &taken],
+            "cannot listen on",
+        ),
+    ] {
+        let mut child = Command::new(common::binary("wasm-state"))
+            .arg("--data")
+            .arg(&nope)
+            .args(args)
+            .env_remove("WASM_STATE_DATA")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run wasm-state");
+        let started = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if started.elapsed() > std::time::Duration::from_secs(60) {
+                let _ = child.kill();
+                panic!("{args:?} started serving");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let e = err(&child.wait_with_output().unwrap());
+        assert!(e.contains(says), "{args:?}: {e}");
+        assert!(!nope.exists(), "{args:?} made the data dir");
+    }
+}

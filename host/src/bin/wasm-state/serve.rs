@@ -138,12 +138,16 @@ fn dapr_settings(a: &ServeArgs, settings: &Settings) -> anyhow::Result<Option<Da
     }))
 }
 
-/// The Dapr-compatible API of `serve`, if asked for.
-async fn dapr_api(
-    settings: &Settings,
-    d: Option<DaprSettings>,
-    store: &wasm_state::store::Store,
-) -> anyhow::Result<Option<(DaprApi, SocketAddr)>> {
+/// The Dapr-compatible API of `serve`, checked and read before the store
+/// opens: its options and its components' stores.
+struct DaprPlan {
+    listen: SocketAddr,
+    specs: Vec<StoreSpec>,
+    options: DaprOptions,
+}
+
+/// Check the Dapr API's settings and read its components directory.
+fn dapr_plan(d: Option<DaprSettings>) -> anyhow::Result<Option<DaprPlan>> {
     let Some(d) = d else {
         return Ok(None);
     };
@@ -170,14 +174,27 @@ async fn dapr_api(
         max_body_bytes: d.max_body_kib.saturating_mul(1024),
         ..DaprOptions::default()
     };
+    Ok(Some(DaprPlan {
+        listen: d.listen,
+        specs,
+        options,
+    }))
+}
+
+/// The Dapr API of a plan, on the host's store (and the Redis stores its
+/// `state.redis` components name).
+async fn dapr_api(
+    settings: &Settings,
+    plan: DaprPlan,
+    store: &wasm_state::store::Store,
+) -> anyhow::Result<DaprApi> {
     // A `state.redis` store keeps the host's limits (quotas, sessions,
     // replies), as the host's own store does.
     let mut config = wasm_state::store::StoreConfig::default();
     if let Some(l) = &settings.limits {
         l.apply(&mut config);
     }
-    let api = DaprApi::open(store, &settings.account, specs, options, config).await?;
-    Ok(Some((api, d.listen)))
+    Ok(DaprApi::open(store, &settings.account, plan.specs, plan.options, config).await?)
 }
 
 pub async fn serve(global: &Global, a: ServeArgs) -> anyhow::Result<()> {
@@ -246,7 +263,22 @@ pub async fn serve(global: &Global, a: ServeArgs) -> anyhow::Result<()> {
             "the admin listener {addr} must be a loopback address (127.0.0.1 or [::1]): it can read and delete all state; put a reverse proxy with authentication in front to reach it from elsewhere"
         );
     }
-    let dapr = dapr_settings(&a, &settings)?;
+    let dapr = dapr_plan(dapr_settings(&a, &settings)?)?;
+    let serve_apps = !apps.is_empty() || dapr.is_none() || a.listen.is_some();
+    // Every address is taken before the store opens (and may create the
+    // data dir and register the apps' instances): a start refused for a
+    // taken port leaves nothing behind. Nothing is accepted until the
+    // server listens, once everything is ready.
+    let app_socket = serve_apps
+        .then(|| reserve(listen, "--listen"))
+        .transpose()?;
+    let dapr_socket = dapr
+        .as_ref()
+        .map(|d| reserve(d.listen, "--dapr-listen"))
+        .transpose()?;
+    let admin_socket = admin_listen
+        .map(|addr| reserve(addr, "--admin-listen"))
+        .transpose()?;
     let limits = GuestLimits {
         deadline: Duration::from_secs(deadline),
         memory_bytes: memory.saturating_mul(1 << 20),
@@ -263,8 +295,10 @@ pub async fn serve(global: &Global, a: ServeArgs) -> anyhow::Result<()> {
         }
         Err(e) => return Err(e).context("cannot serve the admin socket"),
     };
-    let dapr = dapr_api(&settings, dapr, host.store()).await?;
-    let serve_apps = !apps.is_empty() || dapr.is_none() || a.listen.is_some();
+    let dapr = match dapr {
+        Some(plan) => Some(dapr_api(&settings, plan, host.store()).await?),
+        None => None,
+    };
     let mut server = HttpServer::new(host.clone()).grace(Duration::from_secs(grace));
     for app in &apps {
         host.deploy_file(&app.name, &app.path)
@@ -287,8 +321,8 @@ pub async fn serve(global: &Global, a: ServeArgs) -> anyhow::Result<()> {
     if let Some(l) = socket.as_mut().and_then(AdminSocket::take_listener) {
         tasks.spawn(admin.clone().serve_socket(l, stopped()));
     }
-    if serve_apps {
-        let listener = bind(listen, "--listen").await?;
+    if let Some(socket) = app_socket {
+        let listener = start_listening(socket, "--listen")?;
         let addr = listener.local_addr()?;
         for info in server.apps().list() {
             for r in &info.routes {
@@ -305,8 +339,8 @@ pub async fn serve(global: &Global, a: ServeArgs) -> anyhow::Result<()> {
         }
         tasks.spawn(server.serve(listener, stopped()));
     }
-    if let Some((api, addr)) = dapr {
-        let listener = bind(addr, "--dapr-listen").await?;
+    if let (Some(api), Some(socket)) = (dapr, dapr_socket) {
+        let listener = start_listening(socket, "--dapr-listen")?;
         let addr = listener.local_addr()?;
         eprintln!(
             "wasm-state: Dapr state API at http://{addr}/v1.0/state/{{{}}}",
@@ -315,8 +349,8 @@ pub async fn serve(global: &Global, a: ServeArgs) -> anyhow::Result<()> {
         let api = api.with_grace(Duration::from_secs(grace));
         tasks.spawn(api.serve(listener, stopped()));
     }
-    if let Some(addr) = admin_listen {
-        let listener = bind(addr, "--admin-listen").await?;
+    if let Some(socket) = admin_socket {
+        let listener = start_listening(socket, "--admin-listen")?;
         let addr = listener.local_addr()?;
         let token = wasm_state::admin::token::create(&settings.data, addr.port())?;
         eprintln!(
@@ -351,10 +385,33 @@ pub async fn serve(global: &Global, a: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn bind(addr: SocketAddr, flag: &str) -> anyhow::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr).await.with_context(|| {
-        format!("cannot listen on {addr}; is another server using it? pick another with {flag}")
-    })
+/// Take `addr` for a listener: bound, so that a taken port is refused at
+/// once, but not yet listening (nothing is accepted before the server is
+/// ready: [`start_listening`]).
+fn reserve(addr: SocketAddr, flag: &str) -> anyhow::Result<tokio::net::TcpSocket> {
+    let taken =
+        || format!("cannot listen on {addr}; is another server using it? pick another with {flag}");
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .with_context(taken)?;
+    // As a listener bound the usual way: a port left in TIME_WAIT by the
+    // last run is free.
+    socket.set_reuseaddr(true).with_context(taken)?;
+    socket.bind(addr).with_context(taken)?;
+    Ok(socket)
+}
+
+/// Start accepting connections on a reserved address.
+fn start_listening(
+    socket: tokio::net::TcpSocket,
+    flag: &str,
+) -> anyhow::Result<tokio::net::TcpListener> {
+    socket
+        .listen(1024)
+        .with_context(|| format!("cannot listen on the address of {flag}"))
 }
 
 #[cfg(test)]
