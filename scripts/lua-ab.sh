@@ -24,20 +24,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 git rev-parse --verify -q "$rev^{commit}" >/dev/null || { echo "no such revision: $rev" >&2; exit 2; }
 source "$here/scripts/redis-bench-build.sh"
-work=$(mktemp -d)
-cleanup() { redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"; }
-trap cleanup EXIT
-# One real write call, captured as a host sends it.
-redis-server --port "$port" --save '' --appendonly no --dir "$work" --daemonize yes --logfile "$work/log"
-for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
-redis-cli -p "$port" monitor >"$work/monitor" &
-mon=$!
-sleep 0.3
-WASM_STATE_BENCH_REDIS="redis://127.0.0.1:$port?module=off" "$bench" "$what" 5 >/dev/null
-sleep 0.3
-kill "$mon" 2>/dev/null || true
-grep '"FCALL"' "$work/monitor" | grep ' "commit" ' | tail -1 >"$work/call"
-[ -s "$work/call" ] || { echo "no FCALL of a commit was captured" >&2; exit 1; }
+source "$here/scripts/redis-capture-call.sh"
 mkdir "$work/old"
 git archive "$rev" host/src/store/redis/lua | tar -x -C "$work/old" --strip-components=5
 MODE=$persist python3 scripts/lua-ab/ab.py "$work/call" "$calls" "old_$(git rev-parse --short "$rev")=$work/old" "new=host/src/store/redis/lua"

@@ -29,18 +29,5 @@ done
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 source "$here/scripts/redis-bench-build.sh"
-work=$(mktemp -d)
-cleanup() { redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"; }
-trap cleanup EXIT
-redis-server --port "$port" --save '' --appendonly no --dir "$work" --daemonize yes --logfile "$work/log"
-for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
-redis-cli -p "$port" monitor >"$work/monitor" &
-mon=$!
-sleep 0.3
-WASM_STATE_BENCH_REDIS="redis://127.0.0.1:$port?module=off" "$bench" "$what" 5 >/dev/null
-sleep 0.3
-kill "$mon" 2>/dev/null || true
-# The last write call (a commit) the bench made.
-grep '"FCALL"' "$work/monitor" | grep ' "commit" ' | tail -1 >"$work/$what"
-[ -s "$work/$what" ] || { echo "no FCALL of a commit was captured" >&2; exit 1; }
-lua5.1 scripts/lua-profile/harness.lua host/src/store/redis "$work/$what" "$calls" $distinct
+source "$here/scripts/redis-capture-call.sh"
+lua5.1 scripts/lua-profile/harness.lua host/src/store/redis "$work/call" "$calls" $distinct
