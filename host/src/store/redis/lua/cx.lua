@@ -44,12 +44,8 @@ local function record_size(key, value_len)
   return #key + value_len
 end
 
-local function account(c, key, delta)
-  local owner = layout.owner_of(key)
-  if owner then c.deltas[owner] = (c.deltas[owner] or 0) + delta end
-end
-
-local function account_to(c, owner, delta)
+-- Count `delta` bytes for `owner` (layout.owner_of of the record's key).
+local function account(c, owner, delta)
   local deltas = c.deltas
   deltas[owner] = (deltas[owner] or 0) + delta
 end
@@ -63,9 +59,9 @@ function cx.put(c, key, value)
     local n = overlay.value_len(c.raw, key)
     -- (the key's bytes count once, whether the record was there or not)
     if n then
-      account_to(c, owner, #value - n)
+      account(c, owner, #value - n)
     else
-      account_to(c, owner, record_size(key, #value))
+      account(c, owner, record_size(key, #value))
     end
   end
   overlay.put(c.raw, key, value)
@@ -77,7 +73,7 @@ end
 -- without a lookup of an old one.
 function cx.put_new(c, key, value)
   local owner = layout.owner_of(key)
-  if owner then account_to(c, owner, record_size(key, #value)) end
+  if owner then account(c, owner, record_size(key, #value)) end
   overlay.put(c.raw, key, value)
 end
 
@@ -88,7 +84,7 @@ function cx.delete(c, key)
     local n = overlay.value_len(c.raw, key)
     if n then
       watch.meta_write(c.watch, c.reader, key, nil)
-      account_to(c, owner, -record_size(key, n))
+      account(c, owner, -record_size(key, n))
     end
   end
   overlay.delete(c.raw, key)
@@ -96,10 +92,11 @@ end
 
 -- Delete every record in [start, stop).
 function cx.delete_range(c, start, stop)
-    if sub(start, 1, 1) == layout.DATA then
+  if sub(start, 1, 1) == layout.DATA then
     watch.range_delete(c.watch, c.reader, start, stop)
     overlay.scan(c.raw, start, stop, false, function(k, v)
-      account(c, k, -record_size(k, #v))
+      local owner = layout.owner_of(k)
+      if owner then account(c, owner, -record_size(k, #v)) end
       return true
     end)
   end

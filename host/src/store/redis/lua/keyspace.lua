@@ -2,7 +2,8 @@
 -- a key's meta record (expired keys read as absent), purging a key, writing
 -- a new meta with a fresh etag and its expiry index, conditions, scope
 -- liveness, ordered listing and delete-prefix. `r` is a reader
--- (backend.reader or a write context's `c.reader`), `c` a write context, `sk` scope keys.
+-- (backend.reader, or a write context's `c.reader`), `c` a write context,
+-- `sk` scope keys.
 
 local sub, char, find = string.sub, string.char, string.find
 
